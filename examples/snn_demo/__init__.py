@@ -1,0 +1,1 @@
+"""Small recurrent spiking network demo using custom surrogate-gradient autograd Functions."""

@@ -1,0 +1,3 @@
+from fgi_rewrite.cli import main
+
+main()

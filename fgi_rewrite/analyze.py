@@ -1,0 +1,875 @@
+"""Prove a Function is an elementwise surrogate and extract its value f and gradients g_i.
+
+The forward, setup_context and backward bodies are interpreted symbolically: every local,
+``ctx`` attribute, saved tensor and helper call is replaced by the expression it stands for, until
+the forward is one expression ``f(inputs)`` and each gradient the backward returns is one
+expression in ``grad_output``. A gradient is accepted when it is provably ``grad_output * g`` with
+``g`` elementwise and free of ``grad_output``; anything else is refused with a code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from fgi_rewrite import codes
+from fgi_rewrite import elementwise as ew
+from fgi_rewrite import symbolic as sym
+from fgi_rewrite.index import (
+    ApplyRef,
+    ClassInfo,
+    ClassRef,
+    Entity,
+    External,
+    FunctionRef,
+    ModuleInfo,
+    ModuleRef,
+    ProjectIndex,
+    Unknown,
+    ValueRef,
+    dotted_name,
+)
+from fgi_rewrite.model import GRAD_OUTPUT, OUTPUT, Diagnostic, Param, Surrogate
+
+MAX_INLINE_DEPTH = 12
+MAX_UNROLL = 256
+
+
+class Refuse(Exception):
+    def __init__(self, code: type[codes.Code], message: str, node: cst.CSTNode | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.node = node
+
+
+# ---- values the interpreter manipulates ------------------------------------------------------
+
+
+@dataclass
+class Ctx:
+    attrs: dict[str, Value] = field(default_factory=dict)
+    saved: tuple[Value, ...] | None = None
+
+
+@dataclass(frozen=True)
+class NeedsInputGrad:
+    """``ctx.needs_input_grad``: the injected code only runs when a gradient is needed."""
+
+
+@dataclass(frozen=True)
+class Helper:
+    node: cst.FunctionDef
+    module: ModuleInfo
+
+
+@dataclass(frozen=True)
+class Klass:
+    info: ClassInfo
+
+
+Value = (
+    cst.BaseExpression | tuple["Value", ...] | Ctx | NeedsInputGrad | Helper | Klass | External
+)
+
+
+@dataclass
+class Frame:
+    module: ModuleInfo
+    env: dict[str, Value]
+    forward: bool  # in-place updates of parameters are side effects only in forward
+    params: frozenset[str] = frozenset()
+
+
+_TRUE = cst.Name("True")
+_NONE = cst.Name("None")
+
+
+class Interpreter:
+    def __init__(self, index: ProjectIndex, owner: ClassInfo) -> None:
+        self.index = index
+        self.owner = owner
+        self.depth = 0
+
+    # -- statements ----------------------------------------------------------------------------
+    def run(self, func: cst.FunctionDef, frame: Frame) -> Value:
+        self.depth += 1
+        if self.depth > MAX_INLINE_DEPTH:
+            raise Refuse(codes.UnsupportedStatement, "helpers nest too deeply (recursion?)", func)
+        try:
+            body = func.body.body if isinstance(func.body, cst.IndentedBlock) else func.body.body
+            result = self.exec_block(body, frame)
+        finally:
+            self.depth -= 1
+        if result is None:
+            raise Refuse(codes.UnsupportedStatement, f"'{func.name.value}' does not return", func)
+        return result
+
+    def exec_block(self, body: Sequence[cst.CSTNode], frame: Frame) -> Value | None:
+        for stmt in body:
+            result = self.exec_statement(stmt, frame)
+            if result is not None:
+                return result
+        return None
+
+    def exec_statement(self, stmt: cst.CSTNode, frame: Frame) -> Value | None:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                result = self.exec_small(small, frame)
+                if result is not None:
+                    return result
+            return None
+        if isinstance(stmt, cst.If):
+            return self.exec_if(stmt, frame)
+        if isinstance(stmt, cst.For):
+            return self.exec_for(stmt, frame)
+        if isinstance(stmt, cst.With):
+            names = [dotted_name(item.item.func) if isinstance(item.item, cst.Call) else None
+                     for item in stmt.items]
+            if all(n is not None and n.endswith(("no_grad", "enable_grad")) for n in names):
+                return self.exec_block(stmt.body.body, frame)
+        raise Refuse(
+            codes.UnsupportedStatement, f"unsupported statement '{type(stmt).__name__}'", stmt
+        )
+
+    def exec_if(self, stmt: cst.If, frame: Frame) -> Value | None:
+        test = self.eval(stmt.test, frame)
+        value = True if isinstance(test, NeedsInputGrad) else (
+            sym.literal_value(test) if isinstance(test, cst.BaseExpression) else NotImplemented
+        )
+        if value is NotImplemented:
+            raise Refuse(
+                codes.UnsupportedStatement, "a condition that is not known statically", stmt.test
+            )
+        if value:
+            return self.exec_block(stmt.body.body, frame)
+        if isinstance(stmt.orelse, cst.If):
+            return self.exec_if(stmt.orelse, frame)
+        if isinstance(stmt.orelse, cst.Else):
+            return self.exec_block(stmt.orelse.body.body, frame)
+        return None
+
+    def exec_for(self, stmt: cst.For, frame: Frame) -> Value | None:
+        bounds = None
+        if isinstance(stmt.iter, cst.Call) and dotted_name(stmt.iter.func) == "range":
+            args = [self.eval(a.value, frame) for a in stmt.iter.args]
+            values = [sym.literal_value(a) if isinstance(a, cst.BaseExpression) else None
+                      for a in args]
+            if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                bounds = range(*values)  # type: ignore[arg-type]
+        if bounds is None or len(bounds) > MAX_UNROLL or not isinstance(stmt.target, cst.Name):
+            raise Refuse(codes.UnsupportedStatement, "a loop whose range is not a constant", stmt)
+        if stmt.orelse is not None:
+            raise Refuse(codes.UnsupportedStatement, "for/else", stmt)
+        for i in bounds:
+            frame.env[stmt.target.value] = cst.Integer(str(i)) if i >= 0 else sym.paren(
+                cst.UnaryOperation(cst.Minus(), cst.Integer(str(-i))))
+            result = self.exec_block(stmt.body.body, frame)
+            if result is not None:
+                return result
+        return None
+
+    def exec_small(self, small: cst.BaseSmallStatement, frame: Frame) -> Value | None:
+        if isinstance(small, cst.Return):
+            return self.eval(small.value, frame) if small.value is not None else _NONE
+        if isinstance(small, cst.Assign):
+            value = self.eval(small.value, frame)
+            for target in small.targets:
+                self.bind(target.target, value, frame)
+            return None
+        if isinstance(small, cst.AnnAssign):
+            if small.value is not None:
+                self.bind(small.target, self.eval(small.value, frame), frame)
+            return None
+        if isinstance(small, cst.AugAssign):
+            op = _AUG_TO_BINARY.get(type(small.operator))
+            if op is None:
+                raise Refuse(codes.UnsupportedStatement, "unsupported augmented assignment", small)
+            value = self.expr(self.eval(small.value, frame), small.value)
+            if isinstance(small.target, cst.Name):
+                current = self.expr(self.eval(small.target, frame), small.target)
+                self.check_mutable(small.target.value, frame, small)
+                frame.env[small.target.value] = sym.binop(current, op(), value)
+                return None
+            if isinstance(small.target, cst.Subscript):
+                base, mask = self.masked_target(small.target, frame)
+                current = self.expr(frame.env[base], small.target)
+                updated = sym.binop(current, op(), value)
+                frame.env[base] = sym.call("torch.where", mask, updated, current)
+                return None
+            raise Refuse(codes.SideEffectForward, "assignment to an attribute", small)
+        if isinstance(small, cst.Expr):
+            return self.exec_expression_statement(small.value, frame)
+        if isinstance(small, (cst.Pass, cst.Assert)):
+            return None
+        if isinstance(small, (cst.Global, cst.Nonlocal, cst.Del)):
+            raise Refuse(codes.SideEffectForward, f"'{type(small).__name__.lower()}' statement", small)
+        raise Refuse(codes.UnsupportedStatement, f"unsupported '{type(small).__name__}'", small)
+
+    def exec_expression_statement(self, node: cst.BaseExpression, frame: Frame) -> None:
+        if isinstance(node, (cst.SimpleString, cst.ConcatenatedString, cst.Ellipsis)):
+            return None
+        if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            receiver = self.eval(node.func.value, frame)
+            attr = node.func.attr.value
+            if isinstance(receiver, Ctx):
+                if attr in ("save_for_backward", "save_for_forward"):
+                    if any(a.star for a in node.args):
+                        raise Refuse(codes.UnsupportedStatement, "save_for_backward(*args)", node)
+                    receiver.saved = tuple(self.eval(a.value, frame) for a in node.args)
+                    return None
+                if attr in ("mark_non_differentiable", "set_materialize_grads"):
+                    return None
+                raise Refuse(codes.SideEffectForward, f"ctx.{attr}(...)", node)
+            if (
+                isinstance(node.func.value, cst.Name)
+                and attr.endswith("_")
+                and attr[:-1] in ew.TENSOR_METHODS
+            ):
+                name = node.func.value.value
+                self.check_mutable(name, frame, node)
+                current = self.expr(receiver, node.func.value)
+                args = [self.expr(self.eval(a.value, frame), a.value) for a in node.args]
+                frame.env[name] = sym.method(current, attr[:-1], *args)
+                return None
+        raise Refuse(codes.SideEffectForward, "a statement whose result is dropped", node)
+
+    def check_mutable(self, name: str, frame: Frame, node: cst.CSTNode) -> None:
+        if name not in frame.env:
+            raise Refuse(codes.SideEffectForward, f"in-place update of non-local '{name}'", node)
+        if frame.forward and name in frame.params:
+            raise Refuse(codes.SideEffectForward, f"in-place update of input '{name}'", node)
+
+    def masked_target(self, target: cst.Subscript, frame: Frame) -> tuple[str, cst.BaseExpression]:
+        if not isinstance(target.value, cst.Name) or len(target.slice) != 1:
+            raise Refuse(codes.BackwardNotElementwise, "indexed assignment", target)
+        element = target.slice[0].slice
+        if not isinstance(element, cst.Index):
+            raise Refuse(codes.BackwardNotElementwise, "slice assignment", target)
+        self.check_mutable(target.value.value, frame, target)
+        mask = self.expr(self.eval(element.value, frame), element.value)
+        if not _is_boolean(mask):
+            raise Refuse(codes.BackwardNotElementwise, "indexed assignment (not a mask)", target)
+        return target.value.value, mask
+
+    def bind(self, target: cst.BaseExpression, value: Value, frame: Frame) -> None:
+        if isinstance(target, cst.Name):
+            frame.env[target.value] = value
+            return
+        if isinstance(target, (cst.Tuple, cst.List)):
+            if isinstance(value, Ctx):
+                raise Refuse(codes.UnsupportedStatement, "unpacking ctx", target)
+            if not isinstance(value, tuple) or len(value) != len(target.elements):
+                raise Refuse(codes.UnsupportedStatement, "unpacking of unknown length", target)
+            for element, item in zip(target.elements, value, strict=True):
+                if isinstance(element, cst.StarredElement):
+                    raise Refuse(codes.UnsupportedStatement, "starred unpacking", target)
+                self.bind(element.value, item, frame)
+            return
+        if isinstance(target, cst.Attribute):
+            receiver = self.eval(target.value, frame)
+            if isinstance(receiver, Ctx):
+                receiver.attrs[target.attr.value] = value
+                return
+            raise Refuse(codes.SideEffectForward, f"assignment to '{sym.code(target)}'", target)
+        if isinstance(target, cst.Subscript):
+            base, mask = self.masked_target(target, frame)
+            current = self.expr(frame.env[base], target)
+            new = self.expr(value, target)
+            if sym.literal_value(new) is not NotImplemented:
+                frame.env[base] = sym.method(current, "masked_fill", mask, new)
+            else:
+                frame.env[base] = sym.call("torch.where", mask, new, current)
+            return
+        raise Refuse(codes.UnsupportedStatement, "unsupported assignment target", target)
+
+    # -- expressions ---------------------------------------------------------------------------
+    def expr(self, value: Value, node: cst.CSTNode) -> cst.BaseExpression:
+        """Coerce a value to an expression (modules and constants become their dotted name)."""
+        if isinstance(value, cst.BaseExpression):
+            return value
+        if isinstance(value, External):
+            return sym.dotted(value.dotted)
+        if isinstance(value, tuple):
+            return cst.Tuple([cst.Element(self.expr(v, node)) for v in value])
+        if isinstance(value, Helper):
+            raise Refuse(codes.CallableHyperparameter, "a function used as a value", node)
+        raise Refuse(codes.UnsupportedStatement, f"'{sym.code(node)}' used as a value", node)
+
+    def eval(self, node: cst.BaseExpression, frame: Frame) -> Value:
+        if isinstance(node, cst.Name):
+            return self.eval_name(node, frame)
+        if isinstance(node, (cst.Integer, cst.Float, cst.Imaginary, cst.SimpleString)):
+            return node
+        if isinstance(node, cst.Attribute):
+            return self.eval_attribute(node, frame)
+        if isinstance(node, cst.Subscript):
+            return self.eval_subscript(node, frame)
+        if isinstance(node, cst.Call):
+            return self.eval_call(node, frame)
+        if isinstance(node, (cst.Tuple, cst.List)):
+            if any(isinstance(e, cst.StarredElement) for e in node.elements):
+                raise Refuse(codes.UnsupportedStatement, "starred element", node)
+            return tuple(self.eval(e.value, frame) for e in node.elements)
+        if isinstance(node, cst.BinaryOperation):
+            if isinstance(node.operator, cst.MatrixMultiply):
+                raise Refuse(codes.BackwardNotElementwise, "matrix multiplication", node)
+            left = self.expr(self.eval(node.left, frame), node.left)
+            right = self.expr(self.eval(node.right, frame), node.right)
+            return _fold(sym.binop(left, node.operator, right).with_changes(
+                lpar=node.lpar, rpar=node.rpar))
+        if isinstance(node, cst.UnaryOperation):
+            operand = self.expr(self.eval(node.expression, frame), node.expression)
+            return _fold(node.with_changes(expression=sym.wrap_below(operand, 8)))
+        if isinstance(node, cst.Comparison):
+            left = self.expr(self.eval(node.left, frame), node.left)
+            targets = [t.with_changes(comparator=sym.wrap_below(
+                self.expr(self.eval(t.comparator, frame), t.comparator), 2))
+                for t in node.comparisons]
+            return _fold(node.with_changes(left=sym.wrap_below(left, 2), comparisons=targets))
+        if isinstance(node, cst.BooleanOperation):
+            left_v = self.eval(node.left, frame)
+            right_v = self.eval(node.right, frame)
+            if isinstance(left_v, NeedsInputGrad) or isinstance(right_v, NeedsInputGrad):
+                raise Refuse(codes.UnsupportedStatement, "needs_input_grad in an expression", node)
+            left = sym.wrap_below(self.expr(left_v, node.left), 0)
+            right = sym.wrap_below(self.expr(right_v, node.right), 0)
+            return _fold(node.with_changes(left=left, right=right))
+        if isinstance(node, cst.IfExp):
+            test = self.expr(self.eval(node.test, frame), node.test)
+            value = sym.literal_value(test)
+            if value is NotImplemented:
+                raise Refuse(codes.UnsupportedStatement, "a conditional expression", node)
+            return self.eval(node.body if value else node.orelse, frame)
+        raise Refuse(codes.UnsupportedStatement, f"unsupported '{type(node).__name__}'", node)
+
+    def eval_name(self, node: cst.Name, frame: Frame) -> Value:
+        if node.value in frame.env:
+            return frame.env[node.value]
+        if node.value in ("True", "False", "None") or node.value in ew.BUILTINS | {"range"}:
+            return node
+        module = frame.module
+        if module.path == self.owner.path:
+            for info in module.classes:  # names of enclosing/factory classes (e.g. Fn.alpha)
+                if info.name == node.value and (info.in_function or info.owner is not None):
+                    return Klass(info)
+        return self.from_entity(self.index.resolve_name(module, node.value), node)
+
+    def from_entity(self, entity: Entity, node: cst.CSTNode) -> Value:
+        if isinstance(entity, External):
+            return entity
+        if isinstance(entity, ClassRef):
+            return Klass(entity.info)
+        if isinstance(entity, FunctionRef):
+            return Helper(entity.node, self.index.module(entity.path))
+        if isinstance(entity, ValueRef):
+            return self.eval(entity.node, Frame(self.index.module(entity.path), {}, forward=False))
+        if isinstance(entity, ModuleRef):
+            raise Refuse(codes.UnresolvedName, f"project module '{sym.code(node)}' as a value", node)
+        if isinstance(entity, ApplyRef):
+            raise Refuse(codes.UnsupportedStatement, "calls another Function", node)
+        reason = entity.reason if isinstance(entity, Unknown) else ""
+        raise Refuse(codes.UnresolvedName, f"cannot resolve '{sym.code(node)}': {reason}", node)
+
+    def eval_attribute(self, node: cst.Attribute, frame: Frame) -> Value:
+        base = self.eval(node.value, frame)
+        attr = node.attr.value
+        if isinstance(base, Ctx):
+            if attr in ("saved_tensors", "saved_variables"):
+                if base.saved is None:
+                    raise Refuse(codes.UnresolvedName, "saved_tensors read but nothing saved", node)
+                return base.saved
+            if attr == "needs_input_grad":
+                return NeedsInputGrad()
+            if attr not in base.attrs:
+                raise Refuse(codes.UnresolvedName, f"ctx.{attr} is never set in forward", node)
+            return base.attrs[attr]
+        if isinstance(base, External):
+            return External(f"{base.dotted}.{attr}")
+        if isinstance(base, Klass):
+            if self.index.is_reassigned(base.info, attr):
+                raise Refuse(
+                    codes.MutableHyperparameter, f"{base.info.name}.{attr} is reassigned", node
+                )
+            return self.from_entity(self.index.attribute(ClassRef(base.info), attr), node)
+        if isinstance(base, cst.BaseExpression):
+            return cst.Attribute(value=sym.atomic(base), attr=node.attr)
+        raise Refuse(codes.UnsupportedStatement, f"attribute '{attr}' of a non-tensor", node)
+
+    def eval_subscript(self, node: cst.Subscript, frame: Frame) -> Value:
+        base = self.eval(node.value, frame)
+        if len(node.slice) == 1 and isinstance(node.slice[0].slice, cst.Index):
+            index = self.eval(node.slice[0].slice.value, frame)
+            position = sym.literal_value(index) if isinstance(index, cst.BaseExpression) else None
+            if isinstance(base, NeedsInputGrad):
+                return _TRUE
+            if isinstance(base, tuple) and isinstance(position, int):
+                try:
+                    return base[position]
+                except IndexError:
+                    raise Refuse(codes.UnsupportedStatement, "index out of range", node) from None
+        raise Refuse(codes.BackwardNotElementwise, f"indexing '{sym.code(node)}'", node)
+
+    def eval_call(self, node: cst.Call, frame: Frame) -> Value:
+        if any(a.star for a in node.args):
+            raise Refuse(codes.UnsupportedStatement, "a call with *args or **kwargs", node)
+        callee = self.eval(node.func, frame)
+        if isinstance(callee, Helper):
+            return self.inline(callee, node, frame)
+        if isinstance(callee, Klass):
+            raise Refuse(codes.UnsupportedStatement, "instantiates a class", node)
+        if isinstance(callee, (Ctx, NeedsInputGrad, tuple)):
+            raise Refuse(codes.UnsupportedStatement, f"calls '{sym.code(node.func)}'", node)
+        if isinstance(callee, External):
+            func: cst.BaseExpression = sym.dotted(callee.dotted)
+        elif isinstance(callee, cst.Name) and callee.value in ew.BUILTINS:
+            func = callee
+        elif isinstance(callee, cst.Attribute):
+            func = callee
+        else:
+            raise Refuse(
+                codes.CallableHyperparameter,
+                f"calls '{sym.code(node.func)}', which is not known statically",
+                node,
+            )
+        args = [
+            arg.with_changes(value=self.expr(self.eval(arg.value, frame), arg.value))
+            for arg in node.args
+        ]
+        return _fold(cst.Call(func=func, args=args))
+
+    def inline(self, helper: Helper, node: cst.Call, frame: Frame) -> Value:
+        params = helper.node.params
+        if params.star_arg not in (cst.MaybeSentinel.DEFAULT, None) or params.star_kwarg:
+            raise Refuse(codes.UnsupportedStatement, "helper with *args/**kwargs", node)
+        names = [p for p in (*params.posonly_params, *params.params, *params.kwonly_params)]
+        env: dict[str, Value] = {}
+        positional = [a for a in node.args if a.keyword is None]
+        for param, arg in zip(names, positional, strict=False):
+            env[param.name.value] = self.eval(arg.value, frame)
+        for arg in node.args:
+            if arg.keyword is not None:
+                env[arg.keyword.value] = self.eval(arg.value, frame)
+        for param in names:
+            if param.name.value not in env:
+                if param.default is None:
+                    raise Refuse(codes.UnsupportedStatement, "helper called without an argument",
+                                 node)
+                env[param.name.value] = self.eval(param.default, Frame(helper.module, {}, False))
+        if len(positional) > len(names):
+            raise Refuse(codes.UnsupportedStatement, "helper called with too many arguments", node)
+        return self.run(helper.node, Frame(helper.module, env, frame.forward))
+
+
+_AUG_TO_BINARY: dict[type[cst.BaseAugOp], type[cst.BaseBinaryOp]] = {
+    cst.AddAssign: cst.Add,
+    cst.SubtractAssign: cst.Subtract,
+    cst.MultiplyAssign: cst.Multiply,
+    cst.DivideAssign: cst.Divide,
+    cst.PowerAssign: cst.Power,
+}
+
+
+def _fold(node: cst.BaseExpression) -> cst.BaseExpression:
+    """Constant-fold literal-only comparisons and boolean operations (e.g. ``mode == 1``)."""
+    if isinstance(node, (cst.Comparison, cst.BooleanOperation)) or (
+        isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not)
+    ):
+        value = sym.literal_value(node)
+        if isinstance(value, bool):
+            return cst.Name(str(value))
+    return node
+
+
+def _call_name(node: cst.Call) -> tuple[str | None, str | None]:
+    """(dotted function name, method name) of a call."""
+    full = dotted_name(node.func)
+    if full is not None and full.split(".")[0] in ("torch", "math"):
+        return full, None
+    if isinstance(node.func, cst.Attribute):
+        return None, node.func.attr.value
+    return full, None
+
+
+def _is_boolean(node: cst.BaseExpression) -> bool:
+    if isinstance(node, cst.Comparison):
+        return True
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, (cst.Not, cst.BitInvert)):
+        return True
+    if isinstance(node, cst.BinaryOperation) and isinstance(
+        node.operator, (cst.BitAnd, cst.BitOr, cst.BitXor)
+    ):
+        return _is_boolean(node.left) or _is_boolean(node.right)
+    if isinstance(node, cst.Call):
+        full, method = _call_name(node)
+        short = (full or "").rsplit(".", 1)[-1] if full else method
+        return short in ew.BOOLEAN_FUNCS
+    return False
+
+
+def _non_float(node: cst.BaseExpression) -> bool:
+    if _is_boolean(node):
+        return True
+    if isinstance(node, cst.Call):
+        _, method = _call_name(node)
+        return method in ew.INTEGER_CASTS
+    return False
+
+
+# ---- checks over extracted expressions --------------------------------------------------------
+
+
+def check_elementwise(
+    node: cst.BaseExpression, *, allow_random: bool, what: str, allowed: frozenset[str]
+) -> None:
+    problems: list[tuple[type[codes.Code], str]] = []
+    callees: set[int] = set()
+
+    def visit(n: cst.CSTNode) -> None:
+        if isinstance(n, cst.Call):
+            callees.add(id(n.func))
+            full, method = _call_name(n)
+            if full is not None and full.split(".")[0] in ("torch", "math"):
+                if full in ew.RANDOM_FUNCS:
+                    if not allow_random:
+                        problems.append((codes.RandomBackward, f"draws random numbers ({full})"))
+                elif full not in ew.TORCH_FUNCS:
+                    problems.append((codes.BackwardNotElementwise, f"uses {full}"))
+                _reject_dim_keywords(n, problems)
+            elif method is not None:
+                if method in ew.RANDOM_METHODS:
+                    if not allow_random:
+                        problems.append(
+                            (codes.RandomBackward, f"draws random numbers (.{method})")
+                        )
+                elif method not in ew.TENSOR_METHODS:
+                    problems.append((codes.BackwardNotElementwise, f"uses .{method}()"))
+                _reject_dim_keywords(n, problems)
+            elif full not in ew.BUILTINS:
+                problems.append((codes.UnresolvedName, f"calls {full}"))
+        elif isinstance(n, cst.Subscript):
+            problems.append((codes.BackwardNotElementwise, f"indexes '{sym.code(n)}'"))
+        elif (
+            isinstance(n, cst.Attribute)
+            and id(n) not in callees
+            and not isinstance(n.value, (cst.Name, cst.Attribute))
+        ):
+            if n.attr.value not in ew.TENSOR_ATTRIBUTES:
+                problems.append((codes.BackwardNotElementwise, f"uses .{n.attr.value}"))
+
+    sym.walk(node, visit)
+    for name in sym.names_in(node) - {"True", "False", "None", "torch", "math"} - ew.BUILTINS:
+        if name not in allowed and name not in (OUTPUT, GRAD_OUTPUT):
+            problems.append((codes.UnresolvedName, f"cannot resolve '{name}'"))
+    if problems:
+        code, message = problems[0]
+        raise Refuse(code, f"{what} {message}")
+
+
+def _reject_dim_keywords(node: cst.Call, problems: list[tuple[type[codes.Code], str]]) -> None:
+    for arg in node.args:
+        if arg.keyword is not None and arg.keyword.value in ("dim", "axis", "keepdim"):
+            problems.append((codes.BackwardNotElementwise, f"reduces over '{arg.keyword.value}'"))
+
+
+# ---- linearity in grad_output ------------------------------------------------------------------
+
+ONE: cst.BaseExpression | None = None  # the coefficient of grad_output itself
+
+
+def coefficient(node: cst.BaseExpression) -> cst.BaseExpression | None:
+    """``c`` such that ``node == grad_output * c`` (``None`` standing for 1); raises Refuse."""
+    if not sym.mentions(node, GRAD_OUTPUT):
+        raise Refuse(codes.GradientNotLinear, "returns a gradient that ignores grad_output")
+    if isinstance(node, cst.Name) and node.value == GRAD_OUTPUT:
+        return ONE
+    if isinstance(node, cst.BinaryOperation):
+        in_left = sym.mentions(node.left, GRAD_OUTPUT)
+        in_right = sym.mentions(node.right, GRAD_OUTPUT)
+        op = node.operator
+        if isinstance(op, cst.Multiply) and in_left != in_right:
+            if in_left:
+                return _times(coefficient(node.left), node.right)
+            return _times(coefficient(node.right), node.left, left=True)
+        if isinstance(op, cst.Divide) and in_left and not in_right:
+            c = coefficient(node.left)
+            numerator = c if c is not None else cst.Float("1.0")
+            return sym.binop(numerator, cst.Divide(), node.right)
+        if isinstance(op, (cst.Add, cst.Subtract)):
+            if in_left and in_right:
+                left, right = _one(coefficient(node.left)), _one(coefficient(node.right))
+                return sym.binop(left, op, right)
+            other = node.right if in_left else node.left
+            if sym.is_zero(other):
+                c = coefficient(node.left if in_left else node.right)
+                if isinstance(op, cst.Subtract) and in_right:
+                    return cst.UnaryOperation(cst.Minus(), sym.wrap_below(_one(c), 8))
+                return c
+        if isinstance(op, cst.MatrixMultiply):
+            raise Refuse(codes.BackwardNotElementwise, "matrix multiplication of grad_output")
+        raise Refuse(codes.GradientNotLinear, f"'{sym.code(node)}' is not linear in grad_output")
+    if isinstance(node, cst.UnaryOperation):
+        if isinstance(node.operator, cst.Minus):
+            c = coefficient(node.expression)
+            return cst.UnaryOperation(cst.Minus(), sym.wrap_below(_one(c), 8))
+        if isinstance(node.operator, cst.Plus):
+            return coefficient(node.expression)
+    if isinstance(node, cst.Call):
+        return _call_coefficient(node)
+    raise Refuse(codes.GradientNotLinear, f"'{sym.code(node)}' is not linear in grad_output")
+
+
+def _call_coefficient(node: cst.Call) -> cst.BaseExpression | None:
+    full, method = _call_name(node)
+    args = [a.value for a in node.args]
+    with_grad = [sym.mentions(a, GRAD_OUTPUT) for a in args]
+    if method is not None and isinstance(node.func, cst.Attribute):
+        receiver = node.func.value
+        if not sym.mentions(receiver, GRAD_OUTPUT):
+            if method in ("mul", "multiply") and with_grad == [True]:
+                return _times(coefficient(args[0]), receiver, left=True)
+            raise Refuse(codes.GradientNotLinear, f"'{sym.code(node)}' is not linear")
+        if any(with_grad):
+            raise Refuse(codes.GradientNotLinear, f"'{sym.code(node)}' is not linear")
+        inner = coefficient(receiver)
+        if method in ("clone", "contiguous", "detach") and not args:
+            return inner
+        if method in ("mul", "multiply") and len(args) == 1:
+            return _times(inner, args[0])
+        if method in ("div", "divide", "true_divide") and len(args) == 1:
+            return sym.binop(_one(inner), cst.Divide(), args[0])
+        if method == "neg" and not args:
+            return cst.UnaryOperation(cst.Minus(), sym.wrap_below(_one(inner), 8))
+        if method == "masked_fill" and len(args) == 2 and sym.is_zero(args[1]):
+            return _masked(inner, args[0])
+        if method in ew.REDUCTIONS:
+            raise Refuse(codes.BackwardNotElementwise, f"grad_output.{method}() mixes elements")
+        raise Refuse(codes.GradientNotLinear, f"'{sym.code(node)}' is not linear in grad_output")
+    if full in ("torch.mul", "torch.multiply") and len(args) == 2 and with_grad.count(True) == 1:
+        if with_grad[0]:
+            return _times(coefficient(args[0]), args[1])
+        return _times(coefficient(args[1]), args[0], left=True)
+    if full == "torch.where" and len(args) == 3 and not with_grad[0]:
+        branches = []
+        for arg, has in zip(args[1:], with_grad[1:], strict=True):
+            if has:
+                branches.append(_one(coefficient(arg)))
+            elif sym.is_zero(arg):
+                branches.append(cst.Float("0.0"))
+            else:
+                raise Refuse(codes.GradientNotLinear, "torch.where with a non-zero constant branch")
+        return sym.call("torch.where", args[0], *branches)
+    if full is not None and full.rsplit(".", 1)[-1] in ew.REDUCTIONS:
+        raise Refuse(codes.BackwardNotElementwise, f"{full} mixes elements of grad_output")
+    raise Refuse(codes.GradientNotLinear, f"'{sym.code(node)}' is not linear in grad_output")
+
+
+def _one(c: cst.BaseExpression | None) -> cst.BaseExpression:
+    return cst.Float("1.0") if c is None else c
+
+
+def _times(
+    c: cst.BaseExpression | None, factor: cst.BaseExpression, left: bool = False
+) -> cst.BaseExpression:
+    if c is None:
+        return factor
+    return sym.mul(factor, c) if left else sym.mul(c, factor)
+
+
+def _masked(c: cst.BaseExpression | None, mask: cst.BaseExpression) -> cst.BaseExpression:
+    if c is None:
+        return sym.call("torch.where", mask, cst.Float("0.0"), cst.Float("1.0"))
+    return sym.method(c, "masked_fill", mask, cst.Float("0.0"))
+
+
+# ---- the class ---------------------------------------------------------------------------------
+
+
+def analyze(index: ProjectIndex, info: ClassInfo) -> Surrogate | Diagnostic:
+    module = index.module(info.path)
+    try:
+        return _analyze(index, info, module)
+    except Refuse as refusal:
+        location = module.location(refusal.node) if refusal.node is not None else info.location
+        return Diagnostic(refusal.code, location, f"{info.name}: {refusal.message}")
+
+
+def _methods(index: ProjectIndex, info: ClassInfo) -> dict[str, tuple[cst.FunctionDef, ClassInfo]]:
+    found: dict[str, tuple[cst.FunctionDef, ClassInfo]] = {}
+    for cls in index.mro(info):
+        for name, node in cls.methods().items():
+            found.setdefault(name, (node, cls))
+    return found
+
+
+def _plain_params(func: cst.FunctionDef) -> list[cst.Param]:
+    params = func.params
+    if params.star_kwarg is not None or isinstance(params.star_arg, cst.Param):
+        raise Refuse(codes.NotSurrogate, "forward takes *args or **kwargs", func)
+    return [*params.posonly_params, *params.params, *params.kwonly_params]
+
+
+def _analyze(index: ProjectIndex, info: ClassInfo, module: ModuleInfo) -> Surrogate:
+    methods = _methods(index, info)
+    if "forward" not in methods or "backward" not in methods:
+        raise Refuse(codes.NotSurrogate, "no forward/backward pair in the project", info.node)
+    forward, forward_cls = methods["forward"]
+    backward, backward_cls = methods["backward"]
+    setup = methods.get("setup_context")
+    interpreter = Interpreter(index, info)
+    forward_params = _plain_params(forward)
+    if setup is None:
+        if not forward_params:
+            raise Refuse(codes.NotSurrogate, "forward takes no ctx", forward)
+        ctx_name, inputs = forward_params[0].name.value, forward_params[1:]
+    else:
+        ctx_name, inputs = "", forward_params
+    params = tuple(
+        Param(p.name.value, _default(interpreter, p, index.module(forward_cls.path)))
+        for p in inputs
+    )
+    if not params:
+        raise Refuse(codes.NotSurrogate, "forward takes no input", forward)
+    names = frozenset(p.name for p in params)
+    ctx = Ctx()
+    env: dict[str, Value] = {p.name: cst.Name(p.name) for p in params}
+    if ctx_name:
+        env[ctx_name] = ctx
+    forward_module = index.module(forward_cls.path)
+    try:
+        value = interpreter.run(
+            forward, Frame(forward_module, env, forward=True, params=frozenset(env))
+        )
+    except Refuse as refusal:
+        if refusal.code in (codes.SideEffectForward,) or _looks_like_step(forward):
+            raise
+        raise Refuse(codes.NotSurrogate, f"forward is not elementwise ({refusal.message})",
+                     refusal.node) from None
+    if isinstance(value, tuple):
+        raise Refuse(codes.SeveralOutputs, "forward returns several values", forward)
+    f = interpreter.expr(value, forward)
+    try:
+        check_elementwise(f, allow_random=True, what="forward", allowed=names)
+    except Refuse as refusal:
+        raise Refuse(codes.NotSurrogate, refusal.message, forward) from None
+    if _non_float(f):
+        raise Refuse(codes.NonFloatOutput, "forward returns a boolean or integer tensor", forward)
+    if setup is not None:
+        setup_node, setup_cls = setup
+        setup_params = _plain_params(setup_node)
+        if len(setup_params) != 3:
+            raise Refuse(codes.UnsupportedStatement, "setup_context(ctx, inputs, output)",
+                         setup_node)
+        setup_env: dict[str, Value] = {
+            setup_params[0].name.value: ctx,
+            setup_params[1].name.value: tuple(cst.Name(p.name) for p in params),
+            setup_params[2].name.value: cst.Name(OUTPUT),
+        }
+        result = interpreter.exec_block(
+            setup_node.body.body, Frame(index.module(setup_cls.path), setup_env, forward=True)
+        )
+        del result
+    ctx = _output_placeholders(ctx, f)
+    backward_params = _plain_params(backward)
+    if len(backward_params) != 2:
+        raise Refuse(codes.SeveralOutputs, "backward takes several output gradients", backward)
+    backward_env: dict[str, Value] = {
+        backward_params[0].name.value: ctx,
+        backward_params[1].name.value: cst.Name(GRAD_OUTPUT),
+    }
+    returned = interpreter.run(backward, Frame(index.module(backward_cls.path), backward_env, False))
+    slots = returned if isinstance(returned, tuple) else (returned,)
+    if len(slots) < len(params) or any(not _is_none(s) for s in slots[len(params):]):
+        raise Refuse(
+            codes.GradientCountMismatch,
+            f"backward returns {len(slots)} gradient(s) for {len(params)} input(s)",
+            backward,
+        )
+    grads: list[cst.BaseExpression | None] = []
+    for slot in slots[: len(params)]:
+        if _is_none(slot):
+            grads.append(None)
+            continue
+        expression = _grad_output_metadata(interpreter.expr(slot, backward))
+        c = _one(coefficient(expression))
+        check_elementwise(c, allow_random=False, what="backward", allowed=names)
+        grads.append(c)
+    if all(g is None for g in grads):
+        raise Refuse(codes.NotSurrogate, "backward returns no gradient", backward)
+    needs_math = any(
+        "math" in sym.names_in(e) for e in (f, *[g for g in grads if g is not None])
+    )
+    return Surrogate(
+        qualname=info.qualname,
+        module=info.module,
+        location=info.location,
+        params=params,
+        value=f,
+        grads=tuple(grads),
+        needs_math=needs_math,
+    )
+
+
+def _default(interpreter: Interpreter, param: cst.Param, module: ModuleInfo) -> cst.BaseExpression | None:
+    if param.default is None:
+        return None
+    return interpreter.expr(interpreter.eval(param.default, Frame(module, {}, False)), param.default)
+
+
+def _grad_output_metadata(node: cst.BaseExpression) -> cst.BaseExpression:
+    """``grad_output.dtype`` (and device) are those of the forward output: say so, so that they do
+    not count as a use of grad_output's values."""
+
+    class Swap(cst.CSTTransformer):
+        def leave_Attribute(
+            self, original: cst.Attribute, updated: cst.Attribute
+        ) -> cst.BaseExpression:
+            if (
+                isinstance(updated.value, cst.Name)
+                and updated.value.value == GRAD_OUTPUT
+                and updated.attr.value in ("dtype", "device")
+            ):
+                return updated.with_changes(value=cst.Name(OUTPUT))
+            return updated
+
+    result = node.visit(Swap())
+    assert isinstance(result, cst.BaseExpression)
+    return result
+
+
+def _is_none(value: Value) -> bool:
+    return isinstance(value, cst.Name) and value.value == "None"
+
+
+def _output_placeholders(ctx: Ctx, f: cst.BaseExpression) -> Ctx:
+    """Saved tensors equal to the forward's result refer to it instead of recomputing it."""
+    target = sym.code(f)
+
+    def swap(v: Value) -> Value:
+        if isinstance(v, cst.BaseExpression) and sym.code(v) == target:
+            return cst.Name(OUTPUT)
+        return v
+
+    saved = tuple(swap(v) for v in ctx.saved) if ctx.saved is not None else None
+    return Ctx({k: swap(v) for k, v in ctx.attrs.items()}, saved)
+
+
+def _looks_like_step(func: cst.FunctionDef) -> bool:
+    """A forward that compares, rounds or thresholds: refusals inside it are reported."""
+    found = False
+
+    def visit(n: cst.CSTNode) -> None:
+        nonlocal found
+        if isinstance(n, cst.Comparison):
+            found = True
+        if isinstance(n, cst.Call):
+            full, method = _call_name(n)
+            short = method or (full or "").rsplit(".", 1)[-1]
+            if short in {"round", "heaviside", "sign", "floor", "ceil", "gt", "ge", "lt", "le",
+                         "bernoulli"}:
+                found = True
+
+    sym.walk(func, visit)
+    return found

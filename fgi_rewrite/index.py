@@ -1,0 +1,542 @@
+"""Project index: parse the files that matter and resolve names statically, across modules.
+
+Nothing here imports torch or the user's code: names are resolved by reading import statements and
+single assignments, the way a reader would.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from fgi_rewrite.model import Location
+
+FUNCTION_BASES = frozenset(
+    {
+        "torch.autograd.Function",
+        "torch.autograd.function.Function",
+        "torch.autograd.function.InplaceFunction",
+    }
+)
+_PREFILTER = ("Function", ".apply")
+
+
+class SourceError(Exception):
+    """A file that cannot be read or parsed."""
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    qualname: str
+    module: str
+    path: Path
+    node: cst.ClassDef = field(compare=False, repr=False)
+    location: Location
+    # Classes defined in a class body can be reached through ``self.Name``.
+    owner: ClassInfo | None = field(default=None, compare=False, repr=False)
+    in_function: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.node.name.value
+
+    def body_assignments(self) -> dict[str, list[cst.BaseExpression]]:
+        return _assignments(self.node.body.body)
+
+    def methods(self) -> dict[str, cst.FunctionDef]:
+        return {
+            s.name.value: s for s in self.node.body.body if isinstance(s, cst.FunctionDef)
+        }
+
+
+# ---- entities: what a name refers to -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class External:
+    """A name outside the project (``torch.sigmoid``, ``math.pi``)."""
+
+    dotted: str
+
+
+@dataclass(frozen=True)
+class ModuleRef:
+    module: ModuleInfo = field(compare=False)
+
+
+@dataclass(frozen=True)
+class ClassRef:
+    info: ClassInfo
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    node: cst.FunctionDef = field(compare=False)
+    path: Path
+
+
+@dataclass(frozen=True)
+class ApplyRef:
+    """``Fn.apply`` of a project class, directly or through any chain of aliases."""
+
+    info: ClassInfo
+
+
+@dataclass(frozen=True)
+class ValueRef:
+    node: cst.BaseExpression = field(compare=False)
+    path: Path
+
+
+@dataclass(frozen=True)
+class Unknown:
+    reason: str = ""
+
+
+Entity = External | ModuleRef | ClassRef | FunctionRef | ApplyRef | ValueRef | Unknown
+
+
+def dotted_name(node: cst.BaseExpression) -> str | None:
+    if isinstance(node, cst.Name):
+        return node.value
+    if isinstance(node, cst.Attribute):
+        head = dotted_name(node.value)
+        return f"{head}.{node.attr.value}" if head else None
+    return None
+
+
+def _assignments(body: Iterable[cst.CSTNode]) -> dict[str, list[cst.BaseExpression]]:
+    """Name → every value assigned to it at this level (not inside nested blocks)."""
+    found: dict[str, list[cst.BaseExpression]] = {}
+    for stmt in body:
+        if not isinstance(stmt, cst.SimpleStatementLine):
+            if isinstance(stmt, (cst.If, cst.Try, cst.For, cst.While, cst.With)):
+                # Names bound conditionally count as rebound: they are not single assignments.
+                for inner in _bound_names(stmt):
+                    found.setdefault(inner, []).append(cst.Name("__fgi_conditional__"))
+            continue
+        for small in stmt.body:
+            if isinstance(small, cst.Assign):
+                for target in small.targets:
+                    if isinstance(target.target, cst.Name):
+                        found.setdefault(target.target.value, []).append(small.value)
+            elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
+                if small.value is not None:
+                    found.setdefault(small.target.value, []).append(small.value)
+            elif isinstance(small, cst.AugAssign) and isinstance(small.target, cst.Name):
+                found.setdefault(small.target.value, []).append(cst.Name("__fgi_augmented__"))
+    return found
+
+
+def _bound_names(node: cst.CSTNode) -> set[str]:
+    names: set[str] = set()
+
+    class Collector(cst.CSTVisitor):
+        def visit_AssignTarget(self, n: cst.AssignTarget) -> None:
+            if isinstance(n.target, cst.Name):
+                names.add(n.target.value)
+
+        def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
+            names.add(n.name.value)
+            return False
+
+        def visit_ClassDef(self, n: cst.ClassDef) -> bool:
+            names.add(n.name.value)
+            return False
+
+    node.visit(Collector())
+    return names
+
+
+@dataclass
+class ModuleInfo:
+    name: str
+    path: Path
+    package: str  # dotted package the module lives in ('' at top level)
+    is_package: bool
+    tree: cst.Module = field(repr=False)
+    positions: Mapping[cst.CSTNode, object] = field(repr=False)
+    imports: dict[str, str] = field(default_factory=dict)
+    classes: list[ClassInfo] = field(default_factory=list)
+
+    @cached_property
+    def assignments(self) -> dict[str, list[cst.BaseExpression]]:
+        return _assignments(self.tree.body)
+
+    @cached_property
+    def functions(self) -> dict[str, cst.FunctionDef]:
+        return {s.name.value: s for s in self.tree.body if isinstance(s, cst.FunctionDef)}
+
+    @cached_property
+    def top_classes(self) -> dict[str, ClassInfo]:
+        return {c.name: c for c in self.classes if c.qualname == f"{self.name}.{c.name}"}
+
+    @cached_property
+    def class_by_node(self) -> dict[int, ClassInfo]:
+        return {id(c.node): c for c in self.classes}
+
+    def location(self, node: cst.CSTNode) -> Location:
+        pos = self.positions.get(node)
+        start = getattr(pos, "start", None)
+        if start is None:
+            return Location(self.path, 1, 1)
+        return Location(self.path, start.line, start.column + 1)
+
+
+def module_name_for(path: Path) -> tuple[str, str, bool]:
+    """Dotted module name found by walking up through ``__init__.py`` packages, as mypy does."""
+    is_package = path.name == "__init__.py"
+    parts = [] if is_package else [path.stem]
+    directory = path.parent
+    while (directory / "__init__.py").is_file():
+        parts.insert(0, directory.name)
+        directory = directory.parent
+    name = ".".join(parts) or path.parent.name
+    package = name if is_package else name.rpartition(".")[0]
+    return name, package, is_package
+
+
+def read_source(path: Path) -> bytes:
+    try:
+        if not path.is_file():
+            raise SourceError("not a regular file")
+        return path.read_bytes()
+    except OSError as exc:
+        raise SourceError(exc.strerror or str(exc)) from exc
+
+
+def parse_source(source: bytes) -> cst.Module:
+    try:
+        return cst.parse_module(source)
+    except cst.ParserSyntaxError as exc:
+        raise SourceError(f"cannot parse: {str(exc).splitlines()[0]} (line {exc.raw_line})") from exc
+    except (UnicodeDecodeError, LookupError, SyntaxError, ValueError) as exc:
+        raise SourceError(f"cannot decode: {exc}") from exc
+
+
+class _ClassCollector(cst.CSTVisitor):
+    def __init__(self, module: ModuleInfo) -> None:
+        self.module = module
+        self.stack: list[tuple[str, ClassInfo | None, bool]] = []  # (qual prefix, owner, in_function)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        prefix, owner, in_function = self.stack[-1] if self.stack else (self.module.name, None, False)
+        qualname = f"{prefix}.{node.name.value}"
+        info = ClassInfo(
+            qualname=qualname,
+            module=self.module.name,
+            path=self.module.path,
+            node=node,
+            location=self.module.location(node),
+            owner=owner,
+            in_function=in_function,
+        )
+        self.module.classes.append(info)
+        self.stack.append((qualname, info, in_function))
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self.stack.pop()
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        prefix, _owner, _ = self.stack[-1] if self.stack else (self.module.name, None, False)
+        self.stack.append((f"{prefix}.{node.name.value}.<locals>", None, True))
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        self.stack.pop()
+
+
+def _collect_imports(module: ModuleInfo) -> None:
+    for stmt in module.tree.body:
+        smalls: Iterable[cst.BaseSmallStatement] = (
+            stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ()
+        )
+        if isinstance(stmt, cst.Try):  # try: import x / except ImportError: ...
+            smalls = [s for line in stmt.body.body if isinstance(line, cst.SimpleStatementLine)
+                      for s in line.body]
+        for small in smalls:
+            if isinstance(small, cst.Import):
+                for alias in small.names:
+                    full = dotted_name(alias.name) or ""
+                    if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                        module.imports[alias.asname.name.value] = full
+                    else:
+                        head = full.split(".")[0]
+                        module.imports[head] = head
+            elif isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
+                base = dotted_name(small.module) if small.module is not None else ""
+                if small.relative:
+                    package = module.package.split(".") if module.package else []
+                    up = len(small.relative) - 1
+                    anchor = package[: len(package) - up] if up else package
+                    base = ".".join([*anchor, *([base] if base else [])])
+                for alias in small.names:
+                    name = dotted_name(alias.name) or ""
+                    local = name
+                    if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                        local = alias.asname.name.value
+                    module.imports[local] = f"{base}.{name}" if base else name
+
+
+class ProjectIndex:
+    """Lazily parsed view of a project; a module is parsed the first time something needs it."""
+
+    def __init__(self, root: Path, files: Iterable[Path]) -> None:
+        self.root = root
+        self._by_path: dict[Path, ModuleInfo | SourceError] = {}
+        self._names: dict[str, list[Path]] = {}
+        self._texts: dict[Path, str] = {}
+        self._files = tuple(files)
+        for path in self._files:
+            name, _, _ = module_name_for(path)
+            self._names.setdefault(name, []).append(path)
+
+    # -- parsing --------------------------------------------------------------------------------
+    def text(self, path: Path) -> str:
+        if path not in self._texts:
+            try:
+                self._texts[path] = read_source(path).decode("utf-8", errors="replace")
+            except SourceError:
+                self._texts[path] = ""
+        return self._texts[path]
+
+    def module(self, path: Path) -> ModuleInfo:
+        cached = self._by_path.get(path)
+        if isinstance(cached, SourceError):
+            raise cached
+        if cached is not None:
+            return cached
+        try:
+            tree = parse_source(read_source(path))
+        except SourceError as exc:
+            self._by_path[path] = exc
+            raise
+        wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)
+        positions = wrapper.resolve(PositionProvider)
+        name, package, is_package = module_name_for(path)
+        info = ModuleInfo(name, path, package, is_package, tree, positions)
+        _collect_imports(info)
+        tree.visit(_ClassCollector(info))
+        self._by_path[path] = info
+        return info
+
+    def module_named(self, name: str, near: Path | None = None) -> ModuleInfo | None:
+        candidates = self._names.get(name, [])
+        if len(candidates) > 1 and near is not None:
+            # Prefer the candidate that shares the importer's top-level directory.
+            candidates = sorted(candidates, key=lambda p: -len(_common_parts(p, near)))
+        for path in candidates:
+            try:
+                return self.module(path)
+            except SourceError:
+                return None
+        return None
+
+    def candidate_files(self) -> Iterator[Path]:
+        """Files that may define a Function subclass (a cheap substring prefilter)."""
+        for path in self._files:
+            if "Function" in self.text(path):
+                yield path
+
+    def function_classes(self) -> list[ClassInfo]:
+        found: list[ClassInfo] = []
+        for path in self.candidate_files():
+            try:
+                module = self.module(path)
+            except SourceError:
+                continue
+            found.extend(c for c in module.classes if self.is_function_class(c))
+        return found
+
+    def is_reassigned(self, info: ClassInfo, attribute: str) -> bool:
+        pattern = re.compile(rf"\b{re.escape(info.name)}\.{re.escape(attribute)}\s*(?:[-+*/]?=)(?!=)")
+        return any(pattern.search(self.text(path)) for path in self._files)
+
+    # -- resolution -----------------------------------------------------------------------------
+    def is_function_class(self, info: ClassInfo, _seen: frozenset[str] = frozenset()) -> bool:
+        if info.qualname in _seen:
+            return False
+        module = self.module(info.path)
+        for base in info.node.bases:
+            entity = self.resolve_expr(module, base.value)
+            if isinstance(entity, External) and entity.dotted in FUNCTION_BASES:
+                return True
+            if isinstance(entity, ClassRef) and self.is_function_class(
+                entity.info, _seen | {info.qualname}
+            ):
+                return True
+        return False
+
+    def mro(self, info: ClassInfo) -> list[ClassInfo]:
+        order: list[ClassInfo] = []
+        pending = [info]
+        while pending:
+            current = pending.pop(0)
+            if current in order:
+                continue
+            order.append(current)
+            module = self.module(current.path)
+            for base in current.node.bases:
+                entity = self.resolve_expr(module, base.value)
+                if isinstance(entity, ClassRef):
+                    pending.append(entity.info)
+        return order
+
+    def resolve_dotted(self, dotted: str, near: Path | None = None, depth: int = 0) -> Entity:
+        parts = dotted.split(".")
+        for cut in range(len(parts), 0, -1):
+            module = self.module_named(".".join(parts[:cut]), near)
+            if module is not None:
+                entity: Entity = ModuleRef(module)
+                for attr in parts[cut:]:
+                    entity = self.attribute(entity, attr, depth + 1)
+                return entity
+        return External(dotted)
+
+    def resolve_name(self, module: ModuleInfo, name: str, depth: int = 0) -> Entity:
+        if depth > 20:
+            return Unknown("alias chain too deep")
+        if name in module.top_classes:
+            return ClassRef(module.top_classes[name])
+        if name in module.functions:
+            return FunctionRef(module.functions[name], module.path)
+        values = module.assignments.get(name)
+        if values:
+            if len(values) > 1:
+                return Unknown(f"'{name}' is assigned more than once")
+            return self.resolve_value(module, values[0], depth + 1)
+        if name in module.imports:
+            return self.resolve_dotted(module.imports[name], module.path, depth + 1)
+        if module.is_package or True:
+            submodule = self.module_named(f"{module.name}.{name}", module.path)
+            if submodule is not None and submodule is not module:
+                return ModuleRef(submodule)
+        return Unknown(f"'{name}' is not defined at module level")
+
+    def resolve_value(
+        self,
+        module: ModuleInfo,
+        value: cst.BaseExpression,
+        depth: int = 0,
+        local: Mapping[str, Entity] | None = None,
+    ) -> Entity:
+        entity = self.resolve_expr(module, value, depth, local)
+        if isinstance(entity, Unknown) and not isinstance(value, (cst.Name, cst.Attribute, cst.Call)):
+            return ValueRef(value, module.path)
+        return entity
+
+    def resolve_expr(
+        self,
+        module: ModuleInfo,
+        node: cst.BaseExpression,
+        depth: int = 0,
+        local: Mapping[str, Entity] | None = None,
+    ) -> Entity:
+        if depth > 20:
+            return Unknown("alias chain too deep")
+        if isinstance(node, cst.Name):
+            if local is not None and node.value in local:
+                return local[node.value]
+            return self.resolve_name(module, node.value, depth + 1)
+        if isinstance(node, cst.Attribute):
+            base = self.resolve_expr(module, node.value, depth + 1, local)
+            return self.attribute(base, node.attr.value, depth + 1)
+        if isinstance(node, cst.Call):
+            callee = self.resolve_expr(module, node.func, depth + 1, local)
+            if isinstance(callee, FunctionRef):
+                return self.factory_result(callee, depth + 1)
+            return Unknown("the value of a call is not known statically")
+        return Unknown("not a name")
+
+    def attribute(self, base: Entity, attr: str, depth: int = 0) -> Entity:
+        if isinstance(base, External):
+            return External(f"{base.dotted}.{attr}")
+        if isinstance(base, ModuleRef):
+            return self.resolve_name(base.module, attr, depth + 1)
+        if isinstance(base, ClassRef):
+            if attr == "apply" and self.is_function_class(base.info):
+                return ApplyRef(base.info)
+            for cls in self.mro(base.info):
+                nested = [c for c in self.module(cls.path).classes
+                          if c.owner is cls and c.name == attr]
+                if nested:
+                    return ClassRef(nested[0])
+                values = cls.body_assignments().get(attr)
+                if values:
+                    if len(values) > 1:
+                        return Unknown(f"'{attr}' is assigned more than once in the class")
+                    return self.resolve_value(self.module(cls.path), values[0], depth + 1)
+            return Unknown(f"class {base.info.name} has no attribute '{attr}'")
+        return Unknown("attribute of an unknown value")
+
+    def factory_result(self, ref: FunctionRef, depth: int) -> Entity:
+        """A function whose every return gives the same ``Fn.apply`` (a factory) returns that."""
+        module = self.module(ref.path)
+        returns: list[cst.Return] = []
+
+        class Returns(cst.CSTVisitor):
+            def __init__(self) -> None:
+                self.depth = 0
+
+            def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
+                self.depth += 1
+                return self.depth == 1
+
+            def leave_FunctionDef(self, n: cst.FunctionDef) -> None:
+                self.depth -= 1
+
+            def visit_Return(self, n: cst.Return) -> None:
+                returns.append(n)
+
+        ref.node.visit(Returns())
+        if not returns:
+            return Unknown("factory returns nothing")
+        local = local_entities(self, module, ref.node, depth + 1)
+        results = {self.resolve_expr(module, r.value, depth + 1, local) if r.value else Unknown()
+                   for r in returns}
+        if len(results) == 1:
+            (result,) = results
+            if isinstance(result, ApplyRef):
+                return result
+        return Unknown("a factory that does not always return the same Function")
+
+
+def local_entities(
+    index: ProjectIndex, module: ModuleInfo, func: cst.FunctionDef, depth: int = 0
+) -> dict[str, Entity]:
+    """Names bound in a function body: parameters shadow, single assignments resolve, local
+    classes are classes."""
+    local: dict[str, Entity] = {}
+    params = func.params
+    for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+        local[param.name.value] = Unknown(f"'{param.name.value}' is a parameter")
+    for star in (params.star_arg, params.star_kwarg):
+        if isinstance(star, cst.Param):
+            local[star.name.value] = Unknown("star parameter")
+    body = func.body.body if isinstance(func.body, cst.IndentedBlock) else ()
+    class_by_node = module.class_by_node
+    for stmt in body:
+        if isinstance(stmt, cst.ClassDef) and id(stmt) in class_by_node:
+            local[stmt.name.value] = ClassRef(class_by_node[id(stmt)])
+    for name, values in _assignments(body).items():
+        if len(values) == 1 and name not in local:
+            local[name] = index.resolve_value(module, values[0], depth + 1, local)
+        else:
+            local[name] = Unknown(f"'{name}' is assigned more than once")
+    for name in _bound_names(func.body) - set(local):
+        local[name] = Unknown(f"'{name}' is bound in a nested block")
+    return local
+
+
+def _common_parts(a: Path, b: Path) -> tuple[str, ...]:
+    common = []
+    for x, y in zip(a.parts, b.parts, strict=False):
+        if x != y:
+            break
+        common.append(x)
+    return tuple(common)

@@ -1,0 +1,64 @@
+"""Frozen data passed between the stages (discover → index → analyze → emit → rewrite → report)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libcst as cst
+
+from fgi_rewrite.codes import Code
+
+# Placeholder names used inside extracted expressions; never valid user identifiers in practice.
+GRAD_OUTPUT = "__fgi_grad_output__"
+OUTPUT = "__fgi_output__"
+
+
+@dataclass(frozen=True)
+class Location:
+    path: Path
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: type[Code]
+    location: Location
+    message: str
+
+    def render(self) -> str:
+        return f"{self.location}: {self.code.code} {self.message}"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: cst.BaseExpression | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """A Function proven to be ``value = f(inputs)`` with gradient ``grad_output * grads[i]``.
+
+    ``value`` and each gradient coefficient are expressions over the parameter names, the
+    ``OUTPUT`` placeholder (the forward value), canonical ``torch``/``math`` names and literals.
+    """
+
+    qualname: str
+    module: str
+    location: Location
+    params: tuple[Param, ...]
+    value: cst.BaseExpression = field(compare=False)
+    grads: tuple[cst.BaseExpression | None, ...] = field(compare=False)
+    needs_math: bool = False
+
+    @property
+    def short_name(self) -> str:
+        return self.qualname.rsplit(".", 1)[-1]
+
+    def differentiable(self) -> tuple[int, ...]:
+        return tuple(i for i, g in enumerate(self.grads) if g is not None)

@@ -1,0 +1,461 @@
+"""Find call sites in one module and apply every edit there (the single place edits happen)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from fgi_rewrite import codes
+from fgi_rewrite import symbolic as sym
+from fgi_rewrite.emit import Emission, emit_function, emit_inline, function_name
+from fgi_rewrite.index import (
+    ApplyRef,
+    ClassInfo,
+    ClassRef,
+    Entity,
+    ModuleInfo,
+    ProjectIndex,
+    Unknown,
+    local_entities,
+)
+from fgi_rewrite.model import Diagnostic, Surrogate
+
+SKIP_MARKER = "fgi: skip"
+
+
+@dataclass(frozen=True)
+class CallSite:
+    surrogate: str  # qualname
+    location: str
+    style: str  # "inline" or "function"
+
+
+@dataclass(frozen=True)
+class ModuleRewrite:
+    path: object
+    new_code: str
+    call_sites: tuple[CallSite, ...]
+    diagnostics: tuple[Diagnostic, ...]
+    functions_needed: tuple[str, ...] = field(default=())  # qualnames needing a generated function
+
+
+# Contexts where statements cannot be inserted before the call.
+_EXPRESSION_SCOPES = (
+    cst.Lambda,
+    cst.ListComp,
+    cst.SetComp,
+    cst.DictComp,
+    cst.GeneratorExp,
+    cst.IfExp,
+    cst.BooleanOperation,
+    cst.Param,
+    cst.Decorator,
+    cst.Await,
+)
+
+
+class _Scope:
+    def __init__(
+        self, names: Mapping[str, Entity], cls: ClassInfo | None = None, self_name: str = ""
+    ) -> None:
+        self.names = names
+        self.cls = cls  # class whose methods' ``self`` this scope binds
+        self.self_name = self_name
+
+
+class CallSiteRewriter(cst.CSTTransformer):
+    def __init__(
+        self,
+        index: ProjectIndex,
+        module: ModuleInfo,
+        surrogates: Mapping[str, Surrogate | Diagnostic],
+        style: str,
+    ) -> None:
+        self.index = index
+        self.module = module
+        self.surrogates = surrogates
+        self.style = style
+        self.scopes: list[_Scope] = []
+        self.classes: list[ClassInfo] = []
+        self.taken: list[set[str]] = [sym.names_in(module.tree)]
+        self.pending: list[list[str]] = []  # statements to insert, per open simple statement
+        self.statement: list[cst.SimpleStatementLine | None] = []
+        self.expression_depth = 0
+        self.inlined: set[int] = set()
+        self.call_sites: list[CallSite] = []
+        self.diagnostics: list[Diagnostic] = []
+        self.functions: dict[str, str] = {}  # qualname -> generated function name
+        self.skip_lines = {
+            i + 1 for i, line in enumerate(module.tree.code.splitlines()) if SKIP_MARKER in line
+        }
+
+    # -- scopes -----------------------------------------------------------------------------------
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        info = self.module.class_by_node.get(id(node))
+        if info is not None:
+            self.classes.append(info)
+
+    def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
+        if id(original) in self.module.class_by_node:
+            self.classes.pop()
+        return updated
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        local = local_entities(self.index, self.module, node)
+        cls = None
+        self_name = ""
+        params = [*node.params.posonly_params, *node.params.params]
+        is_static = any(sym.code(d.decorator) == "staticmethod" for d in node.decorators)
+        if self.classes and self._directly_in_class(node) and params and not is_static:
+            cls, self_name = self.classes[-1], params[0].name.value
+        self.scopes.append(_Scope(local, cls, self_name))
+        self.taken.append(sym.names_in(node))
+
+    def leave_FunctionDef(
+        self, original: cst.FunctionDef, updated: cst.FunctionDef
+    ) -> cst.FunctionDef:
+        self.scopes.pop()
+        self.taken.pop()
+        return updated
+
+    def _directly_in_class(self, node: cst.FunctionDef) -> bool:
+        return any(s is node for s in self.classes[-1].node.body.body)
+
+    # -- statements -------------------------------------------------------------------------------
+    def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
+        self.pending.append([])
+        self.statement.append(node if len(node.body) == 1 else None)
+
+    def leave_SimpleStatementLine(
+        self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
+    ) -> cst.BaseStatement | cst.FlattenSentinel[cst.BaseStatement]:
+        lines = self.pending.pop()
+        self.statement.pop()
+        if not lines:
+            return updated
+        block = list(cst.parse_module("\n".join(lines) + "\n").body)
+        if not _is_self_assignment(updated):
+            block.append(updated.with_changes(leading_lines=()))
+        elif updated.trailing_whitespace.comment is not None:
+            # Keep the comment on the line that now computes the assigned value.
+            for i, stmt in enumerate(block):
+                if isinstance(stmt, cst.SimpleStatementLine) and _assigns(stmt, updated):
+                    block[i] = stmt.with_changes(trailing_whitespace=updated.trailing_whitespace)
+                    break
+        block[0] = block[0].with_changes(leading_lines=updated.leading_lines)
+        return cst.FlattenSentinel(block)
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        if isinstance(node, _EXPRESSION_SCOPES):
+            self.expression_depth += 1
+        return super().on_visit(node)
+
+    def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]
+        result = super().on_leave(original, updated)
+        if isinstance(original, _EXPRESSION_SCOPES):
+            self.expression_depth -= 1
+        return result  # type: ignore[return-value]
+
+    # -- calls ------------------------------------------------------------------------------------
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        location = self.module.location(original)
+        if location.line in self.skip_lines:
+            return updated
+        target = self.resolve_callee(original.func)
+        if target is None:
+            return updated
+        if isinstance(target, Unknown):
+            self.diagnostics.append(Diagnostic(codes.UnresolvedCallSite, location, target.reason))
+            return updated
+        if isinstance(target, ClassRef):  # Fn()(x)
+            self.diagnostics.append(Diagnostic(
+                codes.LegacyCall, location,
+                f"legacy call of {target.info.name}: an instance of a Function is called"))
+            return updated
+        info = target.info
+        if info.location.line in self.skip_lines and info.path == self.module.path:
+            return updated
+        result = self.surrogates.get(info.qualname)
+        if not isinstance(result, Surrogate):
+            return updated
+        args = self.bind_arguments(result, updated, location)
+        if args is None:
+            return updated
+        if self.style == "inline" and self.can_inline(original):
+            emission = self.emit(result, args, original)
+            self.pending[-1].extend(emission.statements)
+            self.inlined.add(id(original))
+            self.call_sites.append(CallSite(info.qualname, str(location), "inline"))
+            return emission.result
+        name = self.functions.setdefault(info.qualname, function_name(result))
+        self.call_sites.append(CallSite(info.qualname, str(location), "function"))
+        return cst.Call(func=cst.Name(name), args=[cst.Arg(a) for a in args])
+
+    def emit(self, surrogate: Surrogate, args: Sequence[cst.BaseExpression], call: cst.Call) -> Emission:
+        statement = self.statement[-1]
+        target = None
+        if statement is not None:
+            small = statement.body[0]
+            if (
+                isinstance(small, cst.Assign)
+                and small.value is call
+                and len(small.targets) == 1
+                and isinstance(small.targets[0].target, cst.Name)
+            ):
+                # ``spk = Fn.apply(v)``: compute straight into ``spk``; the then trivial
+                # ``spk = spk`` is dropped when the statement is left.
+                target = small.targets[0].target.value
+        return emit_inline(surrogate, args, self.fresh, target)
+
+    def fresh(self, base: str) -> str:
+        taken = set().union(*self.taken)
+        candidate, n = base, 1
+        while candidate in taken:
+            candidate, n = f"{base}_{n}", n + 1
+        self.taken[-1].add(candidate)
+        return candidate
+
+    def can_inline(self, call: cst.Call) -> bool:
+        if self.expression_depth or not self.pending or self.statement[-1] is None:
+            return False
+        statement = self.statement[-1]
+        small = statement.body[0]
+        if not isinstance(small, (cst.Assign, cst.AnnAssign, cst.AugAssign, cst.Return, cst.Expr)):
+            return False
+        value = getattr(small, "value", None)
+        if value is None:
+            return False
+        # Only when nothing with a possible side effect runs before the call in this statement.
+        inside = _call_ids(call)
+        for other in _calls_in_evaluation_order(value):
+            if other is call:
+                return True
+            if id(other) not in inside and id(other) not in self.inlined:
+                return False
+        return False
+
+    def bind_arguments(
+        self, surrogate: Surrogate, call: cst.Call, location: object
+    ) -> list[cst.BaseExpression] | None:
+        params = surrogate.params
+        values: list[cst.BaseExpression | None] = [None] * len(params)
+        problem = ""
+        for i, arg in enumerate(call.args):
+            if arg.star:
+                problem = "arguments passed with * or **"
+                break
+            if arg.keyword is None:
+                if i >= len(params):
+                    problem = f"{len(call.args)} arguments for {len(params)} parameters"
+                    break
+                values[i] = arg.value
+            else:
+                names = [p.name for p in params]
+                if arg.keyword.value not in names:
+                    problem = f"unknown keyword '{arg.keyword.value}'"
+                    break
+                values[names.index(arg.keyword.value)] = arg.value
+        if not problem:
+            for i, param in enumerate(params):
+                if values[i] is None:
+                    if param.default is None:
+                        problem = f"missing argument '{param.name}'"
+                        break
+                    values[i] = param.default
+        if problem:
+            self.diagnostics.append(Diagnostic(
+                codes.BadCallArguments, location,  # type: ignore[arg-type]
+                f"call of {surrogate.short_name}: {problem}; left unchanged"))
+            return None
+        return [v for v in values if v is not None]
+
+    # -- resolution -------------------------------------------------------------------------------
+    def resolve_callee(self, func: cst.BaseExpression) -> ApplyRef | ClassRef | Unknown | None:
+        """ApplyRef for a surrogate's apply; ClassRef for a legacy instance call; Unknown for an
+        ``x.apply`` that cannot be resolved; None for anything else."""
+        if isinstance(func, cst.Call):  # Fn()(x)
+            entity = self.resolve(func.func)
+            if isinstance(entity, ClassRef) and self.index.is_function_class(entity.info):
+                return entity
+            return None
+        entity = self.resolve(func)
+        if isinstance(entity, ApplyRef):
+            return entity
+        if (
+            isinstance(func, cst.Attribute)
+            and func.attr.value == "apply"
+            and isinstance(entity, Unknown)
+            and self.module_mentions_functions()
+        ):
+            return Unknown(f"cannot resolve '{sym.code(func)}' statically ({entity.reason}); "
+                           "left unchanged")
+        return None
+
+    def module_mentions_functions(self) -> bool:
+        return "autograd" in self.module.tree.code or bool(self.surrogates)
+
+    def resolve(self, node: cst.BaseExpression) -> Entity:
+        if isinstance(node, cst.Name):
+            for scope in reversed(self.scopes):
+                if node.value in scope.names:
+                    return scope.names[node.value]
+            if self.classes and not self.scopes:
+                values = self.classes[-1].body_assignments().get(node.value)
+                if values and len(values) == 1:
+                    return self.index.resolve_value(self.module, values[0])
+            for info in self.module.classes:  # classes local to an enclosing function
+                if info.name == node.value and info.in_function:
+                    return ClassRef(info)
+            return self.index.resolve_name(self.module, node.value)
+        if isinstance(node, cst.Attribute):
+            if isinstance(node.value, cst.Name):
+                scope = next((s for s in reversed(self.scopes) if s.cls is not None), None)
+                if scope is not None and node.value.value == scope.self_name and scope.cls:
+                    base: Entity = self.resolve_self_attribute(scope.cls, node.attr.value)
+                    return base
+            base = self.resolve(node.value)
+            return self.index.attribute(base, node.attr.value)
+        return Unknown("not a name")
+
+    def resolve_self_attribute(self, cls: ClassInfo, attr: str) -> Entity:
+        assigned: list[tuple[cst.FunctionDef, cst.BaseExpression]] = []
+        for method in cls.methods().values():
+            for value in _self_assignments(method, attr):
+                assigned.append((method, value))
+        if len(assigned) == 1:
+            method, value = assigned[0]
+            local = local_entities(self.index, self.module, method)
+            return self.index.resolve_value(self.module, value, 0, local)
+        if len(assigned) > 1:
+            return Unknown(f"self.{attr} is assigned more than once")
+        return self.index.attribute(ClassRef(cls), attr)
+
+
+def _assigns(statement: cst.SimpleStatementLine, user: cst.SimpleStatementLine) -> bool:
+    small, mine = statement.body[0], user.body[0]
+    return (
+        isinstance(small, cst.Assign)
+        and isinstance(mine, cst.Assign)
+        and sym.code(small.targets[0].target) == sym.code(mine.targets[0].target)
+    )
+
+
+def _is_self_assignment(statement: cst.SimpleStatementLine) -> bool:
+    small = statement.body[0]
+    return (
+        isinstance(small, cst.Assign)
+        and len(small.targets) == 1
+        and isinstance(small.targets[0].target, cst.Name)
+        and isinstance(small.value, cst.Name)
+        and small.value.value == small.targets[0].target.value
+    )
+
+
+def _self_assignments(method: cst.FunctionDef, attr: str) -> list[cst.BaseExpression]:
+    params = [*method.params.posonly_params, *method.params.params]
+    if not params:
+        return []
+    self_name = params[0].name.value
+    found: list[cst.BaseExpression] = []
+
+    class Visitor(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            for target in node.targets:
+                t = target.target
+                if (
+                    isinstance(t, cst.Attribute)
+                    and isinstance(t.value, cst.Name)
+                    and t.value.value == self_name
+                    and t.attr.value == attr
+                ):
+                    found.append(node.value)
+
+    method.visit(Visitor())
+    return found
+
+
+def _call_ids(node: cst.CSTNode) -> set[int]:
+    ids: set[int] = set()
+    sym.walk(node, lambda n: ids.add(id(n)) if isinstance(n, cst.Call) else None)
+    return ids
+
+
+def _calls_in_evaluation_order(node: cst.CSTNode) -> list[cst.Call]:
+    """Calls in the order they finish evaluating (post-order, left to right)."""
+    order: list[cst.Call] = []
+
+    class Visitor(cst.CSTVisitor):
+        def leave_Call(self, original_node: cst.Call) -> None:
+            order.append(original_node)
+
+    node.visit(Visitor())
+    return order
+
+
+def rewrite_module(
+    index: ProjectIndex,
+    module: ModuleInfo,
+    surrogates: Mapping[str, Surrogate | Diagnostic],
+    style: str,
+    generated: Callable[[str], bool],
+) -> tuple[cst.Module, CallSiteRewriter]:
+    """Rewrite the call sites of ``module``; ``generated(qualname)`` says whether the function
+    form of a surrogate will be defined in its own module (else it is defined here)."""
+    rewriter = CallSiteRewriter(index, module, surrogates, style)
+    new_tree = module.tree.visit(rewriter)
+    return new_tree, rewriter
+
+
+def add_functions(
+    tree: cst.Module, functions: Sequence[tuple[str, Surrogate, str]]
+) -> cst.Module:
+    """Insert generated functions after the imports (and after the class they mirror when it is a
+    top-level class of this module)."""
+    body = list(tree.body)
+    for anchor, surrogate, name in functions:
+        code = emit_function(surrogate, name)
+        definition = cst.parse_module(code).body[0]
+        position = _insert_position(body, anchor)
+        definition = definition.with_changes(
+            leading_lines=[cst.EmptyLine(), cst.EmptyLine()]
+        )
+        body.insert(position, definition)
+    return tree.with_changes(body=body)
+
+
+def _insert_position(body: list[cst.BaseStatement], anchor: str) -> int:
+    for i, stmt in enumerate(body):
+        if isinstance(stmt, cst.ClassDef) and stmt.name.value == anchor:
+            return i + 1
+    position = 0
+    for i, stmt in enumerate(body):
+        if isinstance(stmt, cst.SimpleStatementLine) and all(
+            isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body
+        ):
+            position = i + 1
+        elif i == 0 and isinstance(stmt, cst.SimpleStatementLine) and isinstance(
+            stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, cst.SimpleString):
+            position = 1
+    return position
+
+
+def ensure_imports(tree: cst.Module, modules: Sequence[str]) -> cst.Module:
+    """Add ``import torch`` / ``import math`` when the emitted code needs them and they are
+    missing."""
+    present = set()
+    for stmt in tree.body:
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Import):
+                    for alias in small.names:
+                        if alias.asname is None:
+                            present.add(sym.code(alias.name).split(".")[0])
+    missing = [m for m in modules if m not in present]
+    if not missing:
+        return tree
+    body = list(tree.body)
+    position = _insert_position(body, "")
+    lines = [cst.parse_statement(f"import {m}\n") for m in missing]
+    return tree.with_changes(body=[*body[:position], *lines, *body[position:]])

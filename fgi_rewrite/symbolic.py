@@ -1,0 +1,220 @@
+"""Small expression algebra over libcst nodes: building, substituting, inspecting.
+
+Extracted expressions mention only parameter names, the placeholders of ``model``, canonical
+``torch``/``math`` names and literals, so substitution is by name and parentheses are added only
+where an operand would otherwise bind differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import libcst as cst
+
+ATOMS = (
+    cst.Name,
+    cst.Attribute,
+    cst.Call,
+    cst.Subscript,
+    cst.Integer,
+    cst.Float,
+    cst.Imaginary,
+    cst.SimpleString,
+    cst.ConcatenatedString,
+    cst.Tuple,
+    cst.List,
+)
+
+_PRECEDENCE: dict[type[cst.CSTNode], int] = {
+    cst.Power: 9,
+    cst.Multiply: 7,
+    cst.Divide: 7,
+    cst.FloorDivide: 7,
+    cst.Modulo: 7,
+    cst.MatrixMultiply: 7,
+    cst.Add: 6,
+    cst.Subtract: 6,
+    cst.LeftShift: 5,
+    cst.RightShift: 5,
+    cst.BitAnd: 4,
+    cst.BitXor: 3,
+    cst.BitOr: 2,
+}
+
+
+def precedence(node: cst.BaseExpression) -> int:
+    if node.lpar or isinstance(node, ATOMS):
+        return 11
+    if isinstance(node, cst.BinaryOperation):
+        return _PRECEDENCE[type(node.operator)]
+    if isinstance(node, cst.UnaryOperation):
+        return -1 if isinstance(node.operator, cst.Not) else 8
+    if isinstance(node, cst.Comparison):
+        return 1
+    if isinstance(node, cst.BooleanOperation):
+        return -2
+    return -5
+
+
+def paren(node: cst.BaseExpression) -> cst.BaseExpression:
+    return node.with_changes(lpar=[cst.LeftParen()], rpar=[cst.RightParen()])
+
+
+def wrap_below(node: cst.BaseExpression, level: int) -> cst.BaseExpression:
+    return paren(node) if precedence(node) < level else node
+
+
+def atomic(node: cst.BaseExpression) -> cst.BaseExpression:
+    """Parenthesize unless the node is an atom (safe to put anywhere)."""
+    if isinstance(node, cst.UnaryOperation) and not node.lpar:
+        return paren(node)
+    return wrap_below(node, 11)
+
+
+def binop(left: cst.BaseExpression, op: cst.BaseBinaryOp, right: cst.BaseExpression) -> cst.BinaryOperation:
+    level = _PRECEDENCE[type(op)]
+    right_assoc = isinstance(op, cst.Power)
+    left_level = level + 1 if right_assoc else level
+    right_level = level if right_assoc else level + 1
+    if right_assoc and isinstance(left, cst.UnaryOperation):
+        left_level = 11
+    return cst.BinaryOperation(
+        left=wrap_below(left, left_level), operator=op, right=wrap_below(right, right_level)
+    )
+
+
+def mul(left: cst.BaseExpression, right: cst.BaseExpression) -> cst.BaseExpression:
+    return binop(left, cst.Multiply(), right)
+
+
+def name(value: str) -> cst.Name:
+    return cst.Name(value)
+
+
+def dotted(path: str) -> cst.BaseExpression:
+    head, *rest = path.split(".")
+    node: cst.BaseExpression = cst.Name(head)
+    for part in rest:
+        node = cst.Attribute(value=node, attr=cst.Name(part))
+    return node
+
+
+def call(func: str | cst.BaseExpression, *args: cst.BaseExpression) -> cst.Call:
+    callee = dotted(func) if isinstance(func, str) else func
+    return cst.Call(func=callee, args=[cst.Arg(a) for a in args])
+
+
+def method(obj: cst.BaseExpression, attr: str, *args: cst.BaseExpression) -> cst.Call:
+    return cst.Call(
+        func=cst.Attribute(value=atomic(obj), attr=cst.Name(attr)), args=[cst.Arg(a) for a in args]
+    )
+
+
+def code(node: cst.CSTNode) -> str:
+    return cst.Module(body=[]).code_for_node(node)
+
+
+def names_in(node: cst.CSTNode) -> set[str]:
+    """Free names: attribute fields and keyword names are not names."""
+    found: set[str] = set()
+
+    class Visitor(cst.CSTVisitor):
+        def visit_Name(self, n: cst.Name) -> None:
+            found.add(n.value)
+
+        def visit_Attribute(self, n: cst.Attribute) -> bool:
+            n.value.visit(self)
+            return False
+
+        def visit_Arg(self, n: cst.Arg) -> bool:
+            n.value.visit(self)
+            return False
+
+    node.visit(Visitor())
+    return found
+
+
+def mentions(node: cst.CSTNode, symbol: str) -> bool:
+    return symbol in names_in(node)
+
+
+def substitute(node: cst.BaseExpression, mapping: Mapping[str, cst.BaseExpression]) -> cst.BaseExpression:
+    """Replace free names; non-atomic replacements get parentheses."""
+    if not mapping:
+        return node
+
+    class Transformer(cst.CSTTransformer):
+        def leave_Name(self, original: cst.Name, updated: cst.Name) -> cst.BaseExpression:
+            replacement = mapping.get(original.value)
+            if replacement is None:
+                return updated
+            return atomic(replacement).with_changes(
+                lpar=[*original.lpar, *atomic(replacement).lpar],
+                rpar=[*atomic(replacement).rpar, *original.rpar],
+            )
+
+        def leave_Attribute(self, original: cst.Attribute, updated: cst.Attribute) -> cst.Attribute:
+            return updated.with_changes(attr=original.attr)
+
+        def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
+            return updated.with_changes(keyword=original.keyword)
+
+    result = node.visit(Transformer())
+    assert isinstance(result, cst.BaseExpression)
+    return result
+
+
+def walk(node: cst.CSTNode, visit: Callable[[cst.CSTNode], None]) -> None:
+    class Visitor(cst.CSTVisitor):
+        def on_visit(self, n: cst.CSTNode) -> bool:
+            visit(n)
+            return True
+
+    node.visit(Visitor())
+
+
+def literal_value(node: cst.BaseExpression) -> object:
+    """Python value of a literal-only expression, or ``NotImplemented``."""
+    allowed = (
+        cst.Integer,
+        cst.Float,
+        cst.SimpleString,
+        cst.BinaryOperation,
+        cst.UnaryOperation,
+        cst.Comparison,
+        cst.BooleanOperation,
+        cst.ComparisonTarget,
+        cst.Name,
+        cst.Tuple,
+        cst.Element,
+        cst.LeftParen,
+        cst.RightParen,
+        cst.Comma,
+        cst.ParenthesizedWhitespace,
+        cst.SimpleWhitespace,
+        cst.BaseBinaryOp,
+        cst.BaseUnaryOp,
+        cst.BaseCompOp,
+        cst.BaseBooleanOp,
+    )
+    ok = True
+
+    def check(n: cst.CSTNode) -> None:
+        nonlocal ok
+        if not isinstance(n, allowed):
+            ok = False
+        if isinstance(n, cst.Name) and n.value not in ("True", "False", "None"):
+            ok = False
+
+    walk(node, check)
+    if not ok:
+        return NotImplemented
+    try:
+        return eval(code(node), {"__builtins__": {}}, {})  # noqa: S307 - literals only, checked above
+    except Exception:
+        return NotImplemented
+
+
+def is_zero(node: cst.BaseExpression) -> bool:
+    value = literal_value(node)
+    return value is not NotImplemented and not isinstance(value, bool) and value == 0

@@ -1,0 +1,52 @@
+"""Regenerate fixtures/<case>/expected*.{py,txt} from the current tool. Review the diff after!"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.fixture_cases import (  # noqa: E402
+    EXPECTED_DIR,
+    EXPECTED_FILE,
+    EXPECTED_REPORT,
+    cases,
+    copy_inputs,
+    report_lines,
+    run_case,
+)
+
+
+def main() -> None:
+    for case in cases():
+        with tempfile.TemporaryDirectory() as temp:
+            root = copy_inputs(case, Path(temp))
+            report = run_case(root)
+            (case.directory / EXPECTED_FILE).unlink(missing_ok=True)
+            for old in (case.directory / EXPECTED_DIR).rglob("*.py"):
+                old.unlink()
+            for relative in case.input_files():
+                before = (case.directory / relative).read_bytes()
+                after = (root / relative).read_bytes()
+                if before == after:
+                    continue
+                if relative == Path("input.py"):
+                    target = case.directory / EXPECTED_FILE
+                else:
+                    target = case.directory / EXPECTED_DIR / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(after)
+            lines = report_lines(report, root)
+            report_file = case.directory / EXPECTED_REPORT
+            if lines:
+                report_file.write_text("\n".join(lines) + "\n")
+            else:
+                report_file.unlink(missing_ok=True)
+            print(f"{case.name}: {'rewritten' if case.rewritten else 'unchanged'}, "
+                  f"{len(lines)} diagnostics")
+
+
+if __name__ == "__main__":
+    main()
