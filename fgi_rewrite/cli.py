@@ -1,63 +1,248 @@
-"""Command line: ``fgi-rewrite [--diff|--check] [--style inline|function] PATH...``."""
+"""Command line: ``fgi-rewrite [--diff|--check] [--style inline|function] PATH...``.
+
+Every long option except ``--config``, ``--stdin-filename``, ``--explain``, ``--version`` and
+``--help`` can also be set in ``[tool.fgi-rewrite]`` of pyproject.toml (see ``config.py``); the
+command line wins. Exit codes are decided in one place, ``Report.exit_code`` (see ``report.py``).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import sys
+import traceback
 from pathlib import Path
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from fgi_rewrite import __version__
 from fgi_rewrite.codes import ALL_CODES, Severity
-from fgi_rewrite.report import EXIT_ERROR, Report, unified_diff
-from fgi_rewrite.run import Options, run
+from fgi_rewrite.config import ConfigError, load_config
+from fgi_rewrite.discover import compile_regex
+from fgi_rewrite.report import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Report,
+    color_diff,
+    to_json,
+    unified_diff,
+)
+from fgi_rewrite.run import STDIN, Options, run, stdin_display
+from fgi_rewrite.verify import verifications_for
+
+# Options that make no sense in a configuration file.
+NOT_CONFIGURABLE = frozenset({"help", "version", "explain", "config", "stdin_filename"})
+
+
+def _regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        compile_regex(value)
+    except re.error as exc:
+        raise click.BadParameter(f"not a valid regular expression: {exc}") from exc
+    return value
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--diff", is_flag=True, help="Print a unified diff; write nothing.")
+@click.option("--diff", is_flag=True, help="Print a unified diff (sorted by path); write nothing.")
 @click.option("--check", is_flag=True,
               help="Write nothing; exit 1 if a file would change or a surrogate was refused.")
 @click.option("--style", type=click.Choice(["inline", "function"]), default="inline",
               show_default=True,
               help="inline: FGI code at each call site; function: one generated function.")
+@click.option("--format", "format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True,
+              help="json: one JSON report on stdout (schema in README.md) instead of text.")
+@click.option("--color/--no-color", default=None,
+              help="Color the diff. Default: only when stdout is a terminal and NO_COLOR is unset.")
+@click.option("--exclude", metavar="REGEX", callback=_regex,
+              help="Regex of paths to skip when walking directories; replaces the default "
+                   "(.git, .venv, build, dist, ...). Matched against /relative/path, as black.")
+@click.option("--extend-exclude", metavar="REGEX", callback=_regex,
+              help="Regex of paths to skip in addition to --exclude.")
+@click.option("--force-exclude", metavar="REGEX", callback=_regex,
+              help="Like --extend-exclude, but also for files given explicitly (pre-commit).")
+@click.option("--stdin-filename", metavar="PATH",
+              help="With '-': the path of the source read from stdin, for the project index, "
+                   "configuration lookup, --force-exclude and messages.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Reserved: accepted for forward compatibility; analysis runs in one process.")
+@click.option("--verify", type=click.Choice(["none", "grad", "script", "full"]),
+              default="script", show_default=True, envvar="FGI_REWRITE_VERIFY",
+              help="Check every rewrite in a subprocess before writing: grad (values and "
+                   "gradients equal the original's), script (+ TorchScript script/save/load), "
+                   "full (+ torch.compile and torch.export). Needs torch; without it rewrites "
+                   "are reported unverified (FGI303). A gradient failure is never written.")
+@click.option("--require-verify", is_flag=True,
+              help="Refuse (leave unchanged) every rewrite that could not be verified.")
+@click.option("--allow-unscriptable", is_flag=True,
+              help="Write rewrites whose values and gradients verify but that fail the "
+                   "TorchScript (or compile/export) check (FGI306 instead of FGI302).")
+@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read options from this file instead of the nearest pyproject.toml.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Also informational notes (FGI0xx).")
 @click.option("--explain", metavar="CODE", help="Explain a diagnostic code and exit.")
 @click.version_option(__version__, prog_name="fgi-rewrite")
-def main(
-    paths: tuple[Path, ...],
-    diff: bool,
-    check: bool,
-    style: str,
-    quiet: bool,
-    verbose: bool,
-    explain: str | None,
-) -> None:
-    """Rewrite surrogate-gradient autograd.Functions into forward gradient injection code."""
-    if explain is not None:
-        code = ALL_CODES.get(explain.upper())
-        if code is None:
-            click.echo(f"unknown code {explain}; known: {', '.join(sorted(ALL_CODES))}", err=True)
-            sys.exit(2)
-        click.echo(code.explain())
-        sys.exit(0)
-    if not paths:
-        click.echo("No paths given; nothing to do.", err=True)
-        sys.exit(0)
+@click.pass_context
+def main(ctx: click.Context, /, **params: Any) -> None:
+    """Rewrite surrogate-gradient autograd.Functions into forward gradient injection code.
+
+    PATH may be files or directories; '-' reads a source from stdin and writes the result to
+    stdout. Exit status: 0 ok, 1 --check found changes or refusals, 2 usage error, 123 a file could
+    not be read, parsed or written (or internal error), 130 interrupted.
+    """
+    if params["explain"] is not None:
+        _explain(params["explain"])
+    paths: tuple[Path, ...] = params["paths"]
+    use_stdin = any(str(p) == STDIN for p in paths)
+    stdin_filename: str | None = params["stdin_filename"]
+    if stdin_filename is not None and not use_stdin:
+        raise click.UsageError("--stdin-filename is only meaningful with '-' as a path")
+    lookup = [p for p in paths if str(p) != STDIN]
+    if stdin_filename is not None:
+        lookup.append(Path(stdin_filename))
     try:
-        report = run(paths, Options(style=style, check=check, diff=diff))
+        config_path, config = load_config(lookup, params["config"])
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from exc
+    params = _apply_config(ctx, params, config, config_path)
+    as_json = params["format"] == "json"
+    if use_stdin and as_json and not (params["check"] or params["diff"]):
+        raise click.UsageError("'-' writes the rewritten source to stdout: with --format json, "
+                               "use --check or --diff")
+    if params["verbose"] and not as_json:
+        if config_path is not None:
+            click.echo(f"Using configuration from {config_path}.", err=True)
+        if params["jobs"] > 1:
+            click.echo("note: --jobs is reserved; analysis runs in one process.", err=True)
+
+    source = sys.stdin.buffer.read() if use_stdin else None
+    options = Options(
+        style=params["style"],
+        check=params["check"],
+        diff=params["diff"],
+        exclude=params["exclude"],
+        extend_exclude=params["extend_exclude"],
+        force_exclude=params["force_exclude"],
+        stdin=source,
+        stdin_filename=stdin_filename,
+        verify=params["verify"],
+        require_verify=params["require_verify"],
+        allow_unscriptable=params["allow_unscriptable"],
+    )
+    if not paths and not as_json and not params["quiet"]:
+        click.echo("No paths given; nothing to do.", err=True)
+    try:
+        report = run(paths, options)
+    except KeyboardInterrupt:
+        click.echo("Interrupted: files already written are complete, the others untouched.",
+                   err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # an internal error must never leave a half-written tree
         click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+        if params["verbose"]:
+            click.echo(traceback.format_exc(), err=True)
         sys.exit(EXIT_ERROR)
-    _print(report, diff=diff, check=check, quiet=quiet, verbose=verbose)
+
+    if source is not None and not (options.check or options.diff):
+        _write_stdout(report, stdin_display(options), source)
+    if as_json:
+        mode = "check" if options.check else "diff" if options.diff else "write"
+        click.echo(json.dumps(to_json(report, mode, diffs=options.diff), indent=2))
+    else:
+        _print(report, options, params, to_stdout=source is None or options.diff)
     sys.exit(report.exit_code())
 
 
-def _print(report: Report, *, diff: bool, check: bool, quiet: bool, verbose: bool) -> None:
-    if diff:
+def _explain(name: str) -> None:
+    code = ALL_CODES.get(name.strip().upper())
+    if code is None:
+        click.echo(f"unknown code {name}; known: {', '.join(sorted(ALL_CODES))}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(code.explain(), nl=False)
+    sys.exit(EXIT_OK)
+
+
+def configurable_keys(command: click.Command) -> list[str]:
+    """The keys ``[tool.fgi-rewrite]`` accepts: the long options, spelled as on the command line."""
+    keys = []
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name not in NOT_CONFIGURABLE:
+            long = [o for o in param.opts if o.startswith("--")]
+            keys.append(long[0][2:] if long else str(param.name))
+    return sorted(keys)
+
+
+def _apply_config(
+    ctx: click.Context, params: dict[str, Any], config: dict[str, Any], path: Path | None
+) -> dict[str, Any]:
+    """Config values for every option left at its default (the command line wins)."""
+    options = {
+        p.name: p for p in ctx.command.params
+        if isinstance(p, click.Option) and p.name not in NOT_CONFIGURABLE
+    }
+    merged = dict(params)
+    for key, value in config.items():
+        param = options.get(key)
+        if param is None or param.name is None:
+            known = ", ".join(configurable_keys(ctx.command))
+            raise click.UsageError(
+                f"{path}: unknown key '{key.replace('_', '-')}' in [tool.fgi-rewrite]; "
+                f"known keys: {known}"
+            )
+        source = ctx.get_parameter_source(param.name)
+        if source not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+            continue  # the command line (or an environment variable) wins
+        try:
+            cast = param.type_cast_value(ctx, value)
+            if param.callback is not None:
+                cast = param.callback(ctx, param, cast)
+        except click.BadParameter as exc:
+            raise click.UsageError(
+                f"{path}: bad value for '{key.replace('_', '-')}' in [tool.fgi-rewrite]: "
+                f"{exc.message}"
+            ) from exc
+        merged[param.name] = cast
+    return merged
+
+
+def use_color(color: bool | None) -> bool:
+    """--color/--no-color win; otherwise color only a terminal, and never when NO_COLOR is set."""
+    if color is not None:
+        return color
+    if os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout.isatty()
+
+
+def _write_stdout(report: Report, shown: Path, source: bytes) -> None:
+    """The rewritten stdin source, or the source unchanged (also when it could not be parsed)."""
+    data = source
+    for result in report.results:
+        if result.path == shown:
+            data = result.after
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _print(report: Report, options: Options, params: dict[str, Any], to_stdout: bool) -> None:
+    quiet, verbose = params["quiet"], params["verbose"]
+    if options.diff and to_stdout:
+        color = use_color(params["color"])
         for result in report.changed:
-            click.echo(unified_diff(result), nl=False)
+            text = unified_diff(result)
+            click.echo(color_diff(text) if color else text, nl=False, color=color)
+            for verification in verifications_for(report.verifications, result.path):
+                click.echo(verification.line())
     for diagnostic in report.diagnostics_sorted():
         severity = diagnostic.code.severity
         if severity is Severity.INFO and not verbose:
@@ -65,11 +250,18 @@ def _print(report: Report, *, diff: bool, check: bool, quiet: bool, verbose: boo
         if quiet and severity is not Severity.ERROR:
             continue
         click.echo(diagnostic.render(), err=True)
+    for error in report.internal_errors:
+        click.echo(f"error: internal error: {error}", err=True)
     if not quiet:
-        if not diff and not check:
+        if not options.diff and not options.check:
+            shown = stdin_display(options) if options.stdin is not None else None
             for result in report.changed:
-                click.echo(f"rewrote {result.path}", err=True)
-        elif check and not diff:
+                if result.path != shown:
+                    click.echo(f"rewrote {result.path}", err=True)
+        elif options.check and not options.diff:
             for result in report.changed:
                 click.echo(f"would rewrite {result.path}", err=True)
-        click.echo(report.summary(wrote=not (diff or check)), err=True)
+        if not options.diff:
+            for verification in report.verifications:
+                click.echo(verification.line(), err=True)
+        click.echo(report.summary(wrote=not (options.diff or options.check)), err=True)

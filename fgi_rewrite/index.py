@@ -6,6 +6,7 @@ single assignments, the way a reader would.
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ class ClassInfo:
     module: str
     path: Path
     node: cst.ClassDef = field(compare=False, repr=False)
-    location: Location
+    defined_in: ModuleInfo = field(compare=False, repr=False)
     # Classes defined in a class body can be reached through ``self.Name``.
     owner: ClassInfo | None = field(default=None, compare=False, repr=False)
     in_function: bool = False
@@ -45,6 +46,10 @@ class ClassInfo:
     @property
     def name(self) -> str:
         return self.node.name.value
+
+    @property
+    def location(self) -> Location:
+        return self.defined_in.location(self.node)
 
     def body_assignments(self) -> dict[str, list[cst.BaseExpression]]:
         return _assignments(self.node.body.body)
@@ -154,6 +159,103 @@ def _bound_names(node: cst.CSTNode) -> set[str]:
     return names
 
 
+@dataclass(frozen=True)
+class FunctionFacts:
+    names: frozenset[str]  # every name used inside (to pick collision-free temporaries)
+    nested_bound: frozenset[str]  # names bound inside compound statements or nested defs
+
+
+class _FactsCollector(cst.CSTVisitor):
+    """One pass over a module collecting, for every function, the names it uses and binds."""
+
+    def __init__(self) -> None:
+        self.stack: list[tuple[int, set[str], set[str], int]] = []  # (id, names, bound, depth)
+        self.module_names: set[str] = set()
+        self.facts: dict[int, FunctionFacts] = {}
+        self.block_depth = 0
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self.module_names.add(node.value)
+        for _, names, _, _ in self.stack:
+            names.add(node.value)
+
+    def _bind(self, name: str) -> None:
+        if self.stack:
+            func_id, names, bound, depth = self.stack[-1]
+            if self.block_depth > depth:
+                bound.add(name)
+
+    def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+        if isinstance(node.target, cst.Name):
+            self._bind(node.target.value)
+
+    def visit_For(self, node: cst.For) -> None:
+        self.block_depth += 1
+        for name in sym_names(node.target):
+            self._bind(name)
+
+    def leave_For(self, original_node: cst.For) -> None:
+        self.block_depth -= 1
+
+    def visit_If(self, node: cst.If) -> None:
+        self.block_depth += 1
+
+    def leave_If(self, original_node: cst.If) -> None:
+        self.block_depth -= 1
+
+    def visit_While(self, node: cst.While) -> None:
+        self.block_depth += 1
+
+    def leave_While(self, original_node: cst.While) -> None:
+        self.block_depth -= 1
+
+    def visit_Try(self, node: cst.Try) -> None:
+        self.block_depth += 1
+
+    def leave_Try(self, original_node: cst.Try) -> None:
+        self.block_depth -= 1
+
+    def visit_With(self, node: cst.With) -> None:
+        self.block_depth += 1
+
+    def leave_With(self, original_node: cst.With) -> None:
+        self.block_depth -= 1
+
+    def visit_AsName(self, node: cst.AsName) -> None:
+        if isinstance(node.name, cst.Name):
+            self._bind(node.name.value)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.block_depth += 1
+        self._bind(node.name.value)
+
+    def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+        self.block_depth -= 1
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.block_depth += 1
+        self._bind(node.name.value)
+        self.stack.append((id(node), set(), set(), self.block_depth))
+
+    def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+        func_id, names, bound, _ = self.stack.pop()
+        self.facts[func_id] = FunctionFacts(frozenset(names), frozenset(bound))
+        for _, outer_names, _, _ in self.stack:
+            outer_names.update(names)
+        self.block_depth -= 1
+
+
+def sym_names(node: cst.CSTNode) -> set[str]:
+    found: set[str] = set()
+
+    class Names(cst.CSTVisitor):
+        def visit_Name(self, n: cst.Name) -> None:
+            found.add(n.value)
+
+    node.visit(Names())
+    return found
+
+
 @dataclass
 class ModuleInfo:
     name: str
@@ -161,9 +263,39 @@ class ModuleInfo:
     package: str  # dotted package the module lives in ('' at top level)
     is_package: bool
     tree: cst.Module = field(repr=False)
-    positions: Mapping[cst.CSTNode, object] = field(repr=False)
     imports: dict[str, str] = field(default_factory=dict)
     classes: list[ClassInfo] = field(default_factory=list)
+
+    @cached_property
+    def positions(self) -> Mapping[cst.CSTNode, object]:
+        """Resolved on first use: positions cost as much as parsing, and most files need none."""
+        return MetadataWrapper(self.tree, unsafe_skip_copy=True).resolve(PositionProvider)
+
+    @cached_property
+    def _facts(self) -> _FactsCollector:
+        collector = _FactsCollector()
+        self.tree.visit(collector)
+        return collector
+
+    def function_facts(self, func: cst.FunctionDef) -> FunctionFacts:
+        return self._facts.facts[id(func)]
+
+    @property
+    def names(self) -> set[str]:
+        return self._facts.module_names
+
+    @cached_property
+    def self_assignments(self) -> dict[int, dict[str, list[cst.BaseExpression]]]:
+        """Per class (by node id): ``self.attr = value`` assignments in its methods."""
+        found: dict[int, dict[str, list[cst.BaseExpression]]] = {}
+        for info in self.classes:
+            per_attr: dict[str, list[cst.BaseExpression]] = {}
+            for method in info.methods().values():
+                params = [*method.params.posonly_params, *method.params.params]
+                if params:
+                    _collect_self_assignments(method, params[0].name.value, per_attr)
+            found[id(info.node)] = per_attr
+        return found
 
     @cached_property
     def assignments(self) -> dict[str, list[cst.BaseExpression]]:
@@ -187,6 +319,23 @@ class ModuleInfo:
         if start is None:
             return Location(self.path, 1, 1)
         return Location(self.path, start.line, start.column + 1)
+
+
+def _collect_self_assignments(
+    method: cst.FunctionDef, self_name: str, into: dict[str, list[cst.BaseExpression]]
+) -> None:
+    class Visitor(cst.CSTVisitor):
+        def visit_Assign(self, node: cst.Assign) -> None:
+            for target in node.targets:
+                t = target.target
+                if (
+                    isinstance(t, cst.Attribute)
+                    and isinstance(t.value, cst.Name)
+                    and t.value.value == self_name
+                ):
+                    into.setdefault(t.attr.value, []).append(node.value)
+
+    method.visit(Visitor())
 
 
 def module_name_for(path: Path) -> tuple[str, str, bool]:
@@ -233,7 +382,7 @@ class _ClassCollector(cst.CSTVisitor):
             module=self.module.name,
             path=self.module.path,
             node=node,
-            location=self.module.location(node),
+            defined_in=self.module,
             owner=owner,
             in_function=in_function,
         )
@@ -316,14 +465,26 @@ class ProjectIndex:
         except SourceError as exc:
             self._by_path[path] = exc
             raise
-        wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)
-        positions = wrapper.resolve(PositionProvider)
         name, package, is_package = module_name_for(path)
-        info = ModuleInfo(name, path, package, is_package, tree, positions)
+        info = ModuleInfo(name, path, package, is_package, tree)
         _collect_imports(info)
         tree.visit(_ClassCollector(info))
         self._by_path[path] = info
         return info
+
+    def check_syntax(self, path: Path) -> None:
+        """Raise SourceError if ``path`` is not valid Python, without building a libcst tree."""
+        if path in self._by_path:
+            self.module(path)
+            return None
+        source = read_source(path)
+        try:
+            compile(source, str(path), "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        except SyntaxError:
+            self.module(path)  # libcst gives the message users see, and may accept newer syntax
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SourceError(f"cannot decode: {exc}") from exc
+        return None
 
     def module_named(self, name: str, near: Path | None = None) -> ModuleInfo | None:
         candidates = self._names.get(name, [])
@@ -506,31 +667,65 @@ class ProjectIndex:
         return Unknown("a factory that does not always return the same Function")
 
 
+class LocalScope(Mapping[str, Entity]):
+    """Names bound in a function body, resolved on first lookup: parameters shadow, single
+    assignments resolve, local classes are classes."""
+
+    def __init__(
+        self, index: ProjectIndex, module: ModuleInfo, func: cst.FunctionDef, depth: int = 0
+    ) -> None:
+        self.index, self.module, self.func, self.depth = index, module, func, depth
+        self._resolved: dict[str, Entity] = {}
+
+    @cached_property
+    def _bindings(self) -> dict[str, Entity | list[cst.BaseExpression]]:
+        bindings: dict[str, Entity | list[cst.BaseExpression]] = {}
+        params = self.func.params
+        for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+            bindings[param.name.value] = Unknown(f"'{param.name.value}' is a parameter")
+        for star in (params.star_arg, params.star_kwarg):
+            if isinstance(star, cst.Param):
+                bindings[star.name.value] = Unknown("star parameter")
+        body = self.func.body.body if isinstance(self.func.body, cst.IndentedBlock) else ()
+        class_by_node = self.module.class_by_node
+        for stmt in body:
+            if isinstance(stmt, cst.ClassDef) and id(stmt) in class_by_node:
+                bindings[stmt.name.value] = ClassRef(class_by_node[id(stmt)])
+        for name, values in _assignments(body).items():
+            if name not in bindings:
+                bindings[name] = values
+        for name in self.module.function_facts(self.func).nested_bound - set(bindings):
+            bindings[name] = Unknown(f"'{name}' is bound in a nested block")
+        return bindings
+
+    def __getitem__(self, name: str) -> Entity:
+        if name not in self._resolved:
+            binding = self._bindings[name]
+            if isinstance(binding, list):
+                if len(binding) == 1:
+                    self._resolved[name] = Unknown(f"'{name}' refers to itself")  # cycle guard
+                    binding = self.index.resolve_value(
+                        self.module, binding[0], self.depth + 1, self
+                    )
+                else:
+                    binding = Unknown(f"'{name}' is assigned more than once")
+            self._resolved[name] = binding
+        return self._resolved[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._bindings
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._bindings)
+
+    def __len__(self) -> int:
+        return len(self._bindings)
+
+
 def local_entities(
     index: ProjectIndex, module: ModuleInfo, func: cst.FunctionDef, depth: int = 0
-) -> dict[str, Entity]:
-    """Names bound in a function body: parameters shadow, single assignments resolve, local
-    classes are classes."""
-    local: dict[str, Entity] = {}
-    params = func.params
-    for param in (*params.posonly_params, *params.params, *params.kwonly_params):
-        local[param.name.value] = Unknown(f"'{param.name.value}' is a parameter")
-    for star in (params.star_arg, params.star_kwarg):
-        if isinstance(star, cst.Param):
-            local[star.name.value] = Unknown("star parameter")
-    body = func.body.body if isinstance(func.body, cst.IndentedBlock) else ()
-    class_by_node = module.class_by_node
-    for stmt in body:
-        if isinstance(stmt, cst.ClassDef) and id(stmt) in class_by_node:
-            local[stmt.name.value] = ClassRef(class_by_node[id(stmt)])
-    for name, values in _assignments(body).items():
-        if len(values) == 1 and name not in local:
-            local[name] = index.resolve_value(module, values[0], depth + 1, local)
-        else:
-            local[name] = Unknown(f"'{name}' is assigned more than once")
-    for name in _bound_names(func.body) - set(local):
-        local[name] = Unknown(f"'{name}' is bound in a nested block")
-    return local
+) -> LocalScope:
+    return LocalScope(index, module, func, depth)
 
 
 def _common_parts(a: Path, b: Path) -> tuple[str, ...]:

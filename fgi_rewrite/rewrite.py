@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -72,6 +73,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         module: ModuleInfo,
         surrogates: Mapping[str, Surrogate | Diagnostic],
         style: str,
+        terms: Iterable[str] = (),
     ) -> None:
         self.index = index
         self.module = module
@@ -79,7 +81,8 @@ class CallSiteRewriter(cst.CSTTransformer):
         self.style = style
         self.scopes: list[_Scope] = []
         self.classes: list[ClassInfo] = []
-        self.taken: list[set[str]] = [sym.names_in(module.tree)]
+        self.taken: list[cst.Module | cst.FunctionDef] = [module.tree]
+        self.allocated: set[str] = set()
         self.pending: list[list[str]] = []  # statements to insert, per open simple statement
         self.statement: list[cst.SimpleStatementLine | None] = []
         self.expression_depth = 0
@@ -87,6 +90,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         self.call_sites: list[CallSite] = []
         self.diagnostics: list[Diagnostic] = []
         self.functions: dict[str, str] = {}  # qualname -> generated function name
+        self.callee_names = _callee_names(module.tree.code, {*terms, "apply"})
         self.skip_lines = {
             i + 1 for i, line in enumerate(module.tree.code.splitlines()) if SKIP_MARKER in line
         }
@@ -111,7 +115,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         if self.classes and self._directly_in_class(node) and params and not is_static:
             cls, self_name = self.classes[-1], params[0].name.value
         self.scopes.append(_Scope(local, cls, self_name))
-        self.taken.append(sym.names_in(node))
+        self.taken.append(node)
 
     def leave_FunctionDef(
         self, original: cst.FunctionDef, updated: cst.FunctionDef
@@ -160,11 +164,13 @@ class CallSiteRewriter(cst.CSTTransformer):
 
     # -- calls ------------------------------------------------------------------------------------
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        location = self.module.location(original)
-        if location.line in self.skip_lines:
-            return updated
+        if _callee_key(original.func) not in self.callee_names:
+            return updated  # cheap syntactic filter: most calls cannot reach a surrogate
         target = self.resolve_callee(original.func)
         if target is None:
+            return updated
+        location = self.module.location(original)
+        if location.line in self.skip_lines:
             return updated
         if isinstance(target, Unknown):
             self.diagnostics.append(Diagnostic(codes.UnresolvedCallSite, location, target.reason))
@@ -210,11 +216,16 @@ class CallSiteRewriter(cst.CSTTransformer):
         return emit_inline(surrogate, args, self.fresh, target)
 
     def fresh(self, base: str) -> str:
-        taken = set().union(*self.taken)
+        scope = self.taken[-1]
+        taken = self.allocated | (
+            self.module.names
+            if isinstance(scope, cst.Module)
+            else self.module.function_facts(scope).names
+        )
         candidate, n = base, 1
         while candidate in taken:
             candidate, n = f"{base}_{n}", n + 1
-        self.taken[-1].add(candidate)
+        self.allocated.add(candidate)
         return candidate
 
     def can_inline(self, call: cst.Call) -> bool:
@@ -320,17 +331,60 @@ class CallSiteRewriter(cst.CSTTransformer):
         return Unknown("not a name")
 
     def resolve_self_attribute(self, cls: ClassInfo, attr: str) -> Entity:
-        assigned: list[tuple[cst.FunctionDef, cst.BaseExpression]] = []
-        for method in cls.methods().values():
-            for value in _self_assignments(method, attr):
-                assigned.append((method, value))
+        assigned = self.module.self_assignments.get(id(cls.node), {}).get(attr, [])
         if len(assigned) == 1:
-            method, value = assigned[0]
+            value = assigned[0]
+            method = next(
+                m for m in cls.methods().values() if _contains(m, value)
+            )
             local = local_entities(self.index, self.module, method)
             return self.index.resolve_value(self.module, value, 0, local)
         if len(assigned) > 1:
             return Unknown(f"self.{attr} is assigned more than once")
         return self.index.attribute(ClassRef(cls), attr)
+
+
+def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
+    found = False
+
+    def visit(n: cst.CSTNode) -> None:
+        nonlocal found
+        found = found or n is node
+
+    sym.walk(tree, visit)
+    return found
+
+
+_ASSIGNMENT = re.compile(r"^\s*(?:\w+\.)?(\w+)\s*(?::[^=\n]*)?=(?!=)\s*(.*)$", re.MULTILINE)
+_IMPORT_AS = re.compile(r"\b(\w+)\s+as\s+(\w+)")
+
+
+def _callee_names(source: str, terms: set[str]) -> set[str]:
+    """Identifiers that may name a surrogate's apply in this module: the terms, and names (or
+    attributes) assigned from, or imported as, anything mentioning them (to a fixed point)."""
+    names = set(terms)
+    assignments = _ASSIGNMENT.findall(source)
+    renames = _IMPORT_AS.findall(source)
+    while True:
+        before = len(names)
+        for name, value in assignments:
+            if any(n in value for n in names):
+                names.add(name)
+        for original, alias in renames:
+            if original in names:
+                names.add(alias)
+        if len(names) == before:
+            return names
+
+
+def _callee_key(func: cst.BaseExpression) -> str | None:
+    if isinstance(func, cst.Name):
+        return func.value
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    if isinstance(func, cst.Call):
+        return _callee_key(func.func)
+    return None
 
 
 def _assigns(statement: cst.SimpleStatementLine, user: cst.SimpleStatementLine) -> bool:
@@ -351,29 +405,6 @@ def _is_self_assignment(statement: cst.SimpleStatementLine) -> bool:
         and isinstance(small.value, cst.Name)
         and small.value.value == small.targets[0].target.value
     )
-
-
-def _self_assignments(method: cst.FunctionDef, attr: str) -> list[cst.BaseExpression]:
-    params = [*method.params.posonly_params, *method.params.params]
-    if not params:
-        return []
-    self_name = params[0].name.value
-    found: list[cst.BaseExpression] = []
-
-    class Visitor(cst.CSTVisitor):
-        def visit_Assign(self, node: cst.Assign) -> None:
-            for target in node.targets:
-                t = target.target
-                if (
-                    isinstance(t, cst.Attribute)
-                    and isinstance(t.value, cst.Name)
-                    and t.value.value == self_name
-                    and t.attr.value == attr
-                ):
-                    found.append(node.value)
-
-    method.visit(Visitor())
-    return found
 
 
 def _call_ids(node: cst.CSTNode) -> set[int]:
@@ -400,10 +431,11 @@ def rewrite_module(
     surrogates: Mapping[str, Surrogate | Diagnostic],
     style: str,
     generated: Callable[[str], bool],
+    terms: Iterable[str] = (),
 ) -> tuple[cst.Module, CallSiteRewriter]:
     """Rewrite the call sites of ``module``; ``generated(qualname)`` says whether the function
     form of a surrogate will be defined in its own module (else it is defined here)."""
-    rewriter = CallSiteRewriter(index, module, surrogates, style)
+    rewriter = CallSiteRewriter(index, module, surrogates, style, terms)
     new_tree = module.tree.visit(rewriter)
     return new_tree, rewriter
 

@@ -1,23 +1,44 @@
-"""One run over a set of paths: discover → index → analyze → rewrite → report (→ write)."""
+"""One run over a set of paths: discover → index → analyze → rewrite → report (→ write).
+
+Nothing here imports torch or executes the code it reads. A failure in one file (unreadable,
+unparsable, unwritable, or an internal error while rewriting it) is reported against that file and
+the others are still processed; a file is only ever replaced whole (``write_atomic``).
+"""
 
 from __future__ import annotations
 
+import ast
+import codecs
 import os
 import re
+import stat
 import tempfile
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from fgi_rewrite import codes
+import libcst as cst
+
+from fgi_rewrite import codes, symbolic
+from fgi_rewrite import index as index_module
 from fgi_rewrite.analyze import analyze
-from fgi_rewrite.discover import discover
+from fgi_rewrite.discover import FileSet, Filters, discover
 from fgi_rewrite.index import ClassInfo, ModuleInfo, ProjectIndex, SourceError
-from fgi_rewrite.model import Diagnostic, Location, Surrogate
-from fgi_rewrite.report import FileResult, Report
+from fgi_rewrite.model import OUTPUT, Diagnostic, Location, Surrogate
+from fgi_rewrite.report import (
+    NOT_SURROGATE,
+    REFUSED,
+    SURROGATE,
+    FileResult,
+    FunctionRecord,
+    Report,
+)
 from fgi_rewrite.rewrite import add_functions, ensure_imports, rewrite_module
+from fgi_rewrite.verify import verify_rewrites
 
 _ALIAS = re.compile(r"(\w+)\s*=\s*[\w.]+\.apply\b")
+STDIN = "-"
 
 
 @dataclass(frozen=True)
@@ -25,18 +46,72 @@ class Options:
     style: str = "inline"  # or "function"
     check: bool = False
     diff: bool = False
+    exclude: str | None = None  # regex replacing discover.DEFAULT_EXCLUDE
+    extend_exclude: str | None = None
+    force_exclude: str | None = None
+    gitignore: bool = True
+    # Source read from standard input (``-``): rewritten in memory, never written to disk.
+    stdin: bytes | None = None
+    stdin_filename: str | None = None  # its name, for the project index and messages
+    # Verification (verify.py): none, grad, script or full. The API default is none; the CLI's
+    # is script. A surrogate failing the gradient check is never rewritten.
+    verify: str = "none"
+    require_verify: bool = False  # an unverified rewrite is refused
+    allow_unscriptable: bool = False  # write rewrites that fail TorchScript/compile/export
+    verify_timeout: float | None = None  # seconds for the whole verification subprocess
+
+
+def stdin_display(options: Options) -> Path:
+    """The path under which the stdin source appears in the report."""
+    return Path(options.stdin_filename or STDIN)
 
 
 def run(paths: Sequence[Path], options: Options) -> Report:
     report = Report(check=options.check)
-    fileset = discover(paths)
-    for path in fileset.missing:
-        report.diagnostics.append(
-            Diagnostic(codes.UnreadableFile, Location(path, 1, 1), "no such file or directory")
+    filters = Filters.from_strings(
+        options.exclude, options.extend_exclude, options.force_exclude, options.gitignore
+    )
+    overlay: dict[Path, bytes] = {}
+    if options.stdin is not None:
+        name = options.stdin_filename
+        overlay[Path(name).absolute().resolve() if name else Path.cwd().resolve() / STDIN] = (
+            options.stdin
         )
+    fileset = discover(
+        [p for p in paths if str(p) != STDIN],
+        filters,
+        virtual=tuple(overlay),
+        walk_project=options.stdin is None or options.stdin_filename is not None,
+    )
+    for path, reason in fileset.errors:
+        report.diagnostics.append(Diagnostic(codes.UnreadableFile, Location(path, 1, 1), reason))
+    for path, reason in fileset.skipped:
+        report.diagnostics.append(Diagnostic(codes.SkippedFile, Location(path, 1, 1), reason))
+    if fileset.targets:
+        with _source_overlay(overlay):
+            try:
+                _process(fileset, options, report)
+            except Exception as exc:  # nothing is written after an internal error in the index
+                report.internal_errors.append(f"{type(exc).__name__}: {exc}")
+                report.results.clear()
+    for real in overlay:
+        _relabel(report, real, stdin_display(options))
+    if not options.check and not options.diff:
+        _write_results(report, skip={stdin_display(options)} if overlay else set())
+    return report
+
+
+def _process(fileset: FileSet, options: Options, report: Report) -> None:
     index = ProjectIndex(fileset.root, fileset.project)
     classes = index.function_classes()
-    analyses = {info.qualname: analyze(index, info) for info in classes}
+    analyses: dict[str, Surrogate | Diagnostic] = {}
+    for info in classes:
+        try:
+            analyses[info.qualname] = analyze(index, info)
+        except Exception as exc:  # the class is left alone; the run reports an internal error
+            report.internal_errors.append(
+                f"{info.location}: analyzing {info.qualname}: {type(exc).__name__}: {exc}"
+            )
     surrogates = {q: r for q, r in analyses.items() if isinstance(r, Surrogate)}
     targets = set(fileset.targets)
     for result in analyses.values():
@@ -46,29 +121,171 @@ def run(paths: Sequence[Path], options: Options) -> Report:
     report.files_scanned = len(fileset.targets)
     for path in fileset.targets:
         text = index.text(path)
+        relevant = bool(surrogates) and (
+            any(term in text for term in terms) or ("autograd" in text and ".apply(" in text)
+        )
         try:
+            # Files that cannot hold a call site are only checked for syntax (cheaply, with ast).
+            if not relevant:
+                index.check_syntax(path)
+                continue
             module = index.module(path)
         except SourceError as exc:
+            line, column, message = describe_unreadable(path, exc)
             report.diagnostics.append(
-                Diagnostic(codes.UnreadableFile, Location(path, 1, 1), str(exc))
+                Diagnostic(codes.UnreadableFile, Location(path, line, column), message)
             )
             continue
-        if not surrogates or not any(term in text for term in terms):
-            continue
-        report.results.append(_rewrite_file(index, module, analyses, report, options))
+        try:
+            report.results.append(_rewrite_file(index, module, analyses, report, options, terms))
+        except Exception as exc:  # this file is left as it is; the others go on
+            report.internal_errors.append(
+                f"{path}: rewriting: {type(exc).__name__}: {exc}; the file is left unchanged"
+            )
+    if options.verify != "none":
+        _verify(index, analyses, report, options, terms)
     used = {site.surrogate for result in report.results for site in result.call_sites}
     report.surrogates_found = len(
         {q for q, s in surrogates.items() if s.location.path in targets} | used
     )
-    if not options.check and not options.diff:
-        for result in report.changed:
-            write_atomic(result.path, result.after)
-    return report
+    report.functions.extend(
+        function_record(info, analyses[info.qualname])
+        for info in classes
+        if info.qualname in analyses and (info.path in targets or info.qualname in used)
+    )
+
+
+def _verify(
+    index: ProjectIndex,
+    analyses: dict[str, Surrogate | Diagnostic],
+    report: Report,
+    options: Options,
+    terms: set[str],
+) -> None:
+    """Verify every surrogate about to be rewritten; files using one that is refused (a wrong
+    gradient, or unscriptable, or unverified with --require-verify) are rewritten again without
+    it, so its call sites are left unchanged (and ``analyses`` records the refusal)."""
+    outcome = verify_rewrites(
+        index, analyses, report.results, level=options.verify, require=options.require_verify,
+        allow_unscriptable=options.allow_unscriptable, timeout=options.verify_timeout,
+    )
+    report.verifications.extend(outcome.verifications)
+    report.diagnostics.extend(outcome.diagnostics)
+    if not outcome.rejected:
+        return
+    analyses.update(outcome.rejected)
+    for i, result in enumerate(report.results):
+        if any(site.surrogate in outcome.rejected for site in result.call_sites):
+            module = index.module(result.path)
+            report.results[i] = _rewrite_file(index, module, analyses, Report(), options, terms)
+
+
+def function_record(info: ClassInfo, result: Surrogate | Diagnostic) -> FunctionRecord:
+    """What the report says about one Function: its extracted f and g, or why it was left."""
+    if isinstance(result, Diagnostic):
+        verdict = NOT_SURROGATE if result.code.severity is codes.Severity.INFO else REFUSED
+        return FunctionRecord(
+            info.qualname, info.location, verdict, code=result.code.code, message=result.message
+        )
+    params = tuple(p.name for p in result.params)
+    out = next(n for n in ("out", "_out", "__out", "_fgi_out") if n not in params)
+    mapping = {OUTPUT: cst.Name(out)}
+    grads = tuple(
+        (param, None if grad is None else symbolic.code(symbolic.substitute(grad, mapping)))
+        for param, grad in zip(params, result.grads, strict=False)
+    )
+    return FunctionRecord(
+        info.qualname,
+        info.location,
+        SURROGATE,
+        params=params,
+        f=symbolic.code(symbolic.substitute(result.value, mapping)),
+        g=grads,
+    )
+
+
+# ---- bad input --------------------------------------------------------------------------------
+
+_PYTHON2_HINTS = (
+    "Missing parentheses in call to",
+    "multiple exception types must be parenthesized",
+    "leading zeros in decimal integer literals",
+    "invalid syntax. Perhaps you forgot a comma",
+)
+
+
+def describe_unreadable(path: Path, error: SourceError) -> tuple[int, int, str]:
+    """Line, column and a precise message for a file libcst cannot parse, from Python's compiler.
+
+    The source is only compiled to an AST, never executed.
+    """
+    try:
+        data = index_module.read_source(path)
+    except SourceError as exc:
+        if not os.path.lexists(path):
+            return 1, 1, "no such file (deleted during the run?)"
+        return 1, 1, str(exc)
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return 1, 1, "cannot decode: the file is UTF-16 encoded; Python source must be UTF-8"
+    if b"\0" in data:
+        return 1, data.index(b"\0") + 1, "cannot parse: the file contains a null byte (binary?)"
+    try:
+        ast.parse(data, filename=str(path))
+    except SyntaxError as exc:
+        message = exc.msg
+        if message.startswith(("(unicode error)", "unknown encoding")):
+            message = "cannot decode: " + message.removeprefix("(unicode error)").strip()
+        else:
+            if any(hint in message for hint in _PYTHON2_HINTS) or _looks_like_python2(data):
+                message += " (this looks like Python 2 code, which is not supported)"
+            message = f"cannot parse: {message}"
+        return max(exc.lineno or 1, 1), max(exc.offset or 1, 1), message
+    except (ValueError, UnicodeDecodeError, LookupError) as exc:
+        return 1, 1, f"cannot decode: {exc}"
+    return 1, 1, f"{error} (Python itself accepts the file; please report this)"
+
+
+def _looks_like_python2(data: bytes) -> bool:
+    statements = rb"^\s*((print|exec)\s+[\"'\w]|raise\s+[\w.]+\s*,)"
+    return bool(re.search(statements, data, re.MULTILINE)) or b"<>" in data
+
+
+@contextmanager
+def _source_overlay(overlay: Mapping[Path, bytes]) -> Iterator[None]:
+    """Serve ``overlay`` (stdin) instead of the disk to the index, for the duration of a run."""
+    if not overlay:
+        yield
+        return
+    original = index_module.read_source
+
+    def read(path: Path) -> bytes:
+        return overlay[path] if path in overlay else original(path)
+
+    index_module.read_source = read
+    try:
+        yield
+    finally:
+        index_module.read_source = original
+
+
+def _relabel(report: Report, real: Path, shown: Path) -> None:
+    def move(location: Location) -> Location:
+        return replace(location, path=shown) if location.path == real else location
+
+    report.diagnostics[:] = [replace(d, location=move(d.location)) for d in report.diagnostics]
+    report.results[:] = [
+        replace(r, path=shown) if r.path == real else r for r in report.results
+    ]
+    report.functions[:] = [replace(f, location=move(f.location)) for f in report.functions]
+    report.verifications[:] = [
+        replace(v, paths=tuple(shown if p == real else p for p in v.paths))
+        for v in report.verifications
+    ]
 
 
 def _prefilter_terms(index: ProjectIndex, classes: Sequence[ClassInfo]) -> set[str]:
     """Substrings one of which any file with a call site must contain."""
-    terms = {"apply", *(info.name for info in classes)}
+    terms = {info.name for info in classes}
     for path in index.candidate_files():
         terms.update(_ALIAS.findall(index.text(path)))
     return terms
@@ -80,9 +297,12 @@ def _rewrite_file(
     analyses: dict[str, Surrogate | Diagnostic],
     report: Report,
     options: Options,
+    terms: set[str],
 ) -> FileResult:
     before = module.tree.bytes
-    tree, rewriter = rewrite_module(index, module, analyses, options.style, lambda q: False)
+    tree, rewriter = rewrite_module(
+        index, module, analyses, options.style, lambda q: False, terms
+    )
     report.diagnostics.extend(rewriter.diagnostics)
     if not rewriter.call_sites:
         return FileResult(module.path, before, before)
@@ -104,18 +324,91 @@ def _rewrite_file(
     return FileResult(module.path, before, tree.bytes, tuple(rewriter.call_sites))
 
 
+def _write_results(report: Report, skip: set[Path]) -> None:
+    """Write every changed file; one that cannot be written is reported and left as it was."""
+    for result in report.changed:
+        if result.path in skip:
+            continue
+        problem = write_checked(result)
+        if problem is not None:
+            report.results.remove(result)
+            report.diagnostics.append(
+                Diagnostic(codes.UnwritableFile, Location(result.path, 1, 1), problem)
+            )
+
+
+def write_checked(result: FileResult) -> str | None:
+    """Replace the file by ``result.after`` if it still holds what was read; else say why not."""
+    path = result.path
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return "the file was deleted during the run; it is not recreated"
+    except OSError as exc:
+        return f"cannot write: {exc.strerror or exc}"
+    if not stat.S_ISREG(info.st_mode):
+        return "no longer a regular file; not written"
+    if not info.st_mode & 0o222 or not os.access(path, os.W_OK):
+        return "the file is read-only; not rewritten (make it writable, or preview with --diff)"
+    try:
+        current = path.read_bytes()
+    except OSError as exc:
+        return f"cannot read it back before writing: {exc.strerror or exc}; not rewritten"
+    if current != result.before and not _same_source(current, result.before):
+        return "the file changed on disk during the run; not rewritten (run fgi-rewrite again)"
+    try:
+        write_atomic(path, result.after)
+    except OSError as exc:
+        return f"cannot write: {exc.strerror or exc}; the file is left unchanged"
+    return None
+
+
+def _same_source(current: bytes, before: bytes) -> bool:
+    try:
+        return index_module.parse_source(current).bytes == before
+    except SourceError:
+        return False
+
+
 def write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, ``os.replace``; the file mode is kept."""
-    mode = path.stat().st_mode
+    """Temp file in the same directory, fsync, ``os.replace``; mode (and owner) are kept.
+
+    An interrupted or failed write leaves the original file as it was and no temp file behind.
+    """
+    info = path.stat()
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".fgi-tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp, mode & 0o7777)
+        os.chmod(temp, stat.S_IMODE(info.st_mode))
+        if hasattr(os, "chown") and (info.st_uid, info.st_gid) != _owner(temp):
+            try:
+                os.chown(temp, info.st_uid, info.st_gid)
+            except OSError:
+                pass  # only root may give a file away; the content is what matters
         os.replace(temp, path)
     except BaseException:
-        if os.path.exists(temp):
+        if os.path.lexists(temp):
             os.unlink(temp)
         raise
+    _fsync_directory(path.parent)
+
+
+def _owner(path: str) -> tuple[int, int]:
+    info = os.stat(path)
+    return info.st_uid, info.st_gid
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,492 @@
+"""Benchmark the code `fgi-rewrite` emits: ALIF recurrent SNN, original vs rewritten.
+
+The FGI paper's setup (Otte 2024, arXiv 2406.00177): an adaptive-LIF recurrent layer (hidden 128,
+batch 128; the input concatenated with the previous step's spikes goes through one bias-free
+linear map), a leaky-integrator readout, cross-entropy on the time-mean of the readout, Adam.
+Inputs are synthetic (uniform in [0, 1), like sequential-MNIST intensities; random labels), so
+nothing is downloaded.
+
+The *original* is ``benchmarks/rsnn_model.py`` (a custom-backward SuperSpike ``autograd.Function``
+used through an alias). The *rewritten* model is produced at benchmark time: the original is copied
+to a temporary directory and ``python -m fgi_rewrite`` rewrites the copy in place. Both are imported
+from their copies and run side by side, interleaved, in this process, from the same initial weights.
+
+Cells: {eager, TorchScript (torch.jit.script), torch.compile(fullgraph=True)} x
+{train (forward + backward + Adam step), no_grad (inference), fwd+grad (forward with autograd on,
+no backward)}. Per cell: warm-up (the first call, which scripts/compiles, and a few more) is timed
+separately and excluded; then ``--reps`` timed calls per variant, alternating which variant goes
+first; medians are reported.
+
+    python benchmarks/rsnn.py                      # CPU defaults (T=16), a few minutes on 2 cores
+    python benchmarks/rsnn.py --seq-len 28 56 --backends eager script
+    python benchmarks/rsnn.py --json out.json      # machine-readable results (for plot.py)
+
+Extra variants (for trying other emitted forms by hand; not part of the default run) can be added
+with ``--variant LABEL=PATH``: PATH must define ``RSNN`` with the same constructor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import importlib.util
+import io
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+HERE = Path(__file__).resolve().parent
+MODEL_SOURCE = HERE / "rsnn_model.py"
+
+BACKENDS = ("eager", "script", "compile")
+MODES = ("train", "no_grad", "fwd_grad")
+BACKEND_LABEL = {"eager": "eager", "script": "TorchScript", "compile": "compile(fullgraph)"}
+MODE_LABEL = {"train": "train step", "no_grad": "no_grad", "fwd_grad": "fwd+grad"}
+
+
+# --------------------------------------------------------------------------------------------
+# Producing and importing the variants
+# --------------------------------------------------------------------------------------------
+
+
+def rewrite_copy(workdir: Path, style: str) -> tuple[Path, float, str]:
+    """Copy the original model into ``workdir/rewritten`` and rewrite it with the installed tool."""
+    dest = workdir / "rewritten"
+    dest.mkdir()
+    target = dest / MODEL_SOURCE.name
+    shutil.copy2(MODEL_SOURCE, target)
+    cmd = [sys.executable, "-m", "fgi_rewrite", "--style", style, str(target)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"fgi-rewrite failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    if target.read_text() == MODEL_SOURCE.read_text():
+        sys.exit(f"fgi-rewrite did not change {target}:\n{proc.stdout}{proc.stderr}")
+    return target, elapsed, (proc.stdout + proc.stderr).strip()
+
+
+def import_path(path: Path, name: str) -> ModuleType:
+    # Registered in sys.modules and backed by a real file so that TorchScript can read its source.
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Variant:
+    label: str
+    module: ModuleType
+    path: Path
+
+
+# --------------------------------------------------------------------------------------------
+# Cells
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    """One (backend, mode, variant): a zero-argument step function, or why there is none."""
+
+    fn: Callable[[], Any] | None
+    note: str = ""
+    first_s: float = math.nan  # the first call (scripting/compiling happens here)
+    warmup_s: float = math.nan  # first call + the further warm-up calls
+    times: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times) if self.times else math.nan
+
+
+def first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    text = text.split(". ")[0]
+    return f"{type(exc).__name__}: {text[:160]}"
+
+
+def build_model(
+    variant: Variant, backend: str, state: dict[str, torch.Tensor], n_in: int
+) -> tuple[nn.Module, nn.Module, str]:
+    """(trainable module, callable module, note). Raises if the backend refuses the model."""
+    model = variant.module.RSNN(n_in)
+    model.load_state_dict(copy.deepcopy(state))
+    note = ""
+    if backend == "eager":
+        return model, model, note
+    if backend == "script":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scripted = torch.jit.script(model)
+        python_ops = scripted.forward.graph.findAllNodes("prim::PythonOp")
+        if python_ops:
+            note = f"scripted with {len(python_ops)} opaque prim::PythonOp (calls back into Python)"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.jit.save(scripted, io.BytesIO())
+        except Exception as exc:  # noqa: BLE001 - the reason is the result
+            note = (note + "; " if note else "") + "torch.jit.save fails: " + first_line(exc)
+        return scripted, scripted, note
+    if backend == "compile":
+        compiled = torch.compile(model, fullgraph=True)
+        return model, compiled, note
+    raise ValueError(backend)
+
+
+def make_step(
+    mode: str, trainable: nn.Module, call: nn.Module, x: torch.Tensor, y: torch.Tensor, lr: float
+) -> Callable[[], Any]:
+    loss_fn = nn.CrossEntropyLoss()
+    if mode == "train":
+        opt = torch.optim.Adam(trainable.parameters(), lr=lr)
+
+        def train() -> Any:
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(call(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        return train
+    if mode == "no_grad":
+
+        def infer() -> Any:
+            with torch.no_grad():
+                return call(x)
+
+        return infer
+    if mode == "fwd_grad":
+
+        def forward() -> Any:
+            with torch.enable_grad():
+                return call(x)
+
+        return forward
+    raise ValueError(mode)
+
+
+# --------------------------------------------------------------------------------------------
+# Sanity: first training step of both variants from the same weights
+# --------------------------------------------------------------------------------------------
+
+
+def sanity(
+    variants: list[Variant], state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+) -> list[str]:
+    lines = []
+    ref_loss = None
+    ref_grads: dict[str, torch.Tensor] = {}
+    for variant in variants:
+        model = variant.module.RSNN(x.shape[-1])
+        model.load_state_dict(copy.deepcopy(state))
+        out = model(x)
+        loss = nn.functional.cross_entropy(out, y)
+        loss.backward()
+        grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+        with torch.no_grad():
+            out_ng = model(x)
+        if ref_loss is None:
+            ref_loss, ref_grads, ref_out = loss.detach(), grads, out_ng
+            lines.append(f"{variant.label:>10}: loss {loss.item():.9g}")
+            continue
+        same_loss = torch.equal(loss.detach(), ref_loss)
+        same_out = torch.equal(out_ng, ref_out)
+        worst = 0.0
+        for name, g in grads.items():
+            r = ref_grads[name]
+            rel = ((g - r).abs().max() / r.abs().max().clamp_min(1e-30)).item()
+            worst = max(worst, rel)
+            ok = torch.allclose(g, r, rtol=1e-4, atol=1e-7)
+            if not ok:
+                lines.append(f"  MISMATCH: gradient of {name} differs (max rel {rel:.2e})")
+        lines.append(
+            f"{variant.label:>10}: loss {loss.item():.9g} "
+            f"({'bitwise equal' if same_loss else 'DIFFERENT: %.3g' % (loss - ref_loss).item()}), "
+            f"no_grad output {'bitwise equal' if same_out else 'DIFFERENT'}, "
+            f"max |grad diff| / max |grad| = {worst:.2e}"
+        )
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# Running one sequence length
+# --------------------------------------------------------------------------------------------
+
+
+def run_length(args: argparse.Namespace, variants: list[Variant], seq_len: int) -> dict[str, Any]:
+    torch.manual_seed(args.seed)
+    x = torch.rand(seq_len, args.batch, args.n_in)
+    y = torch.randint(0, 10, (args.batch,))
+    init = variants[0].module.RSNN(args.n_in)
+    state = {k: v.detach().clone() for k, v in init.state_dict().items()}
+
+    print(f"\n=== T={seq_len}, B={args.batch}, n_in={args.n_in}, hidden={init.n_hidden} ===")
+    print("sanity (eager, first training step from the same weights):")
+    sanity_lines = sanity(variants, state, x, y)
+    for line in sanity_lines:
+        print("  " + line)
+
+    cells: dict[tuple[str, str, str], Cell] = {}
+    for backend in args.backends:
+        for variant in variants:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    trainable, call, note = build_model(variant, backend, state, args.n_in)
+            except Exception as exc:  # noqa: BLE001
+                reason = first_line(exc)
+                kind = {"script": "not scriptable", "compile": "does not compile"}[backend]
+                for mode in args.modes:
+                    cells[(backend, mode, variant.label)] = Cell(
+                        None, f"n/a ({variant.label} {kind}: {reason})"
+                    )
+                continue
+            for mode in args.modes:
+                step = make_step(mode, trainable, call, x, y, args.lr)
+                cell = Cell(step, note)
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        t0 = time.perf_counter()
+                        step()
+                        cell.first_s = time.perf_counter() - t0
+                        for _ in range(args.warmup):
+                            step()
+                        cell.warmup_s = time.perf_counter() - t0
+                except Exception as exc:  # noqa: BLE001
+                    kind = {"eager": "fails", "script": "fails scripted", "compile": "fails to compile"}
+                    cell = Cell(None, f"n/a ({variant.label} {kind[backend]}: {first_line(exc)})")
+                cells[(backend, mode, variant.label)] = cell
+                print(
+                    f"  warm-up {BACKEND_LABEL[backend]:>18} {MODE_LABEL[mode]:>10} "
+                    f"{variant.label:>10}: first call {cell.first_s:8.3f} s, "
+                    f"warm-up total {cell.warmup_s:8.3f} s" + (f"  [{cell.note}]" if cell.note else "")
+                )
+
+        # Timed runs for this backend: all modes, variants interleaved, order alternating per rep.
+        for mode in args.modes:
+            live = [v for v in variants if cells[(backend, mode, v.label)].fn is not None]
+            for rep in range(args.reps):
+                order = live if rep % 2 == 0 else live[::-1]
+                for variant in order:
+                    cell = cells[(backend, mode, variant.label)]
+                    assert cell.fn is not None
+                    t0 = time.perf_counter()
+                    for _ in range(args.number):
+                        cell.fn()
+                    cell.times.append((time.perf_counter() - t0) / args.number)
+
+    return {"seq_len": seq_len, "cells": cells, "sanity": sanity_lines}
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting
+# --------------------------------------------------------------------------------------------
+
+
+def fmt_ms(seconds: float) -> str:
+    return "n/a" if math.isnan(seconds) else f"{seconds * 1e3:.2f}"
+
+
+def fmt_x(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f}x"
+
+
+def table(args: argparse.Namespace, variants: list[Variant], result: dict[str, Any]) -> str:
+    cells = result["cells"]
+    orig = variants[0].label
+    head = ["backend", "mode"]
+    for v in variants:
+        head.append(f"{v.label} ms")
+    for v in variants[1:]:
+        head.append(f"{orig}/{v.label}")
+    for v in variants:
+        head.append(f"{v.label} vs eager {orig}")
+    rows = [head]
+    notes: list[str] = []
+    for backend in args.backends:
+        for mode in args.modes:
+            base = cells.get(("eager", mode, orig))
+            base_t = base.median if base is not None else math.nan
+            row = [BACKEND_LABEL[backend], MODE_LABEL[mode]]
+            medians = {}
+            for v in variants:
+                cell = cells[(backend, mode, v.label)]
+                medians[v.label] = cell.median
+                if cell.fn is None:
+                    row.append(cell.note)
+                else:
+                    row.append(fmt_ms(cell.median))
+                    if cell.note:
+                        notes.append(f"{BACKEND_LABEL[backend]} {MODE_LABEL[mode]} {v.label}: {cell.note}")
+            for v in variants[1:]:
+                row.append(fmt_x(medians[orig] / medians[v.label]))
+            for v in variants:
+                row.append(fmt_x(base_t / medians[v.label]))
+            rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = []
+    for i, r in enumerate(rows):
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+        if i == 0:
+            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for note in dict.fromkeys(notes):
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def warmup_table(args: argparse.Namespace, variants: list[Variant], result: dict[str, Any]) -> str:
+    cells = result["cells"]
+    head = ["backend", "mode"] + [f"{v.label} first / warm-up s" for v in variants]
+    rows = [head]
+    for backend in args.backends:
+        for mode in args.modes:
+            row = [BACKEND_LABEL[backend], MODE_LABEL[mode]]
+            for v in variants:
+                c = cells[(backend, mode, v.label)]
+                row.append("n/a" if c.fn is None else f"{c.first_s:.3f} / {c.warmup_s:.3f}")
+            rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = []
+    for i, r in enumerate(rows):
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+        if i == 0:
+            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.cuda.is_available(),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seq-len", type=int, nargs="+", default=[16], help="sequence length(s) T (paper: 28..784)")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--n-in", type=int, default=28, help="inputs per step (28: row-wise sMNIST)")
+    p.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
+    p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    p.add_argument("--reps", type=int, default=30, help="timed repetitions per cell and variant")
+    p.add_argument("--number", type=int, default=1, help="calls per timed repetition")
+    p.add_argument("--warmup", type=int, default=5, help="warm-up calls after the first one")
+    p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    p.add_argument("--style", choices=("inline", "function"), default="inline", help="fgi-rewrite --style")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fresh-compile-cache", action="store_true",
+                   help="use an empty inductor cache, so compile warm-up times are cold-start times")
+    p.add_argument("--variant", action="append", default=[], metavar="LABEL=PATH",
+                   help="an extra model file to time against the original (experiments)")
+    p.add_argument("--json", type=Path, help="write the results here")
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    info = machine()
+    print(
+        f"{info['date']}  {info['cpu']}, {info['cores']} cores, torch.set_num_threads({args.threads}), "
+        f"torch {info['torch']}, Python {info['python']}, CUDA available: {info['cuda']} (CPU run)"
+    )
+    with tempfile.TemporaryDirectory(prefix="fgi-bench-") as tmp:
+        workdir = Path(tmp)
+        if args.fresh_compile_cache:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(workdir / "inductor-cache")
+        original_copy = workdir / "original" / MODEL_SOURCE.name
+        original_copy.parent.mkdir()
+        shutil.copy2(MODEL_SOURCE, original_copy)
+        rewritten, rewrite_s, tool_out = rewrite_copy(workdir, args.style)
+        print(f"fgi-rewrite --style {args.style} on the model copy: {rewrite_s:.2f} s ({tool_out})")
+        variants = [
+            Variant("original", import_path(original_copy, "fgi_bench_original"), original_copy),
+            Variant("rewritten", import_path(rewritten, "fgi_bench_rewritten"), rewritten),
+        ]
+        for spec in args.variant:
+            label, _, path = spec.partition("=")
+            src = Path(path).resolve()
+            dst = workdir / label / src.name
+            dst.parent.mkdir()
+            shutil.copy2(src, dst)
+            variants.append(Variant(label, import_path(dst, f"fgi_bench_{label}"), dst))
+
+        results = []
+        for seq_len in args.seq_len:
+            result = run_length(args, variants, seq_len)
+            results.append(result)
+            print(f"\nwarm-up (excluded from the timings), T={seq_len}: first call / first + "
+                  f"{args.warmup} more calls, seconds")
+            print(warmup_table(args, variants, result))
+            print(f"\nmedian of {args.reps} x {args.number} call(s), T={seq_len}, B={args.batch}; "
+                  f"ratio > 1: rewritten faster; 'vs eager': speed-up over the eager original")
+            print(table(args, variants, result))
+
+    if args.json:
+        payload = {
+            "machine": info,
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "rewrite_s": rewrite_s,
+            "variants": [v.label for v in variants],
+            "results": [
+                {
+                    "seq_len": r["seq_len"],
+                    "sanity": r["sanity"],
+                    "cells": [
+                        {
+                            "backend": b, "mode": m, "variant": lab, "median_s": c.median,
+                            "times_s": c.times, "first_s": c.first_s, "warmup_s": c.warmup_s,
+                            "note": c.note,
+                        }
+                        for (b, m, lab), c in r["cells"].items()
+                    ],
+                }
+                for r in results
+            ],
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=1, allow_nan=True))
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
