@@ -140,22 +140,52 @@ def _assignments(body: Iterable[cst.CSTNode]) -> dict[str, list[cst.BaseExpressi
 
 
 def _bound_names(node: cst.CSTNode) -> set[str]:
+    """Names a statement binds, found by walking statements only (never expressions, which is
+    what makes it cheap): assignment and loop targets, ``as`` names, nested defs and classes."""
     names: set[str] = set()
 
-    class Collector(cst.CSTVisitor):
-        def visit_AssignTarget(self, n: cst.AssignTarget) -> None:
-            if isinstance(n.target, cst.Name):
-                names.add(n.target.value)
+    def targets(target: cst.BaseExpression) -> None:
+        if isinstance(target, cst.Name):
+            names.add(target.value)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for element in target.elements:
+                targets(element.value)
+        elif isinstance(target, cst.StarredElement):
+            targets(target.value)
 
-        def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
-            names.add(n.name.value)
-            return False
+    def walk(stmt: cst.CSTNode) -> None:
+        if isinstance(stmt, (cst.FunctionDef, cst.ClassDef)):
+            names.add(stmt.name.value)
+            return
+        if isinstance(stmt, cst.SimpleStatementLine):
+            for small in stmt.body:
+                if isinstance(small, cst.Assign):
+                    for t in small.targets:
+                        targets(t.target)
+                elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
+                    targets(small.target)
+                elif isinstance(small, (cst.Import, cst.ImportFrom)) and not isinstance(
+                    small.names, cst.ImportStar
+                ):
+                    for alias in small.names:
+                        asname = alias.asname.name if alias.asname else alias.name
+                        if isinstance(asname, cst.Name):
+                            names.add(asname.value)
+            return
+        if isinstance(stmt, cst.For):
+            targets(stmt.target)
+        if isinstance(stmt, cst.With):
+            for item in stmt.items:
+                if item.asname is not None:
+                    targets(item.asname.name)  # type: ignore[arg-type]
+        if isinstance(stmt, cst.ExceptHandler) and stmt.name is not None:
+            targets(stmt.name.name)  # type: ignore[arg-type]
+        for child in stmt.children:
+            if isinstance(child, (cst.BaseSuite, cst.BaseStatement, cst.ExceptHandler,
+                                  cst.Else, cst.Finally, cst.If)):
+                walk(child)
 
-        def visit_ClassDef(self, n: cst.ClassDef) -> bool:
-            names.add(n.name.value)
-            return False
-
-    node.visit(Collector())
+    walk(node)
     return names
 
 
@@ -440,6 +470,7 @@ class ProjectIndex:
         self._by_path: dict[Path, ModuleInfo | SourceError] = {}
         self._names: dict[str, list[Path]] = {}
         self._texts: dict[Path, str] = {}
+        self._ast: dict[Path, ast.Module] = {}
         self._files = tuple(files)
         for path in self._files:
             name, _, _ = module_name_for(path)
@@ -472,19 +503,65 @@ class ProjectIndex:
         self._by_path[path] = info
         return info
 
+    def ast_tree(self, path: Path) -> ast.Module:
+        """The stdlib AST (about ten times cheaper than libcst), for prefiltering; raises
+        SourceError for invalid source, with libcst's view of it."""
+        cached = self._ast.get(path)
+        if cached is not None:
+            return cached
+        source = read_source(path)
+        try:
+            tree = compile(source, str(path), "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+        except SyntaxError:
+            self.module(path)  # libcst may accept newer syntax; else it raises SourceError
+            tree = ast.Module(body=[], type_ignores=[])
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SourceError(f"cannot decode: {exc}") from exc
+        self._ast[path] = tree
+        return tree
+
     def check_syntax(self, path: Path) -> None:
         """Raise SourceError if ``path`` is not valid Python, without building a libcst tree."""
         if path in self._by_path:
             self.module(path)
-            return None
-        source = read_source(path)
-        try:
-            compile(source, str(path), "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-        except SyntaxError:
-            self.module(path)  # libcst gives the message users see, and may accept newer syntax
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SourceError(f"cannot decode: {exc}") from exc
-        return None
+        else:
+            self.ast_tree(path)
+
+    def has_candidate_call(self, path: Path, names: set[str]) -> bool:
+        """Whether some call's callee ends in one of ``names`` (``X.apply`` needs ``X`` there,
+        unless the file mentions autograd: then any ``.apply`` is looked at, to be reported)."""
+        any_apply = "autograd" in self.text(path)
+        tree = self.ast_tree(path)
+        external = self._external_roots(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                func = node.func
+                if isinstance(func, ast.Call):  # Fn()(x)
+                    func = func.func
+                if _ast_root(func) in external:
+                    continue  # torch.sigmoid(...) is not a project class called sigmoid
+                key = _ast_key(func)
+                if key == "apply" and isinstance(func, ast.Attribute):
+                    if any_apply and isinstance(func.value, ast.Name):
+                        return True
+                    key = _ast_key(func.value)
+                if key in names:
+                    return True
+        return False
+
+    def _external_roots(self, tree: ast.Module) -> set[str]:
+        """Local names bound by importing a package outside the project (torch, numpy...)."""
+        project = {name.split(".")[0] for name in self._names}
+        roots: set[str] = set()
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] not in project:
+                        roots.add(alias.asname or alias.name.split(".")[0])
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                if node.module.split(".")[0] not in project:
+                    roots.update(a.asname or a.name for a in node.names)
+        return roots
 
     def module_named(self, name: str, near: Path | None = None) -> ModuleInfo | None:
         candidates = self._names.get(name, [])
@@ -504,9 +581,33 @@ class ProjectIndex:
             if "Function" in self.text(path):
                 yield path
 
+    def _maybe_function_files(self) -> list[Path]:
+        """Files with a class whose base may be an autograd Function, found with the stdlib AST:
+        a base named ``Function`` (or an import alias of it), or a class of such, transitively."""
+        seeds = {"Function", "InplaceFunction"}
+        bases: dict[Path, list[tuple[str, set[str]]]] = {}
+        for path in self.candidate_files():
+            try:
+                tree = self.ast_tree(path)
+            except SourceError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom):
+                    seeds.update(a.asname for a in node.names if a.name in seeds and a.asname)
+                elif isinstance(node, ast.ClassDef):
+                    names = {_ast_key(b) for b in node.bases} - {None}
+                    bases.setdefault(path, []).append((node.name, names))  # type: ignore[arg-type]
+        functions = set(seeds)
+        while True:
+            grown = {name for found in bases.values() for name, b in found if b & functions}
+            if grown <= functions:
+                break
+            functions |= grown
+        return [p for p, found in bases.items() if any(b & functions for _, b in found)]
+
     def function_classes(self) -> list[ClassInfo]:
         found: list[ClassInfo] = []
-        for path in self.candidate_files():
+        for path in self._maybe_function_files():
             try:
                 module = self.module(path)
             except SourceError:
@@ -694,7 +795,7 @@ class LocalScope(Mapping[str, Entity]):
         for name, values in _assignments(body).items():
             if name not in bindings:
                 bindings[name] = values
-        for name in self.module.function_facts(self.func).nested_bound - set(bindings):
+        for name in _bound_names(self.func.body) - set(bindings):
             bindings[name] = Unknown(f"'{name}' is bound in a nested block")
         return bindings
 
@@ -726,6 +827,20 @@ def local_entities(
     index: ProjectIndex, module: ModuleInfo, func: cst.FunctionDef, depth: int = 0
 ) -> LocalScope:
     return LocalScope(index, module, func, depth)
+
+
+def _ast_root(node: ast.expr) -> str | None:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) and node is not None else None
+
+
+def _ast_key(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
 
 
 def _common_parts(a: Path, b: Path) -> tuple[str, ...]:

@@ -90,7 +90,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         self.call_sites: list[CallSite] = []
         self.diagnostics: list[Diagnostic] = []
         self.functions: dict[str, str] = {}  # qualname -> generated function name
-        self.callee_names = _callee_names(module.tree.code, {*terms, "apply"})
+        self.callee_names = callee_names(module.tree.code, set(terms))
         self.skip_lines = {
             i + 1 for i, line in enumerate(module.tree.code.splitlines()) if SKIP_MARKER in line
         }
@@ -359,10 +359,10 @@ _ASSIGNMENT = re.compile(r"^\s*(?:\w+\.)?(\w+)\s*(?::[^=\n]*)?=(?!=)\s*(.*)$", r
 _IMPORT_AS = re.compile(r"\b(\w+)\s+as\s+(\w+)")
 
 
-def _callee_names(source: str, terms: set[str]) -> set[str]:
+def callee_names(source: str, terms: set[str]) -> set[str]:
     """Identifiers that may name a surrogate's apply in this module: the terms, and names (or
     attributes) assigned from, or imported as, anything mentioning them (to a fixed point)."""
-    names = set(terms)
+    names = {*terms, "apply"}
     assignments = _ASSIGNMENT.findall(source)
     renames = _IMPORT_AS.findall(source)
     while True:

@@ -34,7 +34,7 @@ from fgi_rewrite.report import (
     FunctionRecord,
     Report,
 )
-from fgi_rewrite.rewrite import add_functions, ensure_imports, rewrite_module
+from fgi_rewrite.rewrite import callee_names, add_functions, ensure_imports, rewrite_module
 from fgi_rewrite.verify import verify_rewrites
 
 _ALIAS = re.compile(r"(\w+)\s*=\s*[\w.]+\.apply\b")
@@ -126,7 +126,7 @@ def _process(fileset: FileSet, options: Options, report: Report) -> None:
         )
         try:
             # Files that cannot hold a call site are only checked for syntax (cheaply, with ast).
-            if not relevant:
+            if not relevant or not index.has_candidate_call(path, callee_names(text, terms)):
                 index.check_syntax(path)
                 continue
             module = index.module(path)

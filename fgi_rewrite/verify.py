@@ -394,20 +394,10 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 # ---- the stage ---------------------------------------------------------------------------------
 
 
-def verify_rewrites(
-    index: ProjectIndex,
-    analyses: Mapping[str, Surrogate | Diagnostic],
-    results: Sequence[Any],  # FileResult: path and call_sites
-    *,
-    level: str = "script",
-    require: bool = False,
-    allow_unscriptable: bool = False,
-    timeout: float | None = None,
-    python: str | None = None,
-    candidates: Mapping[str, str] | None = None,  # qualname -> function text (tests inject)
-) -> Outcome:
-    outcome = Outcome()
-    infos = {c.qualname: c for c in index.function_classes()}
+def _uses(index: ProjectIndex, analyses: Mapping[str, Surrogate | Diagnostic],
+          results: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """Per surrogate with call sites in ``results``: the files, the emitted forms (inline,
+    function) and each call node with its module (for the hyperparameter values)."""
     used: dict[str, dict[str, Any]] = {}
     calls: dict[Path, dict[tuple[int, int], cst.Call]] = {}
     for result in results:
@@ -421,17 +411,39 @@ def verify_rewrites(
             module = index.module(result.path)
             if result.path not in calls:
                 calls[result.path] = _call_nodes(module)
-            path, line, column = (site.location.rsplit(":", 2) + ["0", "0"])[:3]
+            _, line, column = (site.location.rsplit(":", 2) + ["0", "0"])[:3]
             key = (int(line), int(column)) if line.isdigit() and column.isdigit() else (0, 0)
             entry["sites"].append((module, calls[result.path].get(key)))
+    return used
+
+
+def verify_rewrites(
+    index: ProjectIndex,
+    analyses: Mapping[str, Surrogate | Diagnostic],
+    results: Sequence[Any],  # FileResult: path and call_sites
+    *,
+    level: str = "script",
+    require: bool = False,
+    allow_unscriptable: bool = False,
+    timeout: float | None = None,
+    python: str | None = None,
+) -> Outcome:
+    """Verify every surrogate that has call sites in ``results``, in one subprocess.
+
+    ``Outcome.rejected`` holds the surrogates that must not be rewritten (gradient failure;
+    unscriptable unless ``allow_unscriptable``; unverified with ``require``), each with the
+    refusal the caller puts in place of the Surrogate.
+    """
+    outcome = Outcome()
+    infos = {c.qualname: c for c in index.function_classes()}
+    used = _uses(index, analyses, results)
     cases: list[dict[str, Any]] = []
     verdicts: dict[str, Verification] = {}
     for qualname, entry in used.items():
         surrogate = analyses[qualname]
         assert isinstance(surrogate, Surrogate)
-        base = Verification(qualname, surrogate.short_name, tuple(entry["paths"]))
         configs, hyper = _configs(index, surrogate, entry["sites"])
-        base = Verification(base.surrogate, base.name, base.paths, hyper=hyper)
+        base = Verification(qualname, surrogate.short_name, tuple(entry["paths"]), hyper=hyper)
         try:
             if qualname not in infos:
                 raise NotIsolated("its class was not found")
@@ -440,8 +452,6 @@ def verify_rewrites(
             verdicts[qualname] = _isolation(base, str(exc), surrogate, require, outcome)
             continue
         fgi, forms = _fgi_chunks(surrogate, entry["forms"], configs)
-        if candidates and qualname in candidates:
-            fgi[1] = {"kind": "fgi", "what": "", "text": candidates[qualname]}
         cases.append({
             "id": qualname, "class_name": surrogate.short_name, "chunks": chunks + fgi,
             "future_annotations": future, "forms": forms, "wrappers": WRAPPERS,

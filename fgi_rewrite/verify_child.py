@@ -197,11 +197,15 @@ def compare_gradient(name: str, ga: Any, gb: Any, precision: str,
     excess = diff - (atol + rtol * ga.abs().double())
     excess = torch.where(torch.isnan(excess), torch.full_like(excess, math.inf), excess)
     largest = float(diff.max()) if diff.numel() else 0.0
-    if diff.numel() and bool((excess > 0).any()):
-        flat = int(excess.reshape(-1).argmax())
+    beyond = excess > 0
+    if diff.numel() and bool(beyond.any()):
+        worst = torch.where(beyond, diff, torch.full_like(diff, -1.0)).reshape(-1)
+        worst = torch.where(torch.isnan(worst), torch.full_like(worst, math.inf), worst)
+        flat = int(worst.argmax())
         raise Mismatch(
-            f"gradient for {name} differs: largest difference {diff.reshape(-1)[flat].item():.3g}"
-            f" (rtol {rtol:g}, atol {atol:g}) at {where(inputs, flat, ga.shape)}: original "
+            f"gradient for {name} differs beyond rtol {rtol:g}, atol {atol:g} at "
+            f"{int(beyond.sum())} of {beyond.numel()} input(s): largest difference "
+            f"{diff.reshape(-1)[flat].item():.3g} at {where(inputs, flat, ga.shape)}: original "
             f"{ga.reshape(-1)[flat].item()!r}, rewrite {gb.reshape(-1)[flat].item()!r}")
     return largest
 
