@@ -394,6 +394,7 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "cuda": torch.cuda.is_available(),
+        "loadavg_start": os.getloadavg()[0],
     }
 
 
@@ -425,8 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     print(
         f"{info['date']}  {info['cpu']}, {info['cores']} cores, torch.set_num_threads({args.threads}), "
-        f"torch {info['torch']}, Python {info['python']}, CUDA available: {info['cuda']} (CPU run)"
+        f"torch {info['torch']}, Python {info['python']}, CUDA available: {info['cuda']} (CPU run), "
+        f"load average {info['loadavg_start']:.2f}"
     )
+    if info["loadavg_start"] > 0.5 * (os.cpu_count() or 1):
+        print("warning: the machine is busy; timings with several threads suffer most from that")
     with tempfile.TemporaryDirectory(prefix="fgi-bench-") as tmp:
         workdir = Path(tmp)
         if args.fresh_compile_cache:
@@ -459,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"ratio > 1: rewritten faster; 'vs eager': speed-up over the eager original")
             print(table(args, variants, result))
 
+    info["loadavg_end"] = os.getloadavg()[0]
+    print(f"\nload average at the end: {info['loadavg_end']:.2f}")
     if args.json:
         payload = {
             "machine": info,

@@ -70,9 +70,7 @@ class Klass:
     info: ClassInfo
 
 
-Value = (
-    cst.BaseExpression | tuple["Value", ...] | Ctx | NeedsInputGrad | Helper | Klass | External
-)
+Value = cst.BaseExpression | tuple["Value", ...] | Ctx | NeedsInputGrad | Helper | Klass | External
 
 
 @dataclass
@@ -126,8 +124,10 @@ class Interpreter:
         if isinstance(stmt, cst.For):
             return self.exec_for(stmt, frame)
         if isinstance(stmt, cst.With):
-            names = [dotted_name(item.item.func) if isinstance(item.item, cst.Call) else None
-                     for item in stmt.items]
+            names = [
+                dotted_name(item.item.func) if isinstance(item.item, cst.Call) else None
+                for item in stmt.items
+            ]
             if all(n is not None and n.endswith(("no_grad", "enable_grad")) for n in names):
                 return self.exec_block(stmt.body.body, frame)
         raise Refuse(
@@ -136,8 +136,12 @@ class Interpreter:
 
     def exec_if(self, stmt: cst.If, frame: Frame) -> Value | None:
         test = self.eval(stmt.test, frame)
-        value = True if isinstance(test, NeedsInputGrad) else (
-            sym.literal_value(test) if isinstance(test, cst.BaseExpression) else NotImplemented
+        value = (
+            True
+            if isinstance(test, NeedsInputGrad)
+            else (
+                sym.literal_value(test) if isinstance(test, cst.BaseExpression) else NotImplemented
+            )
         )
         if value is NotImplemented:
             raise Refuse(
@@ -155,17 +159,22 @@ class Interpreter:
         bounds = None
         if isinstance(stmt.iter, cst.Call) and dotted_name(stmt.iter.func) == "range":
             args = [self.eval(a.value, frame) for a in stmt.iter.args]
-            values = [sym.literal_value(a) if isinstance(a, cst.BaseExpression) else None
-                      for a in args]
-            if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-                bounds = range(*values)  # type: ignore[arg-type]
+            values = [
+                sym.literal_value(a) if isinstance(a, cst.BaseExpression) else None for a in args
+            ]
+            ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+            if len(ints) == len(values) and 1 <= len(ints) <= 3:
+                bounds = range(*ints)
         if bounds is None or len(bounds) > MAX_UNROLL or not isinstance(stmt.target, cst.Name):
             raise Refuse(codes.UnsupportedStatement, "a loop whose range is not a constant", stmt)
         if stmt.orelse is not None:
             raise Refuse(codes.UnsupportedStatement, "for/else", stmt)
         for i in bounds:
-            frame.env[stmt.target.value] = cst.Integer(str(i)) if i >= 0 else sym.paren(
-                cst.UnaryOperation(cst.Minus(), cst.Integer(str(-i))))
+            frame.env[stmt.target.value] = (
+                cst.Integer(str(i))
+                if i >= 0
+                else sym.paren(cst.UnaryOperation(cst.Minus(), cst.Integer(str(-i))))
+            )
             result = self.exec_block(stmt.body.body, frame)
             if result is not None:
                 return result
@@ -201,11 +210,14 @@ class Interpreter:
                 return None
             raise Refuse(codes.SideEffectForward, "assignment to an attribute", small)
         if isinstance(small, cst.Expr):
-            return self.exec_expression_statement(small.value, frame)
+            self.exec_expression_statement(small.value, frame)
+            return None
         if isinstance(small, (cst.Pass, cst.Assert)):
             return None
         if isinstance(small, (cst.Global, cst.Nonlocal, cst.Del)):
-            raise Refuse(codes.SideEffectForward, f"'{type(small).__name__.lower()}' statement", small)
+            raise Refuse(
+                codes.SideEffectForward, f"'{type(small).__name__.lower()}' statement", small
+            )
         raise Refuse(codes.UnsupportedStatement, f"unsupported '{type(small).__name__}'", small)
 
     def exec_expression_statement(self, node: cst.BaseExpression, frame: Frame) -> None:
@@ -318,16 +330,22 @@ class Interpreter:
                 raise Refuse(codes.BackwardNotElementwise, "matrix multiplication", node)
             left = self.expr(self.eval(node.left, frame), node.left)
             right = self.expr(self.eval(node.right, frame), node.right)
-            return _fold(sym.binop(left, node.operator, right).with_changes(
-                lpar=node.lpar, rpar=node.rpar))
+            return _fold(
+                sym.binop(left, node.operator, right).with_changes(lpar=node.lpar, rpar=node.rpar)
+            )
         if isinstance(node, cst.UnaryOperation):
             operand = self.expr(self.eval(node.expression, frame), node.expression)
             return _fold(node.with_changes(expression=sym.wrap_below(operand, 8)))
         if isinstance(node, cst.Comparison):
             left = self.expr(self.eval(node.left, frame), node.left)
-            targets = [t.with_changes(comparator=sym.wrap_below(
-                self.expr(self.eval(t.comparator, frame), t.comparator), 2))
-                for t in node.comparisons]
+            targets = [
+                t.with_changes(
+                    comparator=sym.wrap_below(
+                        self.expr(self.eval(t.comparator, frame), t.comparator), 2
+                    )
+                )
+                for t in node.comparisons
+            ]
             return _fold(node.with_changes(left=sym.wrap_below(left, 2), comparisons=targets))
         if isinstance(node, cst.BooleanOperation):
             left_v = self.eval(node.left, frame)
@@ -367,7 +385,9 @@ class Interpreter:
         if isinstance(entity, ValueRef):
             return self.eval(entity.node, Frame(self.index.module(entity.path), {}, forward=False))
         if isinstance(entity, ModuleRef):
-            raise Refuse(codes.UnresolvedName, f"project module '{sym.code(node)}' as a value", node)
+            raise Refuse(
+                codes.UnresolvedName, f"project module '{sym.code(node)}' as a value", node
+            )
         if isinstance(entity, ApplyRef):
             raise Refuse(codes.UnsupportedStatement, "calls another Function", node)
         reason = entity.reason if isinstance(entity, Unknown) else ""
@@ -455,8 +475,9 @@ class Interpreter:
         for param in names:
             if param.name.value not in env:
                 if param.default is None:
-                    raise Refuse(codes.UnsupportedStatement, "helper called without an argument",
-                                 node)
+                    raise Refuse(
+                        codes.UnsupportedStatement, "helper called without an argument", node
+                    )
                 env[param.name.value] = self.eval(param.default, Frame(helper.module, {}, False))
         if len(positional) > len(names):
             raise Refuse(codes.UnsupportedStatement, "helper called with too many arguments", node)
@@ -541,9 +562,7 @@ def check_elementwise(
             elif method is not None:
                 if method in ew.RANDOM_METHODS:
                     if not allow_random:
-                        problems.append(
-                            (codes.RandomBackward, f"draws random numbers (.{method})")
-                        )
+                        problems.append((codes.RandomBackward, f"draws random numbers (.{method})"))
                 elif method not in ew.TENSOR_METHODS:
                     problems.append((codes.BackwardNotElementwise, f"uses .{method}()"))
                 _reject_dim_keywords(n, problems)
@@ -745,8 +764,9 @@ def _analyze(index: ProjectIndex, info: ClassInfo, module: ModuleInfo) -> Surrog
     except Refuse as refusal:
         if refusal.code in (codes.SideEffectForward,) or _looks_like_step(forward):
             raise
-        raise Refuse(codes.NotSurrogate, f"forward is not elementwise ({refusal.message})",
-                     refusal.node) from None
+        raise Refuse(
+            codes.NotSurrogate, f"forward is not elementwise ({refusal.message})", refusal.node
+        ) from None
     if isinstance(value, tuple):
         raise Refuse(codes.SeveralOutputs, "forward returns several values", forward)
     f = interpreter.expr(value, forward)
@@ -760,8 +780,9 @@ def _analyze(index: ProjectIndex, info: ClassInfo, module: ModuleInfo) -> Surrog
         setup_node, setup_cls = setup
         setup_params = _plain_params(setup_node)
         if len(setup_params) != 3:
-            raise Refuse(codes.UnsupportedStatement, "setup_context(ctx, inputs, output)",
-                         setup_node)
+            raise Refuse(
+                codes.UnsupportedStatement, "setup_context(ctx, inputs, output)", setup_node
+            )
         setup_env: dict[str, Value] = {
             setup_params[0].name.value: ctx,
             setup_params[1].name.value: tuple(cst.Name(p.name) for p in params),
@@ -779,9 +800,11 @@ def _analyze(index: ProjectIndex, info: ClassInfo, module: ModuleInfo) -> Surrog
         backward_params[0].name.value: ctx,
         backward_params[1].name.value: cst.Name(GRAD_OUTPUT),
     }
-    returned = interpreter.run(backward, Frame(index.module(backward_cls.path), backward_env, False))
+    returned = interpreter.run(
+        backward, Frame(index.module(backward_cls.path), backward_env, False)
+    )
     slots = returned if isinstance(returned, tuple) else (returned,)
-    if len(slots) < len(params) or any(not _is_none(s) for s in slots[len(params):]):
+    if len(slots) < len(params) or any(not _is_none(s) for s in slots[len(params) :]):
         raise Refuse(
             codes.GradientCountMismatch,
             f"backward returns {len(slots)} gradient(s) for {len(params)} input(s)",
@@ -798,9 +821,7 @@ def _analyze(index: ProjectIndex, info: ClassInfo, module: ModuleInfo) -> Surrog
         grads.append(c)
     if all(g is None for g in grads):
         raise Refuse(codes.NotSurrogate, "backward returns no gradient", backward)
-    needs_math = any(
-        "math" in sym.names_in(e) for e in (f, *[g for g in grads if g is not None])
-    )
+    needs_math = any("math" in sym.names_in(e) for e in (f, *[g for g in grads if g is not None]))
     return Surrogate(
         qualname=info.qualname,
         module=info.module,
@@ -812,10 +833,14 @@ def _analyze(index: ProjectIndex, info: ClassInfo, module: ModuleInfo) -> Surrog
     )
 
 
-def _default(interpreter: Interpreter, param: cst.Param, module: ModuleInfo) -> cst.BaseExpression | None:
+def _default(
+    interpreter: Interpreter, param: cst.Param, module: ModuleInfo
+) -> cst.BaseExpression | None:
     if param.default is None:
         return None
-    return interpreter.expr(interpreter.eval(param.default, Frame(module, {}, False)), param.default)
+    return interpreter.expr(
+        interpreter.eval(param.default, Frame(module, {}, False)), param.default
+    )
 
 
 def _grad_output_metadata(node: cst.BaseExpression) -> cst.BaseExpression:
@@ -867,8 +892,18 @@ def _looks_like_step(func: cst.FunctionDef) -> bool:
         if isinstance(n, cst.Call):
             full, method = _call_name(n)
             short = method or (full or "").rsplit(".", 1)[-1]
-            if short in {"round", "heaviside", "sign", "floor", "ceil", "gt", "ge", "lt", "le",
-                         "bernoulli"}:
+            if short in {
+                "round",
+                "heaviside",
+                "sign",
+                "floor",
+                "ceil",
+                "gt",
+                "ge",
+                "lt",
+                "le",
+                "bernoulli",
+            }:
                 found = True
 
     sym.walk(func, visit)

@@ -52,41 +52,91 @@ def _regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--diff", is_flag=True, help="Print a unified diff (sorted by path); write nothing.")
-@click.option("--check", is_flag=True,
-              help="Write nothing; exit 1 if a file would change or a surrogate was refused.")
-@click.option("--style", type=click.Choice(["inline", "function"]), default="inline",
-              show_default=True,
-              help="inline: FGI code at each call site; function: one generated function.")
-@click.option("--format", "format", type=click.Choice(["text", "json"]), default="text",
-              show_default=True,
-              help="json: one JSON report on stdout (schema in README.md) instead of text.")
-@click.option("--color/--no-color", default=None,
-              help="Color the diff. Default: only when stdout is a terminal and NO_COLOR is unset.")
-@click.option("--exclude", metavar="REGEX", callback=_regex,
-              help="Regex of paths to skip when walking directories; replaces the default "
-                   "(.git, .venv, build, dist, ...). Matched against /relative/path, as black.")
-@click.option("--extend-exclude", metavar="REGEX", callback=_regex,
-              help="Regex of paths to skip in addition to --exclude.")
-@click.option("--force-exclude", metavar="REGEX", callback=_regex,
-              help="Like --extend-exclude, but also for files given explicitly (pre-commit).")
-@click.option("--stdin-filename", metavar="PATH",
-              help="With '-': the path of the source read from stdin, for the project index, "
-                   "configuration lookup, --force-exclude and messages.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Reserved: accepted for forward compatibility; analysis runs in one process.")
-@click.option("--verify", type=click.Choice(["none", "grad", "script", "full"]),
-              default="script", show_default=True, envvar="FGI_REWRITE_VERIFY",
-              help="Check every rewrite in a subprocess before writing: grad (values and "
-                   "gradients equal the original's), script (+ TorchScript script/save/load), "
-                   "full (+ torch.compile and torch.export). Needs torch; without it rewrites "
-                   "are reported unverified (FGI303). A gradient failure is never written.")
-@click.option("--require-verify", is_flag=True,
-              help="Refuse (leave unchanged) every rewrite that could not be verified.")
-@click.option("--allow-unscriptable", is_flag=True,
-              help="Write rewrites whose values and gradients verify but that fail the "
-                   "TorchScript (or compile/export) check (FGI306 instead of FGI302).")
-@click.option("--config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Read options from this file instead of the nearest pyproject.toml.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Write nothing; exit 1 if a file would change or a surrogate was refused.",
+)
+@click.option(
+    "--style",
+    type=click.Choice(["inline", "function"]),
+    default="inline",
+    show_default=True,
+    help="inline: FGI code at each call site; function: one generated function.",
+)
+@click.option(
+    "--format",
+    "format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON report on stdout (schema in README.md) instead of text.",
+)
+@click.option(
+    "--color/--no-color",
+    default=None,
+    help="Color the diff. Default: only when stdout is a terminal and NO_COLOR is unset.",
+)
+@click.option(
+    "--exclude",
+    metavar="REGEX",
+    callback=_regex,
+    help="Regex of paths to skip when walking directories; replaces the default "
+    "(.git, .venv, build, dist, ...). Matched against /relative/path, as black.",
+)
+@click.option(
+    "--extend-exclude",
+    metavar="REGEX",
+    callback=_regex,
+    help="Regex of paths to skip in addition to --exclude.",
+)
+@click.option(
+    "--force-exclude",
+    metavar="REGEX",
+    callback=_regex,
+    help="Like --extend-exclude, but also for files given explicitly (pre-commit).",
+)
+@click.option(
+    "--stdin-filename",
+    metavar="PATH",
+    help="With '-': the path of the source read from stdin, for the project index, "
+    "configuration lookup, --force-exclude and messages.",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Reserved: accepted for forward compatibility; analysis runs in one process.",
+)
+@click.option(
+    "--verify",
+    type=click.Choice(["none", "grad", "script", "full"]),
+    default="script",
+    show_default=True,
+    envvar="FGI_REWRITE_VERIFY",
+    help="Check every rewrite in a subprocess before writing: grad (values and "
+    "gradients equal the original's), script (+ TorchScript script/save/load), "
+    "full (+ torch.compile and torch.export). Needs torch; without it rewrites "
+    "are reported unverified (FGI303). A gradient failure is never written.",
+)
+@click.option(
+    "--require-verify",
+    is_flag=True,
+    help="Refuse (leave unchanged) every rewrite that could not be verified.",
+)
+@click.option(
+    "--allow-unscriptable",
+    is_flag=True,
+    help="Write rewrites whose values and gradients verify but that fail the "
+    "TorchScript (or compile/export) check (FGI306 instead of FGI302).",
+)
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read options from this file instead of the nearest pyproject.toml.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
 @click.option("-v", "--verbose", is_flag=True, help="Also informational notes (FGI0xx).")
 @click.option("--explain", metavar="CODE", help="Explain a diagnostic code and exit.")
@@ -116,8 +166,10 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     params = _apply_config(ctx, params, config, config_path)
     as_json = params["format"] == "json"
     if use_stdin and as_json and not (params["check"] or params["diff"]):
-        raise click.UsageError("'-' writes the rewritten source to stdout: with --format json, "
-                               "use --check or --diff")
+        raise click.UsageError(
+            "'-' writes the rewritten source to stdout: with --format json, "
+            "use --check or --diff"
+        )
     if params["verbose"] and not as_json:
         if config_path is not None:
             click.echo(f"Using configuration from {config_path}.", err=True)
@@ -143,8 +195,9 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     try:
         report = run(paths, options)
     except KeyboardInterrupt:
-        click.echo("Interrupted: files already written are complete, the others untouched.",
-                   err=True)
+        click.echo(
+            "Interrupted: files already written are complete, the others untouched.", err=True
+        )
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # an internal error must never leave a half-written tree
         click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
@@ -186,7 +239,8 @@ def _apply_config(
 ) -> dict[str, Any]:
     """Config values for every option left at its default (the command line wins)."""
     options = {
-        p.name: p for p in ctx.command.params
+        p.name: p
+        for p in ctx.command.params
         if isinstance(p, click.Option) and p.name not in NOT_CONFIGURABLE
     }
     merged = dict(params)

@@ -90,8 +90,11 @@ def _injection(
 
 def _guard(names: Sequence[str]) -> str:
     needs = " or ".join(f"{n}.requires_grad" for n in names)
-    return f"torch.is_grad_enabled() and ({needs})" if len(names) > 1 else (
-        f"torch.is_grad_enabled() and {needs}")
+    return (
+        f"torch.is_grad_enabled() and ({needs})"
+        if len(names) > 1
+        else (f"torch.is_grad_enabled() and {needs}")
+    )
 
 
 def emit_inline(
@@ -126,10 +129,10 @@ def emit_inline(
         lines.append(f"if {_guard(names)}:")
         detached_of: dict[str, cst.BaseExpression] = {}
         for i in differentiable:
-            param = surrogate.params[i].name
-            temp = fresh(f"_fgi_{param}_d")
-            lines.append(f"{INDENT}{temp} = {sym.code(value_of[param])}.detach()")
-            detached_of[param] = sym.name(temp)
+            input_name = surrogate.params[i].name
+            temp = fresh(f"_fgi_{input_name}_d")
+            lines.append(f"{INDENT}{temp} = {sym.code(value_of[input_name])}.detach()")
+            detached_of[input_name] = sym.name(temp)
         injection = _injection(surrogate, value_of, detached_of, differentiable, output)
         lines.append(f"{INDENT}{output} = {output}.detach() + {injection}")
     return Emission(tuple(lines), sym.name(output))

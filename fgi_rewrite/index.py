@@ -17,6 +17,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from fgi_rewrite.model import Location
+from fgi_rewrite.prefilter import CalleeNames
 
 FUNCTION_BASES = frozenset(
     {
@@ -55,9 +56,7 @@ class ClassInfo:
         return _assignments(self.node.body.body)
 
     def methods(self) -> dict[str, cst.FunctionDef]:
-        return {
-            s.name.value: s for s in self.node.body.body if isinstance(s, cst.FunctionDef)
-        }
+        return {s.name.value: s for s in self.node.body.body if isinstance(s, cst.FunctionDef)}
 
 
 # ---- entities: what a name refers to -------------------------------------------------------
@@ -177,12 +176,21 @@ def _bound_names(node: cst.CSTNode) -> set[str]:
         if isinstance(stmt, cst.With):
             for item in stmt.items:
                 if item.asname is not None:
-                    targets(item.asname.name)  # type: ignore[arg-type]
+                    targets(item.asname.name)
         if isinstance(stmt, cst.ExceptHandler) and stmt.name is not None:
-            targets(stmt.name.name)  # type: ignore[arg-type]
+            targets(stmt.name.name)
         for child in stmt.children:
-            if isinstance(child, (cst.BaseSuite, cst.BaseStatement, cst.ExceptHandler,
-                                  cst.Else, cst.Finally, cst.If)):
+            if isinstance(
+                child,
+                (
+                    cst.BaseSuite,
+                    cst.BaseStatement,
+                    cst.ExceptHandler,
+                    cst.Else,
+                    cst.Finally,
+                    cst.If,
+                ),
+            ):
                 walk(child)
 
     walk(node)
@@ -394,7 +402,9 @@ def parse_source(source: bytes) -> cst.Module:
     try:
         return cst.parse_module(source)
     except cst.ParserSyntaxError as exc:
-        raise SourceError(f"cannot parse: {str(exc).splitlines()[0]} (line {exc.raw_line})") from exc
+        raise SourceError(
+            f"cannot parse: {str(exc).splitlines()[0]} (line {exc.raw_line})"
+        ) from exc
     except (UnicodeDecodeError, LookupError, SyntaxError, ValueError) as exc:
         raise SourceError(f"cannot decode: {exc}") from exc
 
@@ -402,10 +412,14 @@ def parse_source(source: bytes) -> cst.Module:
 class _ClassCollector(cst.CSTVisitor):
     def __init__(self, module: ModuleInfo) -> None:
         self.module = module
-        self.stack: list[tuple[str, ClassInfo | None, bool]] = []  # (qual prefix, owner, in_function)
+        self.stack: list[tuple[str, ClassInfo | None, bool]] = (
+            []
+        )  # (qual prefix, owner, in_function)
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        prefix, owner, in_function = self.stack[-1] if self.stack else (self.module.name, None, False)
+        prefix, owner, in_function = (
+            self.stack[-1] if self.stack else (self.module.name, None, False)
+        )
         qualname = f"{prefix}.{node.name.value}"
         info = ClassInfo(
             qualname=qualname,
@@ -436,8 +450,12 @@ def _collect_imports(module: ModuleInfo) -> None:
             stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ()
         )
         if isinstance(stmt, cst.Try):  # try: import x / except ImportError: ...
-            smalls = [s for line in stmt.body.body if isinstance(line, cst.SimpleStatementLine)
-                      for s in line.body]
+            smalls = [
+                s
+                for line in stmt.body.body
+                if isinstance(line, cst.SimpleStatementLine)
+                for s in line.body
+            ]
         for small in smalls:
             if isinstance(small, cst.Import):
                 for alias in small.names:
@@ -511,7 +529,7 @@ class ProjectIndex:
             return cached
         source = read_source(path)
         try:
-            tree = compile(source, str(path), "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+            tree = ast.parse(source, filename=str(path))
         except SyntaxError:
             self.module(path)  # libcst may accept newer syntax; else it raises SourceError
             tree = ast.Module(body=[], type_ignores=[])
@@ -527,26 +545,24 @@ class ProjectIndex:
         else:
             self.ast_tree(path)
 
-    def has_candidate_call(self, path: Path, names: set[str]) -> bool:
-        """Whether some call's callee ends in one of ``names`` (``X.apply`` needs ``X`` there,
-        unless the file mentions autograd: then any ``.apply`` is looked at, to be reported)."""
+    def has_candidate_call(self, path: Path, names: CalleeNames) -> bool:
+        """Whether some call in ``path`` may reach a Function's apply (stdlib AST, no libcst).
+        Where the file mentions autograd, any ``name.apply(...)`` counts, so that unresolvable
+        ones are reported."""
         any_apply = "autograd" in self.text(path)
         tree = self.ast_tree(path)
         external = self._external_roots(tree)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call):
-                func = node.func
-                if isinstance(func, ast.Call):  # Fn()(x)
-                    func = func.func
-                if _ast_root(func) in external:
-                    continue  # torch.sigmoid(...) is not a project class called sigmoid
-                key = _ast_key(func)
-                if key == "apply" and isinstance(func, ast.Attribute):
-                    if any_apply and isinstance(func.value, ast.Name):
-                        return True
-                    key = _ast_key(func.value)
-                if key in names:
-                    return True
+            if not isinstance(node, ast.Call):
+                continue
+            legacy = isinstance(node.func, ast.Call)
+            func = node.func.func if isinstance(node.func, ast.Call) else node.func
+            if _ast_root(func) in external:
+                continue  # torch.sigmoid(...) is not a project class called sigmoid
+            receiver = _ast_key(func.value) if isinstance(func, ast.Attribute) else None
+            bare_receiver = isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+            if names.candidate(_ast_key(func), receiver, legacy, any_apply and bare_receiver):
+                return True
         return False
 
     def _external_roots(self, tree: ast.Module) -> set[str]:
@@ -616,7 +632,9 @@ class ProjectIndex:
         return found
 
     def is_reassigned(self, info: ClassInfo, attribute: str) -> bool:
-        pattern = re.compile(rf"\b{re.escape(info.name)}\.{re.escape(attribute)}\s*(?:[-+*/]?=)(?!=)")
+        pattern = re.compile(
+            rf"\b{re.escape(info.name)}\.{re.escape(attribute)}\s*(?:[-+*/]?=)(?!=)"
+        )
         return any(pattern.search(self.text(path)) for path in self._files)
 
     # -- resolution -----------------------------------------------------------------------------
@@ -688,7 +706,9 @@ class ProjectIndex:
         local: Mapping[str, Entity] | None = None,
     ) -> Entity:
         entity = self.resolve_expr(module, value, depth, local)
-        if isinstance(entity, Unknown) and not isinstance(value, (cst.Name, cst.Attribute, cst.Call)):
+        if isinstance(entity, Unknown) and not isinstance(
+            value, (cst.Name, cst.Attribute, cst.Call)
+        ):
             return ValueRef(value, module.path)
         return entity
 
@@ -724,8 +744,9 @@ class ProjectIndex:
             if attr == "apply" and self.is_function_class(base.info):
                 return ApplyRef(base.info)
             for cls in self.mro(base.info):
-                nested = [c for c in self.module(cls.path).classes
-                          if c.owner is cls and c.name == attr]
+                nested = [
+                    c for c in self.module(cls.path).classes if c.owner is cls and c.name == attr
+                ]
                 if nested:
                     return ClassRef(nested[0])
                 values = cls.body_assignments().get(attr)
@@ -759,8 +780,10 @@ class ProjectIndex:
         if not returns:
             return Unknown("factory returns nothing")
         local = local_entities(self, module, ref.node, depth + 1)
-        results = {self.resolve_expr(module, r.value, depth + 1, local) if r.value else Unknown()
-                   for r in returns}
+        results = {
+            self.resolve_expr(module, r.value, depth + 1, local) if r.value else Unknown()
+            for r in returns
+        }
         if len(results) == 1:
             (result,) = results
             if isinstance(result, ApplyRef):

@@ -131,8 +131,9 @@ def unified_diff(result: FileResult, encoding: str | None = None) -> str:
     encoding = encoding or source_encoding(result.before)
     before = result.before.decode(encoding, errors="replace").splitlines(keepends=True)
     after = result.after.decode(encoding, errors="replace").splitlines(keepends=True)
-    lines = difflib.unified_diff(before, after, f"{result.path}\t(original)",
-                                 f"{result.path}\t(rewritten)")
+    lines = difflib.unified_diff(
+        before, after, f"{result.path}\t(original)", f"{result.path}\t(rewritten)"
+    )
     out = []
     for line in lines:
         out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -22,6 +21,7 @@ from fgi_rewrite.index import (
     local_entities,
 )
 from fgi_rewrite.model import Diagnostic, Surrogate
+from fgi_rewrite.prefilter import CalleeNames
 
 SKIP_MARKER = "fgi: skip"
 
@@ -73,7 +73,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         module: ModuleInfo,
         surrogates: Mapping[str, Surrogate | Diagnostic],
         style: str,
-        terms: Iterable[str] = (),
+        names: CalleeNames,
     ) -> None:
         self.index = index
         self.module = module
@@ -90,7 +90,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         self.call_sites: list[CallSite] = []
         self.diagnostics: list[Diagnostic] = []
         self.functions: dict[str, str] = {}  # qualname -> generated function name
-        self.callee_names = callee_names(module.tree.code, set(terms))
+        self.callee_names = names.for_module(module.tree.code)
         self.skip_lines = {
             i + 1 for i, line in enumerate(module.tree.code.splitlines()) if SKIP_MARKER in line
         }
@@ -164,7 +164,7 @@ class CallSiteRewriter(cst.CSTTransformer):
 
     # -- calls ------------------------------------------------------------------------------------
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        if _callee_key(original.func) not in self.callee_names:
+        if not _is_candidate(original.func, self.callee_names):
             return updated  # cheap syntactic filter: most calls cannot reach a surrogate
         target = self.resolve_callee(original.func)
         if target is None:
@@ -176,9 +176,13 @@ class CallSiteRewriter(cst.CSTTransformer):
             self.diagnostics.append(Diagnostic(codes.UnresolvedCallSite, location, target.reason))
             return updated
         if isinstance(target, ClassRef):  # Fn()(x)
-            self.diagnostics.append(Diagnostic(
-                codes.LegacyCall, location,
-                f"legacy call of {target.info.name}: an instance of a Function is called"))
+            self.diagnostics.append(
+                Diagnostic(
+                    codes.LegacyCall,
+                    location,
+                    f"legacy call of {target.info.name}: an instance of a Function is called",
+                )
+            )
             return updated
         info = target.info
         if info.location.line in self.skip_lines and info.path == self.module.path:
@@ -199,7 +203,9 @@ class CallSiteRewriter(cst.CSTTransformer):
         self.call_sites.append(CallSite(info.qualname, str(location), "function"))
         return cst.Call(func=cst.Name(name), args=[cst.Arg(a) for a in args])
 
-    def emit(self, surrogate: Surrogate, args: Sequence[cst.BaseExpression], call: cst.Call) -> Emission:
+    def emit(
+        self, surrogate: Surrogate, args: Sequence[cst.BaseExpression], call: cst.Call
+    ) -> Emission:
         statement = self.statement[-1]
         target = None
         if statement is not None:
@@ -276,9 +282,13 @@ class CallSiteRewriter(cst.CSTTransformer):
                         break
                     values[i] = param.default
         if problem:
-            self.diagnostics.append(Diagnostic(
-                codes.BadCallArguments, location,  # type: ignore[arg-type]
-                f"call of {surrogate.short_name}: {problem}; left unchanged"))
+            self.diagnostics.append(
+                Diagnostic(
+                    codes.BadCallArguments,
+                    location,  # type: ignore[arg-type]
+                    f"call of {surrogate.short_name}: {problem}; left unchanged",
+                )
+            )
             return None
         return [v for v in values if v is not None]
 
@@ -287,11 +297,11 @@ class CallSiteRewriter(cst.CSTTransformer):
         """ApplyRef for a surrogate's apply; ClassRef for a legacy instance call; Unknown for an
         ``x.apply`` that cannot be resolved; None for anything else."""
         if isinstance(func, cst.Call):  # Fn()(x)
-            entity = self.resolve(func.func)
+            entity = self.resolve_entity(func.func)
             if isinstance(entity, ClassRef) and self.index.is_function_class(entity.info):
                 return entity
             return None
-        entity = self.resolve(func)
+        entity = self.resolve_entity(func)
         if isinstance(entity, ApplyRef):
             return entity
         if (
@@ -300,14 +310,15 @@ class CallSiteRewriter(cst.CSTTransformer):
             and isinstance(entity, Unknown)
             and self.module_mentions_functions()
         ):
-            return Unknown(f"cannot resolve '{sym.code(func)}' statically ({entity.reason}); "
-                           "left unchanged")
+            return Unknown(
+                f"cannot resolve '{sym.code(func)}' statically ({entity.reason}); " "left unchanged"
+            )
         return None
 
     def module_mentions_functions(self) -> bool:
         return "autograd" in self.module.tree.code or bool(self.surrogates)
 
-    def resolve(self, node: cst.BaseExpression) -> Entity:
+    def resolve_entity(self, node: cst.BaseExpression) -> Entity:
         if isinstance(node, cst.Name):
             for scope in reversed(self.scopes):
                 if node.value in scope.names:
@@ -322,11 +333,10 @@ class CallSiteRewriter(cst.CSTTransformer):
             return self.index.resolve_name(self.module, node.value)
         if isinstance(node, cst.Attribute):
             if isinstance(node.value, cst.Name):
-                scope = next((s for s in reversed(self.scopes) if s.cls is not None), None)
-                if scope is not None and node.value.value == scope.self_name and scope.cls:
-                    base: Entity = self.resolve_self_attribute(scope.cls, node.attr.value)
-                    return base
-            base = self.resolve(node.value)
+                method = next((s for s in reversed(self.scopes) if s.cls is not None), None)
+                if method is not None and node.value.value == method.self_name and method.cls:
+                    return self.resolve_self_attribute(method.cls, node.attr.value)
+            base = self.resolve_entity(node.value)
             return self.index.attribute(base, node.attr.value)
         return Unknown("not a name")
 
@@ -334,9 +344,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         assigned = self.module.self_assignments.get(id(cls.node), {}).get(attr, [])
         if len(assigned) == 1:
             value = assigned[0]
-            method = next(
-                m for m in cls.methods().values() if _contains(m, value)
-            )
+            method = next(m for m in cls.methods().values() if _contains(m, value))
             local = local_entities(self.index, self.module, method)
             return self.index.resolve_value(self.module, value, 0, local)
         if len(assigned) > 1:
@@ -355,36 +363,25 @@ def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
     return found
 
 
-_ASSIGNMENT = re.compile(r"^\s*(?:\w+\.)?(\w+)\s*(?::[^=\n]*)?=(?!=)\s*(.*)$", re.MULTILINE)
-_IMPORT_AS = re.compile(r"\b(\w+)\s+as\s+(\w+)")
-
-
-def callee_names(source: str, terms: set[str]) -> set[str]:
-    """Identifiers that may name a surrogate's apply in this module: the terms, and names (or
-    attributes) assigned from, or imported as, anything mentioning them (to a fixed point)."""
-    names = {*terms, "apply"}
-    assignments = _ASSIGNMENT.findall(source)
-    renames = _IMPORT_AS.findall(source)
-    while True:
-        before = len(names)
-        for name, value in assignments:
-            if any(n in value for n in names):
-                names.add(name)
-        for original, alias in renames:
-            if original in names:
-                names.add(alias)
-        if len(names) == before:
-            return names
-
-
-def _callee_key(func: cst.BaseExpression) -> str | None:
-    if isinstance(func, cst.Name):
-        return func.value
-    if isinstance(func, cst.Attribute):
-        return func.attr.value
+def _is_candidate(func: cst.BaseExpression, names: CalleeNames) -> bool:
+    legacy = isinstance(func, cst.Call)
     if isinstance(func, cst.Call):
-        return _callee_key(func.func)
-    return None
+        func = func.func
+    key = (
+        func.value
+        if isinstance(func, cst.Name)
+        else (func.attr.value if isinstance(func, cst.Attribute) else None)
+    )
+    receiver = None
+    if isinstance(func, cst.Attribute):
+        inner = func.value
+        receiver = (
+            inner.value
+            if isinstance(inner, cst.Name)
+            else (inner.attr.value if isinstance(inner, cst.Attribute) else None)
+        )
+    bare = isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
+    return names.candidate(key, receiver, legacy, bare)
 
 
 def _assigns(statement: cst.SimpleStatementLine, user: cst.SimpleStatementLine) -> bool:
@@ -431,18 +428,16 @@ def rewrite_module(
     surrogates: Mapping[str, Surrogate | Diagnostic],
     style: str,
     generated: Callable[[str], bool],
-    terms: Iterable[str] = (),
+    names: CalleeNames,
 ) -> tuple[cst.Module, CallSiteRewriter]:
     """Rewrite the call sites of ``module``; ``generated(qualname)`` says whether the function
     form of a surrogate will be defined in its own module (else it is defined here)."""
-    rewriter = CallSiteRewriter(index, module, surrogates, style, terms)
+    rewriter = CallSiteRewriter(index, module, surrogates, style, names)
     new_tree = module.tree.visit(rewriter)
     return new_tree, rewriter
 
 
-def add_functions(
-    tree: cst.Module, functions: Sequence[tuple[str, Surrogate, str]]
-) -> cst.Module:
+def add_functions(tree: cst.Module, functions: Sequence[tuple[str, Surrogate, str]]) -> cst.Module:
     """Insert generated functions after the imports (and after the class they mirror when it is a
     top-level class of this module)."""
     body = list(tree.body)
@@ -450,14 +445,12 @@ def add_functions(
         code = emit_function(surrogate, name)
         definition = cst.parse_module(code).body[0]
         position = _insert_position(body, anchor)
-        definition = definition.with_changes(
-            leading_lines=[cst.EmptyLine(), cst.EmptyLine()]
-        )
+        definition = definition.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
         body.insert(position, definition)
     return tree.with_changes(body=body)
 
 
-def _insert_position(body: list[cst.BaseStatement], anchor: str) -> int:
+def _insert_position(body: Sequence[cst.BaseStatement], anchor: str) -> int:
     for i, stmt in enumerate(body):
         if isinstance(stmt, cst.ClassDef) and stmt.name.value == anchor:
             return i + 1
@@ -467,8 +460,12 @@ def _insert_position(body: list[cst.BaseStatement], anchor: str) -> int:
             isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body
         ):
             position = i + 1
-        elif i == 0 and isinstance(stmt, cst.SimpleStatementLine) and isinstance(
-            stmt.body[0], cst.Expr) and isinstance(stmt.body[0].value, cst.SimpleString):
+        elif (
+            i == 0
+            and isinstance(stmt, cst.SimpleStatementLine)
+            and isinstance(stmt.body[0], cst.Expr)
+            and isinstance(stmt.body[0].value, cst.SimpleString)
+        ):
             position = 1
     return position
 

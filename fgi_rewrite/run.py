@@ -26,6 +26,7 @@ from fgi_rewrite.analyze import analyze
 from fgi_rewrite.discover import FileSet, Filters, discover
 from fgi_rewrite.index import ClassInfo, ModuleInfo, ProjectIndex, SourceError
 from fgi_rewrite.model import OUTPUT, Diagnostic, Location, Surrogate
+from fgi_rewrite.prefilter import CalleeNames
 from fgi_rewrite.report import (
     NOT_SURROGATE,
     REFUSED,
@@ -34,10 +35,9 @@ from fgi_rewrite.report import (
     FunctionRecord,
     Report,
 )
-from fgi_rewrite.rewrite import callee_names, add_functions, ensure_imports, rewrite_module
+from fgi_rewrite.rewrite import add_functions, ensure_imports, rewrite_module
 from fgi_rewrite.verify import verify_rewrites
 
-_ALIAS = re.compile(r"(\w+)\s*=\s*[\w.]+\.apply\b")
 STDIN = "-"
 
 
@@ -117,16 +117,16 @@ def _process(fileset: FileSet, options: Options, report: Report) -> None:
     for result in analyses.values():
         if isinstance(result, Diagnostic) and result.location.path in targets:
             report.diagnostics.append(result)
-    terms = _prefilter_terms(index, classes)
+    names = CalleeNames.from_sources(
+        {info.name for info in classes}, [index.text(p) for p in index.candidate_files()]
+    )
     report.files_scanned = len(fileset.targets)
     for path in fileset.targets:
         text = index.text(path)
-        relevant = bool(surrogates) and (
-            any(term in text for term in terms) or ("autograd" in text and ".apply(" in text)
-        )
+        relevant = bool(surrogates) and names.mentioned_in(text)
         try:
             # Files that cannot hold a call site are only checked for syntax (cheaply, with ast).
-            if not relevant or not index.has_candidate_call(path, callee_names(text, terms)):
+            if not relevant or not index.has_candidate_call(path, names.for_module(text)):
                 index.check_syntax(path)
                 continue
             module = index.module(path)
@@ -137,13 +137,13 @@ def _process(fileset: FileSet, options: Options, report: Report) -> None:
             )
             continue
         try:
-            report.results.append(_rewrite_file(index, module, analyses, report, options, terms))
+            report.results.append(_rewrite_file(index, module, analyses, report, options, names))
         except Exception as exc:  # this file is left as it is; the others go on
             report.internal_errors.append(
                 f"{path}: rewriting: {type(exc).__name__}: {exc}; the file is left unchanged"
             )
     if options.verify != "none":
-        _verify(index, analyses, report, options, terms)
+        _verify(index, analyses, report, options, names)
     used = {site.surrogate for result in report.results for site in result.call_sites}
     report.surrogates_found = len(
         {q for q, s in surrogates.items() if s.location.path in targets} | used
@@ -160,14 +160,19 @@ def _verify(
     analyses: dict[str, Surrogate | Diagnostic],
     report: Report,
     options: Options,
-    terms: set[str],
+    names: CalleeNames,
 ) -> None:
     """Verify every surrogate about to be rewritten; files using one that is refused (a wrong
     gradient, or unscriptable, or unverified with --require-verify) are rewritten again without
     it, so its call sites are left unchanged (and ``analyses`` records the refusal)."""
     outcome = verify_rewrites(
-        index, analyses, report.results, level=options.verify, require=options.require_verify,
-        allow_unscriptable=options.allow_unscriptable, timeout=options.verify_timeout,
+        index,
+        analyses,
+        report.results,
+        level=options.verify,
+        require=options.require_verify,
+        allow_unscriptable=options.allow_unscriptable,
+        timeout=options.verify_timeout,
     )
     report.verifications.extend(outcome.verifications)
     report.diagnostics.extend(outcome.diagnostics)
@@ -177,7 +182,7 @@ def _verify(
     for i, result in enumerate(report.results):
         if any(site.surrogate in outcome.rejected for site in result.call_sites):
             module = index.module(result.path)
-            report.results[i] = _rewrite_file(index, module, analyses, Report(), options, terms)
+            report.results[i] = _rewrite_file(index, module, analyses, Report(), options, names)
 
 
 def function_record(info: ClassInfo, result: Surrogate | Diagnostic) -> FunctionRecord:
@@ -273,22 +278,12 @@ def _relabel(report: Report, real: Path, shown: Path) -> None:
         return replace(location, path=shown) if location.path == real else location
 
     report.diagnostics[:] = [replace(d, location=move(d.location)) for d in report.diagnostics]
-    report.results[:] = [
-        replace(r, path=shown) if r.path == real else r for r in report.results
-    ]
+    report.results[:] = [replace(r, path=shown) if r.path == real else r for r in report.results]
     report.functions[:] = [replace(f, location=move(f.location)) for f in report.functions]
     report.verifications[:] = [
         replace(v, paths=tuple(shown if p == real else p for p in v.paths))
         for v in report.verifications
     ]
-
-
-def _prefilter_terms(index: ProjectIndex, classes: Sequence[ClassInfo]) -> set[str]:
-    """Substrings one of which any file with a call site must contain."""
-    terms = {info.name for info in classes}
-    for path in index.candidate_files():
-        terms.update(_ALIAS.findall(index.text(path)))
-    return terms
 
 
 def _rewrite_file(
@@ -297,12 +292,10 @@ def _rewrite_file(
     analyses: dict[str, Surrogate | Diagnostic],
     report: Report,
     options: Options,
-    terms: set[str],
+    names: CalleeNames,
 ) -> FileResult:
     before = module.tree.bytes
-    tree, rewriter = rewrite_module(
-        index, module, analyses, options.style, lambda q: False, terms
-    )
+    tree, rewriter = rewrite_module(index, module, analyses, options.style, lambda q: False, names)
     report.diagnostics.extend(rewriter.diagnostics)
     if not rewriter.call_sites:
         return FileResult(module.path, before, before)

@@ -71,7 +71,9 @@ def atomic(node: cst.BaseExpression) -> cst.BaseExpression:
     return wrap_below(node, 11)
 
 
-def binop(left: cst.BaseExpression, op: cst.BaseBinaryOp, right: cst.BaseExpression) -> cst.BinaryOperation:
+def binop(
+    left: cst.BaseExpression, op: cst.BaseBinaryOp, right: cst.BaseExpression
+) -> cst.BinaryOperation:
     level = _PRECEDENCE[type(op)]
     right_assoc = isinstance(op, cst.Power)
     left_level = level + 1 if right_assoc else level
@@ -138,7 +140,9 @@ def mentions(node: cst.CSTNode, symbol: str) -> bool:
     return symbol in names_in(node)
 
 
-def substitute(node: cst.BaseExpression, mapping: Mapping[str, cst.BaseExpression]) -> cst.BaseExpression:
+def substitute(
+    node: cst.BaseExpression, mapping: Mapping[str, cst.BaseExpression]
+) -> cst.BaseExpression:
     """Replace free names; non-atomic replacements get parentheses."""
     if not mapping:
         return node
@@ -210,7 +214,9 @@ def literal_value(node: cst.BaseExpression) -> object:
     if not ok:
         return NotImplemented
     try:
-        return eval(code(node), {"__builtins__": {}}, {})  # noqa: S307 - literals only, checked above
+        return eval(
+            code(node), {"__builtins__": {}}, {}
+        )  # noqa: S307 - literals only, checked above
     except Exception:
         return NotImplemented
 

@@ -52,8 +52,26 @@ WRAPPERS = {"inline": "_FgiVerifyInline", "function": "_FgiVerifyFunction"}
 ORIGINAL = "_FgiVerifyOriginal"
 # Module roots whose imports are copied into the verification module (plus the standard library).
 ALLOWED_ROOTS = frozenset({"torch", "math", "numpy", "typing_extensions"})
-SAFE_BUILTINS = frozenset({"float", "int", "bool", "complex", "tuple", "list", "dict", "set",
-                           "frozenset", "str", "range", "abs", "min", "max", "round", "pow"})
+SAFE_BUILTINS = frozenset(
+    {
+        "float",
+        "int",
+        "bool",
+        "complex",
+        "tuple",
+        "list",
+        "dict",
+        "set",
+        "frozenset",
+        "str",
+        "range",
+        "abs",
+        "min",
+        "max",
+        "round",
+        "pow",
+    }
+)
 _BOOT = "import runpy, sys; p = sys.argv[1]; sys.argv = [p]; runpy.run_path(p, run_name='__main__')"
 
 
@@ -156,8 +174,10 @@ def _chunks(index: ProjectIndex, info: ClassInfo) -> tuple[list[dict[str, str]],
     mro = index.mro(info)
     for base in mro[1:]:
         if base.path != info.path or base.qualname != f"{module.name}.{base.name}":
-            raise NotIsolated(f"its base class {base.name} is defined in {base.module}"
-                                f"{'' if base.path != info.path else ' (not at module level)'}")
+            raise NotIsolated(
+                f"its base class {base.name} is defined in {base.module}"
+                f"{'' if base.path != info.path else ' (not at module level)'}"
+            )
     bases = {id(b.node) for b in mro[1:]}
     top = info.qualname == f"{module.name}.{info.name}"
     chunks = [{"kind": "header", "what": "", "text": "import math\nimport torch\n"}]
@@ -167,8 +187,11 @@ def _chunks(index: ProjectIndex, info: ClassInfo) -> tuple[list[dict[str, str]],
         if isinstance(stmt, cst.SimpleStatementLine):
             smalls = list(stmt.body)
             if all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in smalls):
-                if any(isinstance(s, cst.ImportFrom) and dotted_name(s.module or cst.Name("x"))
-                       == "__future__" for s in smalls):
+                if any(
+                    isinstance(s, cst.ImportFrom)
+                    and dotted_name(s.module or cst.Name("x")) == "__future__"
+                    for s in smalls
+                ):
                     future = future or "annotations" in text
                 elif all(_import_ok(index, s) for s in smalls):
                     chunks.append({"kind": "import", "what": "", "text": text})
@@ -177,15 +200,19 @@ def _chunks(index: ProjectIndex, info: ClassInfo) -> tuple[list[dict[str, str]],
             ):
                 chunks.append({"kind": "constant", "what": "", "text": text})
         elif isinstance(stmt, cst.FunctionDef):
-            if all(_root(module.imports.get(_root(dotted_name(d.decorator) or "?"), ""))
-                   in ALLOWED_ROOTS for d in stmt.decorators):
+            if all(
+                _root(module.imports.get(_root(dotted_name(d.decorator) or "?"), ""))
+                in ALLOWED_ROOTS
+                for d in stmt.decorators
+            ):
                 chunks.append({"kind": "helper", "what": "", "text": text})
         elif isinstance(stmt, cst.ClassDef) and (id(stmt) in bases or stmt is info.node):
             kind = "class" if stmt is info.node else "base"
             chunks.append({"kind": kind, "what": f"class {stmt.name.value}", "text": text})
     if not top:  # nested in a class or a function: the class alone, dedented
         text = cst.Module(body=[], default_indent=module.tree.default_indent).code_for_node(
-            info.node)
+            info.node
+        )
         chunks.append({"kind": "class", "what": f"class {info.name}", "text": text})
     return chunks, future
 
@@ -201,15 +228,15 @@ def _hyper_type(values: Sequence[object]) -> str:
     return ": str" if kinds == {str} else ""
 
 
-def _fgi_chunks(surrogate: Surrogate, forms: set[str], configs: list[dict[str, Any]]
-                ) -> tuple[list[dict[str, str]], dict[str, str]]:
+def _fgi_chunks(
+    surrogate: Surrogate, forms: set[str], configs: list[dict[str, Any]]
+) -> tuple[list[dict[str, str]], dict[str, str]]:
     """The emitted code, and ``nn.Module`` wrappers that TorchScript/compile/export can take."""
     params = [p.name for p in surrogate.params]
     grads = set(surrogate.differentiable())
     annotated = []
     for i, name in enumerate(params):
-        kind = ": torch.Tensor" if i in grads else _hyper_type(
-            [c["values"][name] for c in configs])
+        kind = ": torch.Tensor" if i in grads else _hyper_type([c["values"][name] for c in configs])
         annotated.append(f"{name}{kind}")
     signature = f"def forward(self, {', '.join(annotated)}) -> torch.Tensor:"
     arguments = ", ".join(params)
@@ -224,16 +251,24 @@ def _fgi_chunks(surrogate: Surrogate, forms: set[str], configs: list[dict[str, A
 
     emission = emit_inline(surrogate, [sym.name(p) for p in params], fresh, fresh("_fgi_out"))
     body = "\n".join(f"        {line}" for line in emission.statements)
-    inline = (f"class {WRAPPERS['inline']}(torch.nn.Module):\n    {signature}\n{body}\n"
-              f"        return {sym.code(emission.result)}\n")
-    function = (f"class {WRAPPERS['function']}(torch.nn.Module):\n    {signature}\n"
-                f"        return {CANDIDATE}({arguments})\n")
-    original = (f"class {ORIGINAL}(torch.nn.Module):\n    {signature}\n"
-                f"        return {surrogate.short_name}.apply({arguments})\n")
-    chunks = [{"kind": "fgi", "what": "", "text": "import math\nimport torch\n"},
-              {"kind": "fgi", "what": "", "text": emit_function(surrogate, CANDIDATE)},
-              {"kind": "fgi", "what": "", "text": inline + "\n\n" + function},
-              {"kind": "class", "what": "the call of the original", "text": original}]
+    inline = (
+        f"class {WRAPPERS['inline']}(torch.nn.Module):\n    {signature}\n{body}\n"
+        f"        return {sym.code(emission.result)}\n"
+    )
+    function = (
+        f"class {WRAPPERS['function']}(torch.nn.Module):\n    {signature}\n"
+        f"        return {CANDIDATE}({arguments})\n"
+    )
+    original = (
+        f"class {ORIGINAL}(torch.nn.Module):\n    {signature}\n"
+        f"        return {surrogate.short_name}.apply({arguments})\n"
+    )
+    chunks = [
+        {"kind": "fgi", "what": "", "text": "import math\nimport torch\n"},
+        {"kind": "fgi", "what": "", "text": emit_function(surrogate, CANDIDATE)},
+        {"kind": "fgi", "what": "", "text": inline + "\n\n" + function},
+        {"kind": "class", "what": "the call of the original", "text": original},
+    ]
     targets = {"inline": WRAPPERS["inline"], "function": CANDIDATE}
     return chunks, {form: targets[form] for form in sorted(forms)}
 
@@ -264,8 +299,11 @@ def _bind(surrogate: Surrogate, call: cst.Call | None) -> list[tuple[cst.BaseExp
         if p.name in values:
             bound.append(values[p.name])
         else:
-            bound.append((p.default, "default") if p.default is not None else
-                         (cst.Name("__fgi_unknown__"), ""))
+            bound.append(
+                (p.default, "default")
+                if p.default is not None
+                else (cst.Name("__fgi_unknown__"), "")
+            )
     return bound
 
 
@@ -305,8 +343,10 @@ def _configs(
     configs: list[dict[str, Any]] = []
     for combo in seen:
         for k in range(len(SAMPLES) if any(s == "sample" for _, s in combo) else 1):
-            values = {surrogate.params[i].name: SAMPLES[k] if source == "sample" else value
-                      for i, (value, source) in zip(hyper, combo, strict=True)}
+            values = {
+                surrogate.params[i].name: SAMPLES[k] if source == "sample" else value
+                for i, (value, source) in zip(hyper, combo, strict=True)
+            }
             label = ", ".join(f"{name}={value!r}" for name, value in values.items())
             configs.append({"values": values, "label": label})
     configs = configs[:MAX_CONFIGS]
@@ -342,8 +382,9 @@ def default_timeout(level: str, cases: int) -> float:
     return 60.0 + cases * (90.0 if level == "full" else 10.0)
 
 
-def run_child(cases: Sequence[dict[str, Any]], level: str, timeout: float,
-              python: str | None = None) -> ChildOutput:
+def run_child(
+    cases: Sequence[dict[str, Any]], level: str, timeout: float, python: str | None = None
+) -> ChildOutput:
     """Run every case in one subprocess (torch is imported once) and collect its results."""
     python = python or os.environ.get("FGI_REWRITE_VERIFY_PYTHON") or sys.executable
     job = json.dumps({"level": level, "cases": list(cases)}).encode()
@@ -351,8 +392,11 @@ def run_child(cases: Sequence[dict[str, Any]], level: str, timeout: float,
     with tempfile.TemporaryDirectory(prefix="fgi-verify-") as cwd:
         try:
             process = subprocess.Popen(
-                [python, "-c", _BOOT, str(CHILD)], stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
+                [python, "-c", _BOOT, str(CHILD)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=cwd,
                 start_new_session=hasattr(os, "killpg"),
             )
         except OSError as exc:
@@ -367,7 +411,7 @@ def run_child(cases: Sequence[dict[str, Any]], level: str, timeout: float,
     for line in stdout.decode("utf-8", errors="replace").splitlines():
         if not line.startswith(MARKER):
             continue
-        message = json.loads(line[len(MARKER):])
+        message = json.loads(line[len(MARKER) :])
         if message.get("kind") == "torch":
             output.torch_ok = bool(message["ok"])
             output.torch_error = message.get("error", "")
@@ -394,8 +438,9 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 # ---- the stage ---------------------------------------------------------------------------------
 
 
-def _uses(index: ProjectIndex, analyses: Mapping[str, Surrogate | Diagnostic],
-          results: Sequence[Any]) -> dict[str, dict[str, Any]]:
+def _uses(
+    index: ProjectIndex, analyses: Mapping[str, Surrogate | Diagnostic], results: Sequence[Any]
+) -> dict[str, dict[str, Any]]:
     """Per surrogate with call sites in ``results``: the files, the emitted forms (inline,
     function) and each call node with its module (for the hyperparameter values)."""
     used: dict[str, dict[str, Any]] = {}
@@ -452,13 +497,22 @@ def verify_rewrites(
             verdicts[qualname] = _isolation(base, str(exc), surrogate, require, outcome)
             continue
         fgi, forms = _fgi_chunks(surrogate, entry["forms"], configs)
-        cases.append({
-            "id": qualname, "class_name": surrogate.short_name, "chunks": chunks + fgi,
-            "future_annotations": future, "forms": forms, "wrappers": WRAPPERS,
-            "original_wrapper": ORIGINAL, "configs": configs,
-            "params": [{"name": p.name, "grad": g is not None}
-                       for p, g in zip(surrogate.params, surrogate.grads, strict=True)],
-        })
+        cases.append(
+            {
+                "id": qualname,
+                "class_name": surrogate.short_name,
+                "chunks": chunks + fgi,
+                "future_annotations": future,
+                "forms": forms,
+                "wrappers": WRAPPERS,
+                "original_wrapper": ORIGINAL,
+                "configs": configs,
+                "params": [
+                    {"name": p.name, "grad": g is not None}
+                    for p, g in zip(surrogate.params, surrogate.grads, strict=True)
+                ],
+            }
+        )
         verdicts[qualname] = base
     if cases:
         child = run_child(cases, level, timeout or default_timeout(level, len(cases)), python)
@@ -466,16 +520,22 @@ def verify_rewrites(
         outcome.seconds = sum(float(r.get("seconds", 0.0)) for r in child.results.values())
         if child.torch_ok is False:
             first = next(iter(used.values()))["paths"][0]
-            outcome.diagnostics.append(Diagnostic(
-                codes.Unverified, Location(first, 1, 1),
-                f"torch is not importable by the verification interpreter ({child.torch_error}); "
-                f"{len(cases)} rewrite(s) not verified (install torch, or pass --verify none)"))
+            outcome.diagnostics.append(
+                Diagnostic(
+                    codes.Unverified,
+                    Location(first, 1, 1),
+                    "torch is not importable by the verification interpreter "
+                    f"({child.torch_error}); {len(cases)} rewrite(s) not verified "
+                    "(install torch, or pass --verify none)",
+                )
+            )
         for case in cases:
             qualname = case["id"]
             surrogate = analyses[qualname]
             assert isinstance(surrogate, Surrogate)
-            verdicts[qualname] = _judge(verdicts[qualname], surrogate, child, level, require,
-                                        allow_unscriptable, outcome)
+            verdicts[qualname] = _judge(
+                verdicts[qualname], surrogate, child, level, require, allow_unscriptable, outcome
+            )
     outcome.verifications = list(verdicts.values())
     return outcome
 
@@ -487,34 +547,61 @@ def _refuse(outcome: Outcome, code: type[codes.Code], surrogate: Surrogate, mess
         outcome.rejected[surrogate.qualname] = diagnostic
 
 
-def _isolation(base: Verification, reason: str, surrogate: Surrogate, require: bool,
-               outcome: Outcome) -> Verification:
+def _isolation(
+    base: Verification, reason: str, surrogate: Surrogate, require: bool, outcome: Outcome
+) -> Verification:
     if require:
-        _refuse(outcome, codes.VerificationRequired, surrogate,
-                f"cannot verify in isolation ({reason}); left unchanged (--require-verify)")
+        _refuse(
+            outcome,
+            codes.VerificationRequired,
+            surrogate,
+            f"cannot verify in isolation ({reason}); left unchanged (--require-verify)",
+        )
     else:
-        _refuse(outcome, codes.CannotIsolate, surrogate,
-                f"cannot verify in isolation: {reason}; rewritten unverified")
-    return _with(base, status="isolation", detail=f"cannot verify in isolation: {reason}",
-                 written=not require)
+        _refuse(
+            outcome,
+            codes.CannotIsolate,
+            surrogate,
+            f"cannot verify in isolation: {reason}; rewritten unverified",
+        )
+    return _with(
+        base,
+        status="isolation",
+        detail=f"cannot verify in isolation: {reason}",
+        written=not require,
+    )
 
 
 def _with(verdict: Verification, **changes: Any) -> Verification:
     return replace(verdict, **changes)
 
 
-def _judge(base: Verification, surrogate: Surrogate, child: ChildOutput, level: str, require: bool,
-           allow_unscriptable: bool, outcome: Outcome) -> Verification:
+def _judge(
+    base: Verification,
+    surrogate: Surrogate,
+    child: ChildOutput,
+    level: str,
+    require: bool,
+    allow_unscriptable: bool,
+    outcome: Outcome,
+) -> Verification:
     result = child.results.get(surrogate.qualname)
     if child.torch_ok is False or result is None or "crash" in result:
-        reason = ("torch is not importable" if child.torch_ok is False else
-                  child.problem or "the verification process stopped early")
+        reason = (
+            "torch is not importable"
+            if child.torch_ok is False
+            else child.problem or "the verification process stopped early"
+        )
         if result is not None and "crash" in result:
             last = result["crash"].strip().splitlines()[-1]
             reason = f"internal error in the verification: {last}"
         if require:
-            _refuse(outcome, codes.VerificationRequired, surrogate,
-                    f"not verified ({reason}); left unchanged (--require-verify)")
+            _refuse(
+                outcome,
+                codes.VerificationRequired,
+                surrogate,
+                f"not verified ({reason}); left unchanged (--require-verify)",
+            )
         elif child.torch_ok is not False:
             _refuse(outcome, codes.Unverified, surrogate, f"not verified: {reason}")
         return _with(base, status="unverified", detail=reason, written=not require)
@@ -522,28 +609,46 @@ def _judge(base: Verification, surrogate: Surrogate, child: ChildOutput, level: 
         return _isolation(base, result["isolation"], surrogate, require, outcome)
     order = ["grad", "script", "compile", "export"][: {"grad": 1, "script": 2}.get(level, 4)]
     found: dict[str, dict[str, Any]] = result.get("checks", {})
-    checks = tuple((name, "-" if name not in found else "ok" if found[name]["ok"] else "fail")
-                   for name in order)
+    checks = tuple(
+        (name, "-" if name not in found else "ok" if found[name]["ok"] else "fail")
+        for name in order
+    )
     originals = result.get("original", {})
     original = tuple(originals[k] for k in ("script", "export") if k in originals)
-    verdict = _with(base, checks=checks, original=original,
-                    seconds=float(result.get("seconds", 0.0)))
+    verdict = _with(
+        base, checks=checks, original=original, seconds=float(result.get("seconds", 0.0))
+    )
     grad = found.get("grad", {"ok": False, "detail": "not run"})
     if not grad["ok"]:
-        _refuse(outcome, codes.VerificationFailed, surrogate,
-                f"the rewrite does not match the original: {grad['detail']}; left unchanged")
+        _refuse(
+            outcome,
+            codes.VerificationFailed,
+            surrogate,
+            f"the rewrite does not match the original: {grad['detail']}; left unchanged",
+        )
         return _with(verdict, status="failed", detail=grad["detail"], written=False)
-    failed = [(name, found[name]["detail"]) for name in order[1:]
-              if name in found and not found[name]["ok"]]
+    failed = [
+        (name, found[name]["detail"])
+        for name in order[1:]
+        if name in found and not found[name]["ok"]
+    ]
     if failed:
         detail = "; ".join(f"{name} check: {text}" for name, text in failed)
         if allow_unscriptable:
-            _refuse(outcome, codes.UnscriptableWritten, surrogate,
-                    f"written although it fails the {detail} (--allow-unscriptable)")
+            _refuse(
+                outcome,
+                codes.UnscriptableWritten,
+                surrogate,
+                f"written although it fails the {detail} (--allow-unscriptable)",
+            )
             return _with(verdict, status="unscriptable", detail=detail)
-        _refuse(outcome, codes.NotScriptable, surrogate,
-                f"the rewrite fails the {detail}; left unchanged (--allow-unscriptable writes "
-                "it anyway)")
+        _refuse(
+            outcome,
+            codes.NotScriptable,
+            surrogate,
+            f"the rewrite fails the {detail}; left unchanged (--allow-unscriptable writes "
+            "it anyway)",
+        )
         return _with(verdict, status="unscriptable", detail=detail, written=False)
     return verdict
 

@@ -78,11 +78,14 @@ def build_module(case: dict[str, Any], workdir: str, index: int) -> types.Module
             exec(code, module.__dict__)  # noqa: S102 - the isolated verification module
         except Exception as exc:
             if chunk["kind"] in ("class", "base"):
-                raise Isolation(f"{chunk['what']} cannot be rebuilt in isolation: "
-                                f"{type(exc).__name__}: {exc}") from None
+                raise Isolation(
+                    f"{chunk['what']} cannot be rebuilt in isolation: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from None
             if chunk["kind"] == "fgi":
-                raise Mismatch(f"the emitted code does not run: {type(exc).__name__}: {exc}"
-                               ) from None
+                raise Mismatch(
+                    f"the emitted code does not run: {type(exc).__name__}: {exc}"
+                ) from None
     return module
 
 
@@ -94,16 +97,42 @@ def grid(dtype: Any, hypers: Sequence[object], generator: Any) -> Any:
     values (and their neighbours), wide normals and far tails where surrogate gradients
     underflow."""
     dense = torch.linspace(-3.0, 3.0, 241, dtype=torch.float64)
-    special = [0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 1e-8, -1e-8, 1e-30, -1e-30, 40.0, -40.0,
-               200.0, -200.0, 1e4, -1e4, 1e30, -1e30]
+    special = [
+        0.0,
+        -0.0,
+        0.5,
+        -0.5,
+        1.0,
+        -1.0,
+        1e-8,
+        -1e-8,
+        1e-30,
+        -1e-30,
+        40.0,
+        -40.0,
+        200.0,
+        -200.0,
+        1e4,
+        -1e4,
+        1e30,
+        -1e30,
+    ]
     for h in hypers:
         if isinstance(h, (int, float)) and not isinstance(h, bool) and math.isfinite(h):
             special += [float(h), -float(h)]
     exact = torch.tensor(special, dtype=torch.float64).to(dtype)
-    neighbours = torch.cat([torch.nextafter(exact, exact.new_tensor(math.inf)),
-                            torch.nextafter(exact, exact.new_tensor(-math.inf))])
-    wide = torch.cat([torch.randn(256, generator=generator, dtype=torch.float64) * 4.0,
-                      torch.randn(64, generator=generator, dtype=torch.float64) * 20.0])
+    neighbours = torch.cat(
+        [
+            torch.nextafter(exact, exact.new_tensor(math.inf)),
+            torch.nextafter(exact, exact.new_tensor(-math.inf)),
+        ]
+    )
+    wide = torch.cat(
+        [
+            torch.randn(256, generator=generator, dtype=torch.float64) * 4.0,
+            torch.randn(64, generator=generator, dtype=torch.float64) * 20.0,
+        ]
+    )
     values = torch.cat([dense.to(dtype), exact, neighbours, wide.to(dtype)])
     pad = (-values.numel()) % C
     values = torch.cat([values, torch.zeros(pad, dtype=dtype)])
@@ -118,8 +147,13 @@ def variants(main: Any, extra: int, generator: Any) -> list[tuple[str, list[Any]
         return [("", [main])]
     dtype = main.dtype
     channel = torch.linspace(-0.5, 0.5, C, dtype=torch.float64).to(dtype)
-    rows = torch.stack([channel, torch.nextafter(channel, channel.new_tensor(math.inf)),
-                        torch.nextafter(channel, channel.new_tensor(-math.inf))])
+    rows = torch.stack(
+        [
+            channel,
+            torch.nextafter(channel, channel.new_tensor(math.inf)),
+            torch.nextafter(channel, channel.new_tensor(-math.inf)),
+        ]
+    )
     with_rows = torch.cat([main, rows])
     full = (torch.randn(main.shape, generator=generator, dtype=torch.float64) * 0.5).to(dtype)
     scalar = torch.tensor(0.25, dtype=dtype)
@@ -135,9 +169,7 @@ def variants(main: Any, extra: int, generator: Any) -> list[tuple[str, list[Any]
 
 def same_values(a: Any, b: Any) -> bool:
     return bool(
-        a.dtype == b.dtype
-        and a.shape == b.shape
-        and ((a == b) | (a.isnan() & b.isnan())).all()
+        a.dtype == b.dtype and a.shape == b.shape and ((a == b) | (a.isnan() & b.isnan())).all()
     )
 
 
@@ -157,17 +189,22 @@ def where(inputs: Sequence[tuple[str, Any]], flat: int, shape: Any) -> str:
 
 def value_difference(a: Any, b: Any, inputs: Sequence[tuple[str, Any]]) -> str:
     if a.dtype != b.dtype or a.shape != b.shape:
-        return (f"value dtype/shape differ: original {a.dtype} {tuple(a.shape)}, "
-                f"rewrite {b.dtype} {tuple(b.shape)}")
+        return (
+            f"value dtype/shape differ: original {a.dtype} {tuple(a.shape)}, "
+            f"rewrite {b.dtype} {tuple(b.shape)}"
+        )
     bad = ~((a == b) | (a.isnan() & b.isnan()))
     count = int(bad.sum())
     flat = int(bad.reshape(-1).nonzero()[0])
-    return (f"value differs at {count} input(s), e.g. at {where(inputs, flat, a.shape)}: "
-            f"original {a.reshape(-1)[flat].item()!r}, rewrite {b.reshape(-1)[flat].item()!r}")
+    return (
+        f"value differs at {count} input(s), e.g. at {where(inputs, flat, a.shape)}: "
+        f"original {a.reshape(-1)[flat].item()!r}, rewrite {b.reshape(-1)[flat].item()!r}"
+    )
 
 
-def compare_gradient(name: str, ga: Any, gb: Any, precision: str,
-                     inputs: Sequence[tuple[str, Any]], notes: set[str]) -> float:
+def compare_gradient(
+    name: str, ga: Any, gb: Any, precision: str, inputs: Sequence[tuple[str, Any]], notes: set[str]
+) -> float:
     """Raise Mismatch unless ``gb`` equals ``ga`` within the tolerance; return the largest
     difference. Where the original's gradient is not finite, the rewrite gives 0 by design."""
     if ga is None or gb is None:
@@ -179,8 +216,10 @@ def compare_gradient(name: str, ga: Any, gb: Any, precision: str,
             raise Mismatch(f"gradient for {name}: {which} gives none")
         return 0.0
     if ga.dtype != gb.dtype or ga.shape != gb.shape:
-        raise Mismatch(f"gradient for {name}: dtype/shape differ: original {ga.dtype} "
-                       f"{tuple(ga.shape)}, rewrite {gb.dtype} {tuple(gb.shape)}")
+        raise Mismatch(
+            f"gradient for {name}: dtype/shape differ: original {ga.dtype} "
+            f"{tuple(ga.shape)}, rewrite {gb.dtype} {tuple(gb.shape)}"
+        )
     rtol, atol = TOLERANCE[precision]
     finite = torch.isfinite(ga)
     if not bool(finite.all()):
@@ -188,11 +227,15 @@ def compare_gradient(name: str, ga: Any, gb: Any, precision: str,
         wrong = ~finite & ~nonfinite_ok
         if bool(wrong.any()):
             flat = int(wrong.reshape(-1).nonzero()[0])
-            raise Mismatch(f"gradient for {name} at {where(inputs, flat, ga.shape)}: original "
-                           f"{ga.reshape(-1)[flat].item()!r}, "
-                           f"rewrite {gb.reshape(-1)[flat].item()!r}")
-        notes.add(f"original gradient not finite at {int((~finite).sum())} input(s), "
-                  "the rewrite's is 0 there")
+            raise Mismatch(
+                f"gradient for {name} at {where(inputs, flat, ga.shape)}: original "
+                f"{ga.reshape(-1)[flat].item()!r}, "
+                f"rewrite {gb.reshape(-1)[flat].item()!r}"
+            )
+        notes.add(
+            f"original gradient not finite at {int((~finite).sum())} input(s), "
+            "the rewrite's is 0 there"
+        )
     diff = torch.where(finite, (ga - gb).abs(), torch.zeros_like(ga)).double()
     excess = diff - (atol + rtol * ga.abs().double())
     excess = torch.where(torch.isnan(excess), torch.full_like(excess, math.inf), excess)
@@ -206,7 +249,8 @@ def compare_gradient(name: str, ga: Any, gb: Any, precision: str,
             f"gradient for {name} differs beyond rtol {rtol:g}, atol {atol:g} at "
             f"{int(beyond.sum())} of {beyond.numel()} input(s): largest difference "
             f"{diff.reshape(-1)[flat].item():.3g} at {where(inputs, flat, ga.shape)}: original "
-            f"{ga.reshape(-1)[flat].item()!r}, rewrite {gb.reshape(-1)[flat].item()!r}")
+            f"{ga.reshape(-1)[flat].item()!r}, rewrite {gb.reshape(-1)[flat].item()!r}"
+        )
     return largest
 
 
@@ -270,8 +314,14 @@ class Checker:
                             raise Mismatch(f"{exc} ({where_}){suffix}") from None
         return f"{checked} inputs"
 
-    def one(self, candidate: Callable[..., Any], tensors: Sequence[Any], config: dict[str, Any],
-            dtype_name: str, generator: Any) -> int:
+    def one(
+        self,
+        candidate: Callable[..., Any],
+        tensors: Sequence[Any],
+        config: dict[str, Any],
+        dtype_name: str,
+        generator: Any,
+    ) -> int:
         a_in = self.arguments(tensors, config, True)
         b_in = self.arguments(tensors, config, True)
         a = self.call(self.original, a_in, "original")
@@ -289,16 +339,20 @@ class Checker:
             try:
                 ga = torch.autograd.grad(a, inputs_a, upstream, allow_unused=True)
             except Exception as exc:
-                raise Isolation(f"the original's backward raised {type(exc).__name__}: "
-                                f"{first_line(exc)}") from None
+                raise Isolation(
+                    f"the original's backward raised {type(exc).__name__}: " f"{first_line(exc)}"
+                ) from None
             try:
                 gb = torch.autograd.grad(b, inputs_b, upstream, allow_unused=True)
             except Exception as exc:
-                raise Mismatch(f"the rewrite's backward raised {type(exc).__name__}: "
-                               f"{first_line(exc)}") from None
+                raise Mismatch(
+                    f"the rewrite's backward raised {type(exc).__name__}: " f"{first_line(exc)}"
+                ) from None
             for i, x, y in zip(self.diff, ga, gb, strict=True):
-                self.largest = max(self.largest, compare_gradient(
-                    self.params[i]["name"], x, y, precision, named, self.notes))
+                self.largest = max(
+                    self.largest,
+                    compare_gradient(self.params[i]["name"], x, y, precision, named, self.notes),
+                )
         # Inference paths give the same value: under no_grad, and without requires_grad.
         with torch.no_grad():
             a0 = self.call(self.original, a_in, "original")
@@ -317,8 +371,10 @@ class Checker:
         a_bad = self.call(self.original, self.arguments(bad, config, True), "original")
         b_bad = self.call(candidate, self.arguments(bad, config, True), "rewrite")
         if not same_values(a_bad, b_bad):
-            raise Mismatch("for non-finite inputs: " + value_difference(
-                a_bad, b_bad, self.named(self.arguments(bad, config, True))))
+            raise Mismatch(
+                "for non-finite inputs: "
+                + value_difference(a_bad, b_bad, self.named(self.arguments(bad, config, True)))
+            )
         return int(tensors[0].numel())
 
     # -- TorchScript ----------------------------------------------------------------------------
@@ -329,9 +385,15 @@ class Checker:
         _, tensors = variants(main, len(self.diff) - 1, generator)[0]
         return list(tensors)
 
-    def against_eager(self, compiled: Callable[..., Any], eager: Callable[..., Any],
-                      dtype_name: str, exact: bool, runs: int = 2, inference: bool = True
-                      ) -> None:
+    def against_eager(
+        self,
+        compiled: Callable[..., Any],
+        eager: Callable[..., Any],
+        dtype_name: str,
+        exact: bool,
+        runs: int = 2,
+        inference: bool = True,
+    ) -> None:
         config = self.case["configs"][0]
         tensors = self.small_inputs(getattr(torch, dtype_name))
         generator = torch.Generator().manual_seed(2)
@@ -373,8 +435,10 @@ class Checker:
             try:
                 scripted = torch.jit.script(module)
                 if "prim::PythonOp" in str(scripted.inlined_graph):
-                    raise Mismatch(f"{form} form: the scripted graph calls Python "
-                                   "(prim::PythonOp), which torch.jit.save cannot export")
+                    raise Mismatch(
+                        f"{form} form: the scripted graph calls Python "
+                        "(prim::PythonOp), which torch.jit.save cannot export"
+                    )
                 step = "torch.jit.save"
                 buffer = io.BytesIO()
                 torch.jit.save(scripted, buffer)
@@ -384,8 +448,9 @@ class Checker:
             except Mismatch:
                 raise
             except Exception as exc:
-                raise Mismatch(f"{form} form: {step} fails: {type(exc).__name__}: "
-                               f"{first_line(exc)}") from None
+                raise Mismatch(
+                    f"{form} form: {step} fails: {type(exc).__name__}: " f"{first_line(exc)}"
+                ) from None
             if "prim::PythonOp" in str(loaded.inlined_graph):
                 raise Mismatch(f"{form} form: the loaded graph calls Python (prim::PythonOp)")
             for dtype_name in ("float32", "float64"):
@@ -527,8 +592,14 @@ def main() -> int:
     except Exception as exc:
         send({"kind": "torch", "ok": False, "error": f"{type(exc).__name__}: {exc}"})
         return 0
-    send({"kind": "torch", "ok": True, "version": str(torch.__version__),
-          "seconds": round(time.perf_counter() - start, 3)})
+    send(
+        {
+            "kind": "torch",
+            "ok": True,
+            "version": str(torch.__version__),
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+    )
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     with tempfile.TemporaryDirectory(prefix="fgi-verify-") as workdir:
         for index, case in enumerate(job["cases"]):

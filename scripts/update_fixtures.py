@@ -44,8 +44,10 @@ def main() -> None:
                 report_file.write_text("\n".join(lines) + "\n")
             else:
                 report_file.unlink(missing_ok=True)
-            print(f"{case.name}: {'rewritten' if case.rewritten else 'unchanged'}, "
-                  f"{len(lines)} diagnostics")
+            print(
+                f"{case.name}: {'rewritten' if case.rewritten else 'unchanged'}, "
+                f"{len(lines)} diagnostics"
+            )
 
 
 if __name__ == "__main__":

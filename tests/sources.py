@@ -26,16 +26,16 @@ def fire(v):
 
 # The surrogate alone, and a module that imports it and calls it (cross-file).
 DEFINITION = SURROGATE[: SURROGATE.index("\n\ndef fire")] + "\n"
-USER = '''\
+USER = """\
 from surrogates import SpikeFn
 
 
 def step(v):
     return SpikeFn.apply(v)
-'''
+"""
 
 # A surrogate-like Function fgi-rewrite refuses (FGI101: the backward reduces).
-REFUSED = '''\
+REFUSED = """\
 import torch
 
 
@@ -53,10 +53,10 @@ class NormFn(torch.autograd.Function):
 
 def fire(v):
     return NormFn.apply(v)
-'''
+"""
 
 # Ordinary code: nothing to do.
-PLAIN = '''\
+PLAIN = """\
 def add(a, b):
     return a + b
-'''
+"""

@@ -58,12 +58,18 @@ def tree(root: Path) -> dict[str, bytes]:
     }
 
 
-def subprocess_cli(*args: str, cwd: Path, input: bytes | None = None,
-                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+def subprocess_cli(
+    *args: str, cwd: Path, input: bytes | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "fgi_rewrite", *args],
-        cwd=cwd, input=input, capture_output=True, env=environment, timeout=120, check=False,
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        env=environment,
+        timeout=120,
+        check=False,
     )
 
 
@@ -79,9 +85,24 @@ def test_version() -> None:
 def test_help_lists_every_option() -> None:
     result = invoke("--help")
     assert result.exit_code == EXIT_OK
-    for option in ("--diff", "--check", "--style", "--format", "--color", "--no-color",
-                   "--exclude", "--extend-exclude", "--force-exclude", "--stdin-filename",
-                   "--jobs", "--config", "--quiet", "--verbose", "--explain", "--version"):
+    for option in (
+        "--diff",
+        "--check",
+        "--style",
+        "--format",
+        "--color",
+        "--no-color",
+        "--exclude",
+        "--extend-exclude",
+        "--force-exclude",
+        "--stdin-filename",
+        "--jobs",
+        "--config",
+        "--quiet",
+        "--verbose",
+        "--explain",
+        "--version",
+    ):
         assert option in result.stdout
 
 
@@ -268,7 +289,7 @@ def test_stdin_bytes_are_kept(tmp_path: Path) -> None:
     result = invoke("-", input=source, cwd=tmp_path)
     assert result.exit_code == EXIT_OK
     out = result.stdout_bytes
-    assert out.startswith(b"# -*- coding: latin-1 -*-\r\n\"\"\"Spiking \xe9")
+    assert out.startswith(b'# -*- coding: latin-1 -*-\r\n"""Spiking \xe9')
     assert out.count(b"\n") == out.count(b"\r\n") and b"SpikeFn.apply" not in out
 
 
@@ -302,8 +323,15 @@ def test_stdin_filename_places_the_source_in_its_project(tmp_path: Path) -> None
 
 def test_stdin_force_exclude_echoes_unchanged(tmp_path: Path) -> None:
     write(tmp_path / "pyproject.toml", "")  # the project root: regexes match paths below it
-    result = invoke("-", "--stdin-filename", "gen/x.py", "--force-exclude", "^/gen/",
-                    input=SURROGATE, cwd=tmp_path)
+    result = invoke(
+        "-",
+        "--stdin-filename",
+        "gen/x.py",
+        "--force-exclude",
+        "^/gen/",
+        input=SURROGATE,
+        cwd=tmp_path,
+    )
     assert result.exit_code == EXIT_OK
     assert result.stdout == SURROGATE
 
@@ -333,21 +361,29 @@ def test_stdin_together_with_files(tmp_path: Path) -> None:
 
 def make_project(root: Path) -> None:
     write(root / "pyproject.toml", "[project]\nname = 'demo'\n")
-    for relative in ("src/snn.py", "build/snn.py", ".venv/lib/snn.py", "vendor/snn.py",
-                     "tests/test_snn.py", "pkg.egg-info/snn.py"):
+    for relative in (
+        "src/snn.py",
+        "build/snn.py",
+        ".venv/lib/snn.py",
+        "vendor/snn.py",
+        "tests/test_snn.py",
+        "pkg.egg-info/snn.py",
+    ):
         write(root / relative, SURROGATE)
 
 
 def changed_files(result: Result) -> set[str]:
-    return {line.split()[-1] for line in result.stderr.splitlines()
-            if line.startswith("would rewrite")}
+    return {
+        line.split()[-1] for line in result.stderr.splitlines() if line.startswith("would rewrite")
+    }
 
 
 def test_default_excludes(tmp_path: Path) -> None:
     make_project(tmp_path)
     result = invoke("--check", tmp_path)
     assert changed_files(result) == {
-        str(tmp_path / "src/snn.py"), str(tmp_path / "vendor/snn.py"),
+        str(tmp_path / "src/snn.py"),
+        str(tmp_path / "vendor/snn.py"),
         str(tmp_path / "tests/test_snn.py"),
     }
 
@@ -363,8 +399,10 @@ def test_exclude_replaces_the_defaults(tmp_path: Path) -> None:
 def test_extend_exclude_adds_to_the_defaults(tmp_path: Path) -> None:
     make_project(tmp_path)
     result = invoke("--check", "--extend-exclude", "^/vendor/", tmp_path)
-    assert changed_files(result) == {str(tmp_path / "src/snn.py"),
-                                     str(tmp_path / "tests/test_snn.py")}
+    assert changed_files(result) == {
+        str(tmp_path / "src/snn.py"),
+        str(tmp_path / "tests/test_snn.py"),
+    }
 
 
 def test_explicit_files_ignore_exclude_but_not_force_exclude(tmp_path: Path) -> None:
@@ -390,8 +428,9 @@ def test_bad_regex_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_multiline_regex_is_verbose(tmp_path: Path) -> None:
     make_project(tmp_path)
-    result = invoke("--check", "--extend-exclude", "^/vendor/  # vendored code\n|^/tests/\n",
-                    tmp_path)
+    result = invoke(
+        "--check", "--extend-exclude", "^/vendor/  # vendored code\n|^/tests/\n", tmp_path
+    )
     assert changed_files(result) == {str(tmp_path / "src/snn.py")}
 
 
@@ -408,8 +447,10 @@ def test_gitignore_is_honored(tmp_path: Path, git: bool) -> None:
     write(tmp_path / "src/nested/.gitignore", "local.py\n")
     write(tmp_path / "src/nested/local.py", SURROGATE)
     result = invoke("--check", tmp_path)
-    assert changed_files(result) == {str(tmp_path / "src/snn.py"),
-                                     str(tmp_path / "src/keep_snn.py")}
+    assert changed_files(result) == {
+        str(tmp_path / "src/snn.py"),
+        str(tmp_path / "src/keep_snn.py"),
+    }
     # A file given explicitly is processed even when ignored.
     assert invoke("--check", tmp_path / "vendor/snn.py").exit_code == EXIT_CHANGES
 
@@ -438,8 +479,9 @@ def test_gitignore_is_honored(tmp_path: Path, git: bool) -> None:
         ("# comment\n\n", "comment", False, False),
     ],
 )
-def test_gitignore_matcher(tmp_path: Path, patterns: str, path: str, is_dir: bool,
-                           ignored: bool) -> None:
+def test_gitignore_matcher(
+    tmp_path: Path, patterns: str, path: str, is_dir: bool, ignored: bool
+) -> None:
     write(tmp_path / ".gitignore", patterns)
     matcher = GitIgnoreMatcher(tmp_path)
     assert matcher.ignored(tmp_path / path, is_dir) is ignored
@@ -460,8 +502,19 @@ def test_generated_files_are_skipped(tmp_path: Path) -> None:
 
 def test_every_long_option_has_a_config_key() -> None:
     keys = set(configurable_keys(main))
-    expected = {"diff", "check", "style", "format", "color", "exclude", "extend-exclude",
-                "force-exclude", "jobs", "quiet", "verbose"}
+    expected = {
+        "diff",
+        "check",
+        "style",
+        "format",
+        "color",
+        "exclude",
+        "extend-exclude",
+        "force-exclude",
+        "jobs",
+        "quiet",
+        "verbose",
+    }
     assert expected <= keys
     assert not keys & {"help", "version", "explain", "config", "stdin-filename"}
 
@@ -488,7 +541,9 @@ def test_command_line_wins_over_config(tmp_path: Path) -> None:
 
 
 def test_config_every_key_is_accepted(tmp_path: Path) -> None:
-    target = config_project(tmp_path, """\
+    target = config_project(
+        tmp_path,
+        """\
 diff = true
 check = false
 style = "inline"
@@ -500,7 +555,8 @@ force_exclude = "^/generated/"
 jobs = 2
 quiet = false
 verbose = false
-""")
+""",
+    )
     result = invoke(target)
     assert result.exit_code == EXIT_OK
     payload = json.loads(result.stdout)
@@ -533,8 +589,9 @@ def test_config_for_stdin_comes_from_stdin_filename(tmp_path: Path) -> None:
     config_project(tmp_path, "check = true\n")
     elsewhere = tmp_path.parent / f"{tmp_path.name}-cwd"
     elsewhere.mkdir()
-    result = invoke("-", "--stdin-filename", str(tmp_path / "src" / "new.py"), input=SURROGATE,
-                    cwd=elsewhere)
+    result = invoke(
+        "-", "--stdin-filename", str(tmp_path / "src" / "new.py"), input=SURROGATE, cwd=elsewhere
+    )
     assert result.exit_code == EXIT_CHANGES and result.stdout == ""
 
 
@@ -574,20 +631,49 @@ def test_verbose_names_the_config_file(tmp_path: Path) -> None:
 # ---- JSON -------------------------------------------------------------------------------------
 
 NULLABLE_STR = (str, type(None))
-TOP = {"schema_version": int, "tool": str, "version": str, "mode": str, "exit_code": int,
-       "summary": dict, "functions": list, "files": list, "diagnostics": list,
-       "internal_errors": list}
-SUMMARY = {"files_scanned", "files_changed", "surrogates_found", "call_sites_rewritten",
-           "refused", "errors"}
-FUNCTION = {"name": str, "path": str, "line": int, "column": int, "verdict": str,
-            "params": list, "f": NULLABLE_STR, "g": (dict, type(None)), "code": NULLABLE_STR,
-            "message": NULLABLE_STR, "verification": (dict, type(None))}
-VERIFICATION = {"status": str, "checks": dict, "written": bool, "detail": str,
-                "hyperparameters": str}
+TOP = {
+    "schema_version": int,
+    "tool": str,
+    "version": str,
+    "mode": str,
+    "exit_code": int,
+    "summary": dict,
+    "functions": list,
+    "files": list,
+    "diagnostics": list,
+    "internal_errors": list,
+}
+SUMMARY = {
+    "files_scanned",
+    "files_changed",
+    "surrogates_found",
+    "call_sites_rewritten",
+    "refused",
+    "errors",
+}
+FUNCTION = {
+    "name": str,
+    "path": str,
+    "line": int,
+    "column": int,
+    "verdict": str,
+    "params": list,
+    "f": NULLABLE_STR,
+    "g": (dict, type(None)),
+    "code": NULLABLE_STR,
+    "message": NULLABLE_STR,
+    "verification": (dict, type(None)),
+}
+VERIFICATION = {
+    "status": str,
+    "checks": dict,
+    "written": bool,
+    "detail": str,
+    "hyperparameters": str,
+}
 FILE = {"path": str, "changed": bool, "call_sites": list, "diff": NULLABLE_STR}
 CALL_SITE = {"surrogate": str, "path": str, "line": int, "column": int, "style": str}
-DIAGNOSTIC = {"code": str, "severity": str, "path": str, "line": int, "column": int,
-              "message": str}
+DIAGNOSTIC = {"code": str, "severity": str, "path": str, "line": int, "column": int, "message": str}
 
 
 def check_keys(obj: dict[str, Any], schema: dict[str, Any]) -> None:
@@ -633,8 +719,14 @@ def test_json_report(tmp_path: Path) -> None:
     payload = json.loads(result.stdout)
     validate(payload)
     assert payload["mode"] == "check" and payload["exit_code"] == EXIT_ERROR
-    assert payload["summary"] == {"files_scanned": 3, "files_changed": 1, "surrogates_found": 1,
-                                  "call_sites_rewritten": 1, "refused": 1, "errors": 1}
+    assert payload["summary"] == {
+        "files_scanned": 3,
+        "files_changed": 1,
+        "surrogates_found": 1,
+        "call_sites_rewritten": 1,
+        "refused": 1,
+        "errors": 1,
+    }
     by_name = {f["name"]: f for f in payload["functions"]}
     spike = by_name["snn.SpikeFn"]
     assert spike["verdict"] == "surrogate" and spike["line"] == 5 and spike["params"] == ["x"]
@@ -644,13 +736,21 @@ def test_json_report(tmp_path: Path) -> None:
     assert by_name["norm.NormFn"]["code"] == "FGI101"
     (entry,) = payload["files"]
     assert entry["path"] == str(tmp_path / "snn.py") and entry["diff"] is None
-    assert entry["call_sites"] == [{"surrogate": "snn.SpikeFn", "path": str(tmp_path / "snn.py"),
-                                    "line": 18, "column": 12, "style": "inline"}]
+    assert entry["call_sites"] == [
+        {
+            "surrogate": "snn.SpikeFn",
+            "path": str(tmp_path / "snn.py"),
+            "line": 18,
+            "column": 12,
+            "style": "inline",
+        }
+    ]
     assert {d["code"] for d in payload["diagnostics"]} == {"FGI101", "FGI901"}
 
 
-def test_json_carries_the_verification_verdict(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_json_carries_the_verification_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("torch")
     monkeypatch.delenv("FGI_REWRITE_VERIFY")
     write(tmp_path / "snn.py", SURROGATE)
@@ -734,11 +834,13 @@ def test_subprocess_exit_codes(tmp_path: Path) -> None:
 def test_subprocess_stdin_and_color(tmp_path: Path) -> None:
     done = subprocess_cli("-", cwd=tmp_path, input=SURROGATE.encode())
     assert done.returncode == 0 and b"SpikeFn.apply" not in done.stdout
-    diff = subprocess_cli("--diff", "-", cwd=tmp_path, input=SURROGATE.encode(),
-                          env={"NO_COLOR": "1"})
+    diff = subprocess_cli(
+        "--diff", "-", cwd=tmp_path, input=SURROGATE.encode(), env={"NO_COLOR": "1"}
+    )
     assert diff.returncode == 0 and b"\033[" not in diff.stdout
-    forced = subprocess_cli("--diff", "--color", "-", cwd=tmp_path, input=SURROGATE.encode(),
-                            env={"NO_COLOR": "1"})
+    forced = subprocess_cli(
+        "--diff", "--color", "-", cwd=tmp_path, input=SURROGATE.encode(), env={"NO_COLOR": "1"}
+    )
     assert b"\033[32m+" in forced.stdout
 
 

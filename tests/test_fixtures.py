@@ -85,8 +85,9 @@ def isolated_import(directory: Path) -> Iterator[ModuleType]:
 def grid(dtype: torch.dtype, generator: torch.Generator) -> torch.Tensor:
     """Values around and exactly at 0 and ±0.5 thresholds, wide normals, and far tails."""
     dense = torch.linspace(-3.0, 3.0, 241, dtype=torch.float64)
-    special = torch.tensor([0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 40.0, -40.0, 200.0, -200.0, 1e-8],
-                           dtype=torch.float64)
+    special = torch.tensor(
+        [0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 40.0, -40.0, 200.0, -200.0, 1e-8], dtype=torch.float64
+    )
     wide = torch.randn(252, generator=generator, dtype=torch.float64) * 4.0
     values = torch.cat([dense, special, wide]).to(dtype)
     return values.reshape(-1, 8)

@@ -32,10 +32,16 @@ def _pre_commit() -> list[str]:
 
 
 def _git(*args: str, cwd: Path) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid"}
-    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, check=True,
-                          timeout=120)
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    }
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, env=env, capture_output=True, check=True, timeout=120
+    )
     return done.stdout.decode()
 
 
@@ -79,7 +85,12 @@ def test_pre_commit_hooks_rewrite_then_pass(tmp_path: Path) -> None:
     def try_repo(hook: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*_pre_commit(), "try-repo", str(hooks), hook, "--all-files", "--color", "never"],
-            cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False,
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
         )
 
     # The check hook fails with a diff and writes nothing.

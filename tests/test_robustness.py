@@ -54,8 +54,10 @@ BAD_INPUTS: dict[str, tuple[bytes, str]] = {
     "unknown_cookie": (b"# coding: klingon\nx = 1\n", "FGI901 cannot decode: unknown encoding"),
     "bom_and_latin1_cookie": (b"\xef\xbb\xbf# coding: latin-1\nx = 1\n", "FGI901 cannot"),
     "utf16": (codecs.BOM_UTF16_LE + "x = 1\n".encode("utf-16-le"), "UTF-16 encoded"),
-    "inconsistent_tabs": (b"if True:\n\tx = 1\n        y = 2\n",
-                          "3:1: FGI901 cannot parse: inconsistent use of tabs"),
+    "inconsistent_tabs": (
+        b"if True:\n\tx = 1\n        y = 2\n",
+        "3:1: FGI901 cannot parse: inconsistent use of tabs",
+    ),
     "python2_print": (b'print "hello"\n', "looks like Python 2 code"),
     "python2_raise": (b"import os\nraise ValueError, 'bad'\n", "looks like Python 2 code"),
     "python2_octal": (b"mode = 0777\n", "1:8: FGI901 cannot parse: leading zeros"),
@@ -166,9 +168,7 @@ def test_read_only_directory(tmp_path: Path) -> None:
         directory.chmod(0o755)
 
 
-def _around_rewrite(
-    monkeypatch: pytest.MonkeyPatch, after: Callable[[Path], None]
-) -> None:
+def _around_rewrite(monkeypatch: pytest.MonkeyPatch, after: Callable[[Path], None]) -> None:
     """Call ``after(path)`` once the rewrite of a file is computed, before anything is written."""
     original = run_module._rewrite_file
 
@@ -187,8 +187,9 @@ def test_file_deleted_during_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyP
     _around_rewrite(monkeypatch, lambda p: p.unlink() if p == doomed else None)
     report = run([tmp_path], Options())
     assert report.exit_code() == EXIT_ERROR
-    assert errors(report) == [f"{doomed}:1:1: FGI902 the file was deleted during the run; "
-                              "it is not recreated"]
+    assert errors(report) == [
+        f"{doomed}:1:1: FGI902 the file was deleted during the run; " "it is not recreated"
+    ]
     assert not doomed.exists()
     assert CALL not in kept.read_bytes()
     assert [r.path for r in report.changed] == [kept]
@@ -285,8 +286,9 @@ def test_failed_write_midway_leaves_the_original(
     monkeypatch.setattr(os, "fdopen", failing_fdopen)
     report = run([tmp_path], Options())
     assert report.exit_code() == EXIT_ERROR
-    assert errors(report) == [f"{first}:1:1: FGI902 cannot write: No space left on device; "
-                              "the file is left unchanged"]
+    assert errors(report) == [
+        f"{first}:1:1: FGI902 cannot write: No space left on device; " "the file is left unchanged"
+    ]
     assert first.read_text() == SURROGATE  # untouched, not truncated
     assert CALL not in second.read_bytes()  # the next file is still written
     assert not temp_files(tmp_path)
@@ -449,7 +451,11 @@ def _side_effect_project(root: Path, marker: Path) -> None:
 def _fresh_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         env={**os.environ, "PYTHONPATH": str(REPO), "FGI_REWRITE_VERIFY": "none"},
     )
 
@@ -506,7 +512,11 @@ def test_verification_does_not_run_user_code(tmp_path: Path) -> None:
     _side_effect_project(project, marker)
     result = subprocess.run(
         [sys.executable, "-m", "fgi_rewrite", "--verify", "grad", "."],
-        cwd=project, capture_output=True, text=True, timeout=300, check=False,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert result.returncode == 0, result.stderr

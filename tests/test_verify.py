@@ -33,7 +33,7 @@ from tests.fixture_cases import cases, copy_inputs
 HAS_TORCH = importlib.util.find_spec("torch") is not None  # found, not imported
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
 
-SPIKE = '''\
+SPIKE = """\
 import math
 
 import torch
@@ -75,7 +75,7 @@ class ThresholdSpike(Function):
 
 def fire(v, th, alpha):
     return SigmoidSpike.apply(v, 5.0) + SigmoidSpike.apply(v, alpha) + ThresholdSpike.apply(v, th)
-'''
+"""
 
 
 def project(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -116,8 +116,11 @@ def stub_child(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         jobs.append({"level": level, "cases": list(cases), "timeout": timeout})
         out = verify.ChildOutput(torch_ok=True)
         for case in cases:
-            out.results[case["id"]] = {"id": case["id"], "checks": {
-                "grad": {"ok": True}, "script": {"ok": True}}, "original": {}}
+            out.results[case["id"]] = {
+                "id": case["id"],
+                "checks": {"grad": {"ok": True}, "script": {"ok": True}},
+                "original": {},
+            }
         return out
 
     monkeypatch.setattr(verify, "run_child", fake)
@@ -256,8 +259,14 @@ def test_rewrite_path_never_imports_torch(tmp_path: Path) -> None:
         "assert 'torch' not in sys.modules, 'the parent imported torch'\n"
     )
     env = {**os.environ, "FGI_REWRITE_VERIFY_NO_TORCH": "1"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
-                          text=True, check=False, cwd=Path(__file__).parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).parent.parent,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -307,7 +316,7 @@ def test_wrong_extraction_is_caught_and_not_written(
     assert "SigmoidSpike.apply" not in text
 
 
-ROLL = '''\
+ROLL = """\
 import torch
 
 
@@ -326,7 +335,7 @@ class RollSpike(torch.autograd.Function):
 
 def fire(v):
     return RollSpike.apply(v)
-'''
+"""
 
 
 @needs_torch
@@ -340,8 +349,11 @@ def test_non_elementwise_backward_claimed_elementwise_is_caught(
 
     def claim(info: ClassInfo, result: object) -> Surrogate:
         return Surrogate(
-            qualname=info.qualname, module=info.module, location=info.location,
-            params=(Param("x"),), value=cst.parse_expression("(x > 0).float()"),
+            qualname=info.qualname,
+            module=info.module,
+            location=info.location,
+            params=(Param("x"),),
+            value=cst.parse_expression("(x > 0).float()"),
             grads=(cst.parse_expression("torch.sigmoid(4.0 * x) * (1 - torch.sigmoid(4.0 * x))"),),
         )
 
@@ -353,7 +365,7 @@ def test_non_elementwise_backward_claimed_elementwise_is_caught(
 
 HOSTILE = {
     # A Python lambda: TorchScript cannot compile it.
-    "SigmoidSpike": '''\
+    "SigmoidSpike": """\
 def {name}(x: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
     out = (x > 0).to(x.dtype)
     if torch.is_grad_enabled() and x.requires_grad:
@@ -361,12 +373,12 @@ def {name}(x: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
         s = (lambda t: torch.sigmoid(alpha * t))(x_d)
         out = out.detach() + torch.nan_to_num((x - x_d) * (alpha * s * (1.0 - s))).to(out.dtype)
     return out
-''',
+""",
     # The original Function itself: scripts as prim::PythonOp, cannot be saved.
-    "ThresholdSpike": '''\
+    "ThresholdSpike": """\
 def {name}(x: torch.Tensor, th: torch.Tensor) -> torch.Tensor:
     return ThresholdSpike.apply(x, th)
-''',
+""",
 }
 
 
@@ -401,8 +413,9 @@ def test_allow_unscriptable_writes_and_reports(
     def fake(cases: Any, level: str, timeout: float, python: str | None = None) -> Any:
         out = verify.ChildOutput(torch_ok=True)
         for case in cases:
-            out.results[case["id"]] = {"checks": {
-                "grad": {"ok": True}, "script": {"ok": False, "detail": "Lambda"}}}
+            out.results[case["id"]] = {
+                "checks": {"grad": {"ok": True}, "script": {"ok": False, "detail": "Lambda"}}
+            }
         return out
 
     monkeypatch.setattr(verify, "run_child", fake)
@@ -457,8 +470,10 @@ def test_every_fixture_rewrite_verifies(tmp_path: Path) -> None:
             if expected is not None:
                 assert (root / case.name / relative).read_text() == expected.read_text()
     per = sum(v.seconds for v in report.verifications) / len(report.verifications)
-    print(f"\nverify script: {len(report.verifications)} rewrites, {elapsed:.1f} s wall, "
-          f"{per:.3f} s per rewrite after torch import")
+    print(
+        f"\nverify script: {len(report.verifications)} rewrites, {elapsed:.1f} s wall, "
+        f"{per:.3f} s per rewrite after torch import"
+    )
     assert per < 1.0
 
 
@@ -471,4 +486,3 @@ def test_every_fixture_rewrite_verifies_at_full_level(tmp_path: Path) -> None:
     for verdict in report.verifications:
         assert [state for _, state in verdict.checks] == ["ok"] * 4, verdict.line()
         assert any("export drops the custom backward" in o for o in verdict.original)
-

@@ -1,0 +1,79 @@
+"""Cheap text and syntax filters that decide which files and calls deserve a full analysis.
+
+Most of a big tree never mentions a surrogate; these filters let the run skip it with a substring
+test or a stdlib-AST walk instead of a libcst parse, and let the rewriter skip calls that cannot
+reach a Function's ``apply`` without resolving their names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# ``name = Fn.apply`` / ``self.name = mod.Fn.apply``
+_APPLY_ALIAS = re.compile(r"(\w+)\s*=\s*[\w.]+\.apply\b")
+# ``def factory(...): ... return Fn.apply`` (the def closest above the return)
+_FACTORY = re.compile(
+    r"^[ \t]*def (\w+)\((?:(?!^[ \t]*def )[\s\S])*?return\s+[\w.]+\.apply\b", re.MULTILINE
+)
+# ``target = dotted.name`` or ``target = dotted.name(...)`` on one line
+_REBIND = re.compile(
+    r"^[ \t]*(?:[\w.]+\.)?(\w+)[ \t]*(?::[^=\n]*)?=[ \t]*([\w.]+)[ \t]*(\(.*\))?[ \t]*(?:#.*)?$",
+    re.MULTILINE,
+)
+_IMPORT_AS = re.compile(r"\b(\w+)\s+as\s+(\w+)")
+
+
+@dataclass(frozen=True)
+class CalleeNames:
+    classes: frozenset[str]  # names of Function classes (receivers of .apply, legacy calls)
+    aliases: frozenset[str]  # names that may be bound to some Fn.apply
+    factories: frozenset[str] = frozenset()  # functions returning some Fn.apply
+
+    @classmethod
+    def from_sources(cls, classes: set[str], sources: list[str]) -> CalleeNames:
+        aliases: set[str] = set()
+        factories: set[str] = set()
+        for text in sources:
+            aliases.update(_APPLY_ALIAS.findall(text))
+            factories.update(_FACTORY.findall(text))
+        return cls(frozenset(classes), frozenset(aliases), frozenset(factories))
+
+    def mentioned_in(self, text: str) -> bool:
+        return any(n in text for n in (*self.classes, *self.aliases, *self.factories)) or (
+            "autograd" in text and ".apply(" in text
+        )
+
+    def for_module(self, text: str) -> CalleeNames:
+        """Add this module's own rebinding chains (``spike = fn``, ``self.f = mod.fn``, imports
+        ``as``) to a fixed point."""
+        aliases = set(self.aliases)
+        rebinds = _REBIND.findall(text)
+        renames = _IMPORT_AS.findall(text)
+        while True:
+            before = len(aliases)
+            for target, value, call in rebinds:
+                parts = value.split(".")
+                if call:
+                    if parts[-1] in self.factories:
+                        aliases.add(target)
+                elif parts[-1] in aliases or (
+                    parts[-1] == "apply" and len(parts) > 1 and parts[-2] in self.classes
+                ):
+                    aliases.add(target)
+            for original, alias in renames:
+                if original.split(".")[-1] in aliases:
+                    aliases.add(alias)
+            if len(aliases) == before:
+                return CalleeNames(self.classes, frozenset(aliases), self.factories)
+
+    def candidate(
+        self, key: str | None, receiver: str | None, legacy: bool, any_apply: bool = False
+    ) -> bool:
+        """``key``: last identifier of the callee; ``receiver``: last identifier of what
+        ``.apply`` is taken from (or None when the callee is a bare name)."""
+        if legacy:
+            return key in self.classes
+        if key == "apply" and (receiver is not None or any_apply):
+            return any_apply or receiver in self.classes or receiver in self.aliases
+        return key in self.aliases
