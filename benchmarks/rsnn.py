@@ -204,7 +204,10 @@ def sanity(
         out = model(x)
         loss = nn.functional.cross_entropy(out, y)
         loss.backward()
-        grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+        grads = {
+            n: (torch.zeros_like(p) if p.grad is None else p.grad.detach().clone())
+            for n, p in model.named_parameters()
+        }
         with torch.no_grad():
             out_ng = model(x)
         if ref_loss is None:

@@ -9,7 +9,7 @@ expression in ``grad_output``. A gradient is accepted when it is provably ``grad
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -38,11 +38,19 @@ MAX_UNROLL = 256
 
 
 class Refuse(Exception):
-    def __init__(self, code: type[codes.Code], message: str, node: cst.CSTNode | None = None):
+    def __init__(
+        self,
+        code: type[codes.Code],
+        message: str,
+        node: cst.CSTNode | None = None,
+        specializable: bool = False,
+    ):
         super().__init__(message)
         self.code = code
         self.message = message
         self.node = node
+        # True when literal hyperparameters from a call site may make the statement static.
+        self.specializable = specializable
 
 
 # ---- values the interpreter manipulates ------------------------------------------------------
@@ -90,6 +98,7 @@ class Interpreter:
         self.index = index
         self.owner = owner
         self.depth = 0
+        self.mask: str | None = None  # the mask of the masked assignment being evaluated
 
     # -- statements ----------------------------------------------------------------------------
     def run(self, func: cst.FunctionDef, frame: Frame) -> Value:
@@ -143,9 +152,14 @@ class Interpreter:
                 sym.literal_value(test) if isinstance(test, cst.BaseExpression) else NotImplemented
             )
         )
+        if value is NotImplemented and _only_saves(stmt) and _mentions_requires_grad(stmt.test):
+            value = True  # ``if x.requires_grad: ctx.save_for_backward(x)``: backward needs it
         if value is NotImplemented:
             raise Refuse(
-                codes.UnsupportedStatement, "a condition that is not known statically", stmt.test
+                codes.UnsupportedStatement,
+                "a condition that is not known statically",
+                stmt.test,
+                specializable=True,
             )
         if value:
             return self.exec_block(stmt.body.body, frame)
@@ -166,7 +180,12 @@ class Interpreter:
             if len(ints) == len(values) and 1 <= len(ints) <= 3:
                 bounds = range(*ints)
         if bounds is None or len(bounds) > MAX_UNROLL or not isinstance(stmt.target, cst.Name):
-            raise Refuse(codes.UnsupportedStatement, "a loop whose range is not a constant", stmt)
+            raise Refuse(
+                codes.UnsupportedStatement,
+                "a loop whose range is not a constant",
+                stmt,
+                specializable=True,
+            )
         if stmt.orelse is not None:
             raise Refuse(codes.UnsupportedStatement, "for/else", stmt)
         for i in bounds:
@@ -184,7 +203,7 @@ class Interpreter:
         if isinstance(small, cst.Return):
             return self.eval(small.value, frame) if small.value is not None else _NONE
         if isinstance(small, cst.Assign):
-            value = self.eval(small.value, frame)
+            value = self.eval_under_mask(small.value, small.targets[0].target, frame)
             for target in small.targets:
                 self.bind(target.target, value, frame)
             return None
@@ -196,7 +215,7 @@ class Interpreter:
             op = _AUG_TO_BINARY.get(type(small.operator))
             if op is None:
                 raise Refuse(codes.UnsupportedStatement, "unsupported augmented assignment", small)
-            value = self.expr(self.eval(small.value, frame), small.value)
+            value = self.expr(self.eval_under_mask(small.value, small.target, frame), small.value)
             if isinstance(small.target, cst.Name):
                 current = self.expr(self.eval(small.target, frame), small.target)
                 self.check_mutable(small.target.value, frame, small)
@@ -265,6 +284,20 @@ class Interpreter:
         if not _is_boolean(mask):
             raise Refuse(codes.BackwardNotElementwise, "indexed assignment (not a mask)", target)
         return target.value.value, mask
+
+    def eval_under_mask(
+        self, value: cst.BaseExpression, target: cst.BaseExpression, frame: Frame
+    ) -> Value:
+        """``g[m] = -g[m]``: on the right, ``t[m]`` (same mask) is ``t`` itself, since only the
+        masked elements are written back."""
+        if not isinstance(target, cst.Subscript):
+            return self.eval(value, frame)
+        _, mask = self.masked_target(target, frame)
+        outer, self.mask = self.mask, sym.code(mask)
+        try:
+            return self.eval(value, frame)
+        finally:
+            self.mask = outer
 
     def bind(self, target: cst.BaseExpression, value: Value, frame: Frame) -> None:
         if isinstance(target, cst.Name):
@@ -407,7 +440,8 @@ class Interpreter:
                 raise Refuse(codes.UnresolvedName, f"ctx.{attr} is never set in forward", node)
             return base.attrs[attr]
         if isinstance(base, External):
-            return External(f"{base.dotted}.{attr}")
+            dotted = f"{base.dotted}.{attr}"
+            return External(_NUMPY_CONSTANTS.get(dotted, dotted))
         if isinstance(base, Klass):
             if self.index.is_reassigned(base.info, attr):
                 raise Refuse(
@@ -425,6 +459,13 @@ class Interpreter:
             position = sym.literal_value(index) if isinstance(index, cst.BaseExpression) else None
             if isinstance(base, NeedsInputGrad):
                 return _TRUE
+            if (
+                self.mask is not None
+                and isinstance(base, cst.BaseExpression)
+                and isinstance(index, cst.BaseExpression)
+                and sym.code(index) == self.mask
+            ):
+                return base
             if isinstance(base, tuple) and isinstance(position, int):
                 try:
                     return base[position]
@@ -458,6 +499,14 @@ class Interpreter:
             arg.with_changes(value=self.expr(self.eval(arg.value, frame), arg.value))
             for arg in node.args
         ]
+        if isinstance(func, cst.Attribute) and _in_place(func.attr.value):
+            # ``t.exp_()`` is ``t.exp()`` that also rebinds ``t``: model both, in order.
+            func = func.with_changes(attr=cst.Name(func.attr.value[:-1]))
+            result = _fold(cst.Call(func=func, args=args))
+            if isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name):
+                self.check_mutable(node.func.value.value, frame, node)
+                frame.env[node.func.value.value] = result
+            return result
         return _fold(cst.Call(func=func, args=args))
 
     def inline(self, helper: Helper, node: cst.Call, frame: Frame) -> Value:
@@ -484,6 +533,8 @@ class Interpreter:
         return self.run(helper.node, Frame(helper.module, env, frame.forward))
 
 
+_NUMPY_CONSTANTS = {"numpy.pi": "math.pi", "numpy.e": "math.e", "numpy.inf": "math.inf"}
+
 _AUG_TO_BINARY: dict[type[cst.BaseAugOp], type[cst.BaseBinaryOp]] = {
     cst.AddAssign: cst.Add,
     cst.SubtractAssign: cst.Subtract,
@@ -502,6 +553,42 @@ def _fold(node: cst.BaseExpression) -> cst.BaseExpression:
         if isinstance(value, bool):
             return cst.Name(str(value))
     return node
+
+
+def _in_place(method: str) -> bool:
+    return method.endswith("_") and not method.startswith("_") and method[:-1] in ew.TENSOR_METHODS
+
+
+def _only_saves(stmt: cst.If) -> bool:
+    """An ``if`` without ``else`` whose body only stores on ctx (``save_for_backward``,
+    ``ctx.x = ...``)."""
+    if stmt.orelse is not None:
+        return False
+    for line in stmt.body.body:
+        if not isinstance(line, cst.SimpleStatementLine):
+            return False
+        for small in line.body:
+            if isinstance(small, cst.Expr) and isinstance(small.value, cst.Call):
+                name = dotted_name(small.value.func) or ""
+                if not name.endswith(".save_for_backward"):
+                    return False
+            elif isinstance(small, cst.Assign):
+                if not all(isinstance(t.target, cst.Attribute) for t in small.targets):
+                    return False
+            else:
+                return False
+    return True
+
+
+def _mentions_requires_grad(node: cst.CSTNode) -> bool:
+    found = False
+
+    def visit(n: cst.CSTNode) -> None:
+        nonlocal found
+        found = found or (isinstance(n, cst.Attribute) and n.attr.value == "requires_grad")
+
+    sym.walk(node, visit)
+    return found
 
 
 def _call_name(node: cst.Call) -> tuple[str | None, str | None]:
@@ -706,13 +793,46 @@ def _masked(c: cst.BaseExpression | None, mask: cst.BaseExpression) -> cst.BaseE
 # ---- the class ---------------------------------------------------------------------------------
 
 
-def analyze(index: ProjectIndex, info: ClassInfo) -> Surrogate | Diagnostic:
+def analyze(
+    index: ProjectIndex,
+    info: ClassInfo,
+    constants: Mapping[str, cst.BaseExpression] | None = None,
+) -> Surrogate | Diagnostic:
+    """Extract ``info``'s f and g, or say why not. ``constants`` specializes the analysis to
+    literal hyperparameters of one call site (for forwards that branch on them)."""
     module = index.module(info.path)
     try:
-        return _analyze(index, info, module)
+        return _analyze(index, info, module, constants or {})
     except Refuse as refusal:
         location = module.location(refusal.node) if refusal.node is not None else info.location
-        return Diagnostic(refusal.code, location, f"{info.name}: {refusal.message}")
+        return Diagnostic(
+            refusal.code,
+            location,
+            f"{info.name}: {refusal.message}",
+            specializable=refusal.specializable and not constants,
+            subject=info.qualname,
+        )
+
+
+def forward_params(index: ProjectIndex, info: ClassInfo) -> tuple[Param, ...] | None:
+    """The forward's inputs (with their default values), or None when they cannot be read."""
+    try:
+        methods = _methods(index, info)
+        if "forward" not in methods:
+            return None
+        forward, forward_cls = methods["forward"]
+        params = _plain_params(forward)
+        inputs = params if "setup_context" in methods else params[1:]
+        interpreter = Interpreter(index, info)
+        module = index.module(forward_cls.path)
+        return tuple(Param(p.name.value, _default(interpreter, p, module)) for p in inputs)
+    except Refuse:
+        return None
+
+
+def specialization_key(qualname: str, constants: Mapping[str, cst.BaseExpression]) -> str:
+    inside = ", ".join(f"{k}={sym.code(v)}" for k, v in sorted(constants.items()))
+    return f"{qualname}[{inside}]"
 
 
 def _methods(index: ProjectIndex, info: ClassInfo) -> dict[str, tuple[cst.FunctionDef, ClassInfo]]:
@@ -730,7 +850,12 @@ def _plain_params(func: cst.FunctionDef) -> list[cst.Param]:
     return [*params.posonly_params, *params.params, *params.kwonly_params]
 
 
-def _analyze(index: ProjectIndex, info: ClassInfo, module: ModuleInfo) -> Surrogate:
+def _analyze(
+    index: ProjectIndex,
+    info: ClassInfo,
+    module: ModuleInfo,
+    constants: Mapping[str, cst.BaseExpression],
+) -> Surrogate:
     methods = _methods(index, info)
     if "forward" not in methods or "backward" not in methods:
         raise Refuse(codes.NotSurrogate, "no forward/backward pair in the project", info.node)
@@ -753,7 +878,7 @@ def _analyze(index: ProjectIndex, info: ClassInfo, module: ModuleInfo) -> Surrog
         raise Refuse(codes.NotSurrogate, "forward takes no input", forward)
     names = frozenset(p.name for p in params)
     ctx = Ctx()
-    env: dict[str, Value] = {p.name: cst.Name(p.name) for p in params}
+    env: dict[str, Value] = {p.name: constants.get(p.name, cst.Name(p.name)) for p in params}
     if ctx_name:
         env[ctx_name] = ctx
     forward_module = index.module(forward_cls.path)
@@ -785,7 +910,9 @@ def _analyze(index: ProjectIndex, info: ClassInfo, module: ModuleInfo) -> Surrog
             )
         setup_env: dict[str, Value] = {
             setup_params[0].name.value: ctx,
-            setup_params[1].name.value: tuple(cst.Name(p.name) for p in params),
+            setup_params[1].name.value: tuple(
+                constants.get(p.name, cst.Name(p.name)) for p in params
+            ),
             setup_params[2].name.value: cst.Name(OUTPUT),
         }
         result = interpreter.exec_block(
@@ -823,13 +950,14 @@ def _analyze(index: ProjectIndex, info: ClassInfo, module: ModuleInfo) -> Surrog
         raise Refuse(codes.NotSurrogate, "backward returns no gradient", backward)
     needs_math = any("math" in sym.names_in(e) for e in (f, *[g for g in grads if g is not None]))
     return Surrogate(
-        qualname=info.qualname,
+        qualname=specialization_key(info.qualname, constants) if constants else info.qualname,
         module=info.module,
         location=info.location,
         params=params,
         value=f,
         grads=tuple(grads),
         needs_math=needs_math,
+        constants=tuple((k, sym.code(v)) for k, v in sorted(constants.items())),
     )
 
 

@@ -142,6 +142,11 @@ _BINARY = {
 }
 _CONSTRUCTORS = {"zeros_like", "ones_like", "full_like", "tensor", "as_tensor", "scalar_tensor"}
 _CASTS = {
+    "bool",
+    "long",
+    "int",
+    "short",
+    "byte",
     "float",
     "double",
     "half",

@@ -15,6 +15,7 @@ forward's where ``v`` or ``g`` is not finite (the gradient there is 0).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +39,11 @@ def snake(name: str) -> str:
 
 
 def function_name(surrogate: Surrogate) -> str:
-    return f"{snake(surrogate.short_name)}_fgi"
+    base = f"{snake(surrogate.short_name)}_fgi"
+    if not surrogate.constants:
+        return base
+    digest = hashlib.sha1(repr(surrogate.constants).encode()).hexdigest()[:6]
+    return f"{base}_{digest}"
 
 
 def _clean(node: cst.BaseExpression) -> cst.BaseExpression:

@@ -29,6 +29,9 @@ class Diagnostic:
     code: type[Code]
     location: Location
     message: str
+    # A refusal that literal hyperparameters at a call site may lift (a static condition).
+    specializable: bool = field(default=False, compare=False)
+    subject: str = field(default="", compare=False)  # qualname of the Function concerned
 
     def render(self) -> str:
         return f"{self.location}: {self.code.code} {self.message}"
@@ -56,9 +59,16 @@ class Surrogate:
     grads: tuple[cst.BaseExpression | None, ...] = field(compare=False)
     needs_math: bool = False
 
+    # Literal hyperparameters this analysis was specialized to (from one call site), as code.
+    constants: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def class_qualname(self) -> str:
+        return self.qualname.split("[", 1)[0]
+
     @property
     def short_name(self) -> str:
-        return self.qualname.rsplit(".", 1)[-1]
+        return self.class_qualname.rsplit(".", 1)[-1]
 
     def differentiable(self) -> tuple[int, ...]:
         return tuple(i for i, g in enumerate(self.grads) if g is not None)

@@ -9,6 +9,7 @@ import libcst as cst
 
 from fgi_rewrite import codes
 from fgi_rewrite import symbolic as sym
+from fgi_rewrite.analyze import forward_params
 from fgi_rewrite.emit import Emission, emit_function, emit_inline, function_name
 from fgi_rewrite.index import (
     ApplyRef,
@@ -20,7 +21,7 @@ from fgi_rewrite.index import (
     Unknown,
     local_entities,
 )
-from fgi_rewrite.model import Diagnostic, Surrogate
+from fgi_rewrite.model import Diagnostic, Location, Param, Surrogate
 from fgi_rewrite.prefilter import CalleeNames
 
 SKIP_MARKER = "fgi: skip"
@@ -57,6 +58,9 @@ _EXPRESSION_SCOPES = (
 )
 
 
+Specializer = Callable[[ClassInfo, Mapping[str, cst.BaseExpression]], "Surrogate | Diagnostic"]
+
+
 class _Scope:
     def __init__(
         self, names: Mapping[str, Entity], cls: ClassInfo | None = None, self_name: str = ""
@@ -74,8 +78,10 @@ class CallSiteRewriter(cst.CSTTransformer):
         surrogates: Mapping[str, Surrogate | Diagnostic],
         style: str,
         names: CalleeNames,
+        specialize: Specializer | None = None,
     ) -> None:
         self.index = index
+        self.specialize = specialize
         self.module = module
         self.surrogates = surrogates
         self.style = style
@@ -188,19 +194,21 @@ class CallSiteRewriter(cst.CSTTransformer):
         if info.location.line in self.skip_lines and info.path == self.module.path:
             return updated
         result = self.surrogates.get(info.qualname)
+        if isinstance(result, Diagnostic) and result.specializable:
+            result = self.specialized(info, updated)
         if not isinstance(result, Surrogate):
             return updated
-        args = self.bind_arguments(result, updated, location)
+        args = self.bind_arguments(result.params, result.short_name, updated, location)
         if args is None:
             return updated
         if self.style == "inline" and self.can_inline(original):
             emission = self.emit(result, args, original)
             self.pending[-1].extend(emission.statements)
             self.inlined.add(id(original))
-            self.call_sites.append(CallSite(info.qualname, str(location), "inline"))
+            self.call_sites.append(CallSite(result.qualname, str(location), "inline"))
             return emission.result
-        name = self.functions.setdefault(info.qualname, function_name(result))
-        self.call_sites.append(CallSite(info.qualname, str(location), "function"))
+        name = self.functions.setdefault(result.qualname, function_name(result))
+        self.call_sites.append(CallSite(result.qualname, str(location), "function"))
         return cst.Call(func=cst.Name(name), args=[cst.Arg(a) for a in args])
 
     def emit(
@@ -253,10 +261,31 @@ class CallSiteRewriter(cst.CSTTransformer):
                 return False
         return False
 
+    def specialized(self, info: ClassInfo, call: cst.Call) -> Surrogate | Diagnostic | None:
+        """The analysis of ``info`` with this call's literal hyperparameters bound (for forwards
+        that branch or loop on a hyperparameter), or None when the call has no literal."""
+        params = forward_params(self.index, info)
+        if params is None or self.specialize is None:
+            return None
+        args = self.bind_arguments(params, info.name, call, None)
+        if args is None:
+            return None
+        constants = {
+            p.name: a
+            for p, a in zip(params, args, strict=True)
+            if sym.literal_value(a) is not NotImplemented
+        }
+        return self.specialize(info, constants) if constants else None
+
     def bind_arguments(
-        self, surrogate: Surrogate, call: cst.Call, location: object
+        self,
+        params: Sequence[Param],
+        name: str,
+        call: cst.Call,
+        location: Location | None,
     ) -> list[cst.BaseExpression] | None:
-        params = surrogate.params
+        """One expression per parameter (defaults filled in); a problem is reported at
+        ``location`` (or silently refused when it is None)."""
         values: list[cst.BaseExpression | None] = [None] * len(params)
         problem = ""
         for i, arg in enumerate(call.args):
@@ -282,13 +311,14 @@ class CallSiteRewriter(cst.CSTTransformer):
                         break
                     values[i] = param.default
         if problem:
-            self.diagnostics.append(
-                Diagnostic(
-                    codes.BadCallArguments,
-                    location,  # type: ignore[arg-type]
-                    f"call of {surrogate.short_name}: {problem}; left unchanged",
+            if location is not None:
+                self.diagnostics.append(
+                    Diagnostic(
+                        codes.BadCallArguments,
+                        location,
+                        f"call of {name}: {problem}; left unchanged",
+                    )
                 )
-            )
             return None
         return [v for v in values if v is not None]
 
@@ -429,10 +459,11 @@ def rewrite_module(
     style: str,
     generated: Callable[[str], bool],
     names: CalleeNames,
+    specialize: Specializer | None = None,
 ) -> tuple[cst.Module, CallSiteRewriter]:
     """Rewrite the call sites of ``module``; ``generated(qualname)`` says whether the function
     form of a surrogate will be defined in its own module (else it is defined here)."""
-    rewriter = CallSiteRewriter(index, module, surrogates, style, names)
+    rewriter = CallSiteRewriter(index, module, surrogates, style, names, specialize)
     new_tree = module.tree.visit(rewriter)
     return new_tree, rewriter
 

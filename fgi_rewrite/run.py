@@ -22,7 +22,7 @@ import libcst as cst
 
 from fgi_rewrite import codes, symbolic
 from fgi_rewrite import index as index_module
-from fgi_rewrite.analyze import analyze
+from fgi_rewrite.analyze import analyze, specialization_key
 from fgi_rewrite.discover import FileSet, Filters, discover
 from fgi_rewrite.index import ClassInfo, ModuleInfo, ProjectIndex, SourceError
 from fgi_rewrite.model import OUTPUT, Diagnostic, Location, Surrogate
@@ -113,17 +113,18 @@ def _process(fileset: FileSet, options: Options, report: Report) -> None:
                 f"{info.location}: analyzing {info.qualname}: {type(exc).__name__}: {exc}"
             )
     surrogates = {q: r for q, r in analyses.items() if isinstance(r, Surrogate)}
+    rewritable = any(isinstance(r, Surrogate) or r.specializable for r in analyses.values())
     targets = set(fileset.targets)
-    for result in analyses.values():
-        if isinstance(result, Diagnostic) and result.location.path in targets:
-            report.diagnostics.append(result)
+    class_refusals = [
+        r for r in analyses.values() if isinstance(r, Diagnostic) and r.location.path in targets
+    ]
     names = CalleeNames.from_sources(
         {info.name for info in classes}, [index.text(p) for p in index.candidate_files()]
     )
     report.files_scanned = len(fileset.targets)
     for path in fileset.targets:
         text = index.text(path)
-        relevant = bool(surrogates) and names.mentioned_in(text)
+        relevant = rewritable and names.mentioned_in(text)
         try:
             # Files that cannot hold a call site are only checked for syntax (cheaply, with ast).
             if not relevant or not index.has_candidate_call(path, names.for_module(text)):
@@ -142,6 +143,11 @@ def _process(fileset: FileSet, options: Options, report: Report) -> None:
             report.internal_errors.append(
                 f"{path}: rewriting: {type(exc).__name__}: {exc}; the file is left unchanged"
             )
+    # A refusal that call sites lifted with literal hyperparameters is reported there instead.
+    specialized = {s.surrogate.split("[", 1)[0] for r in report.results for s in r.call_sites}
+    report.diagnostics.extend(
+        d for d in class_refusals if not (d.specializable and d.subject in specialized)
+    )
     if options.verify != "none":
         _verify(index, analyses, report, options, names)
     used = {site.surrogate for result in report.results for site in result.call_sites}
@@ -295,7 +301,18 @@ def _rewrite_file(
     names: CalleeNames,
 ) -> FileResult:
     before = module.tree.bytes
-    tree, rewriter = rewrite_module(index, module, analyses, options.style, lambda q: False, names)
+
+    def specialize(
+        info: ClassInfo, constants: Mapping[str, cst.BaseExpression]
+    ) -> Surrogate | Diagnostic:
+        key = specialization_key(info.qualname, constants)
+        if key not in analyses:
+            analyses[key] = analyze(index, info, constants)
+        return analyses[key]
+
+    tree, rewriter = rewrite_module(
+        index, module, analyses, options.style, lambda q: False, names, specialize
+    )
     report.diagnostics.extend(rewriter.diagnostics)
     if not rewriter.call_sites:
         return FileResult(module.path, before, before)

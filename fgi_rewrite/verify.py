@@ -490,9 +490,9 @@ def verify_rewrites(
         configs, hyper = _configs(index, surrogate, entry["sites"])
         base = Verification(qualname, surrogate.short_name, tuple(entry["paths"]), hyper=hyper)
         try:
-            if qualname not in infos:
+            if surrogate.class_qualname not in infos:
                 raise NotIsolated("its class was not found")
-            chunks, future = _chunks(index, infos[qualname])
+            chunks, future = _chunks(index, infos[surrogate.class_qualname])
         except NotIsolated as exc:
             verdicts[qualname] = _isolation(base, str(exc), surrogate, require, outcome)
             continue
