@@ -94,9 +94,12 @@ _NONE = cst.Name("None")
 
 
 class Interpreter:
-    def __init__(self, index: ProjectIndex, owner: ClassInfo) -> None:
+    def __init__(
+        self, index: ProjectIndex, owner: ClassInfo, closure: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         self.index = index
         self.owner = owner
+        self.closure = {name: cst.parse_expression(code) for name, code in closure}
         self.depth = 0
         self.mask: str | None = None  # the mask of the masked assignment being evaluated
 
@@ -399,6 +402,8 @@ class Interpreter:
     def eval_name(self, node: cst.Name, frame: Frame) -> Value:
         if node.value in frame.env:
             return frame.env[node.value]
+        if node.value in self.closure and frame.module.path == self.owner.path:
+            return self.closure[node.value]
         if node.value in ("True", "False", "None") or node.value in ew.BUILTINS | {"range"}:
             return node
         module = frame.module
@@ -424,7 +429,13 @@ class Interpreter:
         if isinstance(entity, ApplyRef):
             raise Refuse(codes.UnsupportedStatement, "calls another Function", node)
         reason = entity.reason if isinstance(entity, Unknown) else ""
-        raise Refuse(codes.UnresolvedName, f"cannot resolve '{sym.code(node)}': {reason}", node)
+        raise Refuse(
+            codes.UnresolvedName,
+            f"cannot resolve '{sym.code(node)}': {reason}",
+            node,
+            # A class built in a factory may find the name among the factory call's arguments.
+            specializable=self.owner.in_function and not self.closure,
+        )
 
     def eval_attribute(self, node: cst.Attribute, frame: Frame) -> Value:
         base = self.eval(node.value, frame)
@@ -797,12 +808,14 @@ def analyze(
     index: ProjectIndex,
     info: ClassInfo,
     constants: Mapping[str, cst.BaseExpression] | None = None,
+    closure: tuple[tuple[str, str], ...] = (),
 ) -> Surrogate | Diagnostic:
     """Extract ``info``'s f and g, or say why not. ``constants`` specializes the analysis to
-    literal hyperparameters of one call site (for forwards that branch on them)."""
+    literal hyperparameters of one call site (for forwards that branch on them); ``closure``
+    gives the free names of a class built in a factory the literal values of one factory call."""
     module = index.module(info.path)
     try:
-        return _analyze(index, info, module, constants or {})
+        return _analyze(index, info, module, constants or {}, closure)
     except Refuse as refusal:
         location = module.location(refusal.node) if refusal.node is not None else info.location
         return Diagnostic(
@@ -830,9 +843,15 @@ def forward_params(index: ProjectIndex, info: ClassInfo) -> tuple[Param, ...] | 
         return None
 
 
-def specialization_key(qualname: str, constants: Mapping[str, cst.BaseExpression]) -> str:
-    inside = ", ".join(f"{k}={sym.code(v)}" for k, v in sorted(constants.items()))
-    return f"{qualname}[{inside}]"
+def specialization_key(
+    qualname: str,
+    constants: Mapping[str, cst.BaseExpression],
+    closure: tuple[tuple[str, str], ...] = (),
+) -> str:
+    if not constants and not closure:
+        return qualname
+    pairs = [(k, sym.code(v)) for k, v in sorted(constants.items())] + list(closure)
+    return f"{qualname}[{', '.join(f'{k}={v}' for k, v in pairs)}]"
 
 
 def _methods(index: ProjectIndex, info: ClassInfo) -> dict[str, tuple[cst.FunctionDef, ClassInfo]]:
@@ -855,6 +874,7 @@ def _analyze(
     info: ClassInfo,
     module: ModuleInfo,
     constants: Mapping[str, cst.BaseExpression],
+    closure: tuple[tuple[str, str], ...],
 ) -> Surrogate:
     methods = _methods(index, info)
     if "forward" not in methods or "backward" not in methods:
@@ -862,7 +882,7 @@ def _analyze(
     forward, forward_cls = methods["forward"]
     backward, backward_cls = methods["backward"]
     setup = methods.get("setup_context")
-    interpreter = Interpreter(index, info)
+    interpreter = Interpreter(index, info, closure)
     forward_params = _plain_params(forward)
     if setup is None:
         if not forward_params:
@@ -887,7 +907,12 @@ def _analyze(
             forward, Frame(forward_module, env, forward=True, params=frozenset(env))
         )
     except Refuse as refusal:
-        if refusal.code in (codes.SideEffectForward,) or _looks_like_step(forward):
+        # A forward we cannot read is a surrogate's only when it thresholds something and the
+        # failure could be lifted (a condition on a hyperparameter) or is a side effect;
+        # kernels, solvers and plumbing are simply not surrogates.
+        if refusal.code is codes.SideEffectForward or (
+            refusal.specializable and _looks_like_step(forward)
+        ):
             raise
         raise Refuse(
             codes.NotSurrogate, f"forward is not elementwise ({refusal.message})", refusal.node
@@ -950,14 +975,14 @@ def _analyze(
         raise Refuse(codes.NotSurrogate, "backward returns no gradient", backward)
     needs_math = any("math" in sym.names_in(e) for e in (f, *[g for g in grads if g is not None]))
     return Surrogate(
-        qualname=specialization_key(info.qualname, constants) if constants else info.qualname,
+        qualname=specialization_key(info.qualname, constants, closure),
         module=info.module,
         location=info.location,
         params=params,
         value=f,
         grads=tuple(grads),
         needs_math=needs_math,
-        constants=tuple((k, sym.code(v)) for k, v in sorted(constants.items())),
+        constants=tuple((k, sym.code(v)) for k, v in sorted(constants.items())) + closure,
     )
 
 
@@ -985,6 +1010,19 @@ def _grad_output_metadata(node: cst.BaseExpression) -> cst.BaseExpression:
                 and updated.attr.value in ("dtype", "device")
             ):
                 return updated.with_changes(value=cst.Name(OUTPUT))
+            return updated
+
+        def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+            # ``torch.ones_like(grad_output)`` depends on its shape and dtype only: the output's.
+            name = dotted_name(updated.func) or ""
+            if (
+                name.rsplit(".", 1)[-1] in ("ones_like", "zeros_like", "full_like", "empty_like")
+                and updated.args
+                and isinstance(updated.args[0].value, cst.Name)
+                and updated.args[0].value.value == GRAD_OUTPUT
+            ):
+                first = updated.args[0].with_changes(value=cst.Name(OUTPUT))
+                return updated.with_changes(args=[first, *updated.args[1:]])
             return updated
 
     result = node.visit(Swap())

@@ -87,9 +87,13 @@ class FunctionRef:
 
 @dataclass(frozen=True)
 class ApplyRef:
-    """``Fn.apply`` of a project class, directly or through any chain of aliases."""
+    """``Fn.apply`` of a project class, directly or through any chain of aliases.
+
+    ``closure`` holds the literal arguments of the factory call that built the class (for
+    classes defined inside a factory function), as (name, code) pairs."""
 
     info: ClassInfo
+    closure: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -731,7 +735,7 @@ class ProjectIndex:
         if isinstance(node, cst.Call):
             callee = self.resolve_expr(module, node.func, depth + 1, local)
             if isinstance(callee, FunctionRef):
-                return self.factory_result(callee, depth + 1)
+                return self.factory_result(callee, depth + 1, node)
             return Unknown("the value of a call is not known statically")
         return Unknown("not a name")
 
@@ -757,8 +761,9 @@ class ProjectIndex:
             return Unknown(f"class {base.info.name} has no attribute '{attr}'")
         return Unknown("attribute of an unknown value")
 
-    def factory_result(self, ref: FunctionRef, depth: int) -> Entity:
-        """A function whose every return gives the same ``Fn.apply`` (a factory) returns that."""
+    def factory_result(self, ref: FunctionRef, depth: int, call: cst.Call | None = None) -> Entity:
+        """A function whose every return gives the same ``Fn.apply`` (a factory) returns that;
+        a class built inside the factory sees the call's literal arguments as its closure."""
         module = self.module(ref.path)
         returns: list[cst.Return] = []
 
@@ -787,8 +792,33 @@ class ProjectIndex:
         if len(results) == 1:
             (result,) = results
             if isinstance(result, ApplyRef):
+                if result.info.in_function and call is not None:
+                    return ApplyRef(result.info, _literal_arguments(ref.node, call))
                 return result
         return Unknown("a factory that does not always return the same Function")
+
+
+def _literal_arguments(func: cst.FunctionDef, call: cst.Call) -> tuple[tuple[str, str], ...]:
+    """Parameters of ``func`` bound to literal values by ``call`` (or by literal defaults)."""
+    params = [*func.params.posonly_params, *func.params.params, *func.params.kwonly_params]
+    bound: dict[str, cst.BaseExpression] = {}
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    for param, arg in zip(params, positional, strict=False):
+        bound[param.name.value] = arg.value
+    for arg in call.args:
+        if arg.keyword is not None:
+            bound[arg.keyword.value] = arg.value
+    for param in params:
+        if param.name.value not in bound and param.default is not None:
+            bound[param.name.value] = param.default
+    code = cst.Module(body=[]).code_for_node
+    literal = (cst.Integer, cst.Float, cst.SimpleString, cst.UnaryOperation, cst.Name)
+    return tuple(
+        (name, code(value))
+        for name, value in sorted(bound.items())
+        if isinstance(value, literal)
+        and (not isinstance(value, cst.Name) or value.value in ("True", "False", "None"))
+    )
 
 
 class LocalScope(Mapping[str, Entity]):

@@ -12,16 +12,34 @@ from dataclasses import dataclass
 
 # ``name = Fn.apply`` / ``self.name = mod.Fn.apply``
 _APPLY_ALIAS = re.compile(r"(\w+)\s*=\s*[\w.]+\.apply\b")
-# ``def factory(...): ... return Fn.apply`` (the def closest above the return)
-_FACTORY = re.compile(
-    r"^[ \t]*def (\w+)\((?:(?!^[ \t]*def )[\s\S])*?return\s+[\w.]+\.apply\b", re.MULTILINE
-)
+_DEF = re.compile(r"^([ \t]*)def (\w+)\(")
+_RETURN_APPLY = re.compile(r"^([ \t]*)return\s+[\w.]+\.apply\b")
 # ``target = dotted.name`` or ``target = dotted.name(...)`` on one line
 _REBIND = re.compile(
     r"^[ \t]*(?:[\w.]+\.)?(\w+)[ \t]*(?::[^=\n]*)?=[ \t]*([\w.]+)[ \t]*(\(.*\))?[ \t]*(?:#.*)?$",
     re.MULTILINE,
 )
 _IMPORT_AS = re.compile(r"\b(\w+)\s+as\s+(\w+)")
+
+
+def _factories(text: str) -> set[str]:
+    """Functions with a ``return Fn.apply`` directly in their body (found by indentation)."""
+    found: set[str] = set()
+    stack: list[tuple[int, str]] = []
+    for line in text.splitlines():
+        if "def " not in line and "return" not in line:
+            continue
+        match = _DEF.match(line) or _RETURN_APPLY.match(line)
+        if match is None:
+            continue
+        indent = len(match.group(1).expandtabs())
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        if match.re is _DEF:
+            stack.append((indent, match.group(2)))
+        elif stack:
+            found.add(stack[-1][1])
+    return found
 
 
 @dataclass(frozen=True)
@@ -36,7 +54,7 @@ class CalleeNames:
         factories: set[str] = set()
         for text in sources:
             aliases.update(_APPLY_ALIAS.findall(text))
-            factories.update(_FACTORY.findall(text))
+            factories.update(_factories(text))
         return cls(frozenset(classes), frozenset(aliases), frozenset(factories))
 
     def mentioned_in(self, text: str) -> bool:

@@ -58,7 +58,10 @@ _EXPRESSION_SCOPES = (
 )
 
 
-Specializer = Callable[[ClassInfo, Mapping[str, cst.BaseExpression]], "Surrogate | Diagnostic"]
+Specializer = Callable[
+    [ClassInfo, Mapping[str, cst.BaseExpression], tuple[tuple[str, str], ...]],
+    "Surrogate | Diagnostic",
+]
 
 
 class _Scope:
@@ -194,6 +197,8 @@ class CallSiteRewriter(cst.CSTTransformer):
         if info.location.line in self.skip_lines and info.path == self.module.path:
             return updated
         result = self.surrogates.get(info.qualname)
+        if target.closure and self.specialize is not None:
+            result = self.specialize(info, {}, target.closure)
         if isinstance(result, Diagnostic) and result.specializable:
             result = self.specialized(info, updated)
         if not isinstance(result, Surrogate):
@@ -275,7 +280,7 @@ class CallSiteRewriter(cst.CSTTransformer):
             for p, a in zip(params, args, strict=True)
             if sym.literal_value(a) is not NotImplemented
         }
-        return self.specialize(info, constants) if constants else None
+        return self.specialize(info, constants, ()) if constants else None
 
     def bind_arguments(
         self,

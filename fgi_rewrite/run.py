@@ -303,11 +303,13 @@ def _rewrite_file(
     before = module.tree.bytes
 
     def specialize(
-        info: ClassInfo, constants: Mapping[str, cst.BaseExpression]
+        info: ClassInfo,
+        constants: Mapping[str, cst.BaseExpression],
+        closure: tuple[tuple[str, str], ...],
     ) -> Surrogate | Diagnostic:
-        key = specialization_key(info.qualname, constants)
+        key = specialization_key(info.qualname, constants, closure)
         if key not in analyses:
-            analyses[key] = analyze(index, info, constants)
+            analyses[key] = analyze(index, info, constants, closure)
         return analyses[key]
 
     tree, rewriter = rewrite_module(
