@@ -131,9 +131,8 @@ def bench_tree(name: str, tree: Path, args: argparse.Namespace, fgi: list[str], 
         order = labels if rep % 2 == 0 else labels[::-1]
         for label in order:
             env = dict(os.environ)
-            cache = scratch / f"black-cache-{name}-{rep}-{len(times[label])}"
-            cache.mkdir()
-            env["BLACK_CACHE_DIR"] = str(cache)  # black must not skip files it saw before
+            cache = tempfile.mkdtemp(prefix="black-cache-", dir=scratch)
+            env["BLACK_CACHE_DIR"] = cache  # black must not skip files it saw before
             elapsed, rc, out = run_timed(tools[label], env, args.timeout)
             times[label].append(elapsed)
             outputs[label] = (rc, out)
