@@ -206,7 +206,8 @@ def _analyze(
         value=f,
         grads=tuple(grads),
         needs_math=needs_math,
-        constants=tuple((k, sym.code(v)) for k, v in sorted(constants.items())) + closure,
+        constants=tuple((k, sym.code(v)) for k, v in sorted(constants.items())),
+        closure=closure,
     )
 
 

@@ -40,9 +40,10 @@ def snake(name: str) -> str:
 
 def function_name(surrogate: Surrogate) -> str:
     base = f"{snake(surrogate.short_name)}_fgi"
-    if not surrogate.constants:
+    if not surrogate.constants and not surrogate.closure:
         return base
-    digest = hashlib.sha1(repr(surrogate.constants).encode()).hexdigest()[:6]
+    specialization = (surrogate.constants, surrogate.closure)
+    digest = hashlib.sha1(repr(specialization).encode()).hexdigest()[:6]
     return f"{base}_{digest}"
 
 

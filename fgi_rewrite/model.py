@@ -61,6 +61,8 @@ class Surrogate:
 
     # Literal hyperparameters this analysis was specialized to (from one call site), as code.
     constants: tuple[tuple[str, str], ...] = ()
+    # Literal arguments of the factory call that built the class (its closure), as code.
+    closure: tuple[tuple[str, str], ...] = ()
 
     @property
     def class_qualname(self) -> str:

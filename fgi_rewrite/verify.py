@@ -168,8 +168,11 @@ def _calls_allowed(module: ModuleInfo, node: cst.CSTNode) -> bool:
     return ok
 
 
-def _chunks(index: ProjectIndex, info: ClassInfo) -> tuple[list[dict[str, str]], bool]:
-    """The statements of the isolated module, each executed on its own by the child."""
+def _chunks(
+    index: ProjectIndex, info: ClassInfo, closure: Sequence[tuple[str, str]] = ()
+) -> tuple[list[dict[str, str]], bool]:
+    """The statements of the isolated module, each executed on its own by the child; a class
+    built in a factory gets the factory call's literal arguments as module constants."""
     module = index.module(info.path)
     mro = index.mro(info)
     for base in mro[1:]:
@@ -209,6 +212,8 @@ def _chunks(index: ProjectIndex, info: ClassInfo) -> tuple[list[dict[str, str]],
         elif isinstance(stmt, cst.ClassDef) and (id(stmt) in bases or stmt is info.node):
             kind = "class" if stmt is info.node else "base"
             chunks.append({"kind": kind, "what": f"class {stmt.name.value}", "text": text})
+    for name, value in closure:
+        chunks.append({"kind": "constant", "what": name, "text": f"{name} = {value}\n"})
     if not top:  # nested in a class or a function: the class alone, dedented
         text = cst.Module(body=[], default_indent=module.tree.default_indent).code_for_node(
             info.node
@@ -492,7 +497,7 @@ def verify_rewrites(
         try:
             if surrogate.class_qualname not in infos:
                 raise NotIsolated("its class was not found")
-            chunks, future = _chunks(index, infos[surrogate.class_qualname])
+            chunks, future = _chunks(index, infos[surrogate.class_qualname], surrogate.closure)
         except NotIsolated as exc:
             verdicts[qualname] = _isolation(base, str(exc), surrogate, require, outcome)
             continue
