@@ -35,7 +35,8 @@ class Emission:
 
 
 def snake(name: str) -> str:
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+    # Split only after a lower-case letter or digit, so that ``ATanSpike`` is ``atan_spike``.
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def function_name(surrogate: Surrogate) -> str:
@@ -152,7 +153,25 @@ def _annotation(surrogate: Surrogate, index: int) -> str:
     for kind in (bool, int, float):
         if isinstance(value, kind):
             return f": {kind.__name__}"
+    if value is NotImplemented and not _used_as_tensor(surrogate, surrogate.params[index].name):
+        # A hyperparameter only used in arithmetic: TorchScript would otherwise take it for a
+        # Tensor and reject the float that call sites pass.
+        return ": float"
     return ""
+
+
+def _used_as_tensor(surrogate: Surrogate, name: str) -> bool:
+    """Whether ``name`` has a method called or an attribute read in f or g."""
+    found = False
+
+    def visit(node: cst.CSTNode) -> None:
+        nonlocal found
+        if isinstance(node, cst.Attribute) and isinstance(node.value, cst.Name):
+            found = found or node.value.value == name
+
+    for expression in (surrogate.value, *[g for g in surrogate.grads if g is not None]):
+        sym.walk(expression, visit)
+    return found
 
 
 def emit_function(surrogate: Surrogate, name: str) -> str:

@@ -506,6 +506,16 @@ def _insert_position(body: Sequence[cst.BaseStatement], anchor: str) -> int:
     return position
 
 
+def ensure_from_import(tree: cst.Module, module: str, name: str) -> cst.Module:
+    """Add ``from <module> import <name>`` after the imports unless it is there."""
+    statement = cst.parse_statement(f"from {module} import {name}\n")
+    if any(tree.code_for_node(s) == tree.code_for_node(statement) for s in tree.body):
+        return tree
+    body = list(tree.body)
+    position = _insert_position(body, "")
+    return tree.with_changes(body=[*body[:position], statement, *body[position:]])
+
+
 def ensure_imports(tree: cst.Module, modules: Sequence[str]) -> cst.Module:
     """Add ``import torch`` / ``import math`` when the emitted code needs them and they are
     missing."""

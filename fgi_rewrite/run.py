@@ -35,7 +35,7 @@ from fgi_rewrite.report import (
     FunctionRecord,
     Report,
 )
-from fgi_rewrite.rewrite import add_functions, ensure_imports, rewrite_module
+from fgi_rewrite.rewrite import add_functions, ensure_from_import, ensure_imports, rewrite_module
 from fgi_rewrite.verify import verify_rewrites
 
 STDIN = "-"
@@ -122,6 +122,7 @@ def _process(fileset: FileSet, options: Options, report: Report) -> None:
         {info.name for info in classes}, [index.text(p) for p in index.candidate_files()]
     )
     report.files_scanned = len(fileset.targets)
+    remote: dict[Path, list[tuple[Surrogate, str]]] = {}
     for path in fileset.targets:
         text = index.text(path)
         relevant = rewritable and names.mentioned_in(text)
@@ -138,7 +139,9 @@ def _process(fileset: FileSet, options: Options, report: Report) -> None:
             )
             continue
         try:
-            report.results.append(_rewrite_file(index, module, analyses, report, options, names))
+            report.results.append(
+                _rewrite_file(index, module, analyses, report, options, names, targets, remote)
+            )
         except Exception as exc:  # this file is left as it is; the others go on
             report.internal_errors.append(
                 f"{path}: rewriting: {type(exc).__name__}: {exc}; the file is left unchanged"
@@ -149,7 +152,8 @@ def _process(fileset: FileSet, options: Options, report: Report) -> None:
         d for d in class_refusals if not (d.specializable and d.subject in specialized)
     )
     if options.verify != "none":
-        _verify(index, analyses, report, options, names)
+        _verify(index, analyses, report, options, names, targets, remote)
+    _add_remote_functions(index, report, remote)
     used = {site.surrogate for result in report.results for site in result.call_sites}
     report.surrogates_found = len(
         {q for q, s in surrogates.items() if s.location.path in targets} | used
@@ -167,6 +171,8 @@ def _verify(
     report: Report,
     options: Options,
     names: CalleeNames,
+    targets: set[Path],
+    remote: dict[Path, list[tuple[Surrogate, str]]],
 ) -> None:
     """Verify every surrogate about to be rewritten; files using one that is refused (a wrong
     gradient, or unscriptable, or unverified with --require-verify) are rewritten again without
@@ -188,7 +194,9 @@ def _verify(
     for i, result in enumerate(report.results):
         if any(site.surrogate in outcome.rejected for site in result.call_sites):
             module = index.module(result.path)
-            report.results[i] = _rewrite_file(index, module, analyses, Report(), options, names)
+            report.results[i] = _rewrite_file(
+                index, module, analyses, Report(), options, names, targets, remote
+            )
 
 
 def function_record(info: ClassInfo, result: Surrogate | Diagnostic) -> FunctionRecord:
@@ -299,7 +307,11 @@ def _rewrite_file(
     report: Report,
     options: Options,
     names: CalleeNames,
+    targets: set[Path],
+    remote: dict[Path, list[tuple[Surrogate, str]]],
 ) -> FileResult:
+    """Rewrite one module's call sites. Generated functions whose Function lives in another
+    target module are recorded in ``remote`` (per calling file) and added there later."""
     before = module.tree.bytes
 
     def specialize(
@@ -316,12 +328,19 @@ def _rewrite_file(
         index, module, analyses, options.style, lambda q: False, names, specialize
     )
     report.diagnostics.extend(rewriter.diagnostics)
+    remote.pop(module.path, None)
     if not rewriter.call_sites:
         return FileResult(module.path, before, before)
     functions = []
     for qualname, name in rewriter.functions.items():
         surrogate = analyses[qualname]
         assert isinstance(surrogate, Surrogate)
+        home = surrogate.location.path
+        if home != module.path and home in targets:
+            # Defined once, beside its Function, and imported here.
+            remote.setdefault(module.path, []).append((surrogate, name))
+            tree = ensure_from_import(tree, _import_from(index, module, home), name)
+            continue
         anchor = surrogate.short_name if surrogate.module == module.name else ""
         functions.append((anchor, surrogate, name))
     tree = add_functions(tree, functions)
@@ -334,6 +353,39 @@ def _rewrite_file(
         needs.append("math")
     tree = ensure_imports(tree, needs)
     return FileResult(module.path, before, tree.bytes, tuple(rewriter.call_sites))
+
+
+def _import_from(index: ProjectIndex, module: ModuleInfo, home: Path) -> str:
+    """How ``module`` imports from the module at ``home``: relatively within one package."""
+    target = index.module(home)
+    if module.package and target.package == module.package:
+        return "." + target.name.rsplit(".", 1)[-1]
+    return target.name
+
+
+def _add_remote_functions(
+    index: ProjectIndex, report: Report, remote: dict[Path, list[tuple[Surrogate, str]]]
+) -> None:
+    """Add each generated function to the module that defines its Function (once)."""
+    wanted: dict[Path, dict[str, Surrogate]] = {}
+    for requests in remote.values():
+        for surrogate, name in requests:
+            wanted.setdefault(surrogate.location.path, {})[name] = surrogate
+    for home, functions in sorted(wanted.items()):
+        existing = next((r for r in report.results if r.path == home), None)
+        module = index.module(home)
+        tree = cst.parse_module(existing.after) if existing else module.tree
+        present = {s.name.value for s in tree.body if isinstance(s, cst.FunctionDef)}
+        additions = [
+            (s.short_name, s, name) for name, s in sorted(functions.items()) if name not in present
+        ]
+        tree = ensure_imports(add_functions(tree, additions), ["torch"])
+        if any(s.needs_math for _, s, _ in additions):
+            tree = ensure_imports(tree, ["math"])
+        updated = FileResult(
+            home, module.tree.bytes, tree.bytes, existing.call_sites if existing else ()
+        )
+        report.results = [r for r in report.results if r.path != home] + [updated]
 
 
 def _write_results(report: Report, skip: set[Path]) -> None:
