@@ -65,6 +65,12 @@ def _regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     help="inline: FGI code at each call site; function: one generated function.",
 )
 @click.option(
+    "--remove-unused",
+    is_flag=True,
+    help="Also remove the Function classes, apply aliases and imports that nothing in the "
+    "project uses any more after the rewrite (they may be public API: off by default).",
+)
+@click.option(
     "--format",
     "format",
     type=click.Choice(["text", "json"]),
@@ -189,6 +195,7 @@ def main(ctx: click.Context, /, **params: Any) -> None:
         verify=params["verify"],
         require_verify=params["require_verify"],
         allow_unscriptable=params["allow_unscriptable"],
+        remove_unused=params["remove_unused"],
     )
     if not paths and not as_json and not params["quiet"]:
         click.echo("No paths given; nothing to do.", err=True)

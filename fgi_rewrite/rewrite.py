@@ -91,7 +91,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         self.scopes: list[_Scope] = []
         self.classes: list[ClassInfo] = []
         self.taken: list[cst.Module | cst.FunctionDef] = [module.tree]
-        self.allocated: set[str] = set()
+        self.allocated: dict[int, set[str]] = {}  # per scope (module or function)
         self.pending: list[list[str]] = []  # statements to insert, per open simple statement
         self.statement: list[cst.SimpleStatementLine | None] = []
         self.expression_depth = 0
@@ -236,7 +236,8 @@ class CallSiteRewriter(cst.CSTTransformer):
 
     def fresh(self, base: str) -> str:
         scope = self.taken[-1]
-        taken = self.allocated | (
+        allocated = self.allocated.setdefault(id(scope), set())
+        taken = allocated | (
             self.module.names
             if isinstance(scope, cst.Module)
             else self.module.function_facts(scope).names
@@ -244,7 +245,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         candidate, n = base, 1
         while candidate in taken:
             candidate, n = f"{base}_{n}", n + 1
-        self.allocated.add(candidate)
+        allocated.add(candidate)
         return candidate
 
     def can_inline(self, call: cst.Call) -> bool:

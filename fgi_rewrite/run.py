@@ -20,7 +20,7 @@ from pathlib import Path
 
 import libcst as cst
 
-from fgi_rewrite import codes, symbolic
+from fgi_rewrite import cleanup, codes, symbolic
 from fgi_rewrite import index as index_module
 from fgi_rewrite.analyze import analyze, specialization_key
 from fgi_rewrite.discover import FileSet, Filters, discover
@@ -59,6 +59,7 @@ class Options:
     require_verify: bool = False  # an unverified rewrite is refused
     allow_unscriptable: bool = False  # write rewrites that fail TorchScript/compile/export
     verify_timeout: float | None = None  # seconds for the whole verification subprocess
+    remove_unused: bool = False  # drop Functions, aliases and imports nothing uses any more
 
 
 def stdin_display(options: Options) -> Path:
@@ -154,6 +155,8 @@ def _process(fileset: FileSet, options: Options, report: Report) -> None:
     if options.verify != "none":
         _verify(index, analyses, report, options, names, targets, remote)
     _add_remote_functions(index, report, remote)
+    if options.remove_unused:
+        _remove_unused(index, fileset, analyses, report)
     used = {site.surrogate for result in report.results for site in result.call_sites}
     report.surrogates_found = len(
         {q for q, s in surrogates.items() if s.location.path in targets} | used
@@ -353,6 +356,49 @@ def _rewrite_file(
         needs.append("math")
     tree = ensure_imports(tree, needs)
     return FileResult(module.path, before, tree.bytes, tuple(rewriter.call_sites))
+
+
+def _remove_unused(
+    index: ProjectIndex,
+    fileset: FileSet,
+    analyses: Mapping[str, Surrogate | Diagnostic],
+    report: Report,
+) -> None:
+    """Remove the rewritten Functions that nothing in the project names any more, then the
+    imports the rewrite left unused (see cleanup.py)."""
+
+    def drop_stale_imports() -> None:
+        for path, result in list(results.items()):
+            after = cleanup.remove_unused_imports(result.before, result.after)
+            results[path] = FileResult(path, result.before, after, result.call_sites)
+            texts[path] = after.decode("utf-8", "replace")
+
+    texts = {p: index.text(p) for p in fileset.project}
+    results = {r.path: r for r in report.results}
+    drop_stale_imports()  # first, so that an import of an alias does not keep it alive
+    homes: dict[Path, set[str]] = {}
+    for result in report.results:
+        for site in result.call_sites:
+            surrogate = analyses.get(site.surrogate)
+            if isinstance(surrogate, Surrogate) and surrogate.qualname.count(".") >= 1:
+                home = surrogate.location.path
+                if home in fileset.targets and surrogate.class_qualname == (
+                    f"{index.module(home).name}.{surrogate.short_name}"
+                ):
+                    homes.setdefault(home, set()).add(surrogate.short_name)
+    for home, classes in sorted(homes.items()):
+        names = cleanup.removable_names(texts, home, classes)
+        if not names:
+            continue
+        current = results[home].after if home in results else index.module(home).tree.bytes
+        updated = cleanup.remove_definitions(current, names)
+        texts[home] = updated.decode("utf-8", "replace")
+        old = results.get(home)
+        results[home] = FileResult(
+            home, index.module(home).tree.bytes, updated, old.call_sites if old else ()
+        )
+    drop_stale_imports()  # then what the removed classes alone used (``Function``, ``math``)
+    report.results = list(results.values())
 
 
 def _import_from(index: ProjectIndex, module: ModuleInfo, home: Path) -> str:
