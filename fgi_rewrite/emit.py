@@ -16,8 +16,9 @@ forward's where ``v`` or ``g`` is not finite (the gradient there is 0).
 from __future__ import annotations
 
 import hashlib
+import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import libcst as cst
@@ -48,16 +49,44 @@ def function_name(surrogate: Surrogate) -> str:
     return f"{base}_{digest}"
 
 
+class _Tidy(cst.CSTTransformer):
+    """One line of whitespace, and arithmetic on number literals folded (``6.0 * 0.5`` is
+    ``3.0``): Python computes it in the same doubles at run time, so values are unchanged."""
+
+    def leave_ParenthesizedWhitespace(
+        self, original: cst.ParenthesizedWhitespace, updated: cst.ParenthesizedWhitespace
+    ) -> cst.SimpleWhitespace:
+        return cst.SimpleWhitespace(" ")
+
+    def leave_BinaryOperation(
+        self, original: cst.BinaryOperation, updated: cst.BinaryOperation
+    ) -> cst.BaseExpression:
+        return _folded(updated)
+
+    def leave_UnaryOperation(
+        self, original: cst.UnaryOperation, updated: cst.UnaryOperation
+    ) -> cst.BaseExpression:
+        return _folded(updated)
+
+
+def _folded(node: cst.BaseExpression) -> cst.BaseExpression:
+    value = sym.literal_value(node)
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and abs(value) < 1e15
+    ):
+        text = repr(value)
+        if float(text) == value and not (isinstance(node, cst.UnaryOperation) and value < 0):
+            folded = cst.parse_expression(text)
+            return sym.paren(folded) if value < 0 else folded
+    return node
+
+
 def _clean(node: cst.BaseExpression) -> cst.BaseExpression:
-    """Single-line whitespace, so that extracted expressions read well wherever they go."""
-
-    class Flatten(cst.CSTTransformer):
-        def leave_ParenthesizedWhitespace(
-            self, original: cst.ParenthesizedWhitespace, updated: cst.ParenthesizedWhitespace
-        ) -> cst.SimpleWhitespace:
-            return cst.SimpleWhitespace("")
-
-    result = node.visit(Flatten())
+    """Single-line, tidy expressions, so that extracted code reads well wherever it goes."""
+    result = node.visit(_Tidy())
     assert isinstance(result, cst.BaseExpression)
     code = sym.code(result)
     return cst.parse_expression(" ".join(code.split()).replace("( ", "(").replace(" )", ")"))
@@ -73,26 +102,106 @@ def _is_number(node: cst.BaseExpression) -> bool:
 
 
 def _injection(
-    surrogate: Surrogate,
-    value_of: Mapping[str, cst.BaseExpression],
-    detached_of: Mapping[str, cst.BaseExpression],
-    differentiable: Sequence[int],
-    output: str,
+    deltas: Sequence[cst.BaseExpression], grads: Sequence[cst.BaseExpression], output: str
 ) -> str:
-    """``torch.nan_to_num(sum_i (x_i - x_i.detach()) * g_i)`` in terms of the call's values."""
+    """``torch.nan_to_num(sum_i (x_i - x_i.detach()) * g_i)``."""
     terms = []
-    for i in differentiable:
-        param = surrogate.params[i].name
-        grad = surrogate.grads[i]
-        assert grad is not None
-        mapping = {**value_of, **detached_of, OUTPUT: sym.method(sym.name(output), "detach")}
-        g = _clean(sym.substitute(grad, mapping))
-        delta = sym.binop(value_of[param], cst.Subtract(), detached_of[param])
+    for delta, g in zip(deltas, grads, strict=True):
         if _is_number(g) and sym.literal_value(g) == 1:
             terms.append(sym.code(sym.paren(delta)))
         else:
             terms.append(sym.code(sym.mul(sym.paren(delta), g)))
     return f"torch.nan_to_num({' + '.join(terms)}).to({output}.dtype)"
+
+
+_SHAREABLE = (cst.Call, cst.BinaryOperation, cst.UnaryOperation, cst.Comparison)
+
+
+def _bare(node: cst.BaseExpression) -> str:
+    return sym.code(node.with_changes(lpar=[], rpar=[]))
+
+
+def share_common(
+    expressions: Sequence[cst.BaseExpression], fresh: Callable[[str], str]
+) -> tuple[list[tuple[str, cst.BaseExpression]], list[cst.BaseExpression]]:
+    """Common-subexpression elimination: a computation written twice (``sigmoid(a * x)`` in
+    ``s * (1 - s)`` once inlined) is bound to a temporary and computed once, as the original
+    computed it once into a local. Random draws are never merged. Returns the bindings in
+    dependency order and the rewritten expressions."""
+    bindings: list[tuple[str, cst.BaseExpression]] = []
+    current = list(expressions)
+    while True:
+        counts = _count_shareable([*current, *(e for _, e in bindings)])
+        repeated = [k for k, n in counts.items() if n > 1 and not _draws_random(k)]
+        if not repeated:
+            break
+        chosen = max(repeated, key=len)
+        name = fresh("_fgi_t")
+        bindings = [(n, _replace(e, chosen, name)) for n, e in bindings]
+        current = [_replace(e, chosen, name) for e in current]
+        bindings.append((name, cst.parse_expression(chosen)))
+    return _dependency_order(bindings), current
+
+
+def _count_shareable(expressions: Sequence[cst.BaseExpression]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+
+    def visit(node: cst.CSTNode) -> None:
+        if isinstance(node, _SHAREABLE) and sym.literal_value(node) is NotImplemented:
+            key = _bare(node)
+            counts[key] = counts.get(key, 0) + 1
+
+    for expression in expressions:
+        sym.walk(expression, visit)
+    return counts
+
+
+class _Replace(cst.CSTTransformer):
+    def __init__(self, chosen: str, name: str) -> None:
+        super().__init__()
+        self.chosen, self.name = chosen, name
+
+    def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]
+        if isinstance(updated, _SHAREABLE) and _bare(updated) == self.chosen:
+            return cst.Name(self.name)
+        return updated
+
+
+def _replace(node: cst.BaseExpression, chosen: str, name: str) -> cst.BaseExpression:
+    result = node.visit(_Replace(chosen, name))
+    assert isinstance(result, cst.BaseExpression)
+    return result
+
+
+def _draws_random(code: str) -> bool:
+    return any(
+        f"{name}(" in code
+        for name in (
+            "rand",
+            "randn",
+            "randint",
+            "bernoulli",
+            "normal",
+            "poisson",
+            "multinomial",
+            "uniform_",
+            "random_",
+        )
+    )
+
+
+def _dependency_order(
+    bindings: list[tuple[str, cst.BaseExpression]],
+) -> list[tuple[str, cst.BaseExpression]]:
+    ordered: list[tuple[str, cst.BaseExpression]] = []
+    pending = list(bindings)
+    while pending:
+        defined = {n for n, _ in ordered}
+        waiting = {n for n, _ in pending}
+        ready = [(n, e) for n, e in pending if not (sym.names_in(e) & (waiting - {n}) - defined)]
+        ordered.extend(ready)
+        pending = [b for b in pending if b not in ready]
+    return ordered
 
 
 def _guard(names: Sequence[str]) -> str:
@@ -127,6 +236,8 @@ def emit_inline(
     mentioned = set().union(*(sym.names_in(v) for v in value_of.values())) if value_of else set()
     output = target if target is not None and target not in mentioned else fresh("_fgi_out")
     value = _clean(sym.substitute(surrogate.value, value_of))
+    shared, (value,) = share_common([value], fresh)
+    lines.extend(f"{name} = {sym.code(e)}" for name, e in shared)
     lines.append(f"{output} = {sym.code(value)}")
     differentiable = [
         i for i in surrogate.differentiable() if not _is_number(value_of[surrogate.params[i].name])
@@ -140,9 +251,27 @@ def emit_inline(
             temp = fresh(f"_fgi_{input_name}_d")
             lines.append(f"{INDENT}{temp} = {sym.code(value_of[input_name])}.detach()")
             detached_of[input_name] = sym.name(temp)
-        injection = _injection(surrogate, value_of, detached_of, differentiable, output)
+        mapping = {**value_of, **detached_of, OUTPUT: sym.method(sym.name(output), "detach")}
+        grads = [_clean(sym.substitute(_grad(surrogate, i), mapping)) for i in differentiable]
+        shared, grads = share_common(grads, fresh)
+        lines.extend(f"{INDENT}{name} = {sym.code(e)}" for name, e in shared)
+        deltas = [
+            sym.binop(
+                value_of[surrogate.params[i].name],
+                cst.Subtract(),
+                detached_of[surrogate.params[i].name],
+            )
+            for i in differentiable
+        ]
+        injection = _injection(deltas, grads, output)
         lines.append(f"{INDENT}{output} = {output}.detach() + {injection}")
     return Emission(tuple(lines), sym.name(output))
+
+
+def _grad(surrogate: Surrogate, index: int) -> cst.BaseExpression:
+    grad = surrogate.grads[index]
+    assert grad is not None
+    return grad
 
 
 def _annotation(surrogate: Surrogate, index: int) -> str:
