@@ -61,8 +61,17 @@ DEFAULT_GET_CORPUS = REPO.parent / "shared" / "tools" / "get_corpus.sh"
 DEFAULT_CORPUS_DIR = Path.home() / ".cache" / "fgi-rewrite-corpus"
 EXPECTED = HERE / "corpus_expected.tsv"
 BASELINE = HERE / "corpus_baseline.json"
-PACKAGES = ("snntorch", "spikingjelly", "norse", "sinabs", "rockpool", "lava-dl", "spikingtorch",
-            "bindsnet", "sinabs-exodus")
+PACKAGES = (
+    "snntorch",
+    "spikingjelly",
+    "norse",
+    "sinabs",
+    "rockpool",
+    "lava-dl",
+    "spikingtorch",
+    "bindsnet",
+    "sinabs-exodus",
+)
 SURROGATE_CATEGORIES = ("surrogate-binary", "surrogate-multilevel", "surrogate-stochastic")
 LEAVE_ALONE = ("non-elementwise", "plumbing")
 NEGATIVE_CONTROL = "bindsnet"
@@ -93,8 +102,13 @@ def fetch_corpus(dest: Path, script: Path, timeout: float = 1800) -> dict[str, P
     dest.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHON": os.environ.get("PYTHON", sys.executable)}
     try:
-        proc = subprocess.run(["bash", str(script), str(dest)], capture_output=True, text=True,
-                              env=env, timeout=timeout)
+        proc = subprocess.run(
+            ["bash", str(script), str(dest)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired as exc:
         raise CorpusUnavailable(f"{script} {dest} timed out after {timeout:.0f} s") from exc
     if proc.returncode != 0:
@@ -113,8 +127,11 @@ def fetch_corpus(dest: Path, script: Path, timeout: float = 1800) -> dict[str, P
 
 def project_markers_above(path: Path) -> list[Path]:
     """``.git``/``pyproject.toml`` above ``path``: they would widen fgi-rewrite's project root."""
-    return [d for d in path.resolve().parents
-            if (d / ".git").exists() or (d / "pyproject.toml").is_file()]
+    return [
+        d
+        for d in path.resolve().parents
+        if (d / ".git").exists() or (d / "pyproject.toml").is_file()
+    ]
 
 
 # ---- expected categories -------------------------------------------------------------------------
@@ -137,10 +154,15 @@ class Expected:
 
 
 def load_expected(path: Path = EXPECTED) -> list[Expected]:
-    text = "".join(line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
-                   if not line.startswith("#"))
-    return [Expected(r["package"], r["path"], r["qualname"], r["category"])
-            for r in csv.DictReader(io.StringIO(text), delimiter="\t")]
+    text = "".join(
+        line
+        for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+        if not line.startswith("#")
+    )
+    return [
+        Expected(r["package"], r["path"], r["qualname"], r["category"])
+        for r in csv.DictReader(io.StringIO(text), delimiter="\t")
+    ]
 
 
 # ---- running the tool ----------------------------------------------------------------------------
@@ -166,12 +188,14 @@ def run_tool(args: list[str], cwd: Path, timeout: float) -> Run:
     env["NO_COLOR"] = "1"
     start = time.perf_counter()
     try:
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              env=env)
+        proc = subprocess.run(
+            argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+        )
     except subprocess.TimeoutExpired as exc:
         stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
-        return Run(argv, -1, time.perf_counter() - start, None, stderr,
-                   f"timed out after {timeout:.0f} s")
+        return Run(
+            argv, -1, time.perf_counter() - start, None, stderr, f"timed out after {timeout:.0f} s"
+        )
     wall = time.perf_counter() - start
     report: dict[str, Any] | None
     try:
@@ -186,8 +210,11 @@ def run_tool(args: list[str], cwd: Path, timeout: float) -> Run:
         problems.append(f"exit {proc.returncode}")
     if report is not None:
         problems += [f"internal error: {e}" for e in report.get("internal_errors", [])]
-        problems += [f"{d['code']} {d['path']}:{d['line']}: {d['message']}"
-                     for d in report.get("diagnostics", []) if d.get("severity") == "error"]
+        problems += [
+            f"{d['code']} {d['path']}:{d['line']}: {d['message']}"
+            for d in report.get("diagnostics", [])
+            if d.get("severity") == "error"
+        ]
     if problems and proc.stderr.strip():
         problems.append("stderr: " + " | ".join(proc.stderr.strip().splitlines()[-5:]))
     run.problem = "; ".join(problems)
@@ -260,8 +287,9 @@ def apply_unified_diff(before: str, diff: str) -> str:
     return "".join(out)
 
 
-def idempotence(package_dir: Path, report: dict[str, Any], scratch: Path, verify: str,
-                timeout: float) -> tuple[bool | None, str, float]:
+def idempotence(
+    package_dir: Path, report: dict[str, Any], scratch: Path, verify: str, timeout: float
+) -> tuple[bool | None, str, float]:
     """Apply the report's diffs to a copy, run --check again: (ok, detail, wall seconds)."""
     copy = scratch / package_dir.name
     shutil.copytree(package_dir, copy, symlinks=True)
@@ -280,8 +308,9 @@ def idempotence(package_dir: Path, report: dict[str, Any], scratch: Path, verify
             return False, f"the diff of {rel} does not apply: {exc}", 0.0
         target.write_bytes(new.encode(encoding))
         applied += 1
-    run = run_tool(["--check", "--format", "json", "--verify", verify, str(copy)], copy.parent,
-                   timeout)
+    run = run_tool(
+        ["--check", "--format", "json", "--verify", verify, str(copy)], copy.parent, timeout
+    )
     shutil.rmtree(copy, ignore_errors=True)
     if run.problem:
         return False, f"second run crashed: {run.problem}", run.wall_s
@@ -315,8 +344,9 @@ class FunctionResult:
         return self.rewritten and self.verification == "verified"
 
     def matches(self, row: Expected) -> bool:
-        return self.path == row.path and (self.name == row.qualname
-                                           or self.name.endswith("." + row.qualname))
+        return self.path == row.path and (
+            self.name == row.qualname or self.name.endswith("." + row.qualname)
+        )
 
 
 @dataclass
@@ -345,15 +375,22 @@ class PackageResult:
         return collections.Counter(f.code or "?" for f in self.functions if f.verdict == "refused")
 
 
-def analyse_package(package: str, directory: Path, verify: str, timeout: float,
-                    scratch: Path | None) -> PackageResult:
-    run = run_tool(["--diff", "--format", "json", "--verify", verify, str(directory)],
-                   directory.parent, timeout)
+def analyse_package(
+    package: str, directory: Path, verify: str, timeout: float, scratch: Path | None
+) -> PackageResult:
+    run = run_tool(
+        ["--diff", "--format", "json", "--verify", verify, str(directory)],
+        directory.parent,
+        timeout,
+    )
     result = PackageResult(package, str(directory), run.exit_code, run.wall_s, run.problem)
     report = run.report
     if report is None:
         return result
-    rel = lambda p: os.path.relpath(p, directory)  # noqa: E731
+
+    def rel(path: str) -> str:
+        return os.path.relpath(path, directory)
+
     sites: collections.Counter[str] = collections.Counter()
     for entry in report.get("files", []):
         for site in entry.get("call_sites", []):
@@ -361,9 +398,18 @@ def analyse_package(package: str, directory: Path, verify: str, timeout: float,
     result.call_sites_rewritten = sum(sites.values())
     for fn in report.get("functions", []):
         verification = fn.get("verification") or {}
-        result.functions.append(FunctionResult(
-            fn["name"], rel(fn["path"]), fn["line"], fn["verdict"], fn.get("code"),
-            fn.get("message"), verification.get("status"), sites.get(fn["name"], 0)))
+        result.functions.append(
+            FunctionResult(
+                fn["name"],
+                rel(fn["path"]),
+                fn["line"],
+                fn["verdict"],
+                fn.get("code"),
+                fn.get("message"),
+                verification.get("status"),
+                sites.get(fn["name"], 0),
+            )
+        )
     summary = report.get("summary", {})
     result.files_changed = summary.get("files_changed", len(report.get("files", [])))
     result.files_scanned = summary.get("files_scanned", 0)
@@ -402,6 +448,19 @@ def fate(row: Expected, results: dict[str, PackageResult]) -> tuple[str, Functio
     return f"{fn.verdict} {fn.code}", fn
 
 
+def not_verified(row: Expected, status: str, fn: FunctionResult | None) -> dict[str, Any]:
+    return {
+        "package": row.package,
+        "path": row.path,
+        "qualname": row.qualname,
+        "category": row.category,
+        "fate": status,
+        "code": fn.code if fn else None,
+        "message": fn.message if fn else None,
+        "line": fn.line if fn else None,
+    }
+
+
 def score(expected: list[Expected], results: dict[str, PackageResult]) -> dict[str, Any]:
     ran = set(results)
     rows = [r for r in expected if r.package in ran]
@@ -411,15 +470,21 @@ def score(expected: list[Expected], results: dict[str, PackageResult]) -> dict[s
     others = collections.Counter(fates[r][0] for r in surrogates if r not in verified)
     elementwise = [r for r in rows if r.category == "other-elementwise"]
     leave_alone = [r for r in rows if r.category in LEAVE_ALONE]
-    wrongly_rewritten = [r.label for r in leave_alone
-                         if fates[r][1] is not None and fates[r][1].rewritten]  # type: ignore[union-attr]
-    wrongly_detected = [r.label for r in leave_alone
-                        if fates[r][1] is not None and fates[r][1].verdict == "surrogate"]  # type: ignore[union-attr]
-    refused_leave_alone = [f"{r.label}: {fates[r][0]}" for r in leave_alone
-                           if fates[r][0].startswith("refused")]
+    tool_entries = [(r, fates[r][1]) for r in leave_alone]
+    wrongly_rewritten = [r.label for r, fn in tool_entries if fn is not None and fn.rewritten]
+    wrongly_detected = [
+        r.label for r, fn in tool_entries if fn is not None and fn.verdict == "surrogate"
+    ]
+    refused_leave_alone = [
+        f"{r.label}: {fates[r][0]}" for r in leave_alone if fates[r][0].startswith("refused")
+    ]
     matched = {id(fn) for _, fn in fates.values() if fn is not None}
-    unexpected = [f"{pkg.package}: {f.name} ({f.path}:{f.line}) {f.verdict}"
-                  for pkg in results.values() for f in pkg.functions if id(f) not in matched]
+    unexpected = [
+        f"{pkg.package}: {f.name} ({f.path}:{f.line}) {f.verdict}"
+        for pkg in results.values()
+        for f in pkg.functions
+        if id(f) not in matched
+    ]
     per_package = {}
     for name, pkg in results.items():
         mine = [r for r in surrogates if r.package == name]
@@ -427,11 +492,13 @@ def score(expected: list[Expected], results: dict[str, PackageResult]) -> dict[s
             "surrogates_expected": len(mine),
             "surrogates_rewritten_verified": sum(r in verified for r in mine),
             "elementwise_rewritten_verified": sum(
-                fates[r][0] == "rewritten+verified" for r in elementwise if r.package == name),
+                fates[r][0] == "rewritten+verified" for r in elementwise if r.package == name
+            ),
             "call_sites_rewritten": pkg.call_sites_rewritten,
             "crashes": int(bool(pkg.crash)),
-            "leave_alone_rewritten": sum(1 for r in leave_alone if r.package == name
-                                         and r.label in wrongly_rewritten),
+            "leave_alone_rewritten": sum(
+                1 for r in leave_alone if r.package == name and r.label in wrongly_rewritten
+            ),
             "idempotent": pkg.idempotent,
         }
     neg = results.get(NEGATIVE_CONTROL)
@@ -440,26 +507,31 @@ def score(expected: list[Expected], results: dict[str, PackageResult]) -> dict[s
         "surrogates_rewritten_verified": len(verified),
         "surrogates_not_verified_by_fate": dict(others.most_common()),
         "surrogates_not_verified": [
-            {"package": r.package, "path": r.path, "qualname": r.qualname,
-             "category": r.category, "fate": fates[r][0],
-             "code": fates[r][1].code if fates[r][1] else None,
-             "message": fates[r][1].message if fates[r][1] else None,
-             "line": fates[r][1].line if fates[r][1] else None}
-            for r in surrogates if r not in verified],
+            not_verified(r, *fates[r]) for r in surrogates if r not in verified
+        ],
         "elementwise_total": len(elementwise),
-        "elementwise_rewritten_verified": sum(fates[r][0] == "rewritten+verified"
-                                              for r in elementwise),
-        "elementwise_not_verified": [f"{r.label}: {fates[r][0]}" for r in elementwise
-                                     if fates[r][0] != "rewritten+verified"],
+        "elementwise_rewritten_verified": sum(
+            fates[r][0] == "rewritten+verified" for r in elementwise
+        ),
+        "elementwise_not_verified": [
+            f"{r.label}: {fates[r][0]}" for r in elementwise if fates[r][0] != "rewritten+verified"
+        ],
         "leave_alone_total": len(leave_alone),
         "leave_alone_rewritten": wrongly_rewritten,
         "leave_alone_detected_as_surrogate": wrongly_detected,
         "leave_alone_refused": refused_leave_alone,
         "unexpected_functions": unexpected,
         "crashes": {n: p.crash for n, p in results.items() if p.crash},
-        "bindsnet_unchanged": None if neg is None else (
-            not neg.crash and neg.files_changed == 0 and not neg.functions
-            and neg.call_sites_rewritten == 0),
+        "bindsnet_unchanged": (
+            None
+            if neg is None
+            else (
+                not neg.crash
+                and neg.files_changed == 0
+                and not neg.functions
+                and neg.call_sites_rewritten == 0
+            )
+        ),
         "idempotent": {n: p.idempotent for n, p in results.items()},
         "per_package": per_package,
     }
@@ -470,19 +542,34 @@ def score(expected: list[Expected], results: dict[str, PackageResult]) -> dict[s
 
 def markdown_table(head: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(row[i])) for row in [head, *rows]) for i in range(len(head))]
-    out = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths)) + " |",
-           "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    out += ["| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths)) + " |"
-            for row in rows]
+    out = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    out += [
+        "| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in rows
+    ]
     return "\n".join(out)
 
 
 def package_table(results: dict[str, PackageResult]) -> str:
-    head = ["package", "files", "Functions", "surrogates detected", "rewritten+verified",
-            "rewritten unverified", "refused (by code)", "call sites rewritten", "unresolved",
-            "crashes", "idempotent", "wall s"]
+    head = [
+        "package",
+        "files",
+        "Functions",
+        "surrogates detected",
+        "rewritten+verified",
+        "rewritten unverified",
+        "refused (by code)",
+        "call sites rewritten",
+        "unresolved",
+        "crashes",
+        "idempotent",
+        "wall s",
+    ]
     rows = []
-    total = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
     refused_total: collections.Counter[str] = collections.Counter()
     for name, r in results.items():
         verified = sum(f.verified for f in r.surrogates)
@@ -491,20 +578,50 @@ def package_table(results: dict[str, PackageResult]) -> str:
         refused_total.update(refused)
         crashes = 1 if r.crash else 0
         idem = {True: "yes", False: "NO", None: "-"}[r.idempotent]
-        rows.append([name, str(r.files_scanned), str(len(r.functions)), str(len(r.surrogates)),
-                     str(verified), str(unverified), fmt_codes(refused),
-                     str(r.call_sites_rewritten), str(len(r.unresolved)), str(crashes), idem,
-                     f"{r.wall_s:.1f}"])
-        total.update(files=r.files_scanned, functions=len(r.functions),
-                     surrogates=len(r.surrogates), verified=verified, unverified=unverified,
-                     sites=r.call_sites_rewritten, unresolved=len(r.unresolved), crashes=crashes)
+        rows.append(
+            [
+                name,
+                str(r.files_scanned),
+                str(len(r.functions)),
+                str(len(r.surrogates)),
+                str(verified),
+                str(unverified),
+                fmt_codes(refused),
+                str(r.call_sites_rewritten),
+                str(len(r.unresolved)),
+                str(crashes),
+                idem,
+                f"{r.wall_s:.1f}",
+            ]
+        )
+        total.update(
+            files=r.files_scanned,
+            functions=len(r.functions),
+            surrogates=len(r.surrogates),
+            verified=verified,
+            unverified=unverified,
+            sites=r.call_sites_rewritten,
+            unresolved=len(r.unresolved),
+            crashes=crashes,
+        )
         total["wall"] += int(r.wall_s * 1000)
     idem_all = all(r.idempotent for r in results.values())
-    rows.append(["**total**", str(total["files"]), str(total["functions"]),
-                 str(total["surrogates"]), str(total["verified"]), str(total["unverified"]),
-                 fmt_codes(refused_total), str(total["sites"]), str(total["unresolved"]),
-                 str(total["crashes"]), "yes" if idem_all else "NO",
-                 f"{total['wall'] / 1000:.1f}"])
+    rows.append(
+        [
+            "**total**",
+            str(total["files"]),
+            str(total["functions"]),
+            str(total["surrogates"]),
+            str(total["verified"]),
+            str(total["unverified"]),
+            fmt_codes(refused_total),
+            str(total["sites"]),
+            str(total["unresolved"]),
+            str(total["crashes"]),
+            "yes" if idem_all else "NO",
+            f"{total['wall'] / 1000:.1f}",
+        ]
+    )
     return markdown_table(head, rows)
 
 
@@ -516,54 +633,74 @@ def score_text(s: dict[str, Any]) -> str:
     lines = [
         f"spike surrogates rewritten and verified (grad + TorchScript): "
         f"{s['surrogates_rewritten_verified']} / {s['surrogates_total']}",
-        "  the others: " + ", ".join(f"{k} ×{v}" for k, v in
-                                     s["surrogates_not_verified_by_fate"].items()),
+        "  the others: "
+        + ", ".join(f"{k} ×{v}" for k, v in s["surrogates_not_verified_by_fate"].items()),
         f"other elementwise Functions rewritten and verified: "
         f"{s['elementwise_rewritten_verified']} / {s['elementwise_total']}",
         f"non-elementwise / plumbing Functions rewritten: {len(s['leave_alone_rewritten'])} "
         f"(of {s['leave_alone_total']}; must be 0)"
         + "".join(f"\n  {x}" for x in s["leave_alone_rewritten"]),
+        f"non-elementwise / plumbing Functions the tool calls surrogates: "
+        f"{len(s['leave_alone_detected_as_surrogate'])}"
+        + "".join(f"\n  {x}" for x in s["leave_alone_detected_as_surrogate"]),
         f"non-elementwise / plumbing Functions refused (FGI1xx) instead of skipped (FGI001): "
-        f"{len(s['leave_alone_refused'])}",
-        f"crashes: {len(s['crashes'])}" + "".join(f"\n  {k}: {v}" for k, v in
-                                                 s["crashes"].items()),
+        f"{len(s['leave_alone_refused'])}" + "".join(f"\n  {x}" for x in s["leave_alone_refused"]),
+        f"crashes: {len(s['crashes'])}" + "".join(f"\n  {k}: {v}" for k, v in s["crashes"].items()),
         f"bindsnet unchanged: {s['bindsnet_unchanged']}",
         "idempotent (diffs applied to a copy, --check again changes nothing): "
-        + ", ".join(f"{k} {'yes' if v else ('-' if v is None else 'NO')}"
-                    for k, v in s["idempotent"].items()),
+        + ", ".join(
+            f"{k} {'yes' if v else ('-' if v is None else 'NO')}"
+            for k, v in s["idempotent"].items()
+        ),
     ]
     if s["unexpected_functions"]:
-        lines.append("Functions the tool lists that corpus_expected.tsv does not: "
-                     + "; ".join(s["unexpected_functions"]))
+        lines.append(
+            "Functions the tool lists that corpus_expected.tsv does not: "
+            + "; ".join(s["unexpected_functions"])
+        )
     lines.append("")
     lines.append("spike surrogates not rewritten and verified:")
     for x in s["surrogates_not_verified"]:
         msg = (x["message"] or "").replace("\n", " ")
-        lines.append(f"  - {x['package']} {x['qualname']} ({x['path']}"
-                     f"{':' + str(x['line']) if x['line'] else ''}): {x['fate']}"
-                     + (f": {msg}" if msg else ""))
+        lines.append(
+            f"  - {x['package']} {x['qualname']} ({x['path']}"
+            f"{':' + str(x['line']) if x['line'] else ''}): {x['fate']}"
+            + (f": {msg}" if msg else "")
+        )
     return "\n".join(lines)
 
 
 def machine() -> str:
     try:
-        torch_version = subprocess.run(
-            [sys.executable, "-c", "import torch; print(torch.__version__)"],
-            capture_output=True, text=True, timeout=120).stdout.strip() or "not installed"
+        torch_version = (
+            subprocess.run(
+                [sys.executable, "-c", "import torch; print(torch.__version__)"],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            ).stdout.strip()
+            or "not installed"
+        )
     except subprocess.TimeoutExpired:
         torch_version = "?"
-    return (f"{os.cpu_count()} cores ({platform.machine()}, {platform.system()}), "
-            f"Python {platform.python_version()}, torch {torch_version}")
+    return (
+        f"{os.cpu_count()} cores ({platform.machine()}, {platform.system()}), "
+        f"Python {platform.python_version()}, torch {torch_version}"
+    )
 
 
 def baseline_of(s: dict[str, Any]) -> dict[str, Any]:
     return {
         "comment": "Minimum coverage on the SNN corpus, checked by tests/test_corpus.py; "
-                   "refresh with python benchmarks/corpus.py --write-baseline",
+        "refresh with python benchmarks/corpus.py --write-baseline",
         "surrogates_rewritten_verified": s["surrogates_rewritten_verified"],
-        "per_package": {n: {"surrogates_rewritten_verified": v["surrogates_rewritten_verified"],
-                            "elementwise_rewritten_verified": v["elementwise_rewritten_verified"]}
-                        for n, v in s["per_package"].items()},
+        "per_package": {
+            n: {
+                "surrogates_rewritten_verified": v["surrogates_rewritten_verified"],
+                "elementwise_rewritten_verified": v["elementwise_rewritten_verified"],
+            }
+            for n, v in s["per_package"].items()
+        },
         "crashes": 0,
         "leave_alone_rewritten": 0,
         "bindsnet_unchanged": True,
@@ -585,8 +722,9 @@ def regressions(s: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
     if s["crashes"]:
         bad += [f"crash in {k}: {v}" for k, v in s["crashes"].items()]
     if len(s["leave_alone_rewritten"]) > baseline.get("leave_alone_rewritten", 0):
-        bad += [f"non-elementwise/plumbing Function rewritten: {x}"
-                for x in s["leave_alone_rewritten"]]
+        bad += [
+            f"non-elementwise/plumbing Function rewritten: {x}" for x in s["leave_alone_rewritten"]
+        ]
     if baseline.get("bindsnet_unchanged") and s["bindsnet_unchanged"] is not True:
         bad.append("bindsnet (no autograd.Function) was changed or reported Functions")
     if baseline.get("idempotent"):
@@ -594,8 +732,13 @@ def regressions(s: dict[str, Any], baseline: dict[str, Any]) -> list[str]:
     return bad
 
 
-def run_corpus(packages: dict[str, Path], verify: str = "script", timeout: float = 600,
-               idempotent: bool = True, log: Any = None) -> dict[str, PackageResult]:
+def run_corpus(
+    packages: dict[str, Path],
+    verify: str = "script",
+    timeout: float = 600,
+    idempotent: bool = True,
+    log: Any = None,
+) -> dict[str, PackageResult]:
     results: dict[str, PackageResult] = {}
     with tempfile.TemporaryDirectory(prefix="fgi-corpus-") as tmp:
         for name, directory in packages.items():
@@ -605,43 +748,80 @@ def run_corpus(packages: dict[str, Path], verify: str = "script", timeout: float
             r = analyse_package(name, directory, verify, timeout, scratch)
             results[name] = r
             if log is not None:
-                print(f"  {name:<14} {r.wall_s:6.1f} s (+{r.idempotence_s:.1f} s idempotence)  "
-                      f"exit {r.exit_code}  {len(r.functions)} Functions, "
-                      f"{r.call_sites_rewritten} call sites rewritten"
-                      + (f"  CRASH: {r.crash}" if r.crash else "")
-                      + ("" if r.idempotent is not False else
-                         f"  NOT IDEMPOTENT: {r.idempotence_detail}"), file=log, flush=True)
+                print(
+                    f"  {name:<14} {r.wall_s:6.1f} s (+{r.idempotence_s:.1f} s idempotence)  "
+                    f"exit {r.exit_code}  {len(r.functions)} Functions, "
+                    f"{r.call_sites_rewritten} call sites rewritten"
+                    + (f"  CRASH: {r.crash}" if r.crash else "")
+                    + (
+                        ""
+                        if r.idempotent is not False
+                        else f"  NOT IDEMPOTENT: {r.idempotence_detail}"
+                    ),
+                    file=log,
+                    flush=True,
+                )
     return results
 
 
-def results_json(results: dict[str, PackageResult], s: dict[str, Any],
-                 meta: dict[str, Any]) -> dict[str, Any]:
-    return {**meta, "score": s,
-            "packages": {n: {**{k: v for k, v in vars(r).items() if k != "functions"},
-                             "functions": [vars(f) for f in r.functions]}
-                         for n, r in results.items()}}
+def results_json(
+    results: dict[str, PackageResult], s: dict[str, Any], meta: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        **meta,
+        "score": s,
+        "packages": {
+            n: {
+                **{k: v for k, v in vars(r).items() if k != "functions"},
+                "functions": [vars(f) for f in r.functions],
+            }
+            for n, r in results.items()
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus-dir", type=Path, default=None,
-                   help="get_corpus.sh DEST (default $FGI_CORPUS_DIR or "
-                        "~/.cache/fgi-rewrite-corpus)")
-    p.add_argument("--get-corpus", type=Path, default=None,
-                   help="path of get_corpus.sh (default $FGI_GET_CORPUS or "
-                        "../shared/tools/get_corpus.sh from the repository root)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--corpus-dir",
+        type=Path,
+        default=None,
+        help="get_corpus.sh DEST (default $FGI_CORPUS_DIR or " "~/.cache/fgi-rewrite-corpus)",
+    )
+    p.add_argument(
+        "--get-corpus",
+        type=Path,
+        default=None,
+        help="path of get_corpus.sh (default $FGI_GET_CORPUS or "
+        "../shared/tools/get_corpus.sh from the repository root)",
+    )
     p.add_argument("--packages", nargs="+", choices=PACKAGES, default=list(PACKAGES))
     p.add_argument("--verify", choices=("none", "grad", "script", "full"), default="script")
     p.add_argument("--timeout", type=float, default=600, help="seconds per tool run")
-    p.add_argument("--no-idempotence", action="store_true",
-                   help="skip applying the diffs to a copy and checking again")
+    p.add_argument(
+        "--no-idempotence",
+        action="store_true",
+        help="skip applying the diffs to a copy and checking again",
+    )
     p.add_argument("--expected", type=Path, default=EXPECTED)
     p.add_argument("--json", type=Path, help="write the raw results and scores here")
-    p.add_argument("--write-baseline", nargs="?", const=BASELINE, type=Path, default=None,
-                   metavar="FILE", help=f"write the minimum scores (default {BASELINE})")
-    p.add_argument("--baseline", type=Path, default=BASELINE,
-                   help="compare with this baseline; exit 1 on a regression")
+    p.add_argument(
+        "--write-baseline",
+        nargs="?",
+        const=BASELINE,
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"write the minimum scores (default {BASELINE})",
+    )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        default=BASELINE,
+        help="compare with this baseline; exit 1 on a regression",
+    )
     args = p.parse_args(argv)
 
     corpus_dir = (args.corpus_dir or default_corpus_dir()).expanduser()
@@ -657,24 +837,40 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"corpus: {corpus_dir / 'src'} (get_corpus.sh {time.perf_counter() - start:.1f} s)")
     for marker in project_markers_above(corpus_dir / "src"):
-        print(f"warning: {marker} holds .git or pyproject.toml: fgi-rewrite's project root "
-              f"may be wider than one package", file=sys.stderr)
+        print(
+            f"warning: {marker} holds .git or pyproject.toml: fgi-rewrite's project root "
+            f"may be wider than one package",
+            file=sys.stderr,
+        )
     packages = {n: found[n] for n in args.packages}
-    cmd = " ".join(tool_command("--diff", "--format", "json", "--verify", args.verify,
-                                "DEST/src/<package>")[1:])
+    cmd = " ".join(
+        tool_command("--diff", "--format", "json", "--verify", args.verify, "DEST/src/<package>")[
+            1:
+        ]
+    )
     print(f"per package: python {cmd}")
-    results = run_corpus(packages, args.verify, args.timeout, not args.no_idempotence,
-                         log=sys.stdout)
+    results = run_corpus(
+        packages, args.verify, args.timeout, not args.no_idempotence, log=sys.stdout
+    )
     s = score(load_expected(args.expected), results)
     total = time.perf_counter() - start
     print()
     print(package_table(results))
     print()
     print(score_text(s))
-    print(f"\ntotal wall time {total:.1f} s (tool runs {sum(r.wall_s for r in results.values()):.1f}"
-          f" s, idempotence runs {sum(r.idempotence_s for r in results.values()):.1f} s)")
-    meta = {"date": date, "machine": host, "command": cmd, "verify": args.verify,
-            "total_wall_s": total}
+    tool_s = sum(r.wall_s for r in results.values())
+    idem_s = sum(r.idempotence_s for r in results.values())
+    print(
+        f"\ntotal wall time {total:.1f} s (tool runs {tool_s:.1f} s, idempotence runs "
+        f"{idem_s:.1f} s)"
+    )
+    meta = {
+        "date": date,
+        "machine": host,
+        "command": cmd,
+        "verify": args.verify,
+        "total_wall_s": total,
+    }
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results_json(results, s, meta), indent=1))
@@ -687,8 +883,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.baseline.is_file():
         baseline = json.loads(args.baseline.read_text())
-        baseline["per_package"] = {k: v for k, v in baseline["per_package"].items()
-                                   if k in results}
+        baseline["per_package"] = {k: v for k, v in baseline["per_package"].items() if k in results}
         bad = regressions(s, baseline)
         if bad:
             print(f"\nbelow {args.baseline}:\n  " + "\n  ".join(bad))

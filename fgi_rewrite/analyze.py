@@ -14,9 +14,12 @@ from collections.abc import Mapping
 import libcst as cst
 
 from fgi_rewrite import codes
+from fgi_rewrite import elementwise as ew
 from fgi_rewrite import symbolic as sym
 from fgi_rewrite.index import (
     ClassInfo,
+    ClassRef,
+    External,
     ModuleInfo,
     ProjectIndex,
     dotted_name,
@@ -41,6 +44,13 @@ def analyze(
     try:
         return _analyze(index, info, module, constants or {}, closure)
     except Refuse as refusal:
+        if refusal.code is not codes.NotSurrogate and not _looks_like_surrogate(index, info):
+            # Kernels, solvers and plumbing are not surrogates: a note, not a refusal.
+            refusal = Refuse(
+                codes.NotSurrogate,
+                f"not an elementwise step ({refusal.code.code}: {refusal.message})",
+                refusal.node,
+            )
         location = module.location(refusal.node) if refusal.node is not None else info.location
         return Diagnostic(
             refusal.code,
@@ -270,6 +280,41 @@ def _output_placeholders(ctx: Ctx, f: cst.BaseExpression) -> Ctx:
 
     saved = tuple(swap(v) for v in ctx.saved) if ctx.saved is not None else None
     return Ctx({k: swap(v) for k, v in ctx.attrs.items()}, saved)
+
+
+_KERNEL_FREE_ROOTS = frozenset({"torch", "math", "numpy"})
+
+
+def _looks_like_surrogate(index: ProjectIndex, info: ClassInfo) -> bool:
+    """A forward that thresholds (compares, rounds...) and calls nothing but torch, math,
+    numpy, builtins and project functions: no extension kernel, no class instantiation (also
+    in parameter defaults). Refusals of such a class are reported; others are FGI001 notes."""
+    methods = _methods(index, info)
+    if "forward" not in methods:
+        return False
+    forward, forward_cls = methods["forward"]
+    if not _looks_like_step(forward):
+        return False
+    module = index.module(forward_cls.path)
+    kernel = False
+
+    def visit(node: cst.CSTNode) -> None:
+        nonlocal kernel
+        if not isinstance(node, cst.Call):
+            return
+        root = node.func
+        while isinstance(root, cst.Attribute):
+            root = root.value
+        if not isinstance(root, cst.Name) or root.value in ew.BUILTINS:
+            return
+        entity = index.resolve_name(module, root.value)
+        if isinstance(entity, External) and entity.dotted.split(".")[0] not in _KERNEL_FREE_ROOTS:
+            kernel = True
+        elif isinstance(entity, ClassRef):
+            kernel = True
+
+    sym.walk(forward, visit)
+    return not kernel
 
 
 def _looks_like_step(func: cst.FunctionDef) -> bool:

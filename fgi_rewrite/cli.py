@@ -139,6 +139,14 @@ def _regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     "TorchScript (or compile/export) check (FGI306 instead of FGI302).",
 )
 @click.option(
+    "--plot",
+    metavar="DIR",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Draw one PNG per verified surrogate into DIR (created if needed): forward value and "
+    "gradient of the original next to the FGI rewrite on x in [-3, 3]. Needs matplotlib "
+    "(pip install 'fgi-rewrite[plot]'); implies at least --verify grad.",
+)
+@click.option(
     "--config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Read options from this file instead of the nearest pyproject.toml.",
@@ -170,6 +178,17 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
     params = _apply_config(ctx, params, config, config_path)
+    if params["plot"] is not None and params["verify"] == "none":
+        verify_source = ctx.get_parameter_source("verify")
+        where = f" (from {config_path})"
+        if verify_source is ParameterSource.COMMANDLINE:
+            where = ""
+        elif verify_source is ParameterSource.ENVIRONMENT:
+            where = " (from FGI_REWRITE_VERIFY)"
+        raise click.UsageError(
+            f"--plot draws its figures while verifying: it cannot be used with --verify none"
+            f"{where}; use --verify grad, the quickest level that plots"
+        )
     as_json = params["format"] == "json"
     if use_stdin and as_json and not (params["check"] or params["diff"]):
         raise click.UsageError(
@@ -196,6 +215,7 @@ def main(ctx: click.Context, /, **params: Any) -> None:
         require_verify=params["require_verify"],
         allow_unscriptable=params["allow_unscriptable"],
         remove_unused=params["remove_unused"],
+        plot=params["plot"],
     )
     if not paths and not as_json and not params["quiet"]:
         click.echo("No paths given; nothing to do.", err=True)
@@ -325,4 +345,7 @@ def _print(report: Report, options: Options, params: dict[str, Any], to_stdout: 
         if not options.diff:
             for verification in report.verifications:
                 click.echo(verification.line(), err=True)
+        for verification in report.verifications:
+            if verification.plot:
+                click.echo(f"plot: {verification.plot}", err=True)
         click.echo(report.summary(wrote=not (options.diff or options.check)), err=True)

@@ -344,6 +344,21 @@ class UnscriptableWritten(Code):
     severity = Severity.WARNING
 
 
+class PlotNotDrawn(Code):
+    """``--plot DIR`` was given but a plot could not be drawn: matplotlib is not importable by the
+    verification interpreter (said once per run), torch is missing (nothing was verified, so
+    nothing was plotted), ``DIR`` cannot be created, or drawing one surrogate's figure failed. The
+    rewrites themselves are not affected.
+
+    Example: ``fgi-rewrite --plot plots/ src/`` in an environment without matplotlib.
+    Fix: ``pip install 'fgi-rewrite[plot]'`` (or matplotlib into the interpreter named by
+    ``FGI_REWRITE_VERIFY_PYTHON``), or make ``DIR`` writable; drop ``--plot`` to silence it.
+    """
+
+    code = "FGI307"
+    severity = Severity.WARNING
+
+
 ALL_CODES: dict[str, type[Code]] = {
     cls.code: cls
     for cls in (
@@ -369,6 +384,7 @@ ALL_CODES: dict[str, type[Code]] = {
         CannotIsolate,
         VerificationRequired,
         UnscriptableWritten,
+        PlotNotDrawn,
         UnreadableFile,
         UnwritableFile,
     )

@@ -104,13 +104,20 @@ def _is_number(node: cst.BaseExpression) -> bool:
 def _injection(
     deltas: Sequence[cst.BaseExpression], grads: Sequence[cst.BaseExpression], output: str
 ) -> str:
-    """``torch.nan_to_num(sum_i (x_i - x_i.detach()) * g_i)``."""
+    """``torch.nan_to_num(sum_i (x_i - x_i.detach()) * torch.nan_to_num(g_i, 0, 0, 0))``.
+
+    The inner ``nan_to_num`` makes the gradient 0 where ``g`` is not finite (a factor NaN would
+    survive the outer one's backward, ``0 * NaN``); the outer one keeps the value exactly 0
+    where ``x`` is infinite (``inf - inf``). A literal ``g`` needs neither."""
     terms = []
     for delta, g in zip(deltas, grads, strict=True):
         if _is_number(g) and sym.literal_value(g) == 1:
             terms.append(sym.code(sym.paren(delta)))
-        else:
+        elif _is_number(g):
             terms.append(sym.code(sym.mul(sym.paren(delta), g)))
+        else:
+            finite = f"torch.nan_to_num({sym.code(g)}, 0.0, 0.0, 0.0)"
+            terms.append(f"{sym.code(sym.paren(delta))} * {finite}")
     return f"torch.nan_to_num({' + '.join(terms)}).to({output}.dtype)"
 
 

@@ -261,8 +261,14 @@ class Interpreter:
                 name = node.func.value.value
                 self.check_mutable(name, frame, node)
                 current = self.expr(receiver, node.func.value)
-                args = [self.expr(self.eval(a.value, frame), a.value) for a in node.args]
-                frame.env[name] = sym.method(current, attr[:-1], *args)
+                # Keywords are kept: ``t.clamp_(max=3.0)`` is ``t.clamp(max=3.0)``, not
+                # ``t.clamp(3.0)`` (a lower bound).
+                args = [
+                    arg.with_changes(value=self.expr(self.eval(arg.value, frame), arg.value))
+                    for arg in node.args
+                ]
+                call = sym.method(current, attr[:-1])
+                frame.env[name] = call.with_changes(args=args)
                 return None
         raise Refuse(codes.SideEffectForward, "a statement whose result is dropped", node)
 

@@ -60,6 +60,9 @@ class Options:
     allow_unscriptable: bool = False  # write rewrites that fail TorchScript/compile/export
     verify_timeout: float | None = None  # seconds for the whole verification subprocess
     remove_unused: bool = False  # drop Functions, aliases and imports nothing uses any more
+    # A directory for one PNG per verified surrogate (value and gradient, original vs FGI), drawn
+    # by the verification child; it implies at least ``verify="grad"``.
+    plot: Path | None = None
 
 
 def stdin_display(options: Options) -> Path:
@@ -152,7 +155,7 @@ def _process(fileset: FileSet, options: Options, report: Report) -> None:
     report.diagnostics.extend(
         d for d in class_refusals if not (d.specializable and d.subject in specialized)
     )
-    if options.verify != "none":
+    if options.verify != "none" or options.plot is not None:
         _verify(index, analyses, report, options, names, targets, remote)
     _add_remote_functions(index, report, remote)
     if options.remove_unused:
@@ -184,10 +187,11 @@ def _verify(
         index,
         analyses,
         report.results,
-        level=options.verify,
+        level=options.verify if options.verify != "none" else "grad",  # --plot needs grad
         require=options.require_verify,
         allow_unscriptable=options.allow_unscriptable,
         timeout=options.verify_timeout,
+        plot=options.plot,
     )
     report.verifications.extend(outcome.verifications)
     report.diagnostics.extend(outcome.diagnostics)

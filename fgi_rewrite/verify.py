@@ -16,6 +16,10 @@ each call site passes, else the forward's default, else each value of ``SAMPLES`
 says which was used. Levels: ``grad`` (values and gradients), ``script`` (grad + TorchScript
 script/save/load), ``full`` (script + ``torch.compile(fullgraph=True)`` + ``torch.export``).
 
+With ``plot`` (``--plot DIR``) the child also draws one PNG per verified surrogate (value and
+gradients of the original and of the rewrite, see ``verify_child.plot_case``), named by
+``plot_name``; problems with the plots are ``FGI307`` warnings and never change a verdict.
+
 Test hooks (documented in README): ``FGI_REWRITE_VERIFY_PYTHON`` names the child's interpreter,
 ``FGI_REWRITE_VERIFY_NO_TORCH=1`` makes the child behave as if torch were missing,
 ``FGI_REWRITE_VERIFY_TIMEOUT`` overrides the timeout in seconds.
@@ -23,8 +27,10 @@ Test hooks (documented in README): ``FGI_REWRITE_VERIFY_PYTHON`` names the child
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,7 +44,7 @@ import libcst as cst
 
 from fgi_rewrite import codes
 from fgi_rewrite import symbolic as sym
-from fgi_rewrite.emit import emit_function, emit_inline
+from fgi_rewrite.emit import emit_function, emit_inline, snake
 from fgi_rewrite.index import ClassInfo, ModuleInfo, ProjectIndex, ValueRef, dotted_name
 from fgi_rewrite.model import Diagnostic, Location, Surrogate
 
@@ -89,6 +95,7 @@ class Verification:
     detail: str = ""
     written: bool = True
     seconds: float = 0.0
+    plot: str = ""  # the PNG drawn with --plot (as the user named its directory)
 
     def line(self) -> str:
         marks = {"ok": "✓", "fail": "✗", "-": "–"}
@@ -378,6 +385,7 @@ class ChildOutput:
     torch_seconds: float = 0.0
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     problem: str = ""  # timeout or crash of the child itself
+    plot_error: str = ""  # matplotlib could not be imported (--plot)
 
 
 def default_timeout(level: str, cases: int) -> float:
@@ -423,6 +431,8 @@ def run_child(
             output.torch_seconds = float(message.get("seconds", 0.0))
         elif message.get("kind") == "case":
             output.results[message["id"]] = message
+        elif message.get("kind") == "plot" and not message.get("ok"):
+            output.plot_error = message.get("error", "") or "matplotlib is not importable"
     if output.torch_ok is None and not output.problem:
         tail = stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:]
         why = "; ".join(tail) or f"exit status {process.returncode}"
@@ -467,6 +477,23 @@ def _uses(
     return used
 
 
+def plot_name(surrogate: Surrogate, taken: set[str]) -> str:
+    """``<snake_case_class_name>.png``; a specialization adds its constants (``_mode_1``), and a
+    name already ``taken`` (the same class name in two modules) a number."""
+    base = snake(surrogate.short_name)
+    if "[" in surrogate.qualname:
+        special = surrogate.qualname.split("[", 1)[1]
+        slug = re.sub(r"[^0-9A-Za-z]+", "_", special).strip("_").lower()
+        if len(slug) > 48:
+            slug = slug[:40].rstrip("_") + "_" + hashlib.sha1(special.encode()).hexdigest()[:6]
+        base = f"{base}_{slug}" if slug else base
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}_{n}", n + 1
+    taken.add(name)
+    return f"{name}.png"
+
+
 def verify_rewrites(
     index: ProjectIndex,
     analyses: Mapping[str, Surrogate | Diagnostic],
@@ -477,14 +504,18 @@ def verify_rewrites(
     allow_unscriptable: bool = False,
     timeout: float | None = None,
     python: str | None = None,
+    plot: Path | None = None,
 ) -> Outcome:
     """Verify every surrogate that has call sites in ``results``, in one subprocess.
 
     ``Outcome.rejected`` holds the surrogates that must not be rewritten (gradient failure;
     unscriptable unless ``allow_unscriptable``; unverified with ``require``), each with the
-    refusal the caller puts in place of the Surrogate.
+    refusal the caller puts in place of the Surrogate. With ``plot`` (a directory, created if
+    needed) the child draws a PNG per verified surrogate; ``Verification.plot`` names it.
     """
     outcome = Outcome()
+    plots: dict[str, str] = {}  # qualname -> PNG path as shown
+    taken: set[str] = set()
     infos = {c.qualname: c for c in index.function_classes()}
     used = _uses(index, analyses, results)
     cases: list[dict[str, Any]] = []
@@ -502,6 +533,8 @@ def verify_rewrites(
             verdicts[qualname] = _isolation(base, str(exc), surrogate, require, outcome)
             continue
         fgi, forms = _fgi_chunks(surrogate, entry["forms"], configs)
+        if plot is not None:
+            plots[qualname] = str(plot / plot_name(surrogate, taken))
         cases.append(
             {
                 "id": qualname,
@@ -516,9 +549,14 @@ def verify_rewrites(
                     {"name": p.name, "grad": g is not None}
                     for p, g in zip(surrogate.params, surrogate.grads, strict=True)
                 ],
+                "plot": str(Path(plots[qualname]).absolute()) if qualname in plots else None,
+                "hyper": hyper,
             }
         )
         verdicts[qualname] = base
+    if plot is not None and cases and not _plot_directory(plot, used, outcome):
+        for case in cases:
+            case["plot"] = None
     if cases:
         child = run_child(cases, level, timeout or default_timeout(level, len(cases)), python)
         outcome.torch_seconds = child.torch_seconds
@@ -541,8 +579,63 @@ def verify_rewrites(
             verdicts[qualname] = _judge(
                 verdicts[qualname], surrogate, child, level, require, allow_unscriptable, outcome
             )
+            if case["plot"]:
+                verdicts[qualname] = _plotted(
+                    verdicts[qualname], surrogate, plots[qualname], child, outcome
+                )
+        if any(case["plot"] for case in cases):
+            _plot_problems(child, used, outcome)
     outcome.verifications = list(verdicts.values())
     return outcome
+
+
+def _plot_directory(directory: Path, used: Mapping[str, dict[str, Any]], outcome: Outcome) -> bool:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        first = next(iter(used.values()))["paths"][0]
+        outcome.diagnostics.append(
+            Diagnostic(
+                codes.PlotNotDrawn,
+                Location(first, 1, 1),
+                f"--plot: cannot create {directory}: {exc.strerror or exc}; no plots drawn",
+            )
+        )
+        return False
+    return True
+
+
+def _plotted(
+    verdict: Verification, surrogate: Surrogate, shown: str, child: ChildOutput, outcome: Outcome
+) -> Verification:
+    result = child.results.get(surrogate.qualname) or {}
+    if result.get("plot"):
+        return _with(verdict, plot=shown)
+    if result.get("plot_error"):
+        _refuse(
+            outcome,
+            codes.PlotNotDrawn,
+            surrogate,
+            f"its plot could not be drawn: {result['plot_error']}",
+        )
+    return verdict
+
+
+def _plot_problems(
+    child: ChildOutput, used: Mapping[str, dict[str, Any]], outcome: Outcome
+) -> None:
+    """Why no plot at all was drawn, said once: no torch, or no matplotlib, in the child."""
+    if child.torch_ok is False:
+        message = "--plot: no plots drawn, since nothing was verified (torch is not importable)"
+    elif child.plot_error:
+        message = (
+            "--plot needs matplotlib: pip install 'fgi-rewrite[plot]' "
+            f"({child.plot_error}); no plots drawn"
+        )
+    else:
+        return
+    first = next(iter(used.values()))["paths"][0]
+    outcome.diagnostics.append(Diagnostic(codes.PlotNotDrawn, Location(first, 1, 1), message))
 
 
 def _refuse(outcome: Outcome, code: type[codes.Code], surrogate: Surrogate, message: str) -> None:

@@ -17,6 +17,12 @@ original through ``apply``. Checks:
   own ``torch.jit.script``/``save`` result is recorded.
 * compile / export (level ``full``): ``torch.compile(fullgraph=True)`` forward and backward equal
   to eager, and ``torch.export`` keeps the gradient (the original's custom backward is dropped).
+
+With ``--plot`` a case carries ``plot`` (an absolute PNG path): after the grad check, the value
+and the gradients of the original and of the rewrite on ``x`` in ``PLOT_RANGE`` (float64, every
+hyperparameter combination checked) are drawn with matplotlib's Agg canvas (``Figure``; pyplot's
+global state is never touched). matplotlib is imported once; if it is missing the child says so
+once (a ``plot`` message) and verifies without plotting.
 """
 
 from __future__ import annotations
@@ -40,8 +46,12 @@ SEED = 1234
 # (rtol, atol) by the precision the comparison is made at: float32 when the input or the output
 # is float32 (grad_output then is float32 and the original's own gradient is float32-accurate).
 TOLERANCE = {"float32": (1e-5, 1e-6), "float64": (1e-10, 1e-12)}
+PLOT_RANGE = (-3.0, 3.0)  # the dense part of the tested grid
+PLOT_POINTS = 1201  # step 0.005: steps look like steps
+PLOT_MARKERS = 31  # markers of the rewrite's curve, so that the original's line stays visible
 
 torch: Any = None  # bound in main()
+Figure: Any = None  # matplotlib.figure.Figure, bound in main() when a case is plotted
 
 
 class Isolation(Exception):
@@ -527,6 +537,132 @@ class Checker:
         return "exports with its gradient"
 
 
+# ---- plots (--plot) ------------------------------------------------------------------------------
+
+
+def curves(checker: Checker, candidate: Callable[..., Any], config: dict[str, Any]) -> Any:
+    """x, and per function (original, rewrite) the value and each input's gradient on x (the
+    other differentiable inputs held at 0), in float64 with an upstream gradient of ones."""
+    x = torch.linspace(*PLOT_RANGE, PLOT_POINTS, dtype=torch.float64)
+    tensors = [x] + [torch.zeros_like(x)] * (len(checker.diff) - 1)
+    found = []
+    for fn, what in ((checker.original, "original"), (candidate, "rewrite")):
+        args = checker.arguments(tensors, config, True)
+        out = checker.call(fn, args, what)
+        inputs = [args[i] for i in checker.diff]
+        grads: Sequence[Any] = [None] * len(inputs)
+        if out.requires_grad:
+            grads = torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
+        found.append(
+            (
+                out.detach().double(),
+                [torch.zeros_like(x) if g is None else g.detach().double() for g in grads],
+            )
+        )
+    return x, found
+
+
+def plot_case(checker: Checker, case: dict[str, Any], path: str, grad: dict[str, Any]) -> None:
+    """One PNG: the forward value, then the gradient for each differentiable input; one color
+    per hyperparameter combination, the original a wide solid line, the rewrite dashed with
+    markers on top. A combination at which either side raises is left out (and said so)."""
+    candidate = next(iter(checker.forms.values()))
+    names = [checker.params[i]["name"] for i in checker.diff]
+    panels = 1 + len(names)
+    figure = Figure(figsize=(4.6 * panels, 4.2), layout="constrained")
+    axes = figure.subplots(1, panels, squeeze=False)[0]
+    configs = case["configs"]
+    several = len(configs) > 1
+    every = max(1, PLOT_POINTS // (PLOT_MARKERS - 1))
+    identical, grad_diff, skipped = True, 0.0, []
+    for k, config in enumerate(configs):
+        try:
+            x, ((va, ga), (vb, gb)) = curves(checker, candidate, config)
+        except Exception as exc:  # outside the hyperparameter's domain, say
+            why = first_line(exc)
+            if not isinstance(exc, (Isolation, Mismatch)):
+                why = f"{type(exc).__name__}: {why}"
+            skipped.append(f"{config['label'] or 'the call'}: {why[:80]}")
+            continue
+        color = f"C{k % 10}"
+        style = _styles(color)
+        for ax, a, b in zip(axes, [va, *ga], [vb, *gb], strict=True):
+            ax.plot(x.tolist(), a.tolist(), **style[0], label=config["label"] if several else None)
+            ax.plot(
+                x.tolist(),
+                b.tolist(),
+                **style[1],
+                markevery=(k * every // len(configs), every),  # markers side by side
+            )
+        identical = identical and same_values(va, vb)
+        grad_diff = max([grad_diff, *(_largest(a, b) for a, b in zip(ga, gb, strict=True))])
+    if len(skipped) == len(configs):
+        raise RuntimeError("both functions raise on the plotted range: " + "; ".join(skipped))
+    held = ", ".join(f"{n} = 0" for n in names[1:])
+    for i, ax in enumerate(axes):
+        ax.set_xlabel(names[0] + (f"   ({held})" if held else ""))
+        ax.set_ylabel("forward value" if i == 0 else f"∂ out / ∂ {names[i - 1]}")
+        ax.set_title("forward value" if i == 0 else f"gradient for {names[i - 1]}", fontsize=11)
+        ax.grid(True, alpha=0.3)
+        ax.axhline(0.0, color="0.6", lw=0.6, zorder=0)
+        ax.axvline(0.0, color="0.6", lw=0.6, zorder=0)
+        ax.set_xlim(*PLOT_RANGE)
+    legend = _line([], [], **_styles("0.35" if several else "C0")[0], label="original Function")
+    rewrite = _line([], [], **_styles("0.35" if several else "C0")[1], label="FGI rewrite")
+    handles = [legend, rewrite] + (axes[0].get_legend_handles_labels()[0] if several else [])
+    axes[0].legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
+    special = case["id"].split("[", 1)[1].rstrip("]") if "[" in case["id"] else ""
+    title = case["class_name"] + (f" [{special}]" if special else "")
+    hyper = case.get("hyper") or (configs[0]["label"] if not several else "")
+    figure.suptitle(title + (f"\n{hyper}" if hyper else ""), fontsize=12, fontweight="bold")
+    lines = [
+        ("values identical" if identical else "values differ")
+        + f", largest gradient difference {grad_diff:.3g}"
+        + f"   (float64, {PLOT_POINTS} points, upstream gradient 1)"
+    ]
+    if skipped:
+        lines.append("not drawn: " + "; ".join(skipped))
+    if not grad["ok"]:
+        detail = str(grad.get("detail", ""))
+        lines.append(
+            "grad check FAILED: " + (detail[:150] + "..." if len(detail) > 150 else detail)
+        )
+    figure.text(
+        0.5,
+        -0.01,
+        "\n".join(lines),
+        ha="center",
+        va="top",
+        fontsize=9,
+        color="0.25" if grad["ok"] else "firebrick",
+    )
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+
+
+def _styles(color: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Line styles of the original (wide, translucent, solid) and of the rewrite (dashed,
+    hollow markers) in one color."""
+    original = {"color": color, "ls": "-", "lw": 3.4, "alpha": 0.45, "solid_capstyle": "butt"}
+    rewrite = {
+        "color": color,
+        "ls": "--",
+        "lw": 1.1,
+        "marker": "o",
+        "markersize": 4.5,
+        "markerfacecolor": "white",
+    }
+    return original, rewrite
+
+
+def _largest(a: Any, b: Any) -> float:
+    both = torch.isfinite(a) & torch.isfinite(b)
+    return float((a - b).abs()[both].max()) if bool(both.any()) else 0.0
+
+
+def _line(*args: Any, **kwargs: Any) -> Any:
+    return importlib.import_module("matplotlib.lines").Line2D(*args, **kwargs)
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300].rstrip(":") if text else ""
@@ -565,6 +701,12 @@ def run_case(case: dict[str, Any], level: str, workdir: str, index: int) -> dict
         except Exception as exc:  # a check that crashed is a failed check, with its reason
             checks[name] = {"ok": False, "detail": f"{type(exc).__name__}: {first_line(exc)}"}
         checks.get(name, {})["seconds"] = round(time.perf_counter() - start, 4)
+        if name == "grad" and case.get("plot") and Figure is not None:
+            try:
+                plot_case(checker, case, case["plot"], checks[name])
+                result["plot"] = case["plot"]
+            except Exception as exc:  # a plot is never a verdict on the rewrite
+                result["plot_error"] = f"{type(exc).__name__}: {first_line(exc)}"
         if name == "grad" and not checks[name]["ok"]:
             break  # a wrong gradient is never written: the other checks do not matter
         if name == "script":
@@ -575,7 +717,7 @@ def run_case(case: dict[str, Any], level: str, workdir: str, index: int) -> dict
 
 
 def main() -> int:
-    global torch
+    global torch, Figure
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # whatever the user's code prints goes to stderr, not to our channel
 
@@ -601,6 +743,12 @@ def main() -> int:
         }
     )
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    if any(case.get("plot") for case in job["cases"]):
+        try:
+            Figure = importlib.import_module("matplotlib.figure").Figure
+            send({"kind": "plot", "ok": True})
+        except Exception as exc:
+            send({"kind": "plot", "ok": False, "error": f"{type(exc).__name__}: {exc}"})
     with tempfile.TemporaryDirectory(prefix="fgi-verify-") as workdir:
         for index, case in enumerate(job["cases"]):
             start = time.perf_counter()

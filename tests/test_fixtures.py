@@ -141,7 +141,11 @@ def test_rewrite_keeps_values_and_gradients(case: Case, dtype: torch.dtype, tmp_
             assert (ga is None) == (gb is None)
             if ga is not None:
                 assert ga.dtype == gb.dtype and ga.shape == gb.shape
-                torch.testing.assert_close(gb, ga, rtol=rtol, atol=atol)
+                # Where the original's own gradient is not finite (g overflows), the rewrite's
+                # is finite by design (README, "Semantics"); elsewhere they agree.
+                finite = torch.isfinite(ga)
+                torch.testing.assert_close(gb[finite], ga[finite], rtol=rtol, atol=atol)
+                assert bool(torch.isfinite(gb[~finite]).all())
         # Inference paths: no_grad, and inputs that do not require grad, give the same values.
         with torch.no_grad():
             assert same_values(call(original, a_in), call(rewritten, b_in))
