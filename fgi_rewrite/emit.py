@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from fgi_rewrite import symbolic as sym
-from fgi_rewrite.model import OUTPUT, Surrogate
+from fgi_rewrite.model import OUTPUT, Param, Surrogate
 
 INDENT = "    "
 
@@ -275,6 +275,12 @@ def emit_inline(
     return Emission(tuple(lines), sym.name(output))
 
 
+def _default_text(param: Param, annotated: bool) -> str:
+    if param.default is None:
+        return ""
+    return f"{' = ' if annotated else '='}{sym.code(param.default)}"
+
+
 def _grad(surrogate: Surrogate, index: int) -> cst.BaseExpression:
     grad = surrogate.grads[index]
     assert grad is not None
@@ -311,10 +317,12 @@ def _used_as_tensor(surrogate: Surrogate, name: str) -> bool:
 
 
 def emit_function(surrogate: Surrogate, name: str) -> str:
-    """A module-level function with the same parameters as the forward, for expression contexts
-    (lambdas, comprehensions, default arguments) and ``--style function``."""
+    """A module-level function with the same parameters (and defaults) as the forward, so that
+    it can stand wherever ``Fn.apply`` did: expression contexts (lambdas, comprehensions, default
+    arguments), stored references, and ``--style function``."""
     params = ", ".join(
-        f"{p.name}{_annotation(surrogate, i)}" for i, p in enumerate(surrogate.params)
+        f"{p.name}{_annotation(surrogate, i)}{_default_text(p, bool(_annotation(surrogate, i)))}"
+        for i, p in enumerate(surrogate.params)
     )
     taken = {p.name for p in surrogate.params}
 

@@ -557,6 +557,12 @@ class ProjectIndex:
         tree = self.ast_tree(path)
         external = self._external_roots(tree)
         for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "apply"
+                and _ast_key(node.value) in names.classes
+            ):
+                return True  # ``Fn.apply`` stored or passed: a reference to rewrite
             if not isinstance(node, ast.Call):
                 continue
             legacy = isinstance(node.func, ast.Call)

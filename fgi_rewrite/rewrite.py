@@ -89,6 +89,8 @@ class CallSiteRewriter(cst.CSTTransformer):
         self.surrogates = surrogates
         self.style = style
         self.scopes: list[_Scope] = []
+        self.containers: list[str] = []  # "class" / "function", innermost last
+        self.callees: set[int] = set()  # ids of call targets (``f`` in ``f(x)``)
         self.classes: list[ClassInfo] = []
         self.taken: list[cst.Module | cst.FunctionDef] = [module.tree]
         self.allocated: dict[int, set[str]] = {}  # per scope (module or function)
@@ -106,16 +108,19 @@ class CallSiteRewriter(cst.CSTTransformer):
 
     # -- scopes -----------------------------------------------------------------------------------
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.containers.append("class")
         info = self.module.class_by_node.get(id(node))
         if info is not None:
             self.classes.append(info)
 
     def leave_ClassDef(self, original: cst.ClassDef, updated: cst.ClassDef) -> cst.ClassDef:
+        self.containers.pop()
         if id(original) in self.module.class_by_node:
             self.classes.pop()
         return updated
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.containers.append("function")
         local = local_entities(self.index, self.module, node)
         cls = None
         self_name = ""
@@ -129,6 +134,7 @@ class CallSiteRewriter(cst.CSTTransformer):
     def leave_FunctionDef(
         self, original: cst.FunctionDef, updated: cst.FunctionDef
     ) -> cst.FunctionDef:
+        self.containers.pop()
         self.scopes.pop()
         self.taken.pop()
         return updated
@@ -163,7 +169,52 @@ class CallSiteRewriter(cst.CSTTransformer):
     def on_visit(self, node: cst.CSTNode) -> bool:
         if isinstance(node, _EXPRESSION_SCOPES):
             self.expression_depth += 1
+        if isinstance(node, cst.Call):
+            self.callees.add(id(node.func))
         return super().on_visit(node)
+
+    # -- references to apply that are not calls -----------------------------------------------
+    def leave_Attribute(
+        self, original: cst.Attribute, updated: cst.Attribute
+    ) -> cst.BaseExpression:
+        """``Fn.apply`` passed or stored where its calls cannot be followed (a default argument,
+        an attribute set in one branch, an argument): the generated function takes its place,
+        with the same parameters. Aliases the index follows are left as they are."""
+        if original.attr.value != "apply" or id(original) in self.callees:
+            return updated
+        if self.is_followed_alias(original):
+            return updated
+        if not _is_candidate(original, self.callee_names):
+            return updated
+        target = self.resolve_callee(original)
+        if not isinstance(target, ApplyRef) or target.closure:
+            return updated
+        result = self.surrogates.get(target.info.qualname)
+        if not isinstance(result, Surrogate):
+            return updated
+        location = self.module.location(original)
+        if location.line in self.skip_lines:
+            return updated
+        name = self.functions.setdefault(result.qualname, function_name(result))
+        self.call_sites.append(CallSite(result.qualname, str(location), "reference"))
+        return cst.Name(name)
+
+    def is_followed_alias(self, node: cst.Attribute) -> bool:
+        """``alias = Fn.apply`` at module or class level, or the only ``self.f = Fn.apply`` of
+        a class: the index resolves calls through these, so they stay."""
+        statement = self.statement[-1] if self.statement else None
+        if statement is None:
+            return False
+        small = statement.body[0]
+        if not isinstance(small, cst.Assign) or small.value is not node or len(small.targets) != 1:
+            return False
+        target = small.targets[0].target
+        if isinstance(target, cst.Name):
+            return not self.containers or self.containers[-1] == "class"
+        if isinstance(target, cst.Attribute) and self.classes:
+            assigned = self.module.self_assignments.get(id(self.classes[-1].node), {})
+            return len(assigned.get(target.attr.value, [])) == 1
+        return False
 
     def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]
         result = super().on_leave(original, updated)

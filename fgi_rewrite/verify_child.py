@@ -541,8 +541,9 @@ class Checker:
 
 
 def curves(checker: Checker, candidate: Callable[..., Any], config: dict[str, Any]) -> Any:
-    """x, and per function (original, rewrite) the value and each input's gradient on x (the
-    other differentiable inputs held at 0), in float64 with an upstream gradient of ones."""
+    """x, per function (original, rewrite) the value and each input's gradient on x (the other
+    differentiable inputs held at 0), in float64 with an upstream gradient of ones, and whether
+    the forward is random (another seed gives another value)."""
     x = torch.linspace(*PLOT_RANGE, PLOT_POINTS, dtype=torch.float64)
     tensors = [x] + [torch.zeros_like(x)] * (len(checker.diff) - 1)
     found = []
@@ -559,7 +560,10 @@ def curves(checker: Checker, candidate: Callable[..., Any], config: dict[str, An
                 [torch.zeros_like(x) if g is None else g.detach().double() for g in grads],
             )
         )
-    return x, found
+    torch.manual_seed(SEED + 1)
+    with torch.no_grad():
+        again = checker.original(*checker.arguments(tensors, config, False))
+    return x, found, not same_values(found[0][0], again.double())
 
 
 def plot_case(checker: Checker, case: dict[str, Any], path: str, grad: dict[str, Any]) -> None:
@@ -574,10 +578,10 @@ def plot_case(checker: Checker, case: dict[str, Any], path: str, grad: dict[str,
     configs = case["configs"]
     several = len(configs) > 1
     every = max(1, PLOT_POINTS // (PLOT_MARKERS - 1))
-    identical, grad_diff, skipped = True, 0.0, []
+    identical, grad_diff, skipped, random = True, 0.0, [], False
     for k, config in enumerate(configs):
         try:
-            x, ((va, ga), (vb, gb)) = curves(checker, candidate, config)
+            x, ((va, ga), (vb, gb)), random = curves(checker, candidate, config)
         except Exception as exc:  # outside the hyperparameter's domain, say
             why = first_line(exc)
             if not isinstance(exc, (Isolation, Mismatch)):
@@ -585,8 +589,8 @@ def plot_case(checker: Checker, case: dict[str, Any], path: str, grad: dict[str,
             skipped.append(f"{config['label'] or 'the call'}: {why[:80]}")
             continue
         color = f"C{k % 10}"
-        style = _styles(color)
-        for ax, a, b in zip(axes, [va, *ga], [vb, *gb], strict=True):
+        for i, (ax, a, b) in enumerate(zip(axes, [va, *ga], [vb, *gb], strict=True)):
+            style = _styles(color, dots=random and i == 0)  # random 0/1 draws: no lines
             ax.plot(x.tolist(), a.tolist(), **style[0], label=config["label"] if several else None)
             ax.plot(
                 x.tolist(),
@@ -602,19 +606,25 @@ def plot_case(checker: Checker, case: dict[str, Any], path: str, grad: dict[str,
     for i, ax in enumerate(axes):
         ax.set_xlabel(names[0] + (f"   ({held})" if held else ""))
         ax.set_ylabel("forward value" if i == 0 else f"∂ out / ∂ {names[i - 1]}")
-        ax.set_title("forward value" if i == 0 else f"gradient for {names[i - 1]}", fontsize=11)
+        value = "forward value" + (" (one random draw, same seed)" if random else "")
+        ax.set_title(value if i == 0 else f"gradient for {names[i - 1]}", fontsize=11)
         ax.grid(True, alpha=0.3)
         ax.axhline(0.0, color="0.6", lw=0.6, zorder=0)
         ax.axvline(0.0, color="0.6", lw=0.6, zorder=0)
         ax.set_xlim(*PLOT_RANGE)
-    legend = _line([], [], **_styles("0.35" if several else "C0")[0], label="original Function")
-    rewrite = _line([], [], **_styles("0.35" if several else "C0")[1], label="FGI rewrite")
+    shown = _styles("0.35" if several else "C0", dots=random)  # as in the value panel
+    legend = _line([], [], **shown[0], label="original Function")
+    rewrite = _line([], [], **shown[1], label="FGI rewrite")
     handles = [legend, rewrite] + (axes[0].get_legend_handles_labels()[0] if several else [])
     axes[0].legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
-    special = case["id"].split("[", 1)[1].rstrip("]") if "[" in case["id"] else ""
-    title = case["class_name"] + (f" [{special}]" if special else "")
+    # Title: the class, then the hyperparameters and where they came from, then what the
+    # variant was specialized to (call-site literals, factory arguments) unless already said.
     hyper = case.get("hyper") or (configs[0]["label"] if not several else "")
-    figure.suptitle(title + (f"\n{hyper}" if hyper else ""), fontsize=12, fontweight="bold")
+    special = case["id"].split("[", 1)[1].rstrip("]") if "[" in case["id"] else ""
+    if special and not all(part in hyper for part in special.split(", ")):
+        hyper = f"{hyper}  [{special}]" if hyper else f"[{special}]"
+    title = case["class_name"] + (f"\n{hyper}" if hyper else "")
+    figure.suptitle(title, fontsize=12, fontweight="bold")
     lines = [
         ("values identical" if identical else "values differ")
         + f", largest gradient difference {grad_diff:.3g}"
@@ -627,25 +637,26 @@ def plot_case(checker: Checker, case: dict[str, Any], path: str, grad: dict[str,
         lines.append(
             "grad check FAILED: " + (detail[:150] + "..." if len(detail) > 150 else detail)
         )
-    figure.text(
-        0.5,
-        -0.01,
-        "\n".join(lines),
-        ha="center",
-        va="top",
-        fontsize=9,
-        color="0.25" if grad["ok"] else "firebrick",
-    )
-    figure.savefig(path, dpi=110, bbox_inches="tight")
+    color = "0.25" if grad["ok"] else "firebrick"
+    figure.supxlabel("\n".join(lines), fontsize=9, color=color)  # the layout makes room
+    figure.savefig(path, dpi=110)
 
 
-def _styles(color: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _styles(color: str, dots: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """Line styles of the original (wide, translucent, solid) and of the rewrite (dashed,
-    hollow markers) in one color."""
-    original = {"color": color, "ls": "-", "lw": 3.4, "alpha": 0.45, "solid_capstyle": "butt"}
+    hollow markers) in one color; with ``dots`` points only (small dots for the original)."""
+    original: dict[str, Any] = {
+        "color": color,
+        "ls": "-",
+        "lw": 3.4,
+        "alpha": 0.45,
+        "solid_capstyle": "butt",
+    }
+    if dots:
+        original.update(ls="none", marker=".", markersize=4)
     rewrite = {
         "color": color,
-        "ls": "--",
+        "ls": "none" if dots else "--",
         "lw": 1.1,
         "marker": "o",
         "markersize": 4.5,

@@ -24,6 +24,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as temp:
             root = copy_inputs(case, Path(temp))
             report = run_case(root)
+            if report.internal_errors:
+                print(f"{case.name}: INTERNAL ERROR, expected files kept: {report.internal_errors}")
+                continue
             (case.directory / EXPECTED_FILE).unlink(missing_ok=True)
             for old in (case.directory / EXPECTED_DIR).rglob("*.py"):
                 old.unlink()
