@@ -307,6 +307,9 @@ class ModuleInfo:
     tree: cst.Module = field(repr=False)
     imports: dict[str, str] = field(default_factory=dict)
     classes: list[ClassInfo] = field(default_factory=list)
+    # Prefix of qualified names: the module name, made unique when two files of the project
+    # share it (two top-level ``train.py`` scripts), so that analyses never mix them up.
+    qualifier: str = ""
 
     @cached_property
     def positions(self) -> Mapping[cst.CSTNode, object]:
@@ -349,7 +352,7 @@ class ModuleInfo:
 
     @cached_property
     def top_classes(self) -> dict[str, ClassInfo]:
-        return {c.name: c for c in self.classes if c.qualname == f"{self.name}.{c.name}"}
+        return {c.name: c for c in self.classes if c.qualname == f"{self.qualifier}.{c.name}"}
 
     @cached_property
     def class_by_node(self) -> dict[int, ClassInfo]:
@@ -422,7 +425,7 @@ class _ClassCollector(cst.CSTVisitor):
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         prefix, owner, in_function = (
-            self.stack[-1] if self.stack else (self.module.name, None, False)
+            self.stack[-1] if self.stack else (self.module.qualifier, None, False)
         )
         qualname = f"{prefix}.{node.name.value}"
         info = ClassInfo(
@@ -441,7 +444,7 @@ class _ClassCollector(cst.CSTVisitor):
         self.stack.pop()
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        prefix, _owner, _ = self.stack[-1] if self.stack else (self.module.name, None, False)
+        prefix, _owner, _ = self.stack[-1] if self.stack else (self.module.qualifier, None, False)
         self.stack.append((f"{prefix}.{node.name.value}.<locals>", None, True))
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
@@ -519,7 +522,11 @@ class ProjectIndex:
             self._by_path[path] = exc
             raise
         name, package, is_package = module_name_for(path)
-        info = ModuleInfo(name, path, package, is_package, tree)
+        qualifier = name
+        if len(self._names.get(name, [])) > 1:
+            where = path.parent.relative_to(self.root) if path.is_relative_to(self.root) else path
+            qualifier = f"{name}@{where.as_posix()}"
+        info = ModuleInfo(name, path, package, is_package, tree, qualifier=qualifier)
         _collect_imports(info)
         tree.visit(_ClassCollector(info))
         self._by_path[path] = info

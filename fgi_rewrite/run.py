@@ -348,7 +348,7 @@ def _rewrite_file(
             remote.setdefault(module.path, []).append((surrogate, name))
             tree = ensure_from_import(tree, _import_from(index, module, home), name)
             continue
-        anchor = surrogate.short_name if surrogate.module == module.name else ""
+        anchor = surrogate.short_name if surrogate.location.path == module.path else ""
         functions.append((anchor, surrogate, name))
     tree = add_functions(tree, functions)
     needs = ["torch"]
@@ -387,7 +387,7 @@ def _remove_unused(
             if isinstance(surrogate, Surrogate) and surrogate.qualname.count(".") >= 1:
                 home = surrogate.location.path
                 if home in fileset.targets and surrogate.class_qualname == (
-                    f"{index.module(home).name}.{surrogate.short_name}"
+                    f"{index.module(home).qualifier}.{surrogate.short_name}"
                 ):
                     homes.setdefault(home, set()).add(surrogate.short_name)
     for home, classes in sorted(homes.items()):

@@ -183,13 +183,13 @@ def _chunks(
     module = index.module(info.path)
     mro = index.mro(info)
     for base in mro[1:]:
-        if base.path != info.path or base.qualname != f"{module.name}.{base.name}":
+        if base.path != info.path or base.qualname != f"{module.qualifier}.{base.name}":
             raise NotIsolated(
                 f"its base class {base.name} is defined in {base.module}"
                 f"{'' if base.path != info.path else ' (not at module level)'}"
             )
     bases = {id(b.node) for b in mro[1:]}
-    top = info.qualname == f"{module.name}.{info.name}"
+    top = info.qualname == f"{module.qualifier}.{info.name}"
     chunks = [{"kind": "header", "what": "", "text": "import math\nimport torch\n"}]
     future = False
     for stmt in module.tree.body:
@@ -465,7 +465,8 @@ def _uses(
             if not isinstance(analyses.get(site.surrogate), Surrogate):
                 continue
             entry = used.setdefault(site.surrogate, {"paths": [], "forms": set(), "sites": []})
-            entry["forms"].add(site.style)
+            # A rewritten ``Fn.apply`` reference calls the generated function.
+            entry["forms"].add("function" if site.style == "reference" else site.style)
             if result.path not in entry["paths"]:
                 entry["paths"].append(result.path)
             module = index.module(result.path)

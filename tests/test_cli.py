@@ -670,6 +670,7 @@ VERIFICATION = {
     "written": bool,
     "detail": str,
     "hyperparameters": str,
+    "plot": NULLABLE_STR,
 }
 FILE = {"path": str, "changed": bool, "call_sites": list, "diff": NULLABLE_STR}
 CALL_SITE = {"surrogate": str, "path": str, "line": int, "column": int, "style": str}
