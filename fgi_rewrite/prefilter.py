@@ -66,24 +66,28 @@ class CalleeNames:
         """Add this module's own rebinding chains (``spike = fn``, ``self.f = mod.fn``, imports
         ``as``) to a fixed point."""
         aliases = set(self.aliases)
+        classes = set(self.classes)
         rebinds = _REBIND.findall(text)
         renames = _IMPORT_AS.findall(text)
         while True:
-            before = len(aliases)
+            before = len(aliases) + len(classes)
             for target, value, call in rebinds:
                 parts = value.split(".")
                 if call:
                     if parts[-1] in self.factories:
                         aliases.add(target)
                 elif parts[-1] in aliases or (
-                    parts[-1] == "apply" and len(parts) > 1 and parts[-2] in self.classes
+                    parts[-1] == "apply" and len(parts) > 1 and parts[-2] in classes
                 ):
                     aliases.add(target)
             for original, alias in renames:
-                if original.split(".")[-1] in aliases:
+                name = original.split(".")[-1]
+                if name in aliases:
                     aliases.add(alias)
-            if len(aliases) == before:
-                return CalleeNames(self.classes, frozenset(aliases), self.factories)
+                if name in classes:  # ``from defs import Spike as S``: ``S.apply``, ``S()(x)``
+                    classes.add(alias)
+            if len(aliases) + len(classes) == before:
+                return CalleeNames(frozenset(classes), frozenset(aliases), self.factories)
 
     def candidate(
         self, key: str | None, receiver: str | None, legacy: bool, any_apply: bool = False

@@ -26,7 +26,12 @@ The grammar:
 
 ``Program.source`` is the module's text; ``Program.inputs`` is 1 or 2 (``entry(x)`` or
 ``entry(x, th)``); ``Program.hyper_values`` the hyperparameter values, which the test adds to
-its input grid (with ``x - th`` exactly 0 and ``x`` exactly at ``vth``).
+its input grid (with ``x - th`` exactly 0 and ``x`` exactly at ``vth``); ``Program.style`` the
+``--style`` (inline or function) to rewrite it with.
+
+A few backward shapes (``POISON``) are deliberately not elementwise surrogates (an affine or
+squared grad_output, a reduction, a random draw, a roll, a summed grad_output): the tool must
+refuse them, and if it ever rewrote one the executed comparison would catch it.
 """
 
 from __future__ import annotations
@@ -37,11 +42,41 @@ from dataclasses import dataclass, field
 from hypothesis import strategies as st
 
 CLASS = "FuzzSpike"
+FILE = "fuzzmod.py"  # the module holding entry()
 
 # Constants that appear in g. Small and positive, as in real surrogates; some make exp/atan steep.
 CONSTANTS = ("0.5", "1.0", "2.0", "3.0", "0.25", "1.5", "4.0", "10.0")
 HYPER_VALUES = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 25.0)
 MECHANISMS = ("ctx_passed", "ctx_default", "class_attr", "module_const", "ctx_local")
+# Backward shapes; POISON ones are not elementwise surrogates: the tool must refuse them (or, if
+# it rewrites them, the executed comparison catches the wrong gradient).
+POISON = {
+    "poison_affine": "gx = grad_output * ({g}) + 0.125 * u",
+    "poison_square": "gx = grad_output ** 2 * ({g})",
+    "poison_mean": "gx = grad_output * ({g}) * u.abs().mean()",
+    "poison_random": "gx = grad_output * ({g}) * torch.rand_like(u)",
+    "poison_roll": "gx = (grad_output * ({g})).roll(1, 0)",
+    "poison_sum_grad": "gx = grad_output.sum() * ({g})",
+}
+SHAPES = (
+    "mul",
+    "local",
+    "div",
+    "torch_mul",
+    "clone_mask",
+    "masked_fill",
+    "helper",
+    "window_cast",
+    "where_grad",
+    "sum_terms",
+    "augmented",
+    "ones_mask",
+    "inplace",
+    "math",
+    "needs_input_grad",
+    "saved_output",
+    *POISON,
+)
 
 
 @dataclass(frozen=True)
@@ -66,6 +101,15 @@ class Program:
     inputs: int  # 1: entry(x); 2: entry(x, th)
     hyper_values: tuple[float, ...]
     features: tuple[str, ...] = field(default=())  # labels, for hypothesis.event statistics
+    style: str = "inline"  # the tool's --style to rewrite it with
+    extra: tuple[tuple[str, str], ...] = ()  # other modules beside it: (file name, source)
+
+    def describe(self) -> str:
+        """Every file, for a failure message (a minimal repro)."""
+        files = ((FILE, self.source), *self.extra)
+        return "\n".join(f"--- {name} ---\n{text}" for name, text in files) + (
+            f"--- rewritten with --style {self.style} ---"
+        )
 
 
 # ---- expressions of g ---------------------------------------------------------------------------
@@ -84,17 +128,23 @@ def _hyper_ref(h: Hyper, style: str) -> str:
 
 @st.composite
 def g_expressions(draw: st.DrawFn, refs: tuple[str, ...], depth: int = 3) -> str:
-    """A random surrogate-derivative expression over ``u`` (a tensor) and ``refs``."""
-    leaves = ["u", "u.abs()", "torch.abs(u)", *CONSTANTS, *refs]
+    """A random surrogate-derivative expression over ``u`` (a tensor) and ``refs``; always a
+    tensor (scalars only appear as operands of arithmetic, ``where`` and powers)."""
+    return draw(_g(refs, depth, True))
+
+
+@st.composite
+def _g(draw: st.DrawFn, refs: tuple[str, ...], depth: int, tensor: bool) -> str:
+    """An expression; a tensor when ``tensor``, else possibly a plain number."""
     scalars = [*CONSTANTS, *refs]
     if depth <= 0 or draw(st.integers(0, 3)) == 0:
-        leaf = draw(st.sampled_from(leaves))
-        if leaf in CONSTANTS or leaf in refs:
-            # A bare constant is a valid g, but keep most leaves tensor-valued.
-            if draw(st.booleans()):
-                return f"{leaf} * u"
+        if not tensor and draw(st.booleans()):
+            return draw(st.sampled_from(scalars))
+        leaf = draw(st.sampled_from(("u", "u.abs()", "torch.abs(u)", "scaled")))
+        if leaf == "scaled":
+            return f"{draw(st.sampled_from(scalars))} * u"
         return leaf
-    sub = g_expressions(refs, depth - 1)
+    sub = _g(refs, depth - 1, True)
     kind = draw(
         st.sampled_from(
             (
@@ -143,10 +193,10 @@ def g_expressions(draw: st.DrawFn, refs: tuple[str, ...], depth: int = 3) -> str
         limit = draw(st.sampled_from(scalars))
         cond = draw(
             st.sampled_from(
-                (f"u.abs() < {limit}", f"u > {limit}", f"u <= 0", f"torch.abs(u) >= {limit}")
+                (f"u.abs() < {limit}", f"u > {limit}", "u <= 0", f"torch.abs(u) >= {limit}")
             )
         )
-        b = draw(st.sampled_from((draw(sub), "0.0", "1.0")))
+        b = draw(st.sampled_from((draw(_g(refs, depth - 1, False)), "0.0", "1.0")))
         return f"torch.where({cond}, {a}, {b})"
     if kind == "power":
         k = draw(st.sampled_from(("2", "3", "2.0", "0.5")))
@@ -156,7 +206,9 @@ def g_expressions(draw: st.DrawFn, refs: tuple[str, ...], depth: int = 3) -> str
         return draw(st.sampled_from((f"torch.pow({a}, {k})", f"({a}).pow({k})")))
     if kind == "neg":
         return f"-({a})"
-    b = draw(sub)
+    b = draw(_g(refs, depth - 1, False))
+    if draw(st.booleans()):
+        a, b = b, a
     if kind == "mul":
         return f"({a}) * ({b})"
     if kind == "add":
@@ -167,6 +219,10 @@ def g_expressions(draw: st.DrawFn, refs: tuple[str, ...], depth: int = 3) -> str
     if draw(st.integers(0, 3)) == 0:
         return f"({a}) / ({b})"
     return f"({a}) / (1.0 + ({b}) ** 2)"
+
+
+def _join(parts: list[str]) -> str:
+    return "\n\n".join(p.rstrip("\n") + "\n" for p in parts if p.strip())
 
 
 # ---- the Function ------------------------------------------------------------------------------
@@ -220,8 +276,14 @@ def programs(draw: st.DrawFn) -> Program:
         )
     vth: Hyper | None = None
     if not two_inputs and draw(st.integers(0, 3)) == 0:
-        vth = Hyper("vth", draw(st.sampled_from((0.5, 1.0, 0.25))), draw(st.sampled_from(MECHANISMS)))
+        vth = Hyper(
+            "vth", draw(st.sampled_from((0.5, 1.0, 0.25))), draw(st.sampled_from(MECHANISMS))
+        )
     all_hypers = [*hypers, *([vth] if vth else [])]
+    # Forward parameters: those with a default last (Python's rule).
+    positional = sorted(
+        (h for h in all_hypers if h.is_input), key=lambda h: h.mechanism == "ctx_default"
+    )
     features.extend(f"hyper {h.mechanism}" for h in all_hypers)
 
     refs = tuple(_hyper_ref(h, "backward") for h in hypers)
@@ -230,31 +292,32 @@ def programs(draw: st.DrawFn) -> Program:
     # Forward: the value over u; what it saves; how it stores hyperparameters.
     inputs = ["x", "th"] if two_inputs else ["x"]
     forward_params = list(inputs)
-    for h in all_hypers:
-        if h.mechanism == "ctx_default":
-            forward_params.append(f"{h.name}={h.value!r}")
-        elif h.is_input:
-            forward_params.append(h.name)
+    for h in positional:
+        default = f"={h.value!r}" if h.mechanism == "ctx_default" else ""
+        forward_params.append(f"{h.name}{default}")
     if vth is None:
         forward_u = "x - th" if two_inputs else "x"
     elif vth.is_input:
         forward_u = "x - vth"
     else:
         forward_u = f"x - {_hyper_ref(vth, 'forward')}"
-    forward_u_value = forward_u
     value, value_kind = _forward_value(draw, f"({forward_u})" if forward_u != "x" else "x", "x")
     features.append(f"value {value_kind}")
     if two_inputs and draw(st.booleans()) and value_kind in ("float", "to"):
-        value = value.replace("(x - th > 0)", "(x > th)")
-    del forward_u_value
+        value = value.replace("((x - th) > 0)", "(x > th)")
 
+    shape = draw(st.sampled_from(SHAPES))
     saves = draw(st.sampled_from(("inputs", "computed"))) if two_inputs else "inputs"
     save_line = "ctx.save_for_backward(x, th)" if two_inputs else "ctx.save_for_backward(x)"
     if saves == "computed":
         save_line = "ctx.save_for_backward(x - th)"
-    ctx_lines = [save_line] + [f"ctx.{h.name} = {h.name}" for h in all_hypers if h.is_input]
+    if shape == "saved_output":  # the forward's result is saved too, and g uses it
+        save_line = save_line[:-1] + (", output)" if new_style else ", out)")
+    ctx_lines = [save_line] + [f"ctx.{h.name} = {h.name}" for h in positional]
 
-    class_lines: list[str] = [f"{h.name} = {h.value!r}" for h in all_hypers if h.mechanism == "class_attr"]
+    class_lines: list[str] = [
+        f"{h.name} = {h.value!r}" for h in all_hypers if h.mechanism == "class_attr"
+    ]
     module_lines: list[str] = [
         f"{h.constant} = {h.value!r}" for h in all_hypers if h.mechanism == "module_const"
     ]
@@ -262,9 +325,7 @@ def programs(draw: st.DrawFn) -> Program:
     methods: list[str] = []
     if new_style:
         methods.append(
-            "@staticmethod\n"
-            f"def forward({', '.join(forward_params)}):\n"
-            f"    return {value}\n"
+            "@staticmethod\n" f"def forward({', '.join(forward_params)}):\n" f"    return {value}\n"
         )
         unpack_names = ", ".join(p.split("=")[0] for p in forward_params)
         unpack = draw(st.sampled_from(("plain", "index")))
@@ -281,7 +342,14 @@ def programs(draw: st.DrawFn) -> Program:
         methods.append(
             "@staticmethod\n"
             f"def forward(ctx, {', '.join(forward_params)}):\n"
-            + textwrap.indent("\n".join([*ctx_lines, f"return {value}"]), "    ")
+            + textwrap.indent(
+                "\n".join(
+                    [f"out = {value}", *ctx_lines, "return out"]
+                    if shape == "saved_output"
+                    else [*ctx_lines, f"return {value}"]
+                ),
+                "    ",
+            )
             + "\n"
         )
 
@@ -293,11 +361,21 @@ def programs(draw: st.DrawFn) -> Program:
     else:
         form = draw(st.sampled_from(("paren", "bare", "list", "index")))
         target = "x, th" if two_inputs else "x"
+    if shape == "saved_output":
+        target += ", out"
     features.append(f"unpack {form}")
     if form == "paren":
-        body.append(f"({target},) = ctx.saved_tensors" if "," not in target else f"({target}) = ctx.saved_tensors")
+        body.append(
+            f"({target},) = ctx.saved_tensors"
+            if "," not in target
+            else f"({target}) = ctx.saved_tensors"
+        )
     elif form == "bare":
-        body.append(f"{target}, = ctx.saved_tensors" if "," not in target else f"{target} = ctx.saved_tensors")
+        body.append(
+            f"{target}, = ctx.saved_tensors"
+            if "," not in target
+            else f"{target} = ctx.saved_tensors"
+        )
     elif form == "list":
         body.append(f"[{target}] = ctx.saved_tensors")
     else:
@@ -313,23 +391,38 @@ def programs(draw: st.DrawFn) -> Program:
             body.append("u = x - th" if two_inputs else "u = x")
 
     helper: str | None = None
-    shape = draw(
-        st.sampled_from(("mul", "local", "div", "torch_mul", "clone_mask", "masked_fill", "helper"))
-    )
     features.append(f"backward {shape}")
     mask_limit = draw(st.sampled_from(("0.5", "1.0", *refs)))
+    window = f"(u.abs() < {mask_limit})"
     if shape == "mul":
-        body.append(draw(st.sampled_from((f"gx = grad_output * ({g})", f"gx = ({g}) * grad_output"))))
+        body.append(
+            draw(st.sampled_from((f"gx = grad_output * ({g})", f"gx = ({g}) * grad_output")))
+        )
     elif shape == "local":
         body.append(f"sg = {g}")
         body.append("gx = grad_output * sg")
     elif shape == "div":
-        body.append(f"gx = grad_output / (1.0 + ({g}) ** 2)")
+        body.append(
+            draw(
+                st.sampled_from(
+                    (
+                        f"gx = grad_output / (1.0 + ({g}) ** 2)",
+                        f"gx = grad_output.div(1.0 + ({g}) ** 2)",
+                    )
+                )
+            )
+        )
     elif shape == "torch_mul":
-        body.append(f"gx = torch.mul(grad_output, {g})")
+        body.append(
+            draw(
+                st.sampled_from((f"gx = torch.mul(grad_output, {g})", f"gx = grad_output.mul({g})"))
+            )
+        )
     elif shape == "clone_mask":
         body.append("grad = grad_output.clone()")
         body.append(f"grad[u.abs() > {mask_limit}] = 0")
+        if draw(st.booleans()):
+            body.append("grad[u < -2.0] = 0.0")
         body.append(f"gx = grad * ({g})")
     elif shape == "masked_fill":
         if draw(st.booleans()):
@@ -338,14 +431,62 @@ def programs(draw: st.DrawFn) -> Program:
             body.append("grad = grad_output.clone()")
             body.append(f"grad.masked_fill_(u.abs() > {mask_limit}, 0)")
         body.append(f"gx = grad * ({g})")
+    elif shape == "window_cast":
+        cast = draw(
+            st.sampled_from(
+                (".float()", ".to(grad_output.dtype)", ".type_as(u)", ".to(u.dtype)", ".double()")
+            )
+        )
+        body.append(f"gx = grad_output * ({g}) * {window}{cast}")
+    elif shape == "where_grad":
+        zero = draw(st.sampled_from(("torch.zeros_like(grad_output)", "0.0")))
+        body.append(f"gx = torch.where({window}, grad_output * ({g}), {zero})")
+    elif shape == "sum_terms":
+        g2 = draw(g_expressions(refs, 2))
+        body.append(f"gx = grad_output * ({g}) + ({g2}) * grad_output")
+    elif shape == "augmented":
+        body.append("gx = grad_output.clone()")
+        body.append(f"gx *= {g}")
+        if draw(st.booleans()):
+            body.append(f"gx = gx * {window}.float()")
+    elif shape == "ones_mask":
+        body.append("sg = torch.ones_like(u)")
+        body.append(f"sg[u.abs() > {mask_limit}] = 0.0")
+        body.append(f"gx = grad_output * sg * ({g})")
+    elif shape == "inplace":
+        body.append(f"sg = ({g}).clone()")
+        body.append(draw(st.sampled_from(("sg.mul_(2.0)", "sg.abs_()", "sg.clamp_(max=3.0)"))))
+        body.append("gx = grad_output * sg")
+    elif shape == "math":
+        constant = draw(
+            st.sampled_from(("math.pi", "math.pi / 2", "math.sqrt(2.0)", "math.exp(-1.0)"))
+        )
+        body.append(f"gx = grad_output * ({g}) * {constant}")
+    elif shape == "needs_input_grad":
+        body.append("gx = None")
+        body.append("if ctx.needs_input_grad[0]:")
+        body.append(f"    gx = grad_output * ({g})")
+    elif shape == "saved_output":
+        body.append(f"gx = grad_output * ({g}) * (1.5 - out)")
+    elif shape in POISON:
+        body.append(POISON[shape].format(g=g))
     else:
-        params = ["u", *[r for r in refs if not r.startswith(("ctx.", f"{CLASS}.", "FUZZ_"))]]
-        helper = f"def fuzz_surrogate_grad({', '.join(params)}):\n    return {g}\n"
-        body.append(f"gx = grad_output * fuzz_surrogate_grad({', '.join(params)})")
+        # Hyperparameters read from ctx (or a local) become the helper's parameters.
+        helper_g, params, args = g, ["u"], ["u"]
+        for h, ref in zip(hypers, refs, strict=True):
+            if h.is_input:
+                helper_g = helper_g.replace(ref, h.name)
+                params.append(h.name)
+                args.append(ref)
+        helper = f"def fuzz_surrogate_grad({', '.join(params)}):\n    return {helper_g}\n"
+        body.append(f"gx = grad_output * fuzz_surrogate_grad({', '.join(args)})")
     slots = ["gx"]
-    if two_inputs:
+    if two_inputs and shape == "needs_input_grad":
+        body += ["gth = None", "if ctx.needs_input_grad[1]:", f"    gth = -grad_output * ({g})"]
+        slots.append("gth")
+    elif two_inputs:
         slots.append(draw(st.sampled_from(("-gx", "gx.neg()", "-1.0 * gx", "gx * -1"))))
-    slots.extend("None" for h in all_hypers if h.is_input)
+    slots.extend("None" for _ in positional)
     body.append(f"return {', '.join(slots)}" if len(slots) > 1 else "return gx")
     methods.append(
         "@staticmethod\n"
@@ -357,40 +498,21 @@ def programs(draw: st.DrawFn) -> Program:
         class_body.replace("\n\n@", "\n@").replace("\n@staticmethod", "\n\n@staticmethod"), "    "
     )
 
-    # Call site: the hyperparameters that are forward inputs, passed or left to defaults.
+    # Call site: the hyperparameters that are forward inputs, in order; trailing ones with a
+    # default may be left out.
     call_args: list[str] = []
-    passed_all = True
-    for h in all_hypers:
-        if not h.is_input:
-            continue
-        if h.mechanism == "ctx_default" and draw(st.booleans()):
-            passed_all = False
-            continue
-        if not passed_all:  # positional: once one is left out, the rest must be too
-            raise_order = True
-            del raise_order
-        call_args.append(draw(st.sampled_from((repr(h.value), f"FUZZ_CALL_{h.name.upper()}"))))
-        if call_args[-1].startswith("FUZZ_CALL_"):
-            module_lines.append(f"FUZZ_CALL_{h.name.upper()} = {h.value!r}")
-    hyper_values = tuple(h.value for h in all_hypers)
-    # Hyperparameters given at the call must keep positions: leaving one out then passing a later
-    # one would shift it, so a left-out ctx_default hyperparameter is only allowed last.
-    positional = [h for h in all_hypers if h.is_input]
-    call_args = []
-    omit_from = len(positional)
-    for i, h in enumerate(positional):
-        if h.mechanism == "ctx_default" and draw(st.booleans()):
-            omit_from = i
+    trailing = 0
+    for h in reversed(positional):
+        if h.mechanism != "ctx_default":
             break
+        trailing += 1
+    omit_from = len(positional) - draw(st.integers(0, trailing))
     for h in positional[:omit_from]:
         arg = draw(st.sampled_from((repr(h.value), f"FUZZ_CALL_{h.name.upper()}")))
-        if arg.startswith("FUZZ_CALL_") and f"{arg} = {h.value!r}" not in module_lines:
+        if arg.startswith("FUZZ_CALL_"):
             module_lines.append(f"{arg} = {h.value!r}")
         call_args.append(arg)
-    # Arguments with a default that are left out must all be defaults (Python's own rule).
-    if any(h.mechanism != "ctx_default" for h in positional[omit_from:]):
-        for h in positional[omit_from:]:
-            call_args.append(repr(h.value))
+    hyper_values = tuple(h.value for h in all_hypers)
     features.append("hypers " + ("passed" if omit_from == len(positional) else "defaulted"))
 
     site = draw(st.sampled_from(("direct", "alias", "module", "lambda", "listcomp", "expression")))
@@ -409,13 +531,23 @@ def programs(draw: st.DrawFn) -> Program:
     if site in ("direct", "expression"):
         entry.append(f"def entry({params}):\n    return {call(CLASS + '.apply', argument)}\n")
     elif site == "alias":
-        module_lines.append(f"fuzz_spike = {CLASS}.apply")
+        entry.append(f"fuzz_spike = {CLASS}.apply\n")
         entry.append(f"def entry({params}):\n    return {call('fuzz_spike', argument)}\n")
     elif site == "module":
+        # Hyperparameters held on the module (``self.hp0``) instead of literals, sometimes.
+        attributes = ""
+        if call_args and draw(st.booleans()):
+            features.append("call hypers on self")
+            values = [h.value for h in positional[: len(call_args)]]
+            attributes = "".join(f"        self.hp{i} = {v!r}\n" for i, v in enumerate(values))
+            rest = ", ".join(
+                [*([th_arg] if th_arg else []), *(f"self.hp{i}" for i in range(len(values)))]
+            )
         entry.append(
             "class FuzzNeuron(nn.Module):\n"
             "    def __init__(self):\n"
             "        super().__init__()\n"
+            f"{attributes}"
             f"        self.spike = {CLASS}.apply\n\n"
             f"    def forward(self, {params}):\n"
             f"        v = x * 1.0\n"
@@ -433,14 +565,43 @@ def programs(draw: st.DrawFn) -> Program:
             f"    return sum([{call(CLASS + '.apply', 'x - s')} for s in (0.0, 0.25)])\n"
         )
 
-    parts = [
+    header = (
         '"""Generated by tests/fuzz_surrogates.py."""\n'
-        "import torch\nfrom torch import nn\n",
-        "\n".join(module_lines) + "\n" if module_lines else "",
-        helper or "",
-        class_source,
-        *entry,
-    ]
-    source = "\n\n".join(p.rstrip("\n") + "\n" for p in parts if p)
-    compile(source, "<fuzz>", "exec")  # the generator itself must write valid Python
-    return Program(source, 2 if two_inputs else 1, hyper_values, tuple(features))
+        "import math\n\nimport torch\nfrom torch import nn\n"
+    )
+    call_constants = [line for line in module_lines if line.startswith("FUZZ_CALL_")]
+    definitions = [line for line in module_lines if not line.startswith("FUZZ_CALL_")]
+    layout = draw(st.sampled_from(("one module", "one module", "from", "import module", "as")))
+    features.append(f"layout {layout}")
+    extra: tuple[tuple[str, str], ...] = ()
+    if layout == "one module":
+        parts = [header, "\n".join(module_lines), helper or "", class_source, *entry]
+    else:
+        # The Function lives in fuzzdefs.py; the call site imports it (the example project's
+        # layout): names the surrogate reads must not leak into the calling module.
+        alias = [p for p in entry if p.startswith("fuzz_spike = ")]
+        calls = [p for p in entry if not p.startswith("fuzz_spike = ")]
+        defs = [header, "\n".join(definitions), helper or "", class_source, *alias]
+        extra = (("fuzzdefs.py", _join(defs)),)
+        names = [CLASS] + (["fuzz_spike"] if alias else [])
+        if layout == "from":
+            imports = f"from fuzzdefs import {', '.join(names)}\n"
+        elif layout == "as":
+            imports = f"from fuzzdefs import {CLASS} as ImportedSpike\n"
+            imports += "from fuzzdefs import fuzz_spike\n" if alias else ""
+            calls = [c.replace(f"{CLASS}.apply", "ImportedSpike.apply") for c in calls]
+        else:
+            imports = "import fuzzdefs\n"
+            calls = [
+                c.replace(f"{CLASS}.apply", f"fuzzdefs.{CLASS}.apply").replace(
+                    "fuzz_spike(", "fuzzdefs.fuzz_spike("
+                )
+                for c in calls
+            ]
+        parts = [header + imports, "\n".join(call_constants), *calls]
+    source = _join(parts)
+    for name, text in ((FILE, source), *extra):
+        compile(text, name, "exec")  # the generator itself must write valid Python
+    style = draw(st.sampled_from(("inline", "function")))
+    features.append(f"style {style}")
+    return Program(source, 2 if two_inputs else 1, hyper_values, tuple(features), style, extra)
