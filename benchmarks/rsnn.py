@@ -66,19 +66,26 @@ MODE_LABEL = {"train": "train step", "no_grad": "no_grad", "fwd_grad": "fwd+grad
 # --------------------------------------------------------------------------------------------
 
 
+def strip_skip(source: str) -> str:
+    """The repository's baseline marks its call ``# fgi: skip`` (so that a repository-wide run of
+    the tool leaves it alone); the copies benchmarked here must not carry the marker."""
+    return source.replace("  # fgi: skip", "")
+
+
 def rewrite_copy(workdir: Path, style: str) -> tuple[Path, float, str]:
     """Copy the original model into ``workdir/rewritten`` and rewrite it with the installed tool."""
     dest = workdir / "rewritten"
     dest.mkdir()
     target = dest / MODEL_SOURCE.name
     shutil.copy2(MODEL_SOURCE, target)
+    target.write_text(strip_skip(MODEL_SOURCE.read_text()))
     cmd = [sys.executable, "-m", "fgi_rewrite", "--style", style, str(target)]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"fgi-rewrite failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
-    if target.read_text() == MODEL_SOURCE.read_text():
+    if target.read_text() == strip_skip(MODEL_SOURCE.read_text()):
         sys.exit(f"fgi-rewrite did not change {target}:\n{proc.stdout}{proc.stderr}")
     return target, elapsed, (proc.stdout + proc.stderr).strip()
 
@@ -226,7 +233,7 @@ def sanity(
                 lines.append(f"  MISMATCH: gradient of {name} differs (max rel {rel:.2e})")
         lines.append(
             f"{variant.label:>10}: loss {loss.item():.9g} "
-            f"({'bitwise equal' if same_loss else 'DIFFERENT: %.3g' % (loss - ref_loss).item()}), "
+            f"({'bitwise equal' if same_loss else f'DIFFERENT: {(loss - ref_loss).item():.3g}'}), "
             f"no_grad output {'bitwise equal' if same_out else 'DIFFERENT'}, "
             f"max |grad diff| / max |grad| = {worst:.2e}"
         )
@@ -279,13 +286,18 @@ def run_length(args: argparse.Namespace, variants: list[Variant], seq_len: int) 
                             step()
                         cell.warmup_s = time.perf_counter() - t0
                 except Exception as exc:  # noqa: BLE001
-                    kind = {"eager": "fails", "script": "fails scripted", "compile": "fails to compile"}
+                    kind = {
+                        "eager": "fails",
+                        "script": "fails scripted",
+                        "compile": "fails to compile",
+                    }
                     cell = Cell(None, f"n/a ({variant.label} {kind[backend]}: {first_line(exc)})")
                 cells[(backend, mode, variant.label)] = cell
                 print(
                     f"  warm-up {BACKEND_LABEL[backend]:>18} {MODE_LABEL[mode]:>10} "
                     f"{variant.label:>10}: first call {cell.first_s:8.3f} s, "
-                    f"warm-up total {cell.warmup_s:8.3f} s" + (f"  [{cell.note}]" if cell.note else "")
+                    f"warm-up total {cell.warmup_s:8.3f} s"
+                    + (f"  [{cell.note}]" if cell.note else "")
                 )
 
         # Timed runs for this backend: all modes, variants interleaved, order alternating per rep.
@@ -317,6 +329,14 @@ def fmt_x(value: float) -> str:
     return "n/a" if math.isnan(value) else f"{value:.2f}x"
 
 
+def paired_ratio(original: Cell, other: Cell) -> float:
+    """Median over repetitions of original/other, each pair timed back to back: less sensitive
+    than the ratio of medians to load that drifts during a run."""
+    if not original.times or len(original.times) != len(other.times):
+        return math.nan
+    return statistics.median(a / b for a, b in zip(original.times, other.times, strict=True))
+
+
 def table(args: argparse.Namespace, variants: list[Variant], result: dict[str, Any]) -> str:
     cells = result["cells"]
     orig = variants[0].label
@@ -324,7 +344,7 @@ def table(args: argparse.Namespace, variants: list[Variant], result: dict[str, A
     for v in variants:
         head.append(f"{v.label} ms")
     for v in variants[1:]:
-        head.append(f"{orig}/{v.label}")
+        head.append(f"{orig}/{v.label} (paired)")
     for v in variants:
         head.append(f"{v.label} vs eager {orig}")
     rows = [head]
@@ -343,20 +363,48 @@ def table(args: argparse.Namespace, variants: list[Variant], result: dict[str, A
                 else:
                     row.append(fmt_ms(cell.median))
                     if cell.note:
-                        notes.append(f"{BACKEND_LABEL[backend]} {MODE_LABEL[mode]} {v.label}: {cell.note}")
+                        notes.append(f"{BACKEND_LABEL[backend]} {v.label}: {cell.note}")
             for v in variants[1:]:
-                row.append(fmt_x(medians[orig] / medians[v.label]))
+                ratio = fmt_x(medians[orig] / medians[v.label])
+                paired = paired_ratio(cells[(backend, mode, orig)], cells[(backend, mode, v.label)])
+                row.append(ratio if math.isnan(paired) else f"{ratio} ({paired:.2f}x)")
             for v in variants:
                 row.append(fmt_x(base_t / medians[v.label]))
             rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = []
     for i, r in enumerate(rows):
-        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
         if i == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for note in dict.fromkeys(notes):
         lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def min_table(args: argparse.Namespace, variants: list[Variant], result: dict[str, Any]) -> str:
+    """Fastest of the repetitions: on a shared machine, the least disturbed measurement."""
+    cells = result["cells"]
+    orig = variants[0].label
+    head = ["backend", "mode"] + [f"{v.label} min ms" for v in variants]
+    head += [f"{orig}/{v.label}" for v in variants[1:]]
+    rows = [head]
+    for backend in args.backends:
+        for mode in args.modes:
+            row = [BACKEND_LABEL[backend], MODE_LABEL[mode]]
+            mins = {}
+            for v in variants:
+                times = cells[(backend, mode, v.label)].times
+                mins[v.label] = min(times) if times else math.nan
+                row.append(fmt_ms(mins[v.label]))
+            row += [fmt_x(mins[orig] / mins[v.label]) for v in variants[1:]]
+            rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = []
+    for i, r in enumerate(rows):
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
+        if i == 0:
+            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
 
@@ -374,7 +422,7 @@ def warmup_table(args: argparse.Namespace, variants: list[Variant], result: dict
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = []
     for i, r in enumerate(rows):
-        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
         if i == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
@@ -405,8 +453,12 @@ def machine() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seq-len", type=int, nargs="+", default=[16], help="sequence length(s) T (paper: 28..784)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--seq-len", type=int, nargs="+", default=[16], help="sequence length(s) T (paper: 28..784)"
+    )
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--n-in", type=int, default=28, help="inputs per step (28: row-wise sMNIST)")
     p.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
@@ -415,21 +467,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--number", type=int, default=1, help="calls per timed repetition")
     p.add_argument("--warmup", type=int, default=5, help="warm-up calls after the first one")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    p.add_argument("--style", choices=("inline", "function"), default="inline", help="fgi-rewrite --style")
+    p.add_argument(
+        "--style", choices=("inline", "function"), default="inline", help="fgi-rewrite --style"
+    )
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fresh-compile-cache", action="store_true",
-                   help="use an empty inductor cache, so compile warm-up times are cold-start times")
-    p.add_argument("--variant", action="append", default=[], metavar="LABEL=PATH",
-                   help="an extra model file to time against the original (experiments)")
+    p.add_argument(
+        "--fresh-compile-cache",
+        action="store_true",
+        help="use an empty inductor cache, so compile warm-up times are cold-start times",
+    )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="an extra model file to time against the original (experiments)",
+    )
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args(argv)
 
     torch.set_num_threads(args.threads)
     info = machine()
     print(
-        f"{info['date']}  {info['cpu']}, {info['cores']} cores, torch.set_num_threads({args.threads}), "
-        f"torch {info['torch']}, Python {info['python']}, CUDA available: {info['cuda']} (CPU run), "
+        f"{info['date']}  {info['cpu']}, {info['cores']} cores, "
+        f"torch.set_num_threads({args.threads}), torch {info['torch']}, "
+        f"Python {info['python']}, CUDA available: {info['cuda']} (CPU run), "
         f"load average {info['loadavg_start']:.2f}"
     )
     if info["loadavg_start"] > 0.5 * (os.cpu_count() or 1):
@@ -440,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(workdir / "inductor-cache")
         original_copy = workdir / "original" / MODEL_SOURCE.name
         original_copy.parent.mkdir()
-        shutil.copy2(MODEL_SOURCE, original_copy)
+        original_copy.write_text(strip_skip(MODEL_SOURCE.read_text()))
         rewritten, rewrite_s, tool_out = rewrite_copy(workdir, args.style)
         print(f"fgi-rewrite --style {args.style} on the model copy: {rewrite_s:.2f} s ({tool_out})")
         variants = [
@@ -459,12 +522,23 @@ def main(argv: list[str] | None = None) -> int:
         for seq_len in args.seq_len:
             result = run_length(args, variants, seq_len)
             results.append(result)
-            print(f"\nwarm-up (excluded from the timings), T={seq_len}: first call / first + "
-                  f"{args.warmup} more calls, seconds")
+            print(
+                f"\nwarm-up (excluded from the timings), T={seq_len}: first call / first + "
+                f"{args.warmup} more calls, seconds"
+            )
             print(warmup_table(args, variants, result))
-            print(f"\nmedian of {args.reps} x {args.number} call(s), T={seq_len}, B={args.batch}; "
-                  f"ratio > 1: rewritten faster; 'vs eager': speed-up over the eager original")
+            print(
+                f"\nmedian of {args.reps} x {args.number} call(s), T={seq_len}, B={args.batch}; "
+                f"ms per call; original/x = ratio of medians, > 1: x faster (in brackets: median "
+                f"of the ratios of back-to-back pairs); 'vs eager': speed-up over the eager "
+                f"original"
+            )
             print(table(args, variants, result))
+            print(
+                f"\nminimum of the {args.reps} repetitions (least disturbed by other load), "
+                f"T={seq_len}"
+            )
+            print(min_table(args, variants, result))
 
     info["loadavg_end"] = os.getloadavg()[0]
     print(f"\nload average at the end: {info['loadavg_end']:.2f}")
@@ -481,9 +555,18 @@ def main(argv: list[str] | None = None) -> int:
                     "sanity": r["sanity"],
                     "cells": [
                         {
-                            "backend": b, "mode": m, "variant": lab, "median_s": c.median,
-                            "times_s": c.times, "first_s": c.first_s, "warmup_s": c.warmup_s,
+                            "backend": b,
+                            "mode": m,
+                            "variant": lab,
+                            "median_s": c.median,
+                            "min_s": min(c.times) if c.times else math.nan,
+                            "times_s": c.times,
+                            "first_s": c.first_s,
+                            "warmup_s": c.warmup_s,
                             "note": c.note,
+                            "paired_ratio_vs_original": paired_ratio(
+                                r["cells"][(b, m, variants[0].label)], c
+                            ),
                         }
                         for (b, m, lab), c in r["cells"].items()
                     ],

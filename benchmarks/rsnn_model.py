@@ -5,6 +5,9 @@ This file is the *original*: its spike nonlinearity is a classic custom-backward
 through an alias.  ``benchmarks/rsnn.py`` copies it to a temporary directory and runs
 ``fgi-rewrite`` on the copy to get the FGI variant; nothing here is hand-written FGI.
 
+The call carries ``# fgi: skip`` so that running the tool over this repository leaves the baseline
+alone; ``rsnn.py`` removes the marker from its temporary copy before rewriting it.
+
 Keep it TorchScript-friendly (annotated, float attributes) so that the *rewritten* model can be
 scripted; whether the original can be is part of what the benchmark reports.
 """
@@ -78,7 +81,7 @@ class RSNN(nn.Module):
             # Membrane with soft reset by last step's spikes; adaptive threshold.
             v = self.alpha * v + (1.0 - self.alpha) * current - self.threshold * z
             a = self.rho * a + (1.0 - self.rho) * z
-            z = spike_fn(v - self.threshold - self.beta * a, self.slope)
+            z = spike_fn(v - self.threshold - self.beta * a, self.slope)  # fgi: skip
             u = self.kappa * u + (1.0 - self.kappa) * self.readout(z)
             acc = acc + u
         return acc / steps

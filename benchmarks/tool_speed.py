@@ -19,7 +19,7 @@ per rewrite.
 
     python benchmarks/tool_speed.py                      # 3 repetitions
     python benchmarks/tool_speed.py --reps 1 --trees corpus
-    python benchmarks/tool_speed.py --profile out.prof   # + one cProfile run of fgi-rewrite on the corpus
+    python benchmarks/tool_speed.py --profile out.prof   # + cProfile of fgi-rewrite on the corpus
 """
 
 from __future__ import annotations
@@ -44,8 +44,18 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DEFAULT_GET_CORPUS = REPO.parent / "shared" / "tools" / "get_corpus.sh"
-STDLIB_PACKAGES = ("json", "email", "asyncio", "concurrent", "importlib", "logging", "unittest",
-                   "xml", "http", "urllib")
+STDLIB_PACKAGES = (
+    "json",
+    "email",
+    "asyncio",
+    "concurrent",
+    "importlib",
+    "logging",
+    "unittest",
+    "xml",
+    "http",
+    "urllib",
+)
 SITE_PACKAGES = ("click", "libcst")
 
 
@@ -62,8 +72,12 @@ def bin_of(name: str) -> list[str]:
 
 def fetch_corpus(dest: Path, script: Path) -> Path:
     start = time.perf_counter()
-    proc = subprocess.run(["bash", str(script), str(dest)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHON": os.environ.get("PYTHON", sys.executable)})
+    proc = subprocess.run(
+        ["bash", str(script), str(dest)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": os.environ.get("PYTHON", sys.executable)},
+    )
     if proc.returncode != 0:
         sys.exit(f"{script} failed ({proc.returncode}):\n{proc.stderr}")
     print(f"corpus: {script} {dest}: {time.perf_counter() - start:.1f} s")
@@ -77,12 +91,16 @@ def plain_tree(dest: Path) -> Path:
     purelib = Path(sysconfig.get_paths()["purelib"])
     for name in STDLIB_PACKAGES:
         if (stdlib / name).is_dir():
-            shutil.copytree(stdlib / name, dest / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "test", "tests"))
+            shutil.copytree(
+                stdlib / name,
+                dest / name,
+                ignore=shutil.ignore_patterns("__pycache__", "test", "tests"),
+            )
     for name in SITE_PACKAGES:
         if (purelib / name).is_dir():
-            shutil.copytree(purelib / name, dest / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "tests"))
+            shutil.copytree(
+                purelib / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "tests")
+            )
     return dest
 
 
@@ -91,8 +109,9 @@ def count_py(tree: Path) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files)
 
 
-def run_timed(cmd: list[str], env: dict[str, str] | None = None,
-              timeout: float | None = None) -> tuple[float, int, str]:
+def run_timed(
+    cmd: list[str], env: dict[str, str] | None = None, timeout: float | None = None
+) -> tuple[float, int, str]:
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
@@ -115,13 +134,26 @@ def supports_verify(fgi: list[str]) -> bool:
     return "--verify" in proc.stdout
 
 
-def bench_tree(name: str, tree: Path, args: argparse.Namespace, fgi: list[str], black: list[str],
-               has_verify: bool, scratch: Path) -> dict[str, Any]:
+def bench_tree(
+    name: str,
+    tree: Path,
+    args: argparse.Namespace,
+    fgi: list[str],
+    black: list[str],
+    has_verify: bool,
+    scratch: Path,
+) -> dict[str, Any]:
     n_files, n_bytes = count_py(tree)
     print(f"\n=== {name}: {tree} ({n_files} .py files, {n_bytes / 1e6:.1f} MB) ===")
     tools: dict[str, list[str]] = {"fgi-rewrite --check": [*fgi, "--check", str(tree)]}
     if has_verify:
-        tools["fgi-rewrite --check --verify none"] = [*fgi, "--check", "--verify", "none", str(tree)]
+        tools["fgi-rewrite --check --verify none"] = [
+            *fgi,
+            "--check",
+            "--verify",
+            "none",
+            str(tree),
+        ]
     if not args.skip_black:
         tools["black --check"] = [*black, "--check", "-q", str(tree)]
     times: dict[str, list[float]] = {k: [] for k in tools}
@@ -137,8 +169,10 @@ def bench_tree(name: str, tree: Path, args: argparse.Namespace, fgi: list[str], 
             times[label].append(elapsed)
             outputs[label] = (rc, out)
             shown = summary_of(out) if label.startswith("fgi") else ""
-            print(f"  rep {rep + 1}: {label:<36} {elapsed:8.2f} s  exit {rc}"
-                  + (f"  ({shown})" if shown else ""))
+            print(
+                f"  rep {rep + 1}: {label:<36} {elapsed:8.2f} s  exit {rc}"
+                + (f"  ({shown})" if shown else "")
+            )
             if rc not in (0, 1):
                 tail = "\n".join(out.strip().splitlines()[-5:])
                 print(f"    unexpected exit status {rc}:\n    " + tail.replace("\n", "\n    "))
@@ -148,9 +182,35 @@ def bench_tree(name: str, tree: Path, args: argparse.Namespace, fgi: list[str], 
     match = REWRITTEN.search(fgi_out)
     if match:
         rewrites = int(match.group(1))
-    return {"tree": name, "path": str(tree), "files": n_files, "bytes": n_bytes,
-            "times_s": times, "median_s": medians, "rewrites": rewrites,
-            "summary": summary_of(fgi_out)}
+    verified = checked = 0
+    if has_verify and rewrites:
+        # One more (untimed) run for the counts: how many surrogates the verification ran on.
+        proc = subprocess.run(
+            [*fgi, "--check", "--format", "json", str(tree)],
+            capture_output=True,
+            text=True,
+            timeout=args.timeout,
+        )
+        try:
+            functions = json.loads(proc.stdout).get("functions", [])
+            checked = sum(1 for f in functions if f.get("verification"))
+            verified = sum(
+                1 for f in functions if (f.get("verification") or {}).get("status") == "verified"
+            )
+        except (json.JSONDecodeError, AttributeError):
+            pass
+    return {
+        "tree": name,
+        "path": str(tree),
+        "files": n_files,
+        "bytes": n_bytes,
+        "times_s": times,
+        "median_s": medians,
+        "rewrites": rewrites,
+        "surrogates_checked": checked,
+        "surrogates_verified": verified,
+        "summary": summary_of(fgi_out),
+    }
 
 
 def report(results: list[dict[str, Any]], reps: int) -> str:
@@ -161,20 +221,33 @@ def report(results: list[dict[str, Any]], reps: int) -> str:
         black = r["median_s"].get("black --check")
         for tool, med in r["median_s"].items():
             ratio = "" if black is None or tool.startswith("black") else f"{med / black:.2f}x"
-            rows.append([r["tree"], str(r["files"]), tool, f"{med:.2f}",
-                         f"{min(r['times_s'][tool]):.2f}", ratio])
+            rows.append(
+                [
+                    r["tree"],
+                    str(r["files"]),
+                    tool,
+                    f"{med:.2f}",
+                    f"{min(r['times_s'][tool]):.2f}",
+                    ratio,
+                ]
+            )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     for i, row in enumerate(rows):
-        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
         if i == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in results:
         full = r["median_s"].get("fgi-rewrite --check")
         bare = r["median_s"].get("fgi-rewrite --check --verify none")
-        if full is not None and bare is not None and r["rewrites"]:
-            lines.append(f"{r['tree']}: verification {full - bare:.2f} s for {r['rewrites']} "
-                         f"rewritten call sites = {(full - bare) / r['rewrites'] * 1e3:.0f} ms "
-                         f"per rewrite ({r['summary']})")
+        if full is not None and bare is not None and r["surrogates_checked"]:
+            n = r["surrogates_checked"]
+            lines.append(
+                f"{r['tree']}: verification (default --verify script) adds "
+                f"{full - bare:.2f} s for {n} surrogates checked in one torch subprocess "
+                f"({r['surrogates_verified']} verified) = {(full - bare) / n:.2f} s per "
+                f"surrogate, {(full - bare) / max(r['rewrites'], 1):.2f} s per rewritten "
+                f"call site ({r['summary']})"
+            )
         elif r["summary"]:
             lines.append(f"{r['tree']}: {r['summary']}")
     return "\n".join(lines)
@@ -182,8 +255,20 @@ def report(results: list[dict[str, Any]], reps: int) -> str:
 
 def profile(tree: Path, out: Path, top: int) -> None:
     print(f"\n=== cProfile: fgi-rewrite --check --verify none {tree} -> {out} ===")
-    cmd = [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "fgi_rewrite", "--check",
-           "-q", "--verify", "none", str(tree)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cProfile",
+        "-o",
+        str(out),
+        "-m",
+        "fgi_rewrite",
+        "--check",
+        "-q",
+        "--verify",
+        "none",
+        str(tree),
+    ]
     elapsed, rc, _ = run_timed(cmd)
     print(f"profiled run: {elapsed:.1f} s, exit {rc}")
     stats = pstats.Stats(str(out))
@@ -192,16 +277,23 @@ def profile(tree: Path, out: Path, top: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus-dir", type=Path,
-                   default=Path(os.environ.get("FGI_CORPUS_DIR",
-                                               Path.home() / ".cache" / "fgi-rewrite-corpus")),
-                   help="get_corpus.sh DEST (default $FGI_CORPUS_DIR or "
-                        "~/.cache/fgi-rewrite-corpus)")
-    p.add_argument("--get-corpus", type=Path,
-                   default=Path(os.environ.get("FGI_GET_CORPUS", DEFAULT_GET_CORPUS)),
-                   help="path of get_corpus.sh (default ../shared/tools/get_corpus.sh)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--corpus-dir",
+        type=Path,
+        default=Path(
+            os.environ.get("FGI_CORPUS_DIR", Path.home() / ".cache" / "fgi-rewrite-corpus")
+        ),
+        help="get_corpus.sh DEST (default $FGI_CORPUS_DIR or " "~/.cache/fgi-rewrite-corpus)",
+    )
+    p.add_argument(
+        "--get-corpus",
+        type=Path,
+        default=Path(os.environ.get("FGI_GET_CORPUS", DEFAULT_GET_CORPUS)),
+        help="path of get_corpus.sh (default ../shared/tools/get_corpus.sh)",
+    )
     p.add_argument("--trees", nargs="+", choices=("corpus", "plain"), default=["corpus", "plain"])
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--timeout", type=float, default=3600, help="seconds per tool run")
@@ -214,12 +306,15 @@ def main(argv: list[str] | None = None) -> int:
     fgi = bin_of("fgi-rewrite")
     black = bin_of("black")
     version = subprocess.run([*fgi, "--version"], capture_output=True, text=True).stdout.strip()
-    black_version = subprocess.run([*black, "--version"], capture_output=True,
-                                   text=True).stdout.splitlines()[0]
+    black_version = subprocess.run(
+        [*black, "--version"], capture_output=True, text=True
+    ).stdout.splitlines()[0]
     has_verify = supports_verify(fgi)
     date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    print(f"{date}  {os.cpu_count()} cores, Python {platform.python_version()}; {version}; "
-          f"{black_version}; load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"{date}  {os.cpu_count()} cores, Python {platform.python_version()}; {version}; "
+        f"{black_version}; load average {os.getloadavg()[0]:.2f}"
+    )
     results = []
     with tempfile.TemporaryDirectory(prefix="fgi-tool-speed-") as tmp:
         scratch = Path(tmp)
@@ -239,9 +334,18 @@ def main(argv: list[str] | None = None) -> int:
             profile(corpus, args.profile, args.top)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"date": date, "cores": os.cpu_count(),
-                                         "fgi_rewrite": version, "black": black_version,
-                                         "results": results}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "date": date,
+                    "cores": os.cpu_count(),
+                    "fgi_rewrite": version,
+                    "black": black_version,
+                    "results": results,
+                },
+                indent=1,
+            )
+        )
     return 0
 
 
