@@ -258,6 +258,15 @@ def _grad_output_metadata(node: cst.BaseExpression) -> cst.BaseExpression:
             ):
                 first = updated.args[0].with_changes(value=cst.Name(OUTPUT))
                 return updated.with_changes(args=[first, *updated.args[1:]])
+            # ``grad_output.new_zeros(())`` takes only its dtype and device: the output's.
+            func = updated.func
+            if (
+                isinstance(func, cst.Attribute)
+                and isinstance(func.value, cst.Name)
+                and func.value.value == GRAD_OUTPUT
+                and func.attr.value in ("new_zeros", "new_ones", "new_full", "new_tensor")
+            ):
+                return updated.with_changes(func=func.with_changes(value=cst.Name(OUTPUT)))
             return updated
 
     result = node.visit(Swap())

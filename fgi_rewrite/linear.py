@@ -146,7 +146,7 @@ def _call_coefficient(node: cst.Call) -> cst.BaseExpression | None:
         for arg, has in zip(args[1:], with_grad[1:], strict=True):
             if has:
                 branches.append(one(coefficient(arg)))
-            elif sym.is_zero(arg):
+            elif sym.is_zero(arg) or _zeros_like(arg):
                 branches.append(cst.Float("0.0"))
             else:
                 raise Refuse(codes.GradientNotLinear, "torch.where with a non-zero constant branch")
@@ -154,6 +154,18 @@ def _call_coefficient(node: cst.Call) -> cst.BaseExpression | None:
     if full is not None and full.rsplit(".", 1)[-1] in ew.REDUCTIONS:
         raise Refuse(codes.BackwardNotElementwise, f"{full} mixes elements of grad_output")
     raise Refuse(codes.GradientNotLinear, f"'{sym.code(node)}' is not linear in grad_output")
+
+
+def _zeros_like(node: cst.BaseExpression) -> bool:
+    """``torch.zeros_like(t)`` (``t`` is ``grad_output``, read as the output: its shape and dtype
+    only), ``t.new_zeros(...)`` or ``torch.full_like(t, 0)``: a zero branch of ``torch.where``,
+    as in ``torch.where(mask, grad_output * g, torch.zeros_like(grad_output))``."""
+    if not isinstance(node, cst.Call):
+        return False
+    full, method = call_name(node)
+    if full == "torch.zeros_like" or method == "new_zeros":
+        return True
+    return full == "torch.full_like" and len(node.args) == 2 and sym.is_zero(node.args[1].value)
 
 
 def one(c: cst.BaseExpression | None) -> cst.BaseExpression:
