@@ -59,6 +59,13 @@ BACKENDS = ("eager", "script", "compile")
 MODES = ("train", "no_grad", "fwd_grad")
 BACKEND_LABEL = {"eager": "eager", "script": "TorchScript", "compile": "compile(fullgraph)"}
 MODE_LABEL = {"train": "train step", "no_grad": "no_grad", "fwd_grad": "fwd+grad"}
+DEVICE = torch.device("cpu")  # set from --device in main()
+
+
+def synchronize() -> None:
+    """Wait for queued GPU work, so that a timer reads the work's end and not its launch."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,7 +144,7 @@ def build_model(
     variant: Variant, backend: str, state: dict[str, torch.Tensor], n_in: int
 ) -> tuple[nn.Module, nn.Module, str]:
     """(trainable module, callable module, note). Raises if the backend refuses the model."""
-    model = variant.module.RSNN(n_in)
+    model = variant.module.RSNN(n_in).to(DEVICE)
     model.load_state_dict(copy.deepcopy(state))
     note = ""
     if backend == "eager":
@@ -206,7 +213,7 @@ def sanity(
     ref_loss = None
     ref_grads: dict[str, torch.Tensor] = {}
     for variant in variants:
-        model = variant.module.RSNN(x.shape[-1])
+        model = variant.module.RSNN(x.shape[-1]).to(DEVICE)
         model.load_state_dict(copy.deepcopy(state))
         out = model(x)
         loss = nn.functional.cross_entropy(out, y)
@@ -247,9 +254,9 @@ def sanity(
 
 def run_length(args: argparse.Namespace, variants: list[Variant], seq_len: int) -> dict[str, Any]:
     torch.manual_seed(args.seed)
-    x = torch.rand(seq_len, args.batch, args.n_in)
-    y = torch.randint(0, 10, (args.batch,))
-    init = variants[0].module.RSNN(args.n_in)
+    x = torch.rand(seq_len, args.batch, args.n_in, device=DEVICE)
+    y = torch.randint(0, 10, (args.batch,), device=DEVICE)
+    init = variants[0].module.RSNN(args.n_in).to(DEVICE)
     state = {k: v.detach().clone() for k, v in init.state_dict().items()}
 
     print(f"\n=== T={seq_len}, B={args.batch}, n_in={args.n_in}, hidden={init.n_hidden} ===")
@@ -281,9 +288,11 @@ def run_length(args: argparse.Namespace, variants: list[Variant], seq_len: int) 
                         warnings.simplefilter("ignore")
                         t0 = time.perf_counter()
                         step()
+                        synchronize()
                         cell.first_s = time.perf_counter() - t0
                         for _ in range(args.warmup):
                             step()
+                        synchronize()
                         cell.warmup_s = time.perf_counter() - t0
                 except Exception as exc:  # noqa: BLE001
                     kind = {
@@ -308,9 +317,11 @@ def run_length(args: argparse.Namespace, variants: list[Variant], seq_len: int) 
                 for variant in order:
                     cell = cells[(backend, mode, variant.label)]
                     assert cell.fn is not None
+                    synchronize()
                     t0 = time.perf_counter()
                     for _ in range(args.number):
                         cell.fn()
+                    synchronize()
                     cell.times.append((time.perf_counter() - t0) / args.number)
 
     return {"seq_len": seq_len, "cells": cells, "sanity": sanity_lines}
@@ -445,6 +456,8 @@ def machine() -> dict[str, Any]:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "cuda": torch.cuda.is_available(),
+        "device": str(DEVICE),
+        "gpu": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else None,
         "loadavg_start": os.getloadavg()[0],
     }
 
@@ -467,6 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--number", type=int, default=1, help="calls per timed repetition")
     p.add_argument("--warmup", type=int, default=5, help="warm-up calls after the first one")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (timings synchronize the GPU)")
     p.add_argument(
         "--style", choices=("inline", "function"), default="inline", help="fgi-rewrite --style"
     )
@@ -487,12 +501,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args(argv)
 
+    global DEVICE
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
     info = machine()
     print(
         f"{info['date']}  {info['cpu']}, {info['cores']} cores, "
         f"torch.set_num_threads({args.threads}), torch {info['torch']}, "
-        f"Python {info['python']}, CUDA available: {info['cuda']} (CPU run), "
+        f"Python {info['python']}, device {info['device']}"
+        + (f" ({info['gpu']})" if info["gpu"] else "")
+        + ", "
         f"load average {info['loadavg_start']:.2f}"
     )
     if info["loadavg_start"] > 0.5 * (os.cpu_count() or 1):
