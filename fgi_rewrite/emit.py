@@ -1,16 +1,20 @@
 """Turn an extracted Surrogate and a call site's arguments into FGI code.
 
 The emitted code computes the forward value exactly as the original forward does, and only when a
-gradient can flow adds the injected term, whose value is exactly zero and whose gradient is
-``g_i`` for each differentiable input::
+gradient can flow adds the injected term, whose value is zero and whose gradient is ``g_i`` for
+each differentiable input::
 
     spk = (v > 0).float()
     if torch.is_grad_enabled() and v.requires_grad:
         _fgi_v = v.detach()
-        spk = spk.detach() + torch.nan_to_num((v - _fgi_v) * g(_fgi_v)).to(spk.dtype)
+        _fgi_g = torch.nan_to_num(g(_fgi_v), 0.0, 0.0, 0.0)  # emitted inline
+        spk = torch.addcmul(spk.detach(), v - _fgi_v, _fgi_g).to(spk.dtype)
 
-``(v - v.detach())`` is exactly 0 for finite ``v``; ``nan_to_num`` keeps the value exactly the
-forward's where ``v`` or ``g`` is not finite (the gradient there is 0).
+``(v - v.detach())`` is exactly 0 for finite ``v``. ``g`` is built from detached inputs, so
+masking it costs one forward kernel and nothing in the backward: the value stays the forward's
+wherever ``g`` overflows too. Where an input is ±inf or NaN, ``v - v.detach()`` is NaN, and so is
+the value: masking that would put a mask into the backward and cost about 15 % of an eager
+training step (benchmarks/rsnn.py, docs/benchmarks.md); README, "Semantics", documents it.
 """
 
 from __future__ import annotations
@@ -104,21 +108,21 @@ def _is_number(node: cst.BaseExpression) -> bool:
 def _injection(
     deltas: Sequence[cst.BaseExpression], grads: Sequence[cst.BaseExpression], output: str
 ) -> str:
-    """``torch.nan_to_num(sum_i (x_i - x_i.detach()) * torch.nan_to_num(g_i, 0, 0, 0))``.
-
-    The inner ``nan_to_num`` makes the gradient 0 where ``g`` is not finite (a factor NaN would
-    survive the outer one's backward, ``0 * NaN``); the outer one keeps the value exactly 0
-    where ``x`` is infinite (``inf - inf``). A literal ``g`` needs neither."""
-    terms = []
+    """``out.detach()`` plus ``(x_i - x_i.detach()) * g_i`` for each differentiable input: one
+    ``torch.addcmul`` per input (one kernel, where a product and a sum take two), each ``g_i``
+    masked with ``torch.nan_to_num(g_i, 0, 0, 0)`` so that a ``g`` that overflows leaves the value
+    exact and gives a zero gradient. A literal ``g`` needs no mask and no ``addcmul``."""
+    result, is_sum = f"{output}.detach()", False
     for delta, g in zip(deltas, grads, strict=True):
-        if _is_number(g) and sym.literal_value(g) == 1:
-            terms.append(sym.code(sym.paren(delta)))
-        elif _is_number(g):
-            terms.append(sym.code(sym.mul(sym.paren(delta), g)))
-        else:
+        term = sym.paren(delta)
+        if not _is_number(g):
             finite = f"torch.nan_to_num({sym.code(g)}, 0.0, 0.0, 0.0)"
-            terms.append(f"{sym.code(sym.paren(delta))} * {finite}")
-    return f"torch.nan_to_num({' + '.join(terms)}).to({output}.dtype)"
+            result, is_sum = f"torch.addcmul({result}, {_bare(delta)}, {finite})", False
+            continue
+        if sym.literal_value(g) != 1:
+            term = sym.mul(term, g)
+        result, is_sum = f"{result} + {sym.code(term)}", True
+    return f"({result}).to({output}.dtype)" if is_sum else f"{result}.to({output}.dtype)"
 
 
 _SHAREABLE = (cst.Call, cst.BinaryOperation, cst.UnaryOperation, cst.Comparison)
@@ -270,8 +274,7 @@ def emit_inline(
             )
             for i in differentiable
         ]
-        injection = _injection(deltas, grads, output)
-        lines.append(f"{INDENT}{output} = {output}.detach() + {injection}")
+        lines.append(f"{INDENT}{output} = {_injection(deltas, grads, output)}")
     return Emission(tuple(lines), sym.name(output))
 
 
