@@ -24,7 +24,7 @@ MODE_LABEL = {
     "no_grad": "inference (no_grad)",
     "fwd_grad": "forward with autograd on",
 }
-COLORS = {"original": "#8c8c8c", "rewritten": "#1f77b4"}
+COLORS = {"original": "#8c8c8c", "rewritten": "#1f77b4", "strict-nonfinite": "#aec7e8"}
 
 
 def rsnn_axes(axes: list[Any], data: dict[str, Any], result: dict[str, Any]) -> None:
@@ -62,7 +62,7 @@ def rsnn_axes(axes: list[Any], data: dict[str, Any], result: dict[str, Any]) -> 
             elif o and not o["median_s"] or o and o["note"].startswith("n/a"):
                 ax.annotate("n/a", (j, 0), ha="center", va="bottom", fontsize=8)
         ax.set_xticks(range(len(backends)), [BACKEND_LABEL[b] for b in backends])
-        ax.set_ylim(0, top * 1.18 if top else 1)
+        ax.set_ylim(0, top * 1.45 if top else 1)  # room for the ratio labels and the legend
         ax.set_title(f"{MODE_LABEL[mode]}, T={result['seq_len']}", fontsize=10)
         ax.set_ylabel("median ms per call")
     axes[0].legend(fontsize=8, loc="upper right")
@@ -90,36 +90,62 @@ def tool_axes(ax: Any, data: dict[str, Any]) -> None:
     ax.set_ylim(0, max(max(g.values()) for g in groups) * 1.25)
 
 
+def device_label(machine: dict[str, Any]) -> str:
+    if machine.get("gpu"):
+        return f"{machine['gpu']}, torch {machine['torch']}"
+    return f"CPU ({machine['cpu']}), {machine['threads']} threads, torch {machine['torch']}"
+
+
+def merged_rows(files: list[Path]) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """One row per (device, sequence length): the cells of every file run on it (e.g. the eager
+    and TorchScript run and the compile run), in the order first seen."""
+    rows: dict[tuple[str, int], tuple[str, dict[str, Any], dict[str, Any]]] = {}
+    for path in files:
+        data = json.loads(path.read_text())
+        label = device_label(data["machine"])
+        for result in data["results"]:
+            key = (label, result["seq_len"])
+            if key not in rows:
+                rows[key] = (label, dict(data), {"seq_len": result["seq_len"], "cells": []})
+            row_data, row = rows[key][1], rows[key][2]
+            row_data["variants"] = list(dict.fromkeys([*row_data["variants"], *data["variants"]]))
+            row["cells"].extend(result["cells"])
+    return list(rows.values())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--rsnn", type=Path, required=True, help="JSON written by rsnn.py --json")
+    p.add_argument(
+        "--rsnn", type=Path, nargs="+", required=True, help="JSON files written by rsnn.py --json"
+    )
     p.add_argument("--tool", type=Path, help="JSON written by tool_speed.py --json")
     p.add_argument("-o", "--output", type=Path, default=Path("docs/benchmarks.png"))
     args = p.parse_args()
 
-    data = json.loads(args.rsnn.read_text())
-    results = data["results"]
-    n_modes = len({c["mode"] for c in results[0]["cells"]})
-    rows = len(results) + (1 if args.tool else 0)
-    fig, grid = plt.subplots(rows, n_modes, figsize=(4.2 * n_modes, 3.6 * rows), squeeze=False)
-    for row, result in enumerate(results):
-        rsnn_axes(list(grid[row]), data, result)
+    rows = merged_rows(args.rsnn)
+    n_modes = max(len({c["mode"] for c in row["cells"]}) for _, _, row in rows)
+    n_rows = len(rows) + (1 if args.tool else 0)
+    fig, grid = plt.subplots(n_rows, n_modes, figsize=(4.2 * n_modes, 3.6 * n_rows), squeeze=False)
+    for i, (label, data, result) in enumerate(rows):
+        rsnn_axes(list(grid[i]), data, result)
+        grid[i][0].annotate(
+            label, (0, 1.13), xycoords="axes fraction", fontsize=9, fontweight="bold"
+        )
     if args.tool:
         tool_axes(grid[-1][0], json.loads(args.tool.read_text()))
         for ax in grid[-1][1:]:
             ax.axis("off")
-    m = data["machine"]
+    date = json.loads(args.rsnn[0].read_text())["machine"]["date"][:10]
     fig.suptitle(
-        f"fgi-rewrite benchmarks, {m['date'][:10]}: {m['cpu']}, {m['cores']} cores, "
-        f"{m['threads']} threads, torch {m['torch']} (CPU); ALIF RSNN B={data['args']['batch']}, "
-        f"H=128; labels: original/rewritten time ratio (>1: rewritten faster; orange: within 3%)",
+        f"fgi-rewrite benchmarks, {date}: ALIF RSNN, B=128, H=128; bar labels: original / "
+        "rewritten time (> 1: rewritten faster; orange: within 3 %)",
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.tight_layout(rect=(0, 0, 1, 0.97), h_pad=2.5)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.output, dpi=110)
+    fig.savefig(args.output, dpi=100)
     print(f"wrote {args.output}")
 
 
