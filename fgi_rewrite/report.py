@@ -194,6 +194,7 @@ def _verification(verification: Verification | None) -> dict[str, Any] | None:
         "written": verification.written,
         "detail": verification.detail,
         "hyperparameters": verification.hyper,
+        "notes": list(verification.notes),
         "plot": verification.plot or None,
     }
 

@@ -35,7 +35,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,11 @@ from fgi_rewrite.model import Diagnostic, Location, Surrogate
 
 LEVELS = ("none", "grad", "script", "full")
 SAMPLES = (1.0, 2.0, 5.0)  # hyperparameter values when neither the call site nor a default says
+INT_SAMPLES = (1, 2, 5)  # the same for a hyperparameter the code uses as an integer
+# Keyword arguments that take an int (``torch.round(x, decimals=k)``, ``x.roll(shifts=k)``).
+INT_KEYWORDS = frozenset({"decimals", "shifts", "dims", "dim", "diagonal"})
+# Calls that draw a 0/1 sample with their argument as the probability: its domain is [0, 1].
+PROBABILITY_CALLS = frozenset({"bernoulli", "bernoulli_"})
 MAX_CONFIGS = 4  # hyperparameter combinations checked per surrogate
 CHILD = Path(__file__).with_name("verify_child.py")
 MARKER = "@@fgi-verify@@ "
@@ -96,6 +102,7 @@ class Verification:
     written: bool = True
     seconds: float = 0.0
     plot: str = ""  # the PNG drawn with --plot (as the user named its directory)
+    notes: tuple[str, ...] = ()  # what the comparison found but accepted (non-finite, shapes)
 
     def line(self) -> str:
         marks = {"ok": "✓", "fail": "✗", "-": "–"}
@@ -175,23 +182,29 @@ def _calls_allowed(module: ModuleInfo, node: cst.CSTNode) -> bool:
     return ok
 
 
-def _chunks(
-    index: ProjectIndex, info: ClassInfo, closure: Sequence[tuple[str, str]] = ()
-) -> tuple[list[dict[str, str]], bool]:
-    """The statements of the isolated module, each executed on its own by the child; a class
-    built in a factory gets the factory call's literal arguments as module constants."""
-    module = index.module(info.path)
-    mro = index.mro(info)
-    for base in mro[1:]:
-        if base.path != info.path or base.qualname != f"{module.qualifier}.{base.name}":
-            raise NotIsolated(
-                f"its base class {base.name} is defined in {base.module}"
-                f"{'' if base.path != info.path else ' (not at module level)'}"
-            )
-    bases = {id(b.node) for b in mro[1:]}
-    top = info.qualname == f"{module.qualifier}.{info.name}"
-    chunks = [{"kind": "header", "what": "", "text": "import math\nimport torch\n"}]
+MAX_FOREIGN_DEPTH = 4  # project modules reached through imports of imports
+
+
+def _definitions(
+    index: ProjectIndex,
+    module: ModuleInfo,
+    namespace: str,
+    seen: set[str],
+    depth: int,
+    keep_class: Callable[[cst.ClassDef], str] = lambda node: "",
+) -> tuple[list[dict[str, Any]], bool]:
+    """The isolatable top-level statements of ``module`` as chunks executed in ``namespace``
+    ('' is the verification module itself): imports of torch/math/the standard library,
+    constants built by allowed calls, functions with allowed decorators, the classes
+    ``keep_class`` names a chunk kind for; and, for each name imported from another project
+    module, that module's own definitions (their source, never an import) linked under the name.
+    Returns the chunks and whether the module has ``from __future__ import annotations``."""
+    chunks: list[dict[str, Any]] = []
     future = False
+
+    def add(kind: str, text: str, what: str = "") -> None:
+        chunks.append({"kind": kind, "what": what, "text": text, "namespace": namespace})
+
     for stmt in module.tree.body:
         text = module.tree.code_for_node(stmt)
         if isinstance(stmt, cst.SimpleStatementLine):
@@ -204,27 +217,115 @@ def _chunks(
                 ):
                     future = future or "annotations" in text
                 elif all(_import_ok(index, s) for s in smalls):
-                    chunks.append({"kind": "import", "what": "", "text": text})
+                    add("import", text)
+                elif depth < MAX_FOREIGN_DEPTH:
+                    for small in smalls:
+                        chunks += _foreign(index, module, small, namespace, seen, depth + 1)
             elif all(isinstance(s, (cst.Assign, cst.AnnAssign)) for s in smalls) and all(
                 _calls_allowed(module, s) for s in smalls
             ):
-                chunks.append({"kind": "constant", "what": "", "text": text})
+                add("constant", text)
         elif isinstance(stmt, cst.FunctionDef):
             if all(
                 _root(module.imports.get(_root(dotted_name(d.decorator) or "?"), ""))
                 in ALLOWED_ROOTS
                 for d in stmt.decorators
             ):
-                chunks.append({"kind": "helper", "what": "", "text": text})
-        elif isinstance(stmt, cst.ClassDef) and (id(stmt) in bases or stmt is info.node):
-            kind = "class" if stmt is info.node else "base"
-            chunks.append({"kind": kind, "what": f"class {stmt.name.value}", "text": text})
+                add("helper", text)
+        elif isinstance(stmt, cst.ClassDef) and keep_class(stmt):
+            add(keep_class(stmt), text, f"class {stmt.name.value}")
+    return chunks, future
+
+
+def _foreign(
+    index: ProjectIndex,
+    module: ModuleInfo,
+    small: cst.BaseSmallStatement,
+    namespace: str,
+    seen: set[str],
+    depth: int,
+) -> list[dict[str, Any]]:
+    """Chunks giving the names an import of project modules binds (``from pkg.steps import
+    step``, ``import pkg.steps as steps``): each such module's definitions in a namespace of
+    its own, then a link of the imported name (a module, or an attribute of one)."""
+    locals_: list[str] = []
+    if isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
+        locals_ = [
+            (
+                a.asname.name.value
+                if a.asname is not None and isinstance(a.asname.name, cst.Name)
+                else dotted_name(a.name) or ""
+            )
+            for a in small.names
+        ]
+    elif isinstance(small, cst.Import):  # only ``import a.b as c``: a bare ``a.b`` binds ``a``
+        locals_ = [
+            a.asname.name.value
+            for a in small.names
+            if a.asname is not None and isinstance(a.asname.name, cst.Name)
+        ]
+    chunks: list[dict[str, Any]] = []
+    for local in locals_:
+        target = module.imports.get(local, "")
+        found = index.module_named(target, module.path)
+        attribute = ""
+        if found is None and "." in target:
+            found = index.module_named(target.rsplit(".", 1)[0], module.path)
+            attribute = target.rsplit(".", 1)[1]
+        if found is None or found.path == module.path:
+            continue  # not a project module: left out as before
+        if found.name not in seen:
+            seen.add(found.name)
+            inner, future = _definitions(index, found, found.name, seen, depth)
+            chunks += [{**chunk, "future": future} for chunk in inner]
+        link = f"# {local} = {found.name}{'.' + attribute if attribute else ''} (source copied)\n"
+        chunks.append(
+            {
+                "kind": "link",
+                "what": "",
+                "text": link,
+                "namespace": namespace,
+                "source": found.name,
+                "names": {local: attribute},
+            }
+        )
+    return chunks
+
+
+def _chunks(
+    index: ProjectIndex, info: ClassInfo, closure: Sequence[tuple[str, str]] = ()
+) -> tuple[list[dict[str, Any]], bool]:
+    """The statements of the isolated module, each executed on its own by the child; a class
+    built in a factory gets the factory call's literal arguments as module constants."""
+    module = index.module(info.path)
+    mro = index.mro(info)
+    for base in mro[1:]:
+        if base.path != info.path or base.qualname != f"{module.qualifier}.{base.name}":
+            raise NotIsolated(
+                f"its base class {base.name} is defined in {base.module}"
+                f"{'' if base.path != info.path else ' (not at module level)'}"
+            )
+    bases = {id(b.node) for b in mro[1:]}
+    top = info.qualname == f"{module.qualifier}.{info.name}"
+    chunks: list[dict[str, Any]] = [
+        {"kind": "header", "what": "", "text": "import math\nimport torch\n"}
+    ]
+
+    def keep_class(node: cst.ClassDef) -> str:
+        return "class" if node is info.node else "base" if id(node) in bases else ""
+
+    found, future = _definitions(index, module, "", {module.name}, 0, keep_class)
+    chunks += found
     for name, value in closure:
         chunks.append({"kind": "constant", "what": name, "text": f"{name} = {value}\n"})
     if not top:  # nested in a class or a function: the class alone, dedented
-        text = cst.Module(body=[], default_indent=module.tree.default_indent).code_for_node(
-            info.node
-        )
+        node = info.node
+        if any(dotted_name(d.decorator) == "staticmethod" for d in node.decorators):
+            # ``@staticmethod class Inner`` in a class body: ``self.Inner``/``Outer.Inner``
+            # give the class itself, which is what the module-level copy must be.
+            kept = [d for d in node.decorators if dotted_name(d.decorator) != "staticmethod"]
+            node = node.with_changes(decorators=kept)
+        text = cst.Module(body=[], default_indent=module.tree.default_indent).code_for_node(node)
         chunks.append({"kind": "class", "what": f"class {info.name}", "text": text})
     return chunks, future
 
@@ -242,7 +343,7 @@ def _hyper_type(values: Sequence[object]) -> str:
 
 def _fgi_chunks(
     surrogate: Surrogate, forms: set[str], configs: list[dict[str, Any]]
-) -> tuple[list[dict[str, str]], dict[str, str]]:
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The emitted code, and ``nn.Module`` wrappers that TorchScript/compile/export can take."""
     params = [p.name for p in surrogate.params]
     grads = set(surrogate.differentiable())
@@ -330,11 +431,80 @@ def _literal(index: ProjectIndex, module: ModuleInfo, node: cst.BaseExpression) 
     return NotImplemented
 
 
+def integer_params(forward: cst.FunctionDef | None) -> set[str]:
+    """Parameters of ``forward`` the code needs as ints: annotated ``int``, or used as a shift or
+    bitwise operand, a subscript index, an argument of ``range`` or an integer keyword argument
+    (``decimals=k``)."""
+    if forward is None:
+        return set()
+    names = {p.name.value for p in forward.params.params}
+    found = {
+        p.name.value
+        for p in forward.params.params
+        if p.annotation is not None and dotted_name(p.annotation.annotation) == "int"
+    }
+
+    def mark(node: cst.BaseExpression | None) -> None:
+        if isinstance(node, cst.Name) and node.value in names:
+            found.add(node.value)
+
+    class Visitor(cst.CSTVisitor):
+        def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+            integer = (cst.LeftShift, cst.RightShift, cst.BitAnd, cst.BitOr, cst.BitXor)
+            if isinstance(node.operator, integer):
+                mark(node.left)
+                mark(node.right)
+
+        def visit_SubscriptElement(self, node: cst.SubscriptElement) -> None:
+            if isinstance(node.slice, cst.Index):
+                mark(node.slice.value)
+
+        def visit_Call(self, node: cst.Call) -> None:
+            for arg in node.args:
+                if dotted_name(node.func) == "range" or (
+                    arg.keyword is not None and arg.keyword.value in INT_KEYWORDS
+                ):
+                    mark(arg.value)
+
+    forward.body.visit(Visitor())
+    return found
+
+
+def probability_params(surrogate: Surrogate) -> set[str]:
+    """Differentiable inputs the forward passes as a probability (``torch.bernoulli(p)``,
+    ``p.bernoulli()``): outside [0, 1] the original raises, so they are sampled in [0, 1]."""
+    names = {surrogate.params[i].name for i in surrogate.differentiable()}
+    found: set[str] = set()
+
+    class Visitor(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            callee = dotted_name(node.func) or ""
+            if callee.rsplit(".", 1)[-1] not in PROBABILITY_CALLS:
+                return
+            if isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name):
+                if node.func.value.value in names:  # p.bernoulli()
+                    found.add(node.func.value.value)
+            if node.args and isinstance(node.args[0].value, cst.Name):
+                if node.args[0].value.value in names:  # torch.bernoulli(p)
+                    found.add(node.args[0].value.value)
+
+    surrogate.value.visit(Visitor())
+    return found
+
+
 def _configs(
-    index: ProjectIndex, surrogate: Surrogate, sites: Sequence[tuple[ModuleInfo, cst.Call | None]]
+    index: ProjectIndex,
+    surrogate: Surrogate,
+    sites: Sequence[tuple[ModuleInfo, cst.Call | None]],
+    integers: AbstractSet[str] = frozenset(),
 ) -> tuple[list[dict[str, Any]], str]:
-    """Hyperparameter combinations to check, and a summary of where their values came from."""
+    """Hyperparameter combinations to check, and a summary of where their values came from;
+    ``integers`` names the hyperparameters that get integer samples."""
     hyper = [i for i, g in enumerate(surrogate.grads) if g is None]
+    samples: dict[str, tuple[float, ...] | tuple[int, ...]] = {
+        surrogate.params[i].name: INT_SAMPLES if surrogate.params[i].name in integers else SAMPLES
+        for i in hyper
+    }
     if not hyper:
         return [{"values": {}, "label": ""}], ""
     seen: list[tuple[tuple[object, str], ...]] = []
@@ -354,13 +524,16 @@ def _configs(
     seen.sort(key=lambda combo: sum(source == "sample" for _, source in combo))
     configs: list[dict[str, Any]] = []
     for combo in seen:
-        for k in range(len(SAMPLES) if any(s == "sample" for _, s in combo) else 1):
+        sampled = any(s == "sample" for _, s in combo)
+        for k in range(len(SAMPLES) if sampled else 1):
             values = {
-                surrogate.params[i].name: SAMPLES[k] if source == "sample" else value
+                surrogate.params[i].name: (
+                    samples[surrogate.params[i].name][k] if source == "sample" else value
+                )
                 for i, (value, source) in zip(hyper, combo, strict=True)
             }
             label = ", ".join(f"{name}={value!r}" for name, value in values.items())
-            configs.append({"values": values, "label": label})
+            configs.append({"values": values, "label": label, "sampled": sampled})
     configs = configs[:MAX_CONFIGS]
     summary = []
     for j, i in enumerate(hyper):
@@ -368,7 +541,7 @@ def _configs(
         by_source: dict[str, list[str]] = {}
         for combo in seen:
             value, source = combo[j]
-            shown = ", ".join(map(repr, SAMPLES)) if source == "sample" else repr(value)
+            shown = ", ".join(map(repr, samples[name])) if source == "sample" else repr(value)
             if shown not in by_source.setdefault(source, []):
                 by_source[source].append(shown)
         summary.append("; ".join(f"{name}={'|'.join(v)} ({s})" for s, v in by_source.items()))
@@ -524,7 +697,15 @@ def verify_rewrites(
     for qualname, entry in used.items():
         surrogate = analyses[qualname]
         assert isinstance(surrogate, Surrogate)
-        configs, hyper = _configs(index, surrogate, entry["sites"])
+        info = infos.get(surrogate.class_qualname)
+        forward = (
+            next(
+                (c.methods()["forward"] for c in index.mro(info) if "forward" in c.methods()), None
+            )
+            if info is not None
+            else None
+        )
+        configs, hyper = _configs(index, surrogate, entry["sites"], integer_params(forward))
         base = Verification(qualname, surrogate.short_name, tuple(entry["paths"]), hyper=hyper)
         try:
             if surrogate.class_qualname not in infos:
@@ -551,6 +732,7 @@ def verify_rewrites(
                     for p, g in zip(surrogate.params, surrogate.grads, strict=True)
                 ],
                 "plot": str(Path(plots[qualname]).absolute()) if qualname in plots else None,
+                "domain": "unit" if probability_params(surrogate) else "real",
                 "hyper": hyper,
             }
         )
@@ -714,8 +896,16 @@ def _judge(
     )
     originals = result.get("original", {})
     original = tuple(originals[k] for k in ("script", "export") if k in originals)
+    hyper = base.hyper
+    if result.get("skipped"):  # sample values outside the hyperparameter's domain
+        hyper += "; not used: " + "; ".join(result["skipped"])
     verdict = _with(
-        base, checks=checks, original=original, seconds=float(result.get("seconds", 0.0))
+        base,
+        checks=checks,
+        original=original,
+        seconds=float(result.get("seconds", 0.0)),
+        hyper=hyper,
+        notes=tuple(result.get("notes", ())),
     )
     grad = found.get("grad", {"ok": False, "detail": "not run"})
     if not grad["ok"]:

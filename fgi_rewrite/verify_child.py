@@ -76,16 +76,28 @@ def build_module(case: dict[str, Any], workdir: str, index: int) -> types.Module
     module = types.ModuleType(name)
     module.__file__ = path
     sys.modules[name] = module
-    flags = 0
-    if case.get("future_annotations"):
-        flags |= importlib.import_module("__future__").annotations.compiler_flag
+    annotations = importlib.import_module("__future__").annotations.compiler_flag
+    # Definitions copied from the project modules the Function's module imports from, each in
+    # a namespace of its own (``verify._foreign``), so that their names cannot collide.
+    namespaces: dict[str, types.ModuleType] = {"": module}
     line = 0
     for chunk, text in zip(case["chunks"], texts, strict=True):
         source = "\n" * line + text
         line += text.count("\n") + 1
+        name_ = chunk.get("namespace", "")
+        if name_ not in namespaces:
+            namespaces[name_] = types.ModuleType(f"{name}.{name_}")
+            namespaces[name_].__file__ = path
+        target = namespaces[name_]
+        if chunk["kind"] == "link":
+            link(namespaces, chunk)
+            continue
+        future = chunk.get("future", case.get("future_annotations") if not name_ else False)
         try:
-            code = compile(source, path, "exec", flags=flags, dont_inherit=True)
-            exec(code, module.__dict__)  # noqa: S102 - the isolated verification module
+            code = compile(
+                source, path, "exec", flags=annotations if future else 0, dont_inherit=True
+            )
+            exec(code, target.__dict__)  # noqa: S102 - the isolated verification module
         except Exception as exc:
             if chunk["kind"] in ("class", "base"):
                 raise Isolation(
@@ -99,13 +111,28 @@ def build_module(case: dict[str, Any], workdir: str, index: int) -> types.Module
     return module
 
 
+def link(namespaces: dict[str, types.ModuleType], chunk: dict[str, Any]) -> None:
+    """Bind imported names to what a copied namespace defines; a name it lacks stays unbound
+    (it matters only if the Function uses it, and then the original raises NameError)."""
+    source = namespaces.get(chunk["source"])
+    if source is None:
+        return
+    for local, attribute in chunk["names"].items():
+        value = getattr(source, attribute, None) if attribute else source
+        if value is not None:
+            setattr(namespaces[chunk.get("namespace", "")], local, value)
+
+
 # ---- inputs ----------------------------------------------------------------------------------
 
 
-def grid(dtype: Any, hypers: Sequence[object], generator: Any) -> Any:
+def grid(dtype: Any, hypers: Sequence[object], generator: Any, domain: str = "real") -> Any:
     """(B, C) values: a dense grid around 0, exact 0/±0.5/±1 and the numeric hyperparameter
     values (and their neighbours), wide normals and far tails where surrogate gradients
-    underflow."""
+    underflow. In the ``unit`` domain (an input that is a probability) the same kinds of values
+    inside [0, 1]: a dense grid, the ends and their neighbours, uniform draws."""
+    if domain == "unit":
+        return unit_grid(dtype, generator)
     dense = torch.linspace(-3.0, 3.0, 241, dtype=torch.float64)
     special = [
         0.0,
@@ -149,14 +176,37 @@ def grid(dtype: Any, hypers: Sequence[object], generator: Any) -> Any:
     return values.reshape(-1, C)
 
 
-def variants(main: Any, extra: int, generator: Any) -> list[tuple[str, list[Any]]]:
+def unit_grid(dtype: Any, generator: Any) -> Any:
+    dense = torch.linspace(0.0, 1.0, 241, dtype=torch.float64).to(dtype)
+    exact = torch.tensor([0.0, 1.0, 0.5, 0.25, 0.75, 1e-8, 1e-30], dtype=torch.float64).to(dtype)
+    neighbours = torch.cat(
+        [
+            torch.nextafter(exact, exact.new_tensor(math.inf)),
+            torch.nextafter(exact, exact.new_tensor(-math.inf)),
+        ]
+    ).clamp(0.0, 1.0)
+    uniform = torch.rand(320, generator=generator, dtype=torch.float64).to(dtype)
+    values = torch.cat([dense, exact, neighbours, uniform])
+    pad = (-values.numel()) % C
+    values = torch.cat([values, torch.zeros(pad, dtype=dtype)])
+    return values.reshape(-1, C)
+
+
+# Labels of the input shapes every Function must accept; the broadcast ones may be refused.
+SAME_SHAPE = ("", "same shape")
+
+
+def variants(
+    main: Any, extra: int, generator: Any, domain: str = "real"
+) -> list[tuple[str, list[Any]]]:
     """The differentiable inputs: the main grid, and for each further input a per-channel
     ``(C,)`` tensor (with rows of the main input exactly at it), a full-shape tensor and a 0-dim
-    tensor."""
+    tensor (all in [0, 1] in the ``unit`` domain)."""
     if extra == 0:
         return [("", [main])]
     dtype = main.dtype
-    channel = torch.linspace(-0.5, 0.5, C, dtype=torch.float64).to(dtype)
+    low, high = (0.0, 1.0) if domain == "unit" else (-0.5, 0.5)
+    channel = torch.linspace(low, high, C, dtype=torch.float64).to(dtype)
     rows = torch.stack(
         [
             channel,
@@ -164,8 +214,13 @@ def variants(main: Any, extra: int, generator: Any) -> list[tuple[str, list[Any]
             torch.nextafter(channel, channel.new_tensor(-math.inf)),
         ]
     )
+    if domain == "unit":
+        rows = rows.clamp(0.0, 1.0)
     with_rows = torch.cat([main, rows])
-    full = (torch.randn(main.shape, generator=generator, dtype=torch.float64) * 0.5).to(dtype)
+    if domain == "unit":
+        full = torch.rand(main.shape, generator=generator, dtype=torch.float64).to(dtype)
+    else:
+        full = (torch.randn(main.shape, generator=generator, dtype=torch.float64) * 0.5).to(dtype)
     scalar = torch.tensor(0.25, dtype=dtype)
     return [
         ("per-channel (C,)", [with_rows, *([channel] * extra)]),
@@ -247,7 +302,9 @@ def compare_gradient(
             "the rewrite's is 0 there"
         )
     diff = torch.where(finite, (ga - gb).abs(), torch.zeros_like(ga)).double()
-    excess = diff - (atol + rtol * ga.abs().double())
+    # Non-finite entries of the original were judged above: no tolerance applies to them.
+    allowed = atol + rtol * torch.where(finite, ga, torch.zeros_like(ga)).abs().double()
+    excess = diff - allowed
     excess = torch.where(torch.isnan(excess), torch.full_like(excess, math.inf), excess)
     largest = float(diff.max()) if diff.numel() else 0.0
     beyond = excess > 0
@@ -280,6 +337,10 @@ class Checker:
             self.forms[form] = target() if isinstance(target, type) else target
         self.notes: set[str] = set()
         self.largest = 0.0
+        self.domain: str = case.get("domain", "real")
+        self.refused_shapes: set[str] = set()  # broadcast variants the original cannot run
+        self.skipped: list[str] = []  # sample hyperparameter values outside the domain
+        self.usable: list[dict[str, Any]] = []  # the configurations compared (grad_check)
 
     def arguments(self, tensors: Sequence[Any], config: dict[str, Any], grad: bool) -> list[Any]:
         args: list[Any] = []
@@ -309,12 +370,21 @@ class Checker:
     def grad_check(self) -> str:
         generator = torch.Generator().manual_seed(0)
         checked = 0
-        for config in self.case["configs"]:
+        configs = self.usable_configs()
+        for config in configs:
             hypers = list(config["values"].values())
             for dtype_name in ("float32", "float64"):
                 dtype = getattr(torch, dtype_name)
-                main = grid(dtype, hypers, generator)
-                for label, tensors in variants(main, len(self.diff) - 1, generator):
+                main = grid(dtype, hypers, generator, self.domain)
+                for label, tensors in variants(main, len(self.diff) - 1, generator, self.domain):
+                    if label in self.refused_shapes:
+                        continue
+                    if label not in SAME_SHAPE:
+                        why = self.original_fails(tensors, config)
+                        if why:  # the original cannot run on these shapes: no evidence there
+                            self.refused_shapes.add(label)
+                            self.notes.add(f"{label} inputs not compared: the original {why}")
+                            continue
                     where_ = ", ".join(x for x in (dtype_name, label, config["label"]) if x)
                     for form, candidate in self.forms.items():
                         try:
@@ -323,6 +393,47 @@ class Checker:
                             suffix = f" [{form} form]" if len(self.forms) > 1 else ""
                             raise Mismatch(f"{exc} ({where_}){suffix}") from None
         return f"{checked} inputs"
+
+    def usable_configs(self) -> list[dict[str, Any]]:
+        """The hyperparameter combinations to compare at. A combination made of sample values
+        (nothing at the call sites or in a default says what the value is) at which the original
+        itself raises lies outside the hyperparameter's domain: it is left out, and said so in
+        ``skipped``; values from call sites and defaults are never left out."""
+        usable = []
+        generator = torch.Generator().manual_seed(3)
+        for config in self.case["configs"]:
+            if config.get("sampled"):
+                main = grid(torch.float64, list(config["values"].values()), generator, self.domain)
+                shapes = variants(main, len(self.diff) - 1, generator, self.domain)
+                tensors = next(t for label, t in shapes if label in SAME_SHAPE)
+                why = self.original_fails(tensors, config)
+                if why:
+                    self.skipped.append(f"{config['label']}: the original {why}")
+                    continue
+            usable.append(config)
+        self.usable = usable
+        if not usable:
+            raise Isolation(
+                "the original raises at every sample hyperparameter value ("
+                + "; ".join(self.skipped)
+                + ")"
+            )
+        return usable
+
+    def original_fails(self, tensors: Sequence[Any], config: dict[str, Any]) -> str:
+        """Why the original's forward or backward raises on these inputs ('' if it runs)."""
+        args = self.arguments(tensors, config, True)
+        torch.manual_seed(SEED)
+        step = "forward"
+        try:
+            out = self.original(*args)
+            if isinstance(out, torch.Tensor) and out.requires_grad:
+                step = "backward"
+                inputs = [args[i] for i in self.diff]
+                torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
+        except Exception as exc:
+            return f"raises in its {step}: {type(exc).__name__}: {first_line(exc)[:120]}"
+        return ""
 
     def one(
         self,
@@ -374,6 +485,8 @@ class Checker:
         b1 = self.call(candidate, plain, "rewrite")
         if not same_values(a1, b1):
             raise Mismatch("with requires_grad=False: " + value_difference(a1, b1, named))
+        if self.domain == "unit":  # probabilities: ±inf and NaN are outside the domain
+            return int(tensors[0].numel())
         # Non-finite inputs: values only, every difference reported.
         bad = [t.clone() for t in tensors]
         flat = bad[0].reshape(-1)
@@ -390,10 +503,15 @@ class Checker:
     # -- TorchScript ----------------------------------------------------------------------------
     def small_inputs(self, dtype: Any) -> list[Any]:
         generator = torch.Generator().manual_seed(1)
-        config = self.case["configs"][0]
-        main = grid(dtype, list(config["values"].values()), generator)[::3]
-        _, tensors = variants(main, len(self.diff) - 1, generator)[0]
-        return list(tensors)
+        config = self.config
+        main = grid(dtype, list(config["values"].values()), generator, self.domain)[::3]
+        shapes = variants(main, len(self.diff) - 1, generator, self.domain)
+        return next(list(t) for label, t in shapes if label not in self.refused_shapes)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The hyperparameters of the TorchScript/compile/export checks: the first usable."""
+        return (self.usable or self.case["configs"])[0]
 
     def against_eager(
         self,
@@ -404,7 +522,7 @@ class Checker:
         runs: int = 2,
         inference: bool = True,
     ) -> None:
-        config = self.case["configs"][0]
+        config = self.config
         tensors = self.small_inputs(getattr(torch, dtype_name))
         generator = torch.Generator().manual_seed(2)
         e_in = self.arguments(tensors, config, True)
@@ -505,7 +623,7 @@ class Checker:
     def export_check(self) -> tuple[str, str]:
         form = "inline" if "inline" in self.forms else "function"
         eager = self.wrapper(form)
-        config = self.case["configs"][0]
+        config = self.config
         tensors = self.small_inputs(torch.float32)
         try:
             program = torch.export.export(eager, tuple(self.arguments(tensors, config, True)))
@@ -723,6 +841,7 @@ def run_case(case: dict[str, Any], level: str, workdir: str, index: int) -> dict
         if name == "script":
             result["original"]["script"] = checker.original_script()
     result["notes"] = sorted(checker.notes)
+    result["skipped"] = checker.skipped
     result["largest_difference"] = checker.largest
     return result
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 import os
 import subprocess
 import sys
@@ -444,15 +445,7 @@ def test_cli_prints_verdicts_under_each_diff(tmp_path: Path) -> None:
 
 # Rewritten fixtures whose verification is known not to pass yet (each is a corpus pattern; the
 # executed comparison in test_fixtures.py checks their values and gradients independently).
-KNOWN_VERIFIER_GAPS = {
-    "corpus_bernoulli_probability_input": "FGI304: the sampled inputs leave [0, 1]",
-    "corpus_helper_from_other_module": "FGI304: helpers imported from another module",
-    "corpus_hyper_domain": "FGI301: the sampled alpha=1.0 divides by zero",
-    "corpus_int_hyper": "FGI304: float samples for an integer hyperparameter",
-    "corpus_nonfinite_surrogate_grad": "FGI301: overflow order differs from the original's",
-    "corpus_polymorphic_self_attr": "FGI303: a class nested in a class, reached by reference",
-    "corpus_replace_for_grad": "FGI301: the verifier's broadcast shapes do not fit",
-}
+KNOWN_VERIFIER_GAPS: dict[str, str] = {}
 
 
 def all_fixtures(tmp_path: Path) -> tuple[Path, list[Any]]:
@@ -499,3 +492,196 @@ def test_every_fixture_rewrite_verifies_at_full_level(tmp_path: Path) -> None:
     for verdict in report.verifications:
         assert [state for _, state in verdict.checks] == ["ok"] * 4, verdict.line()
         assert any("export drops the custom backward" in o for o in verdict.original)
+
+
+# ---- isolation: what the verification module is built from ----------------------------------
+
+
+def parsed_function(source: str) -> cst.FunctionDef:
+    node = cst.parse_module(source).body[0]
+    assert isinstance(node, cst.FunctionDef)
+    return node
+
+
+def test_integer_hyperparameters_are_recognised() -> None:
+    forward = parsed_function(
+        "def forward(ctx, x, k: int, n, m, d, s, alpha):\n"
+        "    y = x[n] * float(1 << k)\n"
+        "    for _ in range(m):\n        y = y + torch.round(x, decimals=d).roll(shifts=s)\n"
+        "    return y * alpha\n"
+    )
+    assert verify.integer_params(forward) == {"k", "n", "m", "d", "s"}
+    assert verify.integer_params(None) == set()
+
+
+def test_probability_inputs_are_recognised() -> None:
+    def surrogate(value: str) -> Surrogate:
+        return Surrogate(
+            qualname="m.F",
+            module="m",
+            location=None,  # type: ignore[arg-type]
+            params=(Param("p"), Param("q"), Param("t")),
+            value=cst.parse_expression(value),
+            grads=(cst.parse_expression("1.0"), cst.parse_expression("1.0"), None),
+        )
+
+    assert verify.probability_params(surrogate("torch.bernoulli(p).float()")) == {"p"}
+    assert verify.probability_params(surrogate("q.bernoulli() * p")) == {"q"}
+    # The argument of bernoulli is not an input itself, or the name is a hyperparameter.
+    assert verify.probability_params(surrogate("torch.bernoulli(torch.sigmoid(p))")) == set()
+    assert verify.probability_params(surrogate("torch.bernoulli(t) * p")) == set()
+
+
+STEPS = """\
+import torch
+
+print("side effect: pkg.steps was imported")
+LOG = open("imported.txt", "w")
+EDGE = 0.0
+
+
+def step(data):
+    return torch.gt(data, torch.as_tensor(EDGE)).to(data.dtype)
+"""
+
+EDGE_SPIKE = """\
+import torch
+
+from pkg.steps import step
+import pkg.steps as steps  # linked too (the analysis does not inline steps.step yet)
+
+
+class TanhEdge(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, k):
+        ctx.save_for_backward(x)
+        ctx.k = k
+        return step(x)
+
+    @staticmethod
+    def backward(ctx, dy):
+        (x,) = ctx.saved_tensors
+        return dy * (1 - (x * ctx.k).tanh().pow(2)), None
+
+
+def fire(x):
+    return TanhEdge.apply(x, 2.0)
+"""
+
+
+def test_helpers_of_other_project_modules_are_copied_not_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {"pkg/__init__.py": "", "pkg/steps.py": STEPS, "pkg/spikes.py": EDGE_SPIKE}
+    root = project(tmp_path, files)
+    jobs = stub_child(monkeypatch)
+    run([root], Options(verify="script", diff=True))
+    (case,) = jobs[0]["cases"]
+    foreign = [c for c in case["chunks"] if c.get("namespace") == "pkg.steps"]
+    text = "".join(c["text"] for c in foreign)
+    assert "def step(data)" in text and "EDGE = 0.0" in text
+    assert "print(" not in text and "open(" not in text  # user code that would run: left out
+    links = [c for c in case["chunks"] if c["kind"] == "link"]
+    assert [(c["source"], c["names"]) for c in links] == [
+        ("pkg.steps", {"step": "step"}),
+        ("pkg.steps", {"steps": ""}),
+    ]
+    assert not any(c["kind"] == "import" and "pkg" in c["text"] for c in case["chunks"])
+
+
+@needs_torch
+def test_helpers_of_other_project_modules_verify(tmp_path: Path) -> None:
+    files = {"pkg/__init__.py": "", "pkg/steps.py": STEPS, "pkg/spikes.py": EDGE_SPIKE}
+    root = project(tmp_path, files)
+    report = run([root], Options(verify="grad", diff=True))
+    assert not codes_of(report), [d.render() for d in report.diagnostics]
+    assert by_name(report)["TanhEdge"].checks == (("grad", "ok"),)
+    assert not list(tmp_path.rglob("imported.txt"))  # pkg.steps never ran
+
+
+DOMAIN = """\
+import torch
+
+
+class PowerTailSpike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, alpha):
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return (x >= 0).to(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return (1 + 2 / (ctx.alpha - 1) * x.abs()).pow(-ctx.alpha) * grad_output, None
+
+
+def fire(x, alpha):
+    return PowerTailSpike.apply(x, alpha)
+"""
+
+
+@needs_torch
+def test_samples_outside_the_domain_are_left_out_and_said(tmp_path: Path) -> None:
+    root = project(tmp_path, {"spikes.py": DOMAIN})
+    report = run([root], Options(verify="grad", diff=True))
+    assert not codes_of(report), [d.render() for d in report.diagnostics]
+    verdict = by_name(report)["PowerTailSpike"]
+    assert verdict.checks == (("grad", "ok"),)
+    assert "not used: alpha=1.0: the original raises in its backward: ZeroDivisionError" in (
+        verdict.line()
+    )
+    # A value a call site passes is never left out: there the rewrite is refused.
+    (root / "spikes.py").write_text(DOMAIN.replace("apply(x, alpha)", "apply(x, 1.0)"))
+    report = run([root], Options(verify="grad", diff=True))
+    assert codes_of(report) == ["FGI301"] and not by_name(report)["PowerTailSpike"].written
+
+
+SWAP = """\
+import torch
+
+
+class SwapForGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, x_r):
+        return x_r
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, grad
+
+
+def swap(a, b):
+    return SwapForGrad.apply(a, b)
+"""
+
+
+@needs_torch
+def test_broadcast_shapes_the_original_cannot_run_are_noted(tmp_path: Path) -> None:
+    root = project(tmp_path, {"spikes.py": SWAP})
+    report = run([root], Options(verify="grad", diff=True))
+    assert not codes_of(report), [d.render() for d in report.diagnostics]
+    notes = by_name(report)["SwapForGrad"].notes
+    assert any(
+        n.startswith("per-channel (C,) inputs not compared: the original raises") for n in notes
+    )
+
+
+@needs_torch
+def test_gradient_comparison_where_the_original_is_not_finite() -> None:
+    import torch
+
+    from fgi_rewrite import verify_child as child
+
+    child.torch = torch
+    notes: set[str] = set()
+    nan, inf = math.nan, math.inf
+    original = torch.tensor([nan, inf, 1.0, 2.0])
+    named = [("x", torch.zeros(4))]
+    largest = child.compare_gradient(
+        "x", original, torch.tensor([0.0, 0.0, 1.0, 2.0]), "float32", named, notes
+    )
+    assert largest == 0.0 and any("not finite at 2 input(s)" in n for n in notes)
+    for rewrite in ([0.0, 0.0, nan, 2.0], [0.0, 0.0, 1.0, inf], [5.0, 0.0, 1.0, 2.0]):
+        with pytest.raises(child.Mismatch):
+            child.compare_gradient("x", original, torch.tensor(rewrite), "float32", named, set())
