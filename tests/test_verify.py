@@ -21,7 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 import fgi_rewrite.run as run_module
-from fgi_rewrite import verify
+from fgi_rewrite import isolate, verify
 from fgi_rewrite.analyze import analyze as real_analyze
 from fgi_rewrite.cli import main
 from fgi_rewrite.codes import ALL_CODES, Severity
@@ -389,13 +389,13 @@ def test_torchscript_hostile_emission_is_caught(
 ) -> None:
     root = project(tmp_path, {"spikes.py": SPIKE})
     before = (root / "spikes.py").read_bytes()
-    original = verify.emit_function
+    original = isolate.emit_function
 
     def hostile(surrogate: Surrogate, name: str) -> str:
         text = HOSTILE.get(surrogate.short_name)
         return text.format(name=name) if text else original(surrogate, name)
 
-    monkeypatch.setattr(verify, "emit_function", hostile)
+    monkeypatch.setattr(isolate, "emit_function", hostile)
     report = run([root], Options(verify="script", style="function"))
     assert codes_of(report) == ["FGI302", "FGI302"]
     messages = {d.message.split(":")[0]: d.message for d in report.diagnostics}
