@@ -14,8 +14,9 @@ lines the child prints. See ``verify_child`` for the checks and tolerances.
 
 Hyperparameters (forward inputs without a gradient) take the literal or module-constant value
 each call site passes, else the forward's default, else each value of ``SAMPLES`` (``INT_SAMPLES``
-for an integer); every verdict says which was used. Levels: ``grad`` (values and gradients), ``script`` (grad + TorchScript
-script/save/load), ``full`` (script + ``torch.compile(fullgraph=True)`` + ``torch.export``).
+for an integer); every verdict says which was used. Levels: ``grad`` (values and gradients),
+``script`` (grad + TorchScript script/save/load), ``full`` (script +
+``torch.compile(fullgraph=True)`` + ``torch.export``).
 
 With ``plot`` (``--plot DIR``) the child also draws one PNG per verified surrogate (value and
 gradients of the original and of the rewrite, see ``verify_child.plot_case``), named by
