@@ -19,7 +19,7 @@ for an integer); every verdict says which was used. Levels: ``grad`` (values and
 ``torch.compile(fullgraph=True)`` + ``torch.export``).
 
 With ``plot`` (``--plot DIR``) the child also draws one PNG per verified surrogate (value and
-gradients of the original and of the rewrite, see ``verify_child.plot_case``), named by
+gradients of the original and of the rewrite, see ``verify_plot.plot_case``), named by
 ``plot_name``; problems with the plots are ``FGI307`` warnings and never change a verdict.
 
 Test hooks (documented in README): ``FGI_REWRITE_VERIFY_PYTHON`` names the child's interpreter,

@@ -19,15 +19,15 @@ original through ``apply``. Checks:
   to eager, and ``torch.export`` keeps the gradient (the original's custom backward is dropped).
 
 With ``--plot`` a case carries ``plot`` (an absolute PNG path): after the grad check, the value
-and the gradients of the original and of the rewrite on ``x`` in ``PLOT_RANGE`` (float64, every
-hyperparameter combination checked) are drawn with matplotlib's Agg canvas (``Figure``; pyplot's
-global state is never touched). matplotlib is imported once; if it is missing the child says so
-once (a ``plot`` message) and verifies without plotting.
+and the gradients of the original and of the rewrite are drawn by ``verify_plot.py`` (loaded
+beside this file). matplotlib is imported once; if it is missing the child says so once (a
+``plot`` message) and verifies without plotting.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import io
 import json
 import math
@@ -46,12 +46,9 @@ SEED = 1234
 # (rtol, atol) by the precision the comparison is made at: float32 when the input or the output
 # is float32 (grad_output then is float32 and the original's own gradient is float32-accurate).
 TOLERANCE = {"float32": (1e-5, 1e-6), "float64": (1e-10, 1e-12)}
-PLOT_RANGE = (-3.0, 3.0)  # the dense part of the tested grid
-PLOT_POINTS = 1201  # step 0.005: steps look like steps
-PLOT_MARKERS = 31  # markers of the rewrite's curve, so that the original's line stays visible
 
 torch: Any = None  # bound in main()
-Figure: Any = None  # matplotlib.figure.Figure, bound in main() when a case is plotted
+plotter: Any = None  # the verify_plot module, loaded in main() when a case is plotted
 
 
 class Isolation(Exception):
@@ -655,141 +652,16 @@ class Checker:
         return "exports with its gradient"
 
 
-# ---- plots (--plot) ------------------------------------------------------------------------------
-
-
-def curves(checker: Checker, candidate: Callable[..., Any], config: dict[str, Any]) -> Any:
-    """x, per function (original, rewrite) the value and each input's gradient on x (the other
-    differentiable inputs held at 0), in float64 with an upstream gradient of ones, and whether
-    the forward is random (another seed gives another value)."""
-    x = torch.linspace(*PLOT_RANGE, PLOT_POINTS, dtype=torch.float64)
-    tensors = [x] + [torch.zeros_like(x)] * (len(checker.diff) - 1)
-    found = []
-    for fn, what in ((checker.original, "original"), (candidate, "rewrite")):
-        args = checker.arguments(tensors, config, True)
-        out = checker.call(fn, args, what)
-        inputs = [args[i] for i in checker.diff]
-        grads: Sequence[Any] = [None] * len(inputs)
-        if out.requires_grad:
-            grads = torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
-        found.append(
-            (
-                out.detach().double(),
-                [torch.zeros_like(x) if g is None else g.detach().double() for g in grads],
-            )
-        )
-    torch.manual_seed(SEED + 1)
-    with torch.no_grad():
-        again = checker.original(*checker.arguments(tensors, config, False))
-    return x, found, not same_values(found[0][0], again.double())
-
-
-def plot_case(checker: Checker, case: dict[str, Any], path: str, grad: dict[str, Any]) -> None:
-    """One PNG: the forward value, then the gradient for each differentiable input; one color
-    per hyperparameter combination, the original a wide solid line, the rewrite dashed with
-    markers on top. A combination at which either side raises is left out (and said so)."""
-    candidate = next(iter(checker.forms.values()))
-    names = [checker.params[i]["name"] for i in checker.diff]
-    panels = 1 + len(names)
-    figure = Figure(figsize=(4.6 * panels, 4.2), layout="constrained")
-    axes = figure.subplots(1, panels, squeeze=False)[0]
-    configs = case["configs"]
-    several = len(configs) > 1
-    every = max(1, PLOT_POINTS // (PLOT_MARKERS - 1))
-    identical, grad_diff, skipped, random = True, 0.0, [], False
-    for k, config in enumerate(configs):
-        try:
-            x, ((va, ga), (vb, gb)), random = curves(checker, candidate, config)
-        except Exception as exc:  # outside the hyperparameter's domain, say
-            why = first_line(exc)
-            if not isinstance(exc, (Isolation, Mismatch)):
-                why = f"{type(exc).__name__}: {why}"
-            skipped.append(f"{config['label'] or 'the call'}: {why[:80]}")
-            continue
-        color = f"C{k % 10}"
-        for i, (ax, a, b) in enumerate(zip(axes, [va, *ga], [vb, *gb], strict=True)):
-            style = _styles(color, dots=random and i == 0)  # random 0/1 draws: no lines
-            ax.plot(x.tolist(), a.tolist(), **style[0], label=config["label"] if several else None)
-            ax.plot(
-                x.tolist(),
-                b.tolist(),
-                **style[1],
-                markevery=(k * every // len(configs), every),  # markers side by side
-            )
-        identical = identical and same_values(va, vb)
-        grad_diff = max([grad_diff, *(_largest(a, b) for a, b in zip(ga, gb, strict=True))])
-    if len(skipped) == len(configs):
-        raise RuntimeError("both functions raise on the plotted range: " + "; ".join(skipped))
-    held = ", ".join(f"{n} = 0" for n in names[1:])
-    for i, ax in enumerate(axes):
-        ax.set_xlabel(names[0] + (f"   ({held})" if held else ""))
-        ax.set_ylabel("forward value" if i == 0 else f"∂ out / ∂ {names[i - 1]}")
-        value = "forward value" + (" (one random draw, same seed)" if random else "")
-        ax.set_title(value if i == 0 else f"gradient for {names[i - 1]}", fontsize=11)
-        ax.grid(True, alpha=0.3)
-        ax.axhline(0.0, color="0.6", lw=0.6, zorder=0)
-        ax.axvline(0.0, color="0.6", lw=0.6, zorder=0)
-        ax.set_xlim(*PLOT_RANGE)
-    shown = _styles("0.35" if several else "C0", dots=random)  # as in the value panel
-    legend = _line([], [], **shown[0], label="original Function")
-    rewrite = _line([], [], **shown[1], label="FGI rewrite")
-    handles = [legend, rewrite] + (axes[0].get_legend_handles_labels()[0] if several else [])
-    axes[0].legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
-    # Title: the class, then the hyperparameters and where they came from, then what the
-    # variant was specialized to (call-site literals, factory arguments) unless already said.
-    hyper = case.get("hyper") or (configs[0]["label"] if not several else "")
-    special = case["id"].split("[", 1)[1].rstrip("]") if "[" in case["id"] else ""
-    if special and not all(part in hyper for part in special.split(", ")):
-        hyper = f"{hyper}  [{special}]" if hyper else f"[{special}]"
-    title = case["class_name"] + (f"\n{hyper}" if hyper else "")
-    figure.suptitle(title, fontsize=12, fontweight="bold")
-    lines = [
-        ("values identical" if identical else "values differ")
-        + f", largest gradient difference {grad_diff:.3g}"
-        + f"   (float64, {PLOT_POINTS} points, upstream gradient 1)"
-    ]
-    if skipped:
-        lines.append("not drawn: " + "; ".join(skipped))
-    if not grad["ok"]:
-        detail = str(grad.get("detail", ""))
-        lines.append(
-            "grad check FAILED: " + (detail[:150] + "..." if len(detail) > 150 else detail)
-        )
-    color = "0.25" if grad["ok"] else "firebrick"
-    figure.supxlabel("\n".join(lines), fontsize=9, color=color)  # the layout makes room
-    figure.savefig(path, dpi=110)
-
-
-def _styles(color: str, dots: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Line styles of the original (wide, translucent, solid) and of the rewrite (dashed,
-    hollow markers) in one color; with ``dots`` points only (small dots for the original)."""
-    original: dict[str, Any] = {
-        "color": color,
-        "ls": "-",
-        "lw": 3.4,
-        "alpha": 0.45,
-        "solid_capstyle": "butt",
-    }
-    if dots:
-        original.update(ls="none", marker=".", markersize=4)
-    rewrite = {
-        "color": color,
-        "ls": "none" if dots else "--",
-        "lw": 1.1,
-        "marker": "o",
-        "markersize": 4.5,
-        "markerfacecolor": "white",
-    }
-    return original, rewrite
-
-
-def _largest(a: Any, b: Any) -> float:
-    both = torch.isfinite(a) & torch.isfinite(b)
-    return float((a - b).abs()[both].max()) if bool(both.any()) else 0.0
-
-
-def _line(*args: Any, **kwargs: Any) -> Any:
-    return importlib.import_module("matplotlib.lines").Line2D(*args, **kwargs)
+def sibling(name: str) -> types.ModuleType:
+    """A module beside this file, loaded by path under a private name: the child runs in the
+    verifying interpreter, which need not have fgi_rewrite installed, and must not put this
+    directory on ``sys.path`` (its names could shadow the user's modules)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_fgi_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def first_line(exc: BaseException) -> str:
@@ -830,9 +702,9 @@ def run_case(case: dict[str, Any], level: str, workdir: str, index: int) -> dict
         except Exception as exc:  # a check that crashed is a failed check, with its reason
             checks[name] = {"ok": False, "detail": f"{type(exc).__name__}: {first_line(exc)}"}
         checks.get(name, {})["seconds"] = round(time.perf_counter() - start, 4)
-        if name == "grad" and case.get("plot") and Figure is not None:
+        if name == "grad" and case.get("plot") and plotter is not None:
             try:
-                plot_case(checker, case, case["plot"], checks[name])
+                plotter.plot_case(checker, case, case["plot"], checks[name])
                 result["plot"] = case["plot"]
             except Exception as exc:  # a plot is never a verdict on the rewrite
                 result["plot_error"] = f"{type(exc).__name__}: {first_line(exc)}"
@@ -847,7 +719,7 @@ def run_case(case: dict[str, Any], level: str, workdir: str, index: int) -> dict
 
 
 def main() -> int:
-    global torch, Figure
+    global torch, plotter
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # whatever the user's code prints goes to stderr, not to our channel
 
@@ -875,7 +747,9 @@ def main() -> int:
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     if any(case.get("plot") for case in job["cases"]):
         try:
-            Figure = importlib.import_module("matplotlib.figure").Figure
+            loaded = sibling("verify_plot")
+            loaded.bind(globals())  # imports matplotlib
+            plotter = loaded
             send({"kind": "plot", "ok": True})
         except Exception as exc:
             send({"kind": "plot", "ok": False, "error": f"{type(exc).__name__}: {exc}"})
