@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
+from pathlib import Path
 from typing import Any
 
 import libcst as cst
@@ -306,12 +307,14 @@ def fgi_chunks(
         f"class {ORIGINAL}(torch.nn.Module):\n    {signature}\n"
         f"        return {surrogate.short_name}.apply({arguments})\n"
     )
-    chunks = [
+    chunks: list[dict[str, Any]] = [
         {"kind": "fgi", "what": "", "text": "import math\nimport torch\n"},
         {"kind": "fgi", "what": "", "text": emit_function(surrogate, CANDIDATE)},
         {"kind": "fgi", "what": "", "text": inline + "\n\n" + function},
         {"kind": "class", "what": "the call of the original", "text": original},
     ]
+    for chunk in chunks:
+        chunk["emitted"] = True  # kept when the original comes from the user's module instead
     targets = {"inline": WRAPPERS["inline"], "function": CANDIDATE}
     return chunks, {form: targets[form] for form in sorted(forms)}
 
@@ -476,3 +479,29 @@ def hyper_configs(
                 by_source[source].append(shown)
         summary.append("; ".join(f"{name}={'|'.join(v)} ({s})" for s, v in by_source.items()))
     return configs, ", ".join(summary)
+
+
+def import_root(path: Path) -> Path:
+    """The directory to put on ``sys.path`` so that ``path`` imports under the module name
+    the index gives it (above its outermost ``__init__.py`` package)."""
+    directory = path.parent
+    while (directory / "__init__.py").is_file():
+        directory = directory.parent
+    return directory
+
+
+def user_import(index: ProjectIndex, info: ClassInfo | None) -> dict[str, str] | None:
+    """How the child imports the Function from the user's module (``--verify-import-user-code``):
+    the import root, the module name and the attribute path of the class; None for a class built
+    inside a function, which no import reaches."""
+    if info is None or info.in_function:
+        return None
+    module = index.module(info.path)
+    prefix = f"{module.qualifier}."
+    if not info.qualname.startswith(prefix):
+        return None
+    return {
+        "root": str(import_root(info.path)),
+        "module": module.name,
+        "attribute": info.qualname[len(prefix) :],
+    }

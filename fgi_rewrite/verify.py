@@ -58,6 +58,7 @@ from fgi_rewrite.isolate import (
     hyper_configs,
     integer_params,
     probability_params,
+    user_import,
 )
 from fgi_rewrite.model import Diagnostic, Location, Surrogate
 
@@ -85,6 +86,7 @@ class Verification:
     seconds: float = 0.0
     plot: str = ""  # the PNG drawn with --plot (as the user named its directory)
     notes: tuple[str, ...] = ()  # what the comparison found but accepted (non-finite, shapes)
+    imported: str = ""  # the user's module the original came from (--verify-import-user-code)
 
     def line(self) -> str:
         marks = {"ok": "✓", "fail": "✗", "-": "–"}
@@ -94,6 +96,8 @@ class Verification:
             text += f" ({self.detail})"
         if self.original:
             text += f" (original: {'; '.join(self.original)})"
+        if self.imported:
+            text += f" (original imported from {self.imported})"
         if self.hyper:
             text += f" [{self.hyper}]"
         if not self.written:
@@ -121,6 +125,7 @@ class ChildOutput:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     problem: str = ""  # timeout or crash of the child itself
     plot_error: str = ""  # matplotlib could not be imported (--plot)
+    modules: list[dict[str, Any]] = field(default_factory=list)  # --verify-modules, per class
 
 
 def default_timeout(level: str, cases: int) -> float:
@@ -134,8 +139,13 @@ def run_child(
     cases: Sequence[dict[str, Any]], level: str, timeout: float, python: str | None = None
 ) -> ChildOutput:
     """Run every case in one subprocess (torch is imported once) and collect its results."""
+    return run_job({"level": level, "cases": list(cases)}, timeout, python)
+
+
+def run_job(job_data: dict[str, Any], timeout: float, python: str | None = None) -> ChildOutput:
+    """Run one job in the verification subprocess and collect its messages."""
     python = python or os.environ.get("FGI_REWRITE_VERIFY_PYTHON") or sys.executable
-    job = json.dumps({"level": level, "cases": list(cases)}).encode()
+    job = json.dumps(job_data).encode()
     output = ChildOutput()
     with tempfile.TemporaryDirectory(prefix="fgi-verify-") as cwd:
         try:
@@ -166,6 +176,8 @@ def run_child(
             output.torch_seconds = float(message.get("seconds", 0.0))
         elif message.get("kind") == "case":
             output.results[message["id"]] = message
+        elif message.get("kind") == "module":
+            output.modules.append(message)
         elif message.get("kind") == "plot" and not message.get("ok"):
             output.plot_error = message.get("error", "") or "matplotlib is not importable"
     if output.torch_ok is None and not output.problem:
@@ -241,13 +253,16 @@ def verify_rewrites(
     timeout: float | None = None,
     python: str | None = None,
     plot: Path | None = None,
+    import_user_code: bool = False,
 ) -> Outcome:
     """Verify every surrogate that has call sites in ``results``, in one subprocess.
 
     ``Outcome.rejected`` holds the surrogates that must not be rewritten (gradient failure;
     unscriptable unless ``allow_unscriptable``; unverified with ``require``), each with the
     refusal the caller puts in place of the Surrogate. With ``plot`` (a directory, created if
-    needed) the child draws a PNG per verified surrogate; ``Verification.plot`` names it.
+    needed) the child draws a PNG per verified surrogate; ``Verification.plot`` names it. With
+    ``import_user_code`` a Function that cannot be rebuilt in isolation is taken from its
+    module, which the child imports (executing the user's code: opt-in, documented).
     """
     outcome = Outcome()
     plots: dict[str, str] = {}  # qualname -> PNG path as shown
@@ -269,13 +284,17 @@ def verify_rewrites(
         )
         configs, hyper = hyper_configs(index, surrogate, entry["sites"], integer_params(forward))
         base = Verification(qualname, surrogate.short_name, tuple(entry["paths"]), hyper=hyper)
+        importable = user_import(index, info) if import_user_code else None
+        not_isolated = ""
         try:
-            if surrogate.class_qualname not in infos:
+            if info is None:
                 raise NotIsolated("its class was not found")
-            chunks, future = build_chunks(index, infos[surrogate.class_qualname], surrogate.closure)
+            chunks, future = build_chunks(index, info, surrogate.closure)
         except NotIsolated as exc:
-            verdicts[qualname] = _isolation(base, str(exc), surrogate, require, outcome)
-            continue
+            if importable is None:
+                verdicts[qualname] = _isolation(base, str(exc), surrogate, require, outcome)
+                continue
+            chunks, future, not_isolated = [], False, str(exc)  # the child imports the original
         fgi, forms = fgi_chunks(surrogate, entry["forms"], configs)
         if plot is not None:
             plots[qualname] = str(plot / plot_name(surrogate, taken))
@@ -295,6 +314,8 @@ def verify_rewrites(
                 ],
                 "plot": str(Path(plots[qualname]).absolute()) if qualname in plots else None,
                 "domain": "unit" if probability_params(surrogate) else "real",
+                "user_import": importable,  # --verify-import-user-code: when isolation fails
+                "not_isolated": not_isolated,  # why the isolated module cannot be built
                 "hyper": hyper,
             }
         )
@@ -458,6 +479,13 @@ def _judge(
     )
     originals = result.get("original", {})
     original = tuple(originals[k] for k in ("script", "export") if k in originals)
+    notes = tuple(result.get("notes", ()))
+    if result.get("imported"):
+        notes = (
+            f"the original was imported from {result['imported']} (--verify-import-user-code), "
+            f"since {result.get('not_isolated') or 'it cannot be rebuilt in isolation'}",
+            *notes,
+        )
     hyper = base.hyper
     if result.get("skipped"):  # sample values outside the hyperparameter's domain
         hyper += "; not used: " + "; ".join(result["skipped"])
@@ -467,7 +495,8 @@ def _judge(
         original=original,
         seconds=float(result.get("seconds", 0.0)),
         hyper=hyper,
-        notes=tuple(result.get("notes", ())),
+        notes=notes,
+        imported=result.get("imported", ""),
     )
     grad = found.get("grad", {"ok": False, "detail": "not run"})
     if not grad["ok"]:

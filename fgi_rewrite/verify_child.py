@@ -62,15 +62,19 @@ class Mismatch(Exception):
 # ---- building a case's module ----------------------------------------------------------------
 
 
-def build_module(case: dict[str, Any], workdir: str, index: int) -> types.ModuleType:
+def build_module(
+    case: dict[str, Any], workdir: str, index: int, namespace: dict[str, Any] | None = None
+) -> types.ModuleType:
     """Write the case's chunks to one file (so that TorchScript can read their source) and execute
-    them one at a time: a helper or constant that fails does not matter unless it is used."""
-    name = f"_fgi_verify_case_{index}"
+    them one at a time: a helper or constant that fails does not matter unless it is used.
+    ``namespace`` (names of an imported user module) is bound first."""
+    name = f"_fgi_verify_case_{index}" + ("_imported" if namespace is not None else "")
     path = os.path.join(workdir, f"{name}.py")
     texts = [chunk["text"].rstrip("\n") + "\n" for chunk in case["chunks"]]
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(texts))
     module = types.ModuleType(name)
+    module.__dict__.update(namespace or {})
     module.__file__ = path
     sys.modules[name] = module
     annotations = importlib.import_module("__future__").annotations.compiler_flag
@@ -670,10 +674,51 @@ def first_line(exc: BaseException) -> str:
 
 
 def run_case(case: dict[str, Any], level: str, workdir: str, index: int) -> dict[str, Any]:
+    """The checks of one case; with ``user_import`` (``--verify-import-user-code``), a case
+    whose original cannot be rebuilt or run in isolation is checked again with the original
+    imported from the user's module."""
+    result: dict[str, Any] = {"id": case["id"], "checks": {}, "original": {}, "notes": []}
+    if not case.get("not_isolated"):
+        result = run_checks(case, level, lambda: build_module(case, workdir, index))
+        if "isolation" not in result or not case.get("user_import"):
+            return result
+        case = {**case, "not_isolated": result["isolation"]}
+    if case.get("user_import"):
+        result = run_checks(case, level, lambda: import_original(case, workdir, index))
+        if not result.get("isolation", "").startswith("importing "):
+            result["imported"] = case["user_import"]["module"]
+        result["not_isolated"] = case["not_isolated"]
+    return result
+
+
+def import_original(case: dict[str, Any], workdir: str, index: int) -> types.ModuleType:
+    """The case's module with the original Function taken from the user's module, imported (so
+    executed) from its import root, and the emitted code beside it."""
+    spec = case["user_import"]
+    if spec["root"] not in sys.path:
+        sys.path.insert(0, spec["root"])
+    try:
+        user = importlib.import_module(spec["module"])
+        target: Any = user
+        for part in spec["attribute"].split("."):
+            target = getattr(target, part)
+    except BaseException as exc:  # the user's module may do anything, SystemExit included
+        raise Isolation(
+            f"importing {spec['module']} fails: {type(exc).__name__}: {first_line(exc)}"
+        ) from None
+    emitted = {**case, "chunks": [c for c in case["chunks"] if c.get("emitted")]}
+    namespace = {k: v for k, v in vars(user).items() if not k.startswith("__")}
+    namespace[case["class_name"]] = target
+    return build_module(emitted, workdir, index, namespace)
+
+
+def run_checks(
+    case: dict[str, Any], level: str, build: Callable[[], types.ModuleType]
+) -> dict[str, Any]:
     result: dict[str, Any] = {"id": case["id"], "checks": {}, "original": {}, "notes": []}
     checks: dict[str, Any] = result["checks"]
     try:
-        module = build_module(case, workdir, index)
+        module = build()
         checker = Checker(case, module)
     except Isolation as exc:
         result["isolation"] = str(exc)
@@ -745,6 +790,9 @@ def main() -> int:
         }
     )
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    if job.get("modules"):  # --verify-modules: imports the user's rewritten files
+        sibling("module_check_child").check(job, send, torch, first_line)
+        return 0
     if any(case.get("plot") for case in job["cases"]):
         try:
             loaded = sibling("verify_plot")

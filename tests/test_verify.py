@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 import math
 import os
 import subprocess
@@ -30,6 +31,7 @@ from fgi_rewrite.model import Param, Surrogate
 from fgi_rewrite.report import Report
 from fgi_rewrite.run import Options, run
 from tests.fixture_cases import cases, copy_inputs
+from tests.test_cli import validate
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None  # found, not imported
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
@@ -685,3 +687,203 @@ def test_gradient_comparison_where_the_original_is_not_finite() -> None:
     for rewrite in ([0.0, 0.0, nan, 2.0], [0.0, 0.0, 1.0, inf], [5.0, 0.0, 1.0, 2.0]):
         with pytest.raises(child.Mismatch):
             child.compare_gradient("x", original, torch.tensor(rewrite), "float32", named, set())
+
+
+# ---- opt-in checks that execute the user's code ----------------------------------------------
+
+SIDE_EFFECT = (
+    "from pathlib import Path\n\n\n"
+    "def mark(what):\n"
+    "    with open(Path(__file__).parent / 'imported.txt', 'a') as handle:\n"
+    "        handle.write(what + '\\n')\n\n\n"
+    "def registry():\n"
+    "    return lambda cls: cls\n"
+)
+
+FOREIGN_BASE = """\
+import torch
+
+from log import mark
+
+mark("base")
+
+
+class BaseFunction(torch.autograd.Function):
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * torch.exp(-x.abs())
+"""
+
+DERIVED = """\
+import torch
+
+from base import BaseFunction
+from log import mark, registry
+
+mark("derived")
+register = registry()  # built by the user's code: not in the isolated module
+
+
+class Derived(BaseFunction):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x > 0).float()
+
+
+@register
+class Registered(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x > 0).float()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * torch.exp(-x.abs())
+
+
+def f(x):
+    return Derived.apply(x) + Registered.apply(x)
+"""
+
+
+@needs_torch
+def test_import_user_code_is_opt_in(tmp_path: Path) -> None:
+    root = project(
+        tmp_path, {"log.py": SIDE_EFFECT, "base.py": FOREIGN_BASE, "derived.py": DERIVED}
+    )
+    report = run([root], Options(verify="grad", diff=True))
+    assert not (root / "imported.txt").exists()  # nothing of the project was imported
+    verdicts = by_name(report)
+    assert verdicts["Derived"].status == "isolation"  # FGI304: a base class from another module
+    assert "NameError: name 'register' is not defined" in verdicts["Registered"].detail
+    assert codes_of(report) == ["FGI304", "FGI304"]
+
+    report = run([root], Options(verify="grad", diff=True, verify_import_user_code=True))
+    assert not codes_of(report), [d.render() for d in report.diagnostics]
+    verdicts = by_name(report)
+    for name, why in (("Derived", "its base class"), ("Registered", "NameError")):
+        assert verdicts[name].checks == (("grad", "ok"),), verdicts[name].line()
+        assert verdicts[name].imported == "derived"
+        assert "(original imported from derived)" in verdicts[name].line()
+        assert (
+            why in verdicts[name].notes[0]
+            and "--verify-import-user-code" in verdicts[name].notes[0]
+        )
+    assert "derived" in (root / "imported.txt").read_text().split()
+
+
+MODEL = """\
+import torch
+from torch import nn
+
+from log import mark
+from spikes import SigmoidSpike
+
+mark("model")
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return SigmoidSpike.apply(self.fc(x), 3.0)
+
+
+class Sized(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def forward(self, x):
+        return SigmoidSpike.apply(x, 3.0) * self.n
+"""
+
+
+@needs_torch
+def test_verify_modules_scripts_the_rewritten_modules(tmp_path: Path) -> None:
+    root = project(tmp_path, {"log.py": SIDE_EFFECT, "spikes.py": SPIKE, "model.py": MODEL})
+    report = run([root], Options(verify="grad", diff=True))
+    assert not report.module_checks and not (root / "imported.txt").exists()
+    report = run([root], Options(verify="grad", diff=True, verify_modules=True))
+    checks = {c.qualname: c for c in report.module_checks}
+    assert set(checks) == {"model.Net", "model.Sized"}
+    assert checks["model.Net"].state == "ok" and checks["model.Net"].original == "fail"
+    assert (
+        checks["model.Net"].line() == "module model.Net: script ✓ (original: torch.jit.save fails)"
+    )
+    assert checks["model.Sized"].state == "skipped"
+    assert (
+        checks["model.Sized"]
+        .line()
+        .startswith("module model.Sized: not checked (not built without arguments: TypeError")
+    )
+    assert not codes_of(report)
+    # The rewritten text was imported (from memory, --diff writes nothing), then the original.
+    assert (root / "imported.txt").read_text().split().count("model") == 2
+    assert "SigmoidSpike.apply" in (root / "model.py").read_text()
+
+
+@needs_torch
+def test_verify_modules_from_the_configuration(tmp_path: Path) -> None:
+    root = project(tmp_path, {"log.py": SIDE_EFFECT, "spikes.py": SPIKE, "model.py": MODEL})
+    (root / "pyproject.toml").write_text(
+        "[tool.fgi-rewrite]\nverify = 'grad'\nverify-modules = true\n"
+        "verify-import-user-code = true\n"
+    )
+    result = CliRunner().invoke(main, ["--diff", str(root)], env={"FGI_REWRITE_VERIFY": None})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "module model.Net: script ✓ (original: torch.jit.save fails)" in lines
+    result = CliRunner().invoke(
+        main, ["--format", "json", "--check", str(root)], env={"FGI_REWRITE_VERIFY": None}
+    )
+    payload = json.loads(result.stdout)
+    validate(payload)
+    modules = {m["class"]: m for m in payload["modules"]}
+    assert modules["model.Net"]["state"] == "ok" and modules["model.Net"]["original"] == "fail"
+    assert modules["model.Sized"]["state"] == "skipped"
+
+
+def test_module_check_regressions_are_reported() -> None:
+    from fgi_rewrite.module_check import judge_modules
+
+    path = "/p/model.py"
+    messages = [
+        {
+            "path": path,
+            "class": "model.A",
+            "state": "fail",
+            "detail": "torch.jit.script fails: X",
+            "original": "ok",
+            "original_detail": "scripts, saves and loads",
+        },
+        {
+            "path": path,
+            "class": "model.B",
+            "state": "fail",
+            "detail": "torch.jit.script fails: Y",
+            "original": "fail",
+            "original_detail": "torch.jit.script fails: Y",
+        },
+        {
+            "path": path,
+            "class": "",
+            "state": "fail",
+            "detail": "import fails: E",
+            "original": "fail",
+            "original_detail": "import fails: E",
+        },
+    ]
+    checks, diagnostics = judge_modules(messages, "", Path(path))
+    assert [d.code.code for d in diagnostics] == ["FGI308"]
+    assert diagnostics[0].message.startswith("model.A: torch.jit.script fails: X after the rewrite")
+    assert checks[1].line() == "module model.B: script ✗ (torch.jit.script fails: Y)"
+    assert checks[2].line() == f"module {path} (import): script ✗ (import fails: E)"
+    _, diagnostics = judge_modules([], "verification timed out after 1 s", Path(path))
+    assert [d.code.code for d in diagnostics] == ["FGI303"]
