@@ -293,24 +293,29 @@ def fgi_chunks(
         taken.add(candidate)
         return candidate
 
-    emission = emit_inline(surrogate, [sym.name(p) for p in params], fresh, fresh("_fgi_out"))
-    body = "\n".join(f"        {line}" for line in emission.statements)
-    inline = (
-        f"class {WRAPPERS['inline']}(torch.nn.Module):\n    {signature}\n{body}\n"
-        f"        return {sym.code(emission.result)}\n"
-    )
-    function = (
-        f"class {WRAPPERS['function']}(torch.nn.Module):\n    {signature}\n"
-        f"        return {CANDIDATE}({arguments})\n"
-    )
+    # Only the forms the run writes are emitted and checked (emitting costs about as much as
+    # checking: the symbolic clean-up of libcst trees).
+    wrappers = []
+    if "inline" in forms:
+        emission = emit_inline(surrogate, [sym.name(p) for p in params], fresh, fresh("_fgi_out"))
+        body = "\n".join(f"        {line}" for line in emission.statements)
+        wrappers.append(
+            f"class {WRAPPERS['inline']}(torch.nn.Module):\n    {signature}\n{body}\n"
+            f"        return {sym.code(emission.result)}\n"
+        )
+    if "function" in forms:
+        wrappers.append(
+            f"{emit_function(surrogate, CANDIDATE)}\n\n"
+            f"class {WRAPPERS['function']}(torch.nn.Module):\n    {signature}\n"
+            f"        return {CANDIDATE}({arguments})\n"
+        )
     original = (
         f"class {ORIGINAL}(torch.nn.Module):\n    {signature}\n"
         f"        return {surrogate.short_name}.apply({arguments})\n"
     )
     chunks: list[dict[str, Any]] = [
         {"kind": "fgi", "what": "", "text": "import math\nimport torch\n"},
-        {"kind": "fgi", "what": "", "text": emit_function(surrogate, CANDIDATE)},
-        {"kind": "fgi", "what": "", "text": inline + "\n\n" + function},
+        *({"kind": "fgi", "what": "", "text": text} for text in wrappers),
         {"kind": "class", "what": "the call of the original", "text": original},
     ]
     for chunk in chunks:
