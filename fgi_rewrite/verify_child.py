@@ -9,9 +9,11 @@ code (function form and/or inline form inside an ``nn.Module``) and a wrapper th
 original through ``apply``. Checks:
 
 * grad: forward values bit-identical (dtype, shape, NaN-aware equality) and gradients within
-  ``TOLERANCE`` on a dense grid around 0 and the hyperparameter values, wide normals and far
-  tails, float32 and float64, broadcast second inputs, a random upstream gradient; the same
+  ``verify_compare.TOLERANCE`` on a dense grid around 0 and the hyperparameter values, wide
+  normals and far tails (in [0, 1] for a probability input), float32 and float64, broadcast
+  second inputs (those the original itself accepts), a random upstream gradient; the same
   values under ``torch.no_grad()``, with ``requires_grad=False`` and for ±inf/NaN inputs.
+  Sample hyperparameter values at which the original raises are left out (``skipped``).
 * script: ``torch.jit.script`` + ``torch.jit.save`` + ``torch.jit.load`` of each emitted form,
   no ``prim::PythonOp`` in the graph, loaded outputs and gradients equal to eager. The original's
   own ``torch.jit.script``/``save`` result is recorded.
@@ -41,22 +43,30 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 MARKER = "@@fgi-verify@@ "
-C = 8  # channels: the last dimension of every test input
 SEED = 1234
-# (rtol, atol) by the precision the comparison is made at: float32 when the input or the output
-# is float32 (grad_output then is float32 and the original's own gradient is float32-accurate).
-TOLERANCE = {"float32": (1e-5, 1e-6), "float64": (1e-10, 1e-12)}
 
 torch: Any = None  # bound in main()
 plotter: Any = None  # the verify_plot module, loaded in main() when a case is plotted
 
 
-class Isolation(Exception):
-    """The original cannot be rebuilt or run in isolation: not a verdict on the rewrite."""
+def sibling(name: str) -> types.ModuleType:
+    """A module beside this file, loaded by path under a private name: the child runs in the
+    verifying interpreter, which need not have fgi_rewrite installed, and must not put this
+    directory on ``sys.path`` (its names could shadow the user's modules)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_fgi_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-class Mismatch(Exception):
-    """The rewrite differs from the original (or from eager): a failed check."""
+# Inputs and comparisons (verify_compare.py, beside this file).
+compare: Any = sibling("verify_compare")
+Isolation, Mismatch = compare.Isolation, compare.Mismatch
+grid, variants, SAME_SHAPE = compare.grid, compare.variants, compare.SAME_SHAPE
+same_values, value_difference = compare.same_values, compare.value_difference
+compare_gradient = compare.compare_gradient
 
 
 # ---- building a case's module ----------------------------------------------------------------
@@ -122,204 +132,6 @@ def link(namespaces: dict[str, types.ModuleType], chunk: dict[str, Any]) -> None
         value = getattr(source, attribute, None) if attribute else source
         if value is not None:
             setattr(namespaces[chunk.get("namespace", "")], local, value)
-
-
-# ---- inputs ----------------------------------------------------------------------------------
-
-
-def grid(dtype: Any, hypers: Sequence[object], generator: Any, domain: str = "real") -> Any:
-    """(B, C) values: a dense grid around 0, exact 0/±0.5/±1 and the numeric hyperparameter
-    values (and their neighbours), wide normals and far tails where surrogate gradients
-    underflow. In the ``unit`` domain (an input that is a probability) the same kinds of values
-    inside [0, 1]: a dense grid, the ends and their neighbours, uniform draws."""
-    if domain == "unit":
-        return unit_grid(dtype, generator)
-    dense = torch.linspace(-3.0, 3.0, 241, dtype=torch.float64)
-    special = [
-        0.0,
-        -0.0,
-        0.5,
-        -0.5,
-        1.0,
-        -1.0,
-        1e-8,
-        -1e-8,
-        1e-30,
-        -1e-30,
-        40.0,
-        -40.0,
-        200.0,
-        -200.0,
-        1e4,
-        -1e4,
-        1e30,
-        -1e30,
-    ]
-    for h in hypers:
-        if isinstance(h, (int, float)) and not isinstance(h, bool) and math.isfinite(h):
-            special += [float(h), -float(h)]
-    exact = torch.tensor(special, dtype=torch.float64).to(dtype)
-    neighbours = torch.cat(
-        [
-            torch.nextafter(exact, exact.new_tensor(math.inf)),
-            torch.nextafter(exact, exact.new_tensor(-math.inf)),
-        ]
-    )
-    wide = torch.cat(
-        [
-            torch.randn(256, generator=generator, dtype=torch.float64) * 4.0,
-            torch.randn(64, generator=generator, dtype=torch.float64) * 20.0,
-        ]
-    )
-    values = torch.cat([dense.to(dtype), exact, neighbours, wide.to(dtype)])
-    pad = (-values.numel()) % C
-    values = torch.cat([values, torch.zeros(pad, dtype=dtype)])
-    return values.reshape(-1, C)
-
-
-def unit_grid(dtype: Any, generator: Any) -> Any:
-    dense = torch.linspace(0.0, 1.0, 241, dtype=torch.float64).to(dtype)
-    exact = torch.tensor([0.0, 1.0, 0.5, 0.25, 0.75, 1e-8, 1e-30], dtype=torch.float64).to(dtype)
-    neighbours = torch.cat(
-        [
-            torch.nextafter(exact, exact.new_tensor(math.inf)),
-            torch.nextafter(exact, exact.new_tensor(-math.inf)),
-        ]
-    ).clamp(0.0, 1.0)
-    uniform = torch.rand(320, generator=generator, dtype=torch.float64).to(dtype)
-    values = torch.cat([dense, exact, neighbours, uniform])
-    pad = (-values.numel()) % C
-    values = torch.cat([values, torch.zeros(pad, dtype=dtype)])
-    return values.reshape(-1, C)
-
-
-# Labels of the input shapes every Function must accept; the broadcast ones may be refused.
-SAME_SHAPE = ("", "same shape")
-
-
-def variants(
-    main: Any, extra: int, generator: Any, domain: str = "real"
-) -> list[tuple[str, list[Any]]]:
-    """The differentiable inputs: the main grid, and for each further input a per-channel
-    ``(C,)`` tensor (with rows of the main input exactly at it), a full-shape tensor and a 0-dim
-    tensor (all in [0, 1] in the ``unit`` domain)."""
-    if extra == 0:
-        return [("", [main])]
-    dtype = main.dtype
-    low, high = (0.0, 1.0) if domain == "unit" else (-0.5, 0.5)
-    channel = torch.linspace(low, high, C, dtype=torch.float64).to(dtype)
-    rows = torch.stack(
-        [
-            channel,
-            torch.nextafter(channel, channel.new_tensor(math.inf)),
-            torch.nextafter(channel, channel.new_tensor(-math.inf)),
-        ]
-    )
-    if domain == "unit":
-        rows = rows.clamp(0.0, 1.0)
-    with_rows = torch.cat([main, rows])
-    if domain == "unit":
-        full = torch.rand(main.shape, generator=generator, dtype=torch.float64).to(dtype)
-    else:
-        full = (torch.randn(main.shape, generator=generator, dtype=torch.float64) * 0.5).to(dtype)
-    scalar = torch.tensor(0.25, dtype=dtype)
-    return [
-        ("per-channel (C,)", [with_rows, *([channel] * extra)]),
-        ("same shape", [main, *([full] * extra)]),
-        ("0-dim", [main, *([scalar] * extra)]),
-    ]
-
-
-# ---- comparisons -----------------------------------------------------------------------------
-
-
-def same_values(a: Any, b: Any) -> bool:
-    return bool(
-        a.dtype == b.dtype and a.shape == b.shape and ((a == b) | (a.isnan() & b.isnan())).all()
-    )
-
-
-def where(inputs: Sequence[tuple[str, Any]], flat: int, shape: Any) -> str:
-    """The input values at a flat position of a tensor of ``shape`` (broadcast)."""
-    parts = []
-    for name, tensor in inputs:
-        if tensor.shape == shape:
-            parts.append(f"{name}={tensor.reshape(-1)[flat].item()!r}")
-        elif tensor.dim() == 1 and len(shape) >= 1 and tensor.shape[0] == shape[-1]:
-            parts.append(f"{name}={tensor[flat % shape[-1]].item()!r}")
-        elif tensor.dim() == 0:
-            parts.append(f"{name}={tensor.item()!r}")
-    summed = any(tensor.dim() > len(shape) for _, tensor in inputs)
-    return ", ".join(parts) + (" (summed over the broadcast dimensions)" if summed else "")
-
-
-def value_difference(a: Any, b: Any, inputs: Sequence[tuple[str, Any]]) -> str:
-    if a.dtype != b.dtype or a.shape != b.shape:
-        return (
-            f"value dtype/shape differ: original {a.dtype} {tuple(a.shape)}, "
-            f"rewrite {b.dtype} {tuple(b.shape)}"
-        )
-    bad = ~((a == b) | (a.isnan() & b.isnan()))
-    count = int(bad.sum())
-    flat = int(bad.reshape(-1).nonzero()[0])
-    return (
-        f"value differs at {count} input(s), e.g. at {where(inputs, flat, a.shape)}: "
-        f"original {a.reshape(-1)[flat].item()!r}, rewrite {b.reshape(-1)[flat].item()!r}"
-    )
-
-
-def compare_gradient(
-    name: str, ga: Any, gb: Any, precision: str, inputs: Sequence[tuple[str, Any]], notes: set[str]
-) -> float:
-    """Raise Mismatch unless ``gb`` equals ``ga`` within the tolerance; return the largest
-    difference. Where the original's gradient is not finite, the rewrite gives 0 by design."""
-    if ga is None or gb is None:
-        if ga is None and gb is None:
-            return 0.0
-        which = "the original" if ga is None else "the rewrite"
-        other = gb if ga is None else ga
-        if not bool((other == 0).all()):
-            raise Mismatch(f"gradient for {name}: {which} gives none")
-        return 0.0
-    if ga.dtype != gb.dtype or ga.shape != gb.shape:
-        raise Mismatch(
-            f"gradient for {name}: dtype/shape differ: original {ga.dtype} "
-            f"{tuple(ga.shape)}, rewrite {gb.dtype} {tuple(gb.shape)}"
-        )
-    rtol, atol = TOLERANCE[precision]
-    finite = torch.isfinite(ga)
-    if not bool(finite.all()):
-        nonfinite_ok = (gb == 0) | (ga == gb) | (ga.isnan() & gb.isnan())
-        wrong = ~finite & ~nonfinite_ok
-        if bool(wrong.any()):
-            flat = int(wrong.reshape(-1).nonzero()[0])
-            raise Mismatch(
-                f"gradient for {name} at {where(inputs, flat, ga.shape)}: original "
-                f"{ga.reshape(-1)[flat].item()!r}, "
-                f"rewrite {gb.reshape(-1)[flat].item()!r}"
-            )
-        notes.add(
-            f"original gradient not finite at {int((~finite).sum())} input(s), "
-            "the rewrite's is 0 there"
-        )
-    diff = torch.where(finite, (ga - gb).abs(), torch.zeros_like(ga)).double()
-    # Non-finite entries of the original were judged above: no tolerance applies to them.
-    allowed = atol + rtol * torch.where(finite, ga, torch.zeros_like(ga)).abs().double()
-    excess = diff - allowed
-    excess = torch.where(torch.isnan(excess), torch.full_like(excess, math.inf), excess)
-    largest = float(diff.max()) if diff.numel() else 0.0
-    beyond = excess > 0
-    if diff.numel() and bool(beyond.any()):
-        worst = torch.where(beyond, diff, torch.full_like(diff, -1.0)).reshape(-1)
-        worst = torch.where(torch.isnan(worst), torch.full_like(worst, math.inf), worst)
-        flat = int(worst.argmax())
-        raise Mismatch(
-            f"gradient for {name} differs beyond rtol {rtol:g}, atol {atol:g} at "
-            f"{int(beyond.sum())} of {beyond.numel()} input(s): largest difference "
-            f"{diff.reshape(-1)[flat].item():.3g} at {where(inputs, flat, ga.shape)}: original "
-            f"{ga.reshape(-1)[flat].item()!r}, rewrite {gb.reshape(-1)[flat].item()!r}"
-        )
-    return largest
 
 
 # ---- the checks --------------------------------------------------------------------------------
@@ -656,18 +468,6 @@ class Checker:
         return "exports with its gradient"
 
 
-def sibling(name: str) -> types.ModuleType:
-    """A module beside this file, loaded by path under a private name: the child runs in the
-    verifying interpreter, which need not have fgi_rewrite installed, and must not put this
-    directory on ``sys.path`` (its names could shadow the user's modules)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"_fgi_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300].rstrip(":") if text else ""
@@ -778,6 +578,7 @@ def main() -> int:
         if os.environ.get("FGI_REWRITE_VERIFY_NO_TORCH"):
             raise ImportError("FGI_REWRITE_VERIFY_NO_TORCH is set")
         torch = importlib.import_module("torch")
+        compare.torch = torch
     except Exception as exc:
         send({"kind": "torch", "ok": False, "error": f"{type(exc).__name__}: {exc}"})
         return 0

@@ -675,7 +675,7 @@ def test_gradient_comparison_where_the_original_is_not_finite() -> None:
 
     from fgi_rewrite import verify_child as child
 
-    child.torch = torch
+    child.compare.torch = torch
     notes: set[str] = set()
     nan, inf = math.nan, math.inf
     original = torch.tensor([nan, inf, 1.0, 2.0])
