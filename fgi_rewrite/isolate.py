@@ -327,6 +327,91 @@ def fgi_chunks(
 # ---- hyperparameters -------------------------------------------------------------------------
 
 
+def _resampled(found: Sequence[tuple[object, str]]) -> tuple[tuple[object, str], ...]:
+    return tuple(
+        (None, "sample") if source.startswith("default of ") else (value, source)
+        for value, source in found
+    )
+
+
+def _enclosing_defaults(
+    module: ModuleInfo,
+) -> dict[int, dict[str, tuple[str, cst.BaseExpression]]]:
+    """Per call node (by id): the names that are parameters with a default of an enclosing
+    function (the innermost binding the name, closures included) that its body never rebinds
+    (``def make(k=25.0): ... Fn.apply(v, k)``), with that function's name and the default."""
+    found: dict[int, dict[str, tuple[str, cst.BaseExpression]]] = {}
+    stack: list[tuple[str, dict[str, cst.BaseExpression | None]]] = []
+
+    class Rebound(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.names: set[str] = set()
+
+        def _target(self, node: cst.BaseExpression) -> None:
+            for name in _target_names(node):
+                self.names.add(name)
+
+        def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+            self._target(node.target)
+
+        def visit_AugAssign(self, node: cst.AugAssign) -> None:
+            self._target(node.target)
+
+        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+            self._target(node.target)
+
+        def visit_For(self, node: cst.For) -> None:
+            self._target(node.target)
+
+        def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+            self._target(node.target)
+
+        def visit_AsName(self, node: cst.AsName) -> None:
+            self._target(node.name)
+
+        def visit_Global(self, node: cst.Global) -> None:
+            self.names.update(n.name.value for n in node.names)
+
+        def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
+            self.names.update(n.name.value for n in node.names)
+
+    class Visitor(cst.CSTVisitor):
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+            rebound = Rebound()
+            node.body.visit(rebound)
+            params = [*node.params.params, *node.params.kwonly_params]
+            names = {p.name.value: p.default for p in params} | dict.fromkeys(rebound.names)
+            for p in params:
+                if p.name.value in rebound.names:
+                    names[p.name.value] = None
+            stack.append((node.name.value, names))
+
+        def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+            stack.pop()
+
+        def visit_Call(self, node: cst.Call) -> None:
+            # A name resolves to the innermost function binding it (closures included).
+            scope: dict[str, tuple[str, cst.BaseExpression | None]] = {}
+            for function, names in stack:
+                scope.update((n, (function, d)) for n, d in names.items())
+            for name, (function, default) in scope.items():
+                if default is not None:
+                    found.setdefault(id(node), {})[name] = (function, default)
+
+    module.tree.visit(Visitor())
+    return found
+
+
+def _target_names(node: cst.BaseExpression) -> list[str]:
+    if isinstance(node, cst.Name):
+        return [node.value]
+    if isinstance(node, (cst.Tuple, cst.List)):
+        return [n for e in node.elements for n in _target_names(e.value)]
+    if isinstance(node, cst.StarredElement):
+        return _target_names(node.value)
+    return []
+
+
 def call_nodes(module: ModuleInfo) -> dict[tuple[int, int], cst.Call]:
     found: dict[tuple[int, int], cst.Call] = {}
     for node, position in module.positions.items():
@@ -446,18 +531,29 @@ def hyper_configs(
     if not hyper:
         return [{"values": {}, "label": ""}], ""
     seen: list[tuple[tuple[object, str], ...]] = []
+    scopes: dict[Path, dict[int, dict[str, tuple[str, cst.BaseExpression]]]] = {}
     for module, call in sites or [(index.module(surrogate.location.path), None)]:
         bound = _bind(surrogate, call)
         found: list[tuple[object, str]] = []
+        if module.path not in scopes:
+            scopes[module.path] = _enclosing_defaults(module)
+        enclosing = scopes[module.path].get(id(call), {})
+        passed_on = False  # a parameter of the enclosing function, with a literal default
         for i in hyper:
             expr, source = bound[i]
             value = _literal(index, module, expr) if source else NotImplemented
             default = surrogate.params[i].default
             if value is NotImplemented and source == "call site" and default is not None:
                 value, source = _literal(index, module, default), "default"
+            if value is NotImplemented and isinstance(expr, cst.Name):
+                if expr.value in enclosing:
+                    function, outer = enclosing[expr.value]
+                    value, source = _literal(index, module, outer), f"default of {function}"
+                    passed_on = passed_on or value is not NotImplemented
             found.append((value, source) if value is not NotImplemented else (None, "sample"))
-        if tuple(found) not in seen:
-            seen.append(tuple(found))
+        for combo in [tuple(found)] + ([_resampled(found)] if passed_on else []):
+            if combo not in seen:  # a caller may pass another value: the samples too
+                seen.append(combo)
     # Known values first: MAX_CONFIGS cuts the sampled combinations, not the call sites'.
     seen.sort(key=lambda combo: sum(source == "sample" for _, source in combo))
     configs: list[dict[str, Any]] = []

@@ -887,3 +887,30 @@ def test_module_check_regressions_are_reported() -> None:
     assert checks[2].line() == f"module {path} (import): script ✗ (import fails: E)"
     _, diagnostics = judge_modules([], "verification timed out after 1 s", Path(path))
     assert [d.code.code for d in diagnostics] == ["FGI303"]
+
+
+def test_defaults_of_enclosing_functions_are_used_with_the_samples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = (
+        "\n\ndef make(alpha=4.0):\n    def spike(v):\n        return SigmoidSpike.apply(v, alpha)\n"
+        "    return spike\n\n\n"
+        "def rebinding(v, alpha=3.0):\n    alpha = alpha * 2\n"
+        "    return SigmoidSpike.apply(v, alpha)\n"
+    )
+    source = SPIKE.replace("def forward(ctx, x, alpha=2.0)", "def forward(ctx, x, alpha)")
+    source = source.replace(
+        "    return SigmoidSpike.apply(v, 5.0) + SigmoidSpike.apply(v, alpha) + ThresholdSpike"
+        ".apply(v, th)\n",
+        "    return ThresholdSpike.apply(v, th)\n",
+    )
+    root = project(tmp_path, {"spikes.py": source + calls})
+    jobs = stub_child(monkeypatch)
+    report = run([root], Options(verify="grad", diff=True))
+    case = next(c for c in jobs[0]["cases"] if c["class_name"] == "SigmoidSpike")
+    assert [c["values"]["alpha"] for c in case["configs"]] == [4.0, 1.0, 2.0, 5.0]
+    assert [c["sampled"] for c in case["configs"]] == [False, True, True, True]
+    # 3.0 is not what ``rebinding`` passes: only the samples stand for it.
+    assert by_name(report)["SigmoidSpike"].hyper == (
+        "alpha=4.0 (default of make); alpha=1.0, 2.0, 5.0 (sample)"
+    )
