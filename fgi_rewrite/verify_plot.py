@@ -2,9 +2,9 @@
 
 Loaded by ``verify_child`` (by path, never imported by the rewrite path); ``bind`` gives it the
 child's torch and comparison helpers and imports matplotlib. The value and the gradients of the
-original and of the rewrite on ``x`` in ``PLOT_RANGE`` (float64, every hyperparameter
-combination checked) are drawn with matplotlib's Agg canvas (``Figure``; pyplot's global state
-is never touched).
+original and of the rewrite on ``x`` in ``PLOT_RANGE`` ([0, 1] for a probability input; float64,
+every hyperparameter combination checked) are drawn with matplotlib's Agg canvas (``Figure``;
+pyplot's global state is never touched).
 """
 
 from __future__ import annotations
@@ -14,6 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 PLOT_RANGE = (-3.0, 3.0)  # the dense part of the tested grid
+UNIT_RANGE = (0.0, 1.0)  # for an input that is a probability (the "unit" domain)
+
+
+def plot_range(checker: Any) -> tuple[float, float]:
+    return UNIT_RANGE if getattr(checker, "domain", "real") == "unit" else PLOT_RANGE
+
+
 PLOT_POINTS = 1201  # step 0.005: steps look like steps
 PLOT_MARKERS = 31  # markers of the rewrite's curve, so that the original's line stays visible
 
@@ -40,7 +47,7 @@ def curves(checker: Any, candidate: Callable[..., Any], config: dict[str, Any]) 
     """x, per function (original, rewrite) the value and each input's gradient on x (the other
     differentiable inputs held at 0), in float64 with an upstream gradient of ones, and whether
     the forward is random (another seed gives another value)."""
-    x = torch.linspace(*PLOT_RANGE, PLOT_POINTS, dtype=torch.float64)
+    x = torch.linspace(*plot_range(checker), PLOT_POINTS, dtype=torch.float64)
     tensors = [x] + [torch.zeros_like(x)] * (len(checker.diff) - 1)
     found = []
     for fn, what in ((checker.original, "original"), (candidate, "rewrite")):
@@ -107,7 +114,7 @@ def plot_case(checker: Any, case: dict[str, Any], path: str, grad: dict[str, Any
         ax.grid(True, alpha=0.3)
         ax.axhline(0.0, color="0.6", lw=0.6, zorder=0)
         ax.axvline(0.0, color="0.6", lw=0.6, zorder=0)
-        ax.set_xlim(*PLOT_RANGE)
+        ax.set_xlim(*plot_range(checker))
     shown = _styles("0.35" if several else "C0", dots=random)  # as in the value panel
     legend = _line([], [], **shown[0], label="original Function")
     rewrite = _line([], [], **shown[1], label="FGI rewrite")
