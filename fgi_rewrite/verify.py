@@ -18,6 +18,11 @@ for an integer); every verdict says which was used. Levels: ``grad`` (values and
 ``script`` (grad + TorchScript script/save/load), ``full`` (script +
 ``torch.compile(fullgraph=True)`` + ``torch.export``).
 
+Opt-in and executing the user's code (README, "Security"): with ``import_user_code``
+(``--verify-import-user-code``) a Function that cannot be rebuilt in isolation is taken from its
+module, which the child imports; ``module_check.py`` (``--verify-modules``) imports every
+rewritten file and scripts its ``nn.Module`` classes.
+
 With ``plot`` (``--plot DIR``) the child also draws one PNG per verified surrogate (value and
 gradients of the original and of the rewrite, see ``verify_plot.plot_case``), named by
 ``plot_name``; problems with the plots are ``FGI307`` warnings and never change a verdict.
