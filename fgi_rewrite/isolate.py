@@ -329,7 +329,7 @@ def fgi_chunks(
 
 def _resampled(found: Sequence[tuple[object, str]]) -> tuple[tuple[object, str], ...]:
     return tuple(
-        (None, "sample") if source.startswith("default of ") else (value, source)
+        (value, source) if source in ("call site", "default", "sample") else (None, "sample")
         for value, source in found
     )
 
@@ -339,9 +339,12 @@ def _enclosing_defaults(
 ) -> dict[int, dict[str, tuple[str, cst.BaseExpression]]]:
     """Per call node (by id): the names that are parameters with a default of an enclosing
     function (the innermost binding the name, closures included) that its body never rebinds
-    (``def make(k=25.0): ... Fn.apply(v, k)``), with that function's name and the default."""
+    (``def make(k=25.0): ... Fn.apply(v, k)``), and the ``self.attr`` of the enclosing class
+    that ``_self_defaults`` knows; each with where its value comes from and the value."""
     found: dict[int, dict[str, tuple[str, cst.BaseExpression]]] = {}
     stack: list[tuple[str, dict[str, cst.BaseExpression | None]]] = []
+    classes: list[cst.ClassDef] = []
+    attributes: dict[int, dict[str, tuple[str, cst.BaseExpression]]] = {}
 
     class Rebound(cst.CSTVisitor):
         def __init__(self) -> None:
@@ -376,6 +379,12 @@ def _enclosing_defaults(
             self.names.update(n.name.value for n in node.names)
 
     class Visitor(cst.CSTVisitor):
+        def visit_ClassDef(self, node: cst.ClassDef) -> None:
+            classes.append(node)
+
+        def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+            classes.pop()
+
         def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
             rebound = Rebound()
             node.body.visit(rebound)
@@ -396,9 +405,43 @@ def _enclosing_defaults(
                 scope.update((n, (function, d)) for n, d in names.items())
             for name, (function, default) in scope.items():
                 if default is not None:
-                    found.setdefault(id(node), {})[name] = (function, default)
+                    found.setdefault(id(node), {})[name] = (f"default of {function}", default)
+            if classes and stack:  # ``self.alpha``: set once, from an __init__ default?
+                owner = classes[-1]
+                if id(owner) not in attributes:
+                    attributes[id(owner)] = _self_defaults(module, owner)
+                for attr, known in attributes[id(owner)].items():
+                    found.setdefault(id(node), {})[f"self.{attr}"] = known
 
     module.tree.visit(Visitor())
+    return found
+
+
+def _self_defaults(
+    module: ModuleInfo, node: cst.ClassDef
+) -> dict[str, tuple[str, cst.BaseExpression]]:
+    """``self.attr`` assigned exactly once in the class, from a literal or from a parameter of
+    ``__init__`` with a default (``def __init__(self, alpha=2.0): self.alpha = alpha``)."""
+    init = next(
+        (
+            s
+            for s in node.body.body
+            if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"
+        ),
+        None,
+    )
+    defaults = {}
+    if init is not None:
+        defaults = {p.name.value: p.default for p in init.params.params if p.default is not None}
+    found: dict[str, tuple[str, cst.BaseExpression]] = {}
+    for attr, values in module.self_assignments.get(id(node), {}).items():
+        if len(values) != 1:
+            continue
+        value = values[0]
+        if isinstance(value, cst.Name) and value.value in defaults:
+            found[attr] = (f"default of {node.name.value}.__init__", defaults[value.value])
+        elif sym.literal_value(value) is not NotImplemented:
+            found[attr] = (f"self.{attr} of {node.name.value}", value)
     return found
 
 
@@ -545,10 +588,11 @@ def hyper_configs(
             default = surrogate.params[i].default
             if value is NotImplemented and source == "call site" and default is not None:
                 value, source = _literal(index, module, default), "default"
-            if value is NotImplemented and isinstance(expr, cst.Name):
-                if expr.value in enclosing:
-                    function, outer = enclosing[expr.value]
-                    value, source = _literal(index, module, outer), f"default of {function}"
+            key = sym.code(expr) if isinstance(expr, (cst.Name, cst.Attribute)) else ""
+            if value is NotImplemented and key:
+                if key in enclosing:
+                    label, outer = enclosing[key]
+                    value, source = _literal(index, module, outer), label
                     passed_on = passed_on or value is not NotImplemented
             found.append((value, source) if value is not NotImplemented else (None, "sample"))
         for combo in [tuple(found)] + ([_resampled(found)] if passed_on else []):
@@ -557,6 +601,7 @@ def hyper_configs(
     # Known values first: MAX_CONFIGS cuts the sampled combinations, not the call sites'.
     seen.sort(key=lambda combo: sum(source == "sample" for _, source in combo))
     configs: list[dict[str, Any]] = []
+    used: list[dict[str, str]] = []  # per config: the source of each value
     for combo in seen:
         sampled = any(s == "sample" for _, s in combo)
         for k in range(len(SAMPLES) if sampled else 1):
@@ -568,17 +613,22 @@ def hyper_configs(
             }
             label = ", ".join(f"{name}={value!r}" for name, value in values.items())
             configs.append({"values": values, "label": label, "sampled": sampled})
-    configs = configs[:MAX_CONFIGS]
-    summary = []
-    for j, i in enumerate(hyper):
+            used.append(
+                {
+                    surrogate.params[i].name: source
+                    for i, (_, source) in zip(hyper, combo, strict=True)
+                }
+            )
+    configs, used = configs[:MAX_CONFIGS], used[:MAX_CONFIGS]
+    summary = []  # the values checked (after the cut), grouped by where they came from
+    for i in hyper:
         name = surrogate.params[i].name
         by_source: dict[str, list[str]] = {}
-        for combo in seen:
-            value, source = combo[j]
-            shown = ", ".join(map(repr, samples[name])) if source == "sample" else repr(value)
-            if shown not in by_source.setdefault(source, []):
-                by_source[source].append(shown)
-        summary.append("; ".join(f"{name}={'|'.join(v)} ({s})" for s, v in by_source.items()))
+        for config, sources in zip(configs, used, strict=True):
+            shown = repr(config["values"][name])
+            if shown not in by_source.setdefault(sources[name], []):
+                by_source[sources[name]].append(shown)
+        summary.append("; ".join(f"{name}={', '.join(v)} ({s})" for s, v in by_source.items()))
     return configs, ", ".join(summary)
 
 
