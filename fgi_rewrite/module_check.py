@@ -69,7 +69,7 @@ def module_job(results: Sequence[Any]) -> dict[str, Any] | None:
     """The child's job: the rewritten source of every changed file, under its module name."""
     sources = []
     for result in results:
-        if not result.changed or str(result.path) == "-":
+        if not result.changed or result.path.name == "-":  # stdin without --stdin-filename
             continue
         name, _, is_package = module_name_for(result.path)
         try:
