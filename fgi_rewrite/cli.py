@@ -139,6 +139,19 @@ def _regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     "TorchScript (or compile/export) check (FGI306 instead of FGI302).",
 )
 @click.option(
+    "--verify-modules",
+    is_flag=True,
+    help="Also import each rewritten file in the verification process and script every "
+    "nn.Module class it defines that can be built without arguments (report per class). "
+    "Executes your code: opt-in.",
+)
+@click.option(
+    "--verify-import-user-code",
+    is_flag=True,
+    help="When a Function cannot be rebuilt in an isolated verification module, import its "
+    "module to get the original instead (executes your code: opt-in).",
+)
+@click.option(
     "--plot",
     metavar="DIR",
     type=click.Path(file_okay=False, path_type=Path),
@@ -216,6 +229,8 @@ def main(ctx: click.Context, /, **params: Any) -> None:
         allow_unscriptable=params["allow_unscriptable"],
         remove_unused=params["remove_unused"],
         plot=params["plot"],
+        verify_modules=params["verify_modules"],
+        verify_import_user_code=params["verify_import_user_code"],
     )
     if not paths and not as_json and not params["quiet"]:
         click.echo("No paths given; nothing to do.", err=True)
@@ -324,6 +339,9 @@ def _print(report: Report, options: Options, params: dict[str, Any], to_stdout: 
             click.echo(color_diff(text) if color else text, nl=False, color=color)
             for verification in verifications_for(report.verifications, result.path):
                 click.echo(verification.line())
+            for check in report.module_checks:
+                if check.path == result.path:
+                    click.echo(check.line())
     for diagnostic in report.diagnostics_sorted():
         severity = diagnostic.code.severity
         if severity is Severity.INFO and not verbose:
@@ -345,6 +363,8 @@ def _print(report: Report, options: Options, params: dict[str, Any], to_stdout: 
         if not options.diff:
             for verification in report.verifications:
                 click.echo(verification.line(), err=True)
+            for check in report.module_checks:
+                click.echo(check.line(), err=True)
         for verification in report.verifications:
             if verification.plot:
                 click.echo(f"plot: {verification.plot}", err=True)

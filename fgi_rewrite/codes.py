@@ -307,12 +307,15 @@ class Unverified(Code):
 
 class CannotIsolate(Code):
     """The Function cannot be rebuilt in an isolated verification module (its class, imports of
-    torch/math/the standard library, module-level helpers and simple constants), because it needs
-    the user's other modules, so it is not verified. The rewrite is written unverified.
+    torch/math/the standard library, module-level helpers and simple constants, also those copied
+    from the project modules it imports from), because it needs code that only runs when the
+    user's modules are imported, so it is not verified. The rewrite is written unverified.
 
     Example: ``class Spike(SurrogateBase)`` with ``SurrogateBase`` imported from another module
-    of the project, or a helper module-level value built by the user's own code.
-    Fix: none needed; ``--require-verify`` refuses such rewrites (FGI305).
+    of the project, or a decorator or module-level value built by the user's own code.
+    Fix: none needed; ``--verify-import-user-code`` verifies it against the Function imported
+    from its module (which executes that module); ``--require-verify`` refuses such rewrites
+    (FGI305).
     """
 
     code = "FGI304"
@@ -359,6 +362,23 @@ class PlotNotDrawn(Code):
     severity = Severity.WARNING
 
 
+class ModuleNotScriptable(Code):
+    """``--verify-modules`` imported a rewritten file in the verification process and an
+    ``nn.Module`` class defined in it (one that can be built without arguments) no longer goes
+    through ``torch.jit.script`` + ``torch.jit.save`` + ``torch.jit.load``, where the original
+    file's class did; or the rewritten file cannot be imported where the original can. The files
+    are written (or not) as without the flag; each class's result is listed as a ``module`` line.
+
+    Example: a module whose ``forward`` TorchScript compiled with the original ``Fn.apply`` call
+    (as an opaque Python call) but rejects a construct the rewrite introduced.
+    Fix: report it (the per-rewrite checks should have caught it); mark the call with
+    ``# fgi: skip`` to keep the original call meanwhile.
+    """
+
+    code = "FGI308"
+    severity = Severity.WARNING
+
+
 ALL_CODES: dict[str, type[Code]] = {
     cls.code: cls
     for cls in (
@@ -385,6 +405,7 @@ ALL_CODES: dict[str, type[Code]] = {
         VerificationRequired,
         UnscriptableWritten,
         PlotNotDrawn,
+        ModuleNotScriptable,
         UnreadableFile,
         UnwritableFile,
     )

@@ -23,6 +23,7 @@ from typing import Any
 from fgi_rewrite import __version__
 from fgi_rewrite.codes import Severity
 from fgi_rewrite.model import Diagnostic, Location
+from fgi_rewrite.module_check import ModuleCheck
 from fgi_rewrite.rewrite import CallSite
 from fgi_rewrite.verify import Verification
 
@@ -77,6 +78,7 @@ class Report:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     internal_errors: list[str] = field(default_factory=list)
     verifications: list[Verification] = field(default_factory=list)  # verify.py, per surrogate
+    module_checks: list[ModuleCheck] = field(default_factory=list)  # --verify-modules, per class
 
     @property
     def changed(self) -> list[FileResult]:
@@ -194,6 +196,7 @@ def _verification(verification: Verification | None) -> dict[str, Any] | None:
         "written": verification.written,
         "detail": verification.detail,
         "hyperparameters": verification.hyper,
+        "notes": list(verification.notes),
         "plot": verification.plot or None,
     }
 
@@ -252,4 +255,15 @@ def to_json(report: Report, mode: str, diffs: bool = False) -> dict[str, Any]:
             for d in report.diagnostics_sorted()
         ],
         "internal_errors": list(report.internal_errors),
+        "modules": [  # --verify-modules
+            {
+                "path": str(check.path),
+                "class": check.qualname or None,
+                "state": check.state,
+                "detail": check.detail,
+                "original": check.original or None,
+                "original_detail": check.original_detail,
+            }
+            for check in report.module_checks
+        ],
     }

@@ -26,6 +26,7 @@ from fgi_rewrite.analyze import analyze, specialization_key
 from fgi_rewrite.discover import FileSet, Filters, discover
 from fgi_rewrite.index import ClassInfo, ModuleInfo, ProjectIndex, SourceError
 from fgi_rewrite.model import OUTPUT, Diagnostic, Location, Surrogate
+from fgi_rewrite.module_check import verify_modules
 from fgi_rewrite.prefilter import CalleeNames
 from fgi_rewrite.report import (
     NOT_SURROGATE,
@@ -63,6 +64,10 @@ class Options:
     # A directory for one PNG per verified surrogate (value and gradient, original vs FGI), drawn
     # by the verification child; it implies at least ``verify="grad"``.
     plot: Path | None = None
+    # Opt-in checks that execute the user's code: import each rewritten file and script its
+    # nn.Modules; take the original Function from its module when it cannot be isolated.
+    verify_modules: bool = False
+    verify_import_user_code: bool = False
 
 
 def stdin_display(options: Options) -> Path:
@@ -160,6 +165,10 @@ def _process(fileset: FileSet, options: Options, report: Report) -> None:
     _add_remote_functions(index, report, remote)
     if options.remove_unused:
         _remove_unused(index, fileset, analyses, report)
+    if options.verify_modules:  # opt-in: imports the rewritten files (module_check.py)
+        checks, problems = verify_modules(report.results, options.verify_timeout)
+        report.module_checks.extend(checks)
+        report.diagnostics.extend(problems)
     used = {site.surrogate for result in report.results for site in result.call_sites}
     report.surrogates_found = len(
         {q for q, s in surrogates.items() if s.location.path in targets} | used
@@ -192,6 +201,7 @@ def _verify(
         allow_unscriptable=options.allow_unscriptable,
         timeout=options.verify_timeout,
         plot=options.plot,
+        import_user_code=options.verify_import_user_code,
     )
     report.verifications.extend(outcome.verifications)
     report.diagnostics.extend(outcome.diagnostics)

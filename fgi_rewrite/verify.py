@@ -1,10 +1,11 @@
 """The verification stage: prove each rewrite before anything is written.
 
-For every surrogate a run is about to rewrite, an isolated verification module is built as text:
-the original Function class (dedented if nested) with the ``torch``/``math``/standard-library
-imports, module-level helper functions and simple constants of its module (never the user's other
-modules), the emitted FGI code in each form the run uses (the ``--style function`` function, and
-the inline statements inside an ``nn.Module``), and a module calling the original's ``apply``.
+For every surrogate a run is about to rewrite, an isolated verification module is built as text
+(``isolate.py``): the original Function class (dedented if nested) with the ``torch``/``math``/
+standard-library imports, module-level helper functions and simple constants of its module and of
+the project modules it imports names from (copied, never imported), the emitted FGI code in each
+form the run uses (the ``--style function`` function, and the inline statements inside an
+``nn.Module``), and a module calling the original's ``apply``.
 
 All cases go to ONE subprocess (``verify_child.py``, run with ``sys.executable`` or
 ``$FGI_REWRITE_VERIFY_PYTHON``, with a timeout); only that child imports torch. This module never
@@ -12,12 +13,18 @@ imports torch and never executes the user's code: it writes a job as JSON and pa
 lines the child prints. See ``verify_child`` for the checks and tolerances.
 
 Hyperparameters (forward inputs without a gradient) take the literal or module-constant value
-each call site passes, else the forward's default, else each value of ``SAMPLES``; every verdict
-says which was used. Levels: ``grad`` (values and gradients), ``script`` (grad + TorchScript
-script/save/load), ``full`` (script + ``torch.compile(fullgraph=True)`` + ``torch.export``).
+each call site passes, else the forward's default, else each value of ``SAMPLES`` (``INT_SAMPLES``
+for an integer); every verdict says which was used. Levels: ``grad`` (values and gradients),
+``script`` (grad + TorchScript script/save/load), ``full`` (script +
+``torch.compile(fullgraph=True)`` + ``torch.export``).
+
+Opt-in and executing the user's code (README, "Security"): with ``import_user_code``
+(``--verify-import-user-code``) a Function that cannot be rebuilt in isolation is taken from its
+module, which the child imports; ``module_check.py`` (``--verify-modules``) imports every
+rewritten file and scripts its ``nn.Module`` classes.
 
 With ``plot`` (``--plot DIR``) the child also draws one PNG per verified surrogate (value and
-gradients of the original and of the rewrite, see ``verify_child.plot_case``), named by
+gradients of the original and of the rewrite, see ``verify_plot.plot_case``), named by
 ``plot_name``; problems with the plots are ``FGI307`` warnings and never change a verdict.
 
 Test hooks (documented in README): ``FGI_REWRITE_VERIFY_PYTHON`` names the child's interpreter,
@@ -43,41 +50,28 @@ from typing import Any
 import libcst as cst
 
 from fgi_rewrite import codes
-from fgi_rewrite import symbolic as sym
-from fgi_rewrite.emit import emit_function, emit_inline, snake
-from fgi_rewrite.index import ClassInfo, ModuleInfo, ProjectIndex, ValueRef, dotted_name
+from fgi_rewrite.emit import snake
+from fgi_rewrite.index import ProjectIndex
+from fgi_rewrite.isolate import (
+    ORIGINAL,
+    SAMPLES,
+    WRAPPERS,
+    NotIsolated,
+    build_chunks,
+    call_nodes,
+    fgi_chunks,
+    hyper_configs,
+    integer_params,
+    probability_params,
+    user_import,
+)
 from fgi_rewrite.model import Diagnostic, Location, Surrogate
 
+__all__ = ["SAMPLES", "Verification", "integer_params", "probability_params", "verify_rewrites"]
+
 LEVELS = ("none", "grad", "script", "full")
-SAMPLES = (1.0, 2.0, 5.0)  # hyperparameter values when neither the call site nor a default says
-MAX_CONFIGS = 4  # hyperparameter combinations checked per surrogate
 CHILD = Path(__file__).with_name("verify_child.py")
 MARKER = "@@fgi-verify@@ "
-CANDIDATE = "_fgi_verify_candidate"
-WRAPPERS = {"inline": "_FgiVerifyInline", "function": "_FgiVerifyFunction"}
-ORIGINAL = "_FgiVerifyOriginal"
-# Module roots whose imports are copied into the verification module (plus the standard library).
-ALLOWED_ROOTS = frozenset({"torch", "math", "numpy", "typing_extensions"})
-SAFE_BUILTINS = frozenset(
-    {
-        "float",
-        "int",
-        "bool",
-        "complex",
-        "tuple",
-        "list",
-        "dict",
-        "set",
-        "frozenset",
-        "str",
-        "range",
-        "abs",
-        "min",
-        "max",
-        "round",
-        "pow",
-    }
-)
 _BOOT = "import runpy, sys; p = sys.argv[1]; sys.argv = [p]; runpy.run_path(p, run_name='__main__')"
 
 
@@ -96,6 +90,8 @@ class Verification:
     written: bool = True
     seconds: float = 0.0
     plot: str = ""  # the PNG drawn with --plot (as the user named its directory)
+    notes: tuple[str, ...] = ()  # what the comparison found but accepted (non-finite, shapes)
+    imported: str = ""  # the user's module the original came from (--verify-import-user-code)
 
     def line(self) -> str:
         marks = {"ok": "✓", "fail": "✗", "-": "–"}
@@ -105,6 +101,8 @@ class Verification:
             text += f" ({self.detail})"
         if self.original:
             text += f" (original: {'; '.join(self.original)})"
+        if self.imported:
+            text += f" (original imported from {self.imported})"
         if self.hyper:
             text += f" [{self.hyper}]"
         if not self.written:
@@ -121,260 +119,6 @@ class Outcome:
     seconds: float = 0.0
 
 
-# ---- building the isolated module ------------------------------------------------------------
-
-
-class NotIsolated(Exception):
-    """The class cannot be rebuilt without importing the user's other modules."""
-
-
-def _root(dotted: str) -> str:
-    return dotted.split(".")[0]
-
-
-def _allowed_module(index: ProjectIndex, dotted: str) -> bool:
-    root = _root(dotted)
-    if index.module_named(root) is not None or index.module_named(dotted) is not None:
-        return False  # one of the user's own modules
-    return root in ALLOWED_ROOTS or root in getattr(sys, "stdlib_module_names", ())
-
-
-def _import_ok(index: ProjectIndex, small: cst.BaseSmallStatement) -> bool:
-    if isinstance(small, cst.Import):
-        return all(_allowed_module(index, dotted_name(a.name) or "") for a in small.names)
-    if isinstance(small, cst.ImportFrom):
-        if small.relative or small.module is None:
-            return False
-        return _allowed_module(index, dotted_name(small.module) or "")
-    return False
-
-
-def _calls_allowed(module: ModuleInfo, node: cst.CSTNode) -> bool:
-    """Only calls of torch/math/standard functions and plain builtins run at definition time."""
-    ok = True
-
-    class Visitor(cst.CSTVisitor):
-        def visit_Lambda(self, n: cst.Lambda) -> bool:
-            return False  # its body runs only when called
-
-        def visit_Call(self, n: cst.Call) -> None:
-            nonlocal ok
-            full = dotted_name(n.func) or ""
-            head = _root(full)
-            target = module.imports.get(head, "")
-            if not (head in SAFE_BUILTINS and head not in module.imports and "." not in full) and (
-                _root(target) not in ALLOWED_ROOTS
-            ):
-                ok = False
-
-        def visit_Await(self, n: cst.Await) -> None:
-            nonlocal ok
-            ok = False
-
-    node.visit(Visitor())
-    return ok
-
-
-def _chunks(
-    index: ProjectIndex, info: ClassInfo, closure: Sequence[tuple[str, str]] = ()
-) -> tuple[list[dict[str, str]], bool]:
-    """The statements of the isolated module, each executed on its own by the child; a class
-    built in a factory gets the factory call's literal arguments as module constants."""
-    module = index.module(info.path)
-    mro = index.mro(info)
-    for base in mro[1:]:
-        if base.path != info.path or base.qualname != f"{module.qualifier}.{base.name}":
-            raise NotIsolated(
-                f"its base class {base.name} is defined in {base.module}"
-                f"{'' if base.path != info.path else ' (not at module level)'}"
-            )
-    bases = {id(b.node) for b in mro[1:]}
-    top = info.qualname == f"{module.qualifier}.{info.name}"
-    chunks = [{"kind": "header", "what": "", "text": "import math\nimport torch\n"}]
-    future = False
-    for stmt in module.tree.body:
-        text = module.tree.code_for_node(stmt)
-        if isinstance(stmt, cst.SimpleStatementLine):
-            smalls = list(stmt.body)
-            if all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in smalls):
-                if any(
-                    isinstance(s, cst.ImportFrom)
-                    and dotted_name(s.module or cst.Name("x")) == "__future__"
-                    for s in smalls
-                ):
-                    future = future or "annotations" in text
-                elif all(_import_ok(index, s) for s in smalls):
-                    chunks.append({"kind": "import", "what": "", "text": text})
-            elif all(isinstance(s, (cst.Assign, cst.AnnAssign)) for s in smalls) and all(
-                _calls_allowed(module, s) for s in smalls
-            ):
-                chunks.append({"kind": "constant", "what": "", "text": text})
-        elif isinstance(stmt, cst.FunctionDef):
-            if all(
-                _root(module.imports.get(_root(dotted_name(d.decorator) or "?"), ""))
-                in ALLOWED_ROOTS
-                for d in stmt.decorators
-            ):
-                chunks.append({"kind": "helper", "what": "", "text": text})
-        elif isinstance(stmt, cst.ClassDef) and (id(stmt) in bases or stmt is info.node):
-            kind = "class" if stmt is info.node else "base"
-            chunks.append({"kind": kind, "what": f"class {stmt.name.value}", "text": text})
-    for name, value in closure:
-        chunks.append({"kind": "constant", "what": name, "text": f"{name} = {value}\n"})
-    if not top:  # nested in a class or a function: the class alone, dedented
-        text = cst.Module(body=[], default_indent=module.tree.default_indent).code_for_node(
-            info.node
-        )
-        chunks.append({"kind": "class", "what": f"class {info.name}", "text": text})
-    return chunks, future
-
-
-def _hyper_type(values: Sequence[object]) -> str:
-    kinds = {type(v) for v in values}
-    if kinds == {bool}:
-        return ": bool"
-    if kinds <= {int, float} and float in kinds:
-        return ": float"
-    if kinds == {int}:
-        return ": int"
-    return ": str" if kinds == {str} else ""
-
-
-def _fgi_chunks(
-    surrogate: Surrogate, forms: set[str], configs: list[dict[str, Any]]
-) -> tuple[list[dict[str, str]], dict[str, str]]:
-    """The emitted code, and ``nn.Module`` wrappers that TorchScript/compile/export can take."""
-    params = [p.name for p in surrogate.params]
-    grads = set(surrogate.differentiable())
-    annotated = []
-    for i, name in enumerate(params):
-        kind = ": torch.Tensor" if i in grads else _hyper_type([c["values"][name] for c in configs])
-        annotated.append(f"{name}{kind}")
-    signature = f"def forward(self, {', '.join(annotated)}) -> torch.Tensor:"
-    arguments = ", ".join(params)
-    taken = {*params, "self", "torch", "math"}
-
-    def fresh(base: str) -> str:
-        candidate, n = base, 1
-        while candidate in taken:
-            candidate, n = f"{base}_{n}", n + 1
-        taken.add(candidate)
-        return candidate
-
-    emission = emit_inline(surrogate, [sym.name(p) for p in params], fresh, fresh("_fgi_out"))
-    body = "\n".join(f"        {line}" for line in emission.statements)
-    inline = (
-        f"class {WRAPPERS['inline']}(torch.nn.Module):\n    {signature}\n{body}\n"
-        f"        return {sym.code(emission.result)}\n"
-    )
-    function = (
-        f"class {WRAPPERS['function']}(torch.nn.Module):\n    {signature}\n"
-        f"        return {CANDIDATE}({arguments})\n"
-    )
-    original = (
-        f"class {ORIGINAL}(torch.nn.Module):\n    {signature}\n"
-        f"        return {surrogate.short_name}.apply({arguments})\n"
-    )
-    chunks = [
-        {"kind": "fgi", "what": "", "text": "import math\nimport torch\n"},
-        {"kind": "fgi", "what": "", "text": emit_function(surrogate, CANDIDATE)},
-        {"kind": "fgi", "what": "", "text": inline + "\n\n" + function},
-        {"kind": "class", "what": "the call of the original", "text": original},
-    ]
-    targets = {"inline": WRAPPERS["inline"], "function": CANDIDATE}
-    return chunks, {form: targets[form] for form in sorted(forms)}
-
-
-# ---- hyperparameters -------------------------------------------------------------------------
-
-
-def _call_nodes(module: ModuleInfo) -> dict[tuple[int, int], cst.Call]:
-    found: dict[tuple[int, int], cst.Call] = {}
-    for node, position in module.positions.items():
-        start = getattr(position, "start", None)
-        if isinstance(node, cst.Call) and start is not None:
-            found.setdefault((start.line, start.column + 1), node)
-    return found
-
-
-def _bind(surrogate: Surrogate, call: cst.Call | None) -> list[tuple[cst.BaseExpression, str]]:
-    """Argument expression per parameter and where it came from (call site or default)."""
-    values: dict[str, tuple[cst.BaseExpression, str]] = {}
-    names = [p.name for p in surrogate.params]
-    for i, arg in enumerate(call.args if call is not None else ()):
-        if arg.keyword is None and i < len(names) and not arg.star:
-            values[names[i]] = (arg.value, "call site")
-        elif arg.keyword is not None and arg.keyword.value in names:
-            values[arg.keyword.value] = (arg.value, "call site")
-    bound = []
-    for p in surrogate.params:
-        if p.name in values:
-            bound.append(values[p.name])
-        else:
-            bound.append(
-                (p.default, "default")
-                if p.default is not None
-                else (cst.Name("__fgi_unknown__"), "")
-            )
-    return bound
-
-
-def _literal(index: ProjectIndex, module: ModuleInfo, node: cst.BaseExpression) -> object:
-    value = sym.literal_value(node)
-    if value is NotImplemented and isinstance(node, (cst.Name, cst.Attribute)):
-        entity = index.resolve_expr(module, node)
-        if isinstance(entity, ValueRef):
-            value = sym.literal_value(entity.node)
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    return NotImplemented
-
-
-def _configs(
-    index: ProjectIndex, surrogate: Surrogate, sites: Sequence[tuple[ModuleInfo, cst.Call | None]]
-) -> tuple[list[dict[str, Any]], str]:
-    """Hyperparameter combinations to check, and a summary of where their values came from."""
-    hyper = [i for i, g in enumerate(surrogate.grads) if g is None]
-    if not hyper:
-        return [{"values": {}, "label": ""}], ""
-    seen: list[tuple[tuple[object, str], ...]] = []
-    for module, call in sites or [(index.module(surrogate.location.path), None)]:
-        bound = _bind(surrogate, call)
-        found: list[tuple[object, str]] = []
-        for i in hyper:
-            expr, source = bound[i]
-            value = _literal(index, module, expr) if source else NotImplemented
-            default = surrogate.params[i].default
-            if value is NotImplemented and source == "call site" and default is not None:
-                value, source = _literal(index, module, default), "default"
-            found.append((value, source) if value is not NotImplemented else (None, "sample"))
-        if tuple(found) not in seen:
-            seen.append(tuple(found))
-    # Known values first: MAX_CONFIGS cuts the sampled combinations, not the call sites'.
-    seen.sort(key=lambda combo: sum(source == "sample" for _, source in combo))
-    configs: list[dict[str, Any]] = []
-    for combo in seen:
-        for k in range(len(SAMPLES) if any(s == "sample" for _, s in combo) else 1):
-            values = {
-                surrogate.params[i].name: SAMPLES[k] if source == "sample" else value
-                for i, (value, source) in zip(hyper, combo, strict=True)
-            }
-            label = ", ".join(f"{name}={value!r}" for name, value in values.items())
-            configs.append({"values": values, "label": label})
-    configs = configs[:MAX_CONFIGS]
-    summary = []
-    for j, i in enumerate(hyper):
-        name = surrogate.params[i].name
-        by_source: dict[str, list[str]] = {}
-        for combo in seen:
-            value, source = combo[j]
-            shown = ", ".join(map(repr, SAMPLES)) if source == "sample" else repr(value)
-            if shown not in by_source.setdefault(source, []):
-                by_source[source].append(shown)
-        summary.append("; ".join(f"{name}={'|'.join(v)} ({s})" for s, v in by_source.items()))
-    return configs, ", ".join(summary)
-
-
 # ---- the child process -----------------------------------------------------------------------
 
 
@@ -386,6 +130,7 @@ class ChildOutput:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     problem: str = ""  # timeout or crash of the child itself
     plot_error: str = ""  # matplotlib could not be imported (--plot)
+    modules: list[dict[str, Any]] = field(default_factory=list)  # --verify-modules, per class
 
 
 def default_timeout(level: str, cases: int) -> float:
@@ -399,8 +144,13 @@ def run_child(
     cases: Sequence[dict[str, Any]], level: str, timeout: float, python: str | None = None
 ) -> ChildOutput:
     """Run every case in one subprocess (torch is imported once) and collect its results."""
+    return run_job({"level": level, "cases": list(cases)}, timeout, python)
+
+
+def run_job(job_data: dict[str, Any], timeout: float, python: str | None = None) -> ChildOutput:
+    """Run one job in the verification subprocess and collect its messages."""
     python = python or os.environ.get("FGI_REWRITE_VERIFY_PYTHON") or sys.executable
-    job = json.dumps({"level": level, "cases": list(cases)}).encode()
+    job = json.dumps(job_data).encode()
     output = ChildOutput()
     with tempfile.TemporaryDirectory(prefix="fgi-verify-") as cwd:
         try:
@@ -431,6 +181,8 @@ def run_child(
             output.torch_seconds = float(message.get("seconds", 0.0))
         elif message.get("kind") == "case":
             output.results[message["id"]] = message
+        elif message.get("kind") == "module":
+            output.modules.append(message)
         elif message.get("kind") == "plot" and not message.get("ok"):
             output.plot_error = message.get("error", "") or "matplotlib is not importable"
     if output.torch_ok is None and not output.problem:
@@ -471,7 +223,7 @@ def _uses(
                 entry["paths"].append(result.path)
             module = index.module(result.path)
             if result.path not in calls:
-                calls[result.path] = _call_nodes(module)
+                calls[result.path] = call_nodes(module)
             _, line, column = (site.location.rsplit(":", 2) + ["0", "0"])[:3]
             key = (int(line), int(column)) if line.isdigit() and column.isdigit() else (0, 0)
             entry["sites"].append((module, calls[result.path].get(key)))
@@ -506,13 +258,16 @@ def verify_rewrites(
     timeout: float | None = None,
     python: str | None = None,
     plot: Path | None = None,
+    import_user_code: bool = False,
 ) -> Outcome:
     """Verify every surrogate that has call sites in ``results``, in one subprocess.
 
     ``Outcome.rejected`` holds the surrogates that must not be rewritten (gradient failure;
     unscriptable unless ``allow_unscriptable``; unverified with ``require``), each with the
     refusal the caller puts in place of the Surrogate. With ``plot`` (a directory, created if
-    needed) the child draws a PNG per verified surrogate; ``Verification.plot`` names it.
+    needed) the child draws a PNG per verified surrogate; ``Verification.plot`` names it. With
+    ``import_user_code`` a Function that cannot be rebuilt in isolation is taken from its
+    module, which the child imports (executing the user's code: opt-in, documented).
     """
     outcome = Outcome()
     plots: dict[str, str] = {}  # qualname -> PNG path as shown
@@ -524,16 +279,28 @@ def verify_rewrites(
     for qualname, entry in used.items():
         surrogate = analyses[qualname]
         assert isinstance(surrogate, Surrogate)
-        configs, hyper = _configs(index, surrogate, entry["sites"])
+        info = infos.get(surrogate.class_qualname)
+        forward = (
+            next(
+                (c.methods()["forward"] for c in index.mro(info) if "forward" in c.methods()), None
+            )
+            if info is not None
+            else None
+        )
+        configs, hyper = hyper_configs(index, surrogate, entry["sites"], integer_params(forward))
         base = Verification(qualname, surrogate.short_name, tuple(entry["paths"]), hyper=hyper)
+        importable = user_import(index, info) if import_user_code else None
+        not_isolated = ""
         try:
-            if surrogate.class_qualname not in infos:
+            if info is None:
                 raise NotIsolated("its class was not found")
-            chunks, future = _chunks(index, infos[surrogate.class_qualname], surrogate.closure)
+            chunks, future = build_chunks(index, info, surrogate.closure)
         except NotIsolated as exc:
-            verdicts[qualname] = _isolation(base, str(exc), surrogate, require, outcome)
-            continue
-        fgi, forms = _fgi_chunks(surrogate, entry["forms"], configs)
+            if importable is None:
+                verdicts[qualname] = _isolation(base, str(exc), surrogate, require, outcome)
+                continue
+            chunks, future, not_isolated = [], False, str(exc)  # the child imports the original
+        fgi, forms = fgi_chunks(surrogate, entry["forms"], configs)
         if plot is not None:
             plots[qualname] = str(plot / plot_name(surrogate, taken))
         cases.append(
@@ -551,6 +318,9 @@ def verify_rewrites(
                     for p, g in zip(surrogate.params, surrogate.grads, strict=True)
                 ],
                 "plot": str(Path(plots[qualname]).absolute()) if qualname in plots else None,
+                "domain": "unit" if probability_params(surrogate) else "real",
+                "user_import": importable,  # --verify-import-user-code: when isolation fails
+                "not_isolated": not_isolated,  # why the isolated module cannot be built
                 "hyper": hyper,
             }
         )
@@ -714,8 +484,24 @@ def _judge(
     )
     originals = result.get("original", {})
     original = tuple(originals[k] for k in ("script", "export") if k in originals)
+    notes = tuple(result.get("notes", ()))
+    if result.get("imported"):
+        notes = (
+            f"the original was imported from {result['imported']} (--verify-import-user-code), "
+            f"since {result.get('not_isolated') or 'it cannot be rebuilt in isolation'}",
+            *notes,
+        )
+    hyper = base.hyper
+    if result.get("skipped"):  # sample values outside the hyperparameter's domain
+        hyper += "; not used: " + "; ".join(result["skipped"])
     verdict = _with(
-        base, checks=checks, original=original, seconds=float(result.get("seconds", 0.0))
+        base,
+        checks=checks,
+        original=original,
+        seconds=float(result.get("seconds", 0.0)),
+        hyper=hyper,
+        notes=notes,
+        imported=result.get("imported", ""),
     )
     grad = found.get("grad", {"ok": False, "detail": "not run"})
     if not grad["ok"]:

@@ -9,9 +9,11 @@ code (function form and/or inline form inside an ``nn.Module``) and a wrapper th
 original through ``apply``. Checks:
 
 * grad: forward values bit-identical (dtype, shape, NaN-aware equality) and gradients within
-  ``TOLERANCE`` on a dense grid around 0 and the hyperparameter values, wide normals and far
-  tails, float32 and float64, broadcast second inputs, a random upstream gradient; the same
+  ``verify_compare.TOLERANCE`` on a dense grid around 0 and the hyperparameter values, wide
+  normals and far tails (in [0, 1] for a probability input), float32 and float64, broadcast
+  second inputs (those the original itself accepts), a random upstream gradient; the same
   values under ``torch.no_grad()``, with ``requires_grad=False`` and for ±inf/NaN inputs.
+  Sample hyperparameter values at which the original raises are left out (``skipped``).
 * script: ``torch.jit.script`` + ``torch.jit.save`` + ``torch.jit.load`` of each emitted form,
   no ``prim::PythonOp`` in the graph, loaded outputs and gradients equal to eager. The original's
   own ``torch.jit.script``/``save`` result is recorded.
@@ -19,15 +21,15 @@ original through ``apply``. Checks:
   to eager, and ``torch.export`` keeps the gradient (the original's custom backward is dropped).
 
 With ``--plot`` a case carries ``plot`` (an absolute PNG path): after the grad check, the value
-and the gradients of the original and of the rewrite on ``x`` in ``PLOT_RANGE`` (float64, every
-hyperparameter combination checked) are drawn with matplotlib's Agg canvas (``Figure``; pyplot's
-global state is never touched). matplotlib is imported once; if it is missing the child says so
-once (a ``plot`` message) and verifies without plotting.
+and the gradients of the original and of the rewrite are drawn by ``verify_plot.py`` (loaded
+beside this file). matplotlib is imported once; if it is missing the child says so once (a
+``plot`` message) and verifies without plotting.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import io
 import json
 import math
@@ -41,51 +43,73 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 MARKER = "@@fgi-verify@@ "
-C = 8  # channels: the last dimension of every test input
 SEED = 1234
-# (rtol, atol) by the precision the comparison is made at: float32 when the input or the output
-# is float32 (grad_output then is float32 and the original's own gradient is float32-accurate).
-TOLERANCE = {"float32": (1e-5, 1e-6), "float64": (1e-10, 1e-12)}
-PLOT_RANGE = (-3.0, 3.0)  # the dense part of the tested grid
-PLOT_POINTS = 1201  # step 0.005: steps look like steps
-PLOT_MARKERS = 31  # markers of the rewrite's curve, so that the original's line stays visible
 
 torch: Any = None  # bound in main()
-Figure: Any = None  # matplotlib.figure.Figure, bound in main() when a case is plotted
+plotter: Any = None  # the verify_plot module, loaded in main() when a case is plotted
 
 
-class Isolation(Exception):
-    """The original cannot be rebuilt or run in isolation: not a verdict on the rewrite."""
+def sibling(name: str) -> types.ModuleType:
+    """A module beside this file, loaded by path under a private name: the child runs in the
+    verifying interpreter, which need not have fgi_rewrite installed, and must not put this
+    directory on ``sys.path`` (its names could shadow the user's modules)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_fgi_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-class Mismatch(Exception):
-    """The rewrite differs from the original (or from eager): a failed check."""
+# Inputs and comparisons (verify_compare.py, beside this file).
+compare: Any = sibling("verify_compare")
+Isolation, Mismatch = compare.Isolation, compare.Mismatch
+grid, variants, SAME_SHAPE = compare.grid, compare.variants, compare.SAME_SHAPE
+same_values, value_difference = compare.same_values, compare.value_difference
+forgive_nan_at_nonfinite = compare.forgive_nan_at_nonfinite
+compare_gradient = compare.compare_gradient
 
 
 # ---- building a case's module ----------------------------------------------------------------
 
 
-def build_module(case: dict[str, Any], workdir: str, index: int) -> types.ModuleType:
+def build_module(
+    case: dict[str, Any], workdir: str, index: int, namespace: dict[str, Any] | None = None
+) -> types.ModuleType:
     """Write the case's chunks to one file (so that TorchScript can read their source) and execute
-    them one at a time: a helper or constant that fails does not matter unless it is used."""
-    name = f"_fgi_verify_case_{index}"
+    them one at a time: a helper or constant that fails does not matter unless it is used.
+    ``namespace`` (names of an imported user module) is bound first."""
+    name = f"_fgi_verify_case_{index}" + ("_imported" if namespace is not None else "")
     path = os.path.join(workdir, f"{name}.py")
     texts = [chunk["text"].rstrip("\n") + "\n" for chunk in case["chunks"]]
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(texts))
     module = types.ModuleType(name)
+    module.__dict__.update(namespace or {})
     module.__file__ = path
     sys.modules[name] = module
-    flags = 0
-    if case.get("future_annotations"):
-        flags |= importlib.import_module("__future__").annotations.compiler_flag
+    annotations = importlib.import_module("__future__").annotations.compiler_flag
+    # Definitions copied from the project modules the Function's module imports from, each in
+    # a namespace of its own (``verify._foreign``), so that their names cannot collide.
+    namespaces: dict[str, types.ModuleType] = {"": module}
     line = 0
     for chunk, text in zip(case["chunks"], texts, strict=True):
         source = "\n" * line + text
         line += text.count("\n") + 1
+        name_ = chunk.get("namespace", "")
+        if name_ not in namespaces:
+            namespaces[name_] = types.ModuleType(f"{name}.{name_}")
+            namespaces[name_].__file__ = path
+        target = namespaces[name_]
+        if chunk["kind"] == "link":
+            link(namespaces, chunk)
+            continue
+        future = chunk.get("future", case.get("future_annotations") if not name_ else False)
         try:
-            code = compile(source, path, "exec", flags=flags, dont_inherit=True)
-            exec(code, module.__dict__)  # noqa: S102 - the isolated verification module
+            code = compile(
+                source, path, "exec", flags=annotations if future else 0, dont_inherit=True
+            )
+            exec(code, target.__dict__)  # noqa: S102 - the isolated verification module
         except Exception as exc:
             if chunk["kind"] in ("class", "base"):
                 raise Isolation(
@@ -99,184 +123,16 @@ def build_module(case: dict[str, Any], workdir: str, index: int) -> types.Module
     return module
 
 
-# ---- inputs ----------------------------------------------------------------------------------
-
-
-def grid(dtype: Any, hypers: Sequence[object], generator: Any) -> Any:
-    """(B, C) values: a dense grid around 0, exact 0/±0.5/±1 and the numeric hyperparameter
-    values (and their neighbours), wide normals and far tails where surrogate gradients
-    underflow."""
-    dense = torch.linspace(-3.0, 3.0, 241, dtype=torch.float64)
-    special = [
-        0.0,
-        -0.0,
-        0.5,
-        -0.5,
-        1.0,
-        -1.0,
-        1e-8,
-        -1e-8,
-        1e-30,
-        -1e-30,
-        40.0,
-        -40.0,
-        200.0,
-        -200.0,
-        1e4,
-        -1e4,
-        1e30,
-        -1e30,
-    ]
-    for h in hypers:
-        if isinstance(h, (int, float)) and not isinstance(h, bool) and math.isfinite(h):
-            special += [float(h), -float(h)]
-    exact = torch.tensor(special, dtype=torch.float64).to(dtype)
-    neighbours = torch.cat(
-        [
-            torch.nextafter(exact, exact.new_tensor(math.inf)),
-            torch.nextafter(exact, exact.new_tensor(-math.inf)),
-        ]
-    )
-    wide = torch.cat(
-        [
-            torch.randn(256, generator=generator, dtype=torch.float64) * 4.0,
-            torch.randn(64, generator=generator, dtype=torch.float64) * 20.0,
-        ]
-    )
-    values = torch.cat([dense.to(dtype), exact, neighbours, wide.to(dtype)])
-    pad = (-values.numel()) % C
-    values = torch.cat([values, torch.zeros(pad, dtype=dtype)])
-    return values.reshape(-1, C)
-
-
-def variants(main: Any, extra: int, generator: Any) -> list[tuple[str, list[Any]]]:
-    """The differentiable inputs: the main grid, and for each further input a per-channel
-    ``(C,)`` tensor (with rows of the main input exactly at it), a full-shape tensor and a 0-dim
-    tensor."""
-    if extra == 0:
-        return [("", [main])]
-    dtype = main.dtype
-    channel = torch.linspace(-0.5, 0.5, C, dtype=torch.float64).to(dtype)
-    rows = torch.stack(
-        [
-            channel,
-            torch.nextafter(channel, channel.new_tensor(math.inf)),
-            torch.nextafter(channel, channel.new_tensor(-math.inf)),
-        ]
-    )
-    with_rows = torch.cat([main, rows])
-    full = (torch.randn(main.shape, generator=generator, dtype=torch.float64) * 0.5).to(dtype)
-    scalar = torch.tensor(0.25, dtype=dtype)
-    return [
-        ("per-channel (C,)", [with_rows, *([channel] * extra)]),
-        ("same shape", [main, *([full] * extra)]),
-        ("0-dim", [main, *([scalar] * extra)]),
-    ]
-
-
-# ---- comparisons -----------------------------------------------------------------------------
-
-
-def same_values(a: Any, b: Any) -> bool:
-    return bool(
-        a.dtype == b.dtype and a.shape == b.shape and ((a == b) | (a.isnan() & b.isnan())).all()
-    )
-
-
-def forgive_nan_at_nonfinite(original: Any, rewrite: Any, inputs: Sequence[Any]) -> Any:
-    """``rewrite`` with the original's value put back where it is NaN and one of the
-    differentiable inputs (broadcast to the value's shape) is ±inf or NaN: the emitted code's
-    documented value there when a gradient can flow (README, "Semantics")."""
-    if original.shape != rewrite.shape or not rewrite.is_floating_point():
-        return rewrite
-    poisoned = torch.zeros(rewrite.shape, dtype=torch.bool)
-    for tensor in inputs:
-        try:
-            poisoned |= ~torch.isfinite(tensor.detach()).broadcast_to(rewrite.shape)
-        except RuntimeError:  # not broadcastable: the value is not elementwise in this input
-            return rewrite
-    return torch.where(poisoned & rewrite.isnan(), original.to(rewrite.dtype), rewrite)
-
-
-def where(inputs: Sequence[tuple[str, Any]], flat: int, shape: Any) -> str:
-    """The input values at a flat position of a tensor of ``shape`` (broadcast)."""
-    parts = []
-    for name, tensor in inputs:
-        if tensor.shape == shape:
-            parts.append(f"{name}={tensor.reshape(-1)[flat].item()!r}")
-        elif tensor.dim() == 1 and len(shape) >= 1 and tensor.shape[0] == shape[-1]:
-            parts.append(f"{name}={tensor[flat % shape[-1]].item()!r}")
-        elif tensor.dim() == 0:
-            parts.append(f"{name}={tensor.item()!r}")
-    summed = any(tensor.dim() > len(shape) for _, tensor in inputs)
-    return ", ".join(parts) + (" (summed over the broadcast dimensions)" if summed else "")
-
-
-def value_difference(a: Any, b: Any, inputs: Sequence[tuple[str, Any]]) -> str:
-    if a.dtype != b.dtype or a.shape != b.shape:
-        return (
-            f"value dtype/shape differ: original {a.dtype} {tuple(a.shape)}, "
-            f"rewrite {b.dtype} {tuple(b.shape)}"
-        )
-    bad = ~((a == b) | (a.isnan() & b.isnan()))
-    count = int(bad.sum())
-    flat = int(bad.reshape(-1).nonzero()[0])
-    return (
-        f"value differs at {count} input(s), e.g. at {where(inputs, flat, a.shape)}: "
-        f"original {a.reshape(-1)[flat].item()!r}, rewrite {b.reshape(-1)[flat].item()!r}"
-    )
-
-
-def compare_gradient(
-    name: str, ga: Any, gb: Any, precision: str, inputs: Sequence[tuple[str, Any]], notes: set[str]
-) -> float:
-    """Raise Mismatch unless ``gb`` equals ``ga`` within the tolerance; return the largest
-    difference. Where the original's gradient is not finite, the rewrite gives 0 by design."""
-    if ga is None or gb is None:
-        if ga is None and gb is None:
-            return 0.0
-        which = "the original" if ga is None else "the rewrite"
-        other = gb if ga is None else ga
-        if not bool((other == 0).all()):
-            raise Mismatch(f"gradient for {name}: {which} gives none")
-        return 0.0
-    if ga.dtype != gb.dtype or ga.shape != gb.shape:
-        raise Mismatch(
-            f"gradient for {name}: dtype/shape differ: original {ga.dtype} "
-            f"{tuple(ga.shape)}, rewrite {gb.dtype} {tuple(gb.shape)}"
-        )
-    rtol, atol = TOLERANCE[precision]
-    finite = torch.isfinite(ga)
-    if not bool(finite.all()):
-        nonfinite_ok = (gb == 0) | (ga == gb) | (ga.isnan() & gb.isnan())
-        wrong = ~finite & ~nonfinite_ok
-        if bool(wrong.any()):
-            flat = int(wrong.reshape(-1).nonzero()[0])
-            raise Mismatch(
-                f"gradient for {name} at {where(inputs, flat, ga.shape)}: original "
-                f"{ga.reshape(-1)[flat].item()!r}, "
-                f"rewrite {gb.reshape(-1)[flat].item()!r}"
-            )
-        notes.add(
-            f"original gradient not finite at {int((~finite).sum())} input(s), "
-            "the rewrite's is 0 there"
-        )
-    diff = torch.where(finite, (ga - gb).abs(), torch.zeros_like(ga)).double()
-    excess = diff - (atol + rtol * ga.abs().double())
-    excess = torch.where(torch.isnan(excess), torch.full_like(excess, math.inf), excess)
-    largest = float(diff.max()) if diff.numel() else 0.0
-    beyond = excess > 0
-    if diff.numel() and bool(beyond.any()):
-        worst = torch.where(beyond, diff, torch.full_like(diff, -1.0)).reshape(-1)
-        worst = torch.where(torch.isnan(worst), torch.full_like(worst, math.inf), worst)
-        flat = int(worst.argmax())
-        raise Mismatch(
-            f"gradient for {name} differs beyond rtol {rtol:g}, atol {atol:g} at "
-            f"{int(beyond.sum())} of {beyond.numel()} input(s): largest difference "
-            f"{diff.reshape(-1)[flat].item():.3g} at {where(inputs, flat, ga.shape)}: original "
-            f"{ga.reshape(-1)[flat].item()!r}, rewrite {gb.reshape(-1)[flat].item()!r}"
-        )
-    return largest
+def link(namespaces: dict[str, types.ModuleType], chunk: dict[str, Any]) -> None:
+    """Bind imported names to what a copied namespace defines; a name it lacks stays unbound
+    (it matters only if the Function uses it, and then the original raises NameError)."""
+    source = namespaces.get(chunk["source"])
+    if source is None:
+        return
+    for local, attribute in chunk["names"].items():
+        value = getattr(source, attribute, None) if attribute else source
+        if value is not None:
+            setattr(namespaces[chunk.get("namespace", "")], local, value)
 
 
 # ---- the checks --------------------------------------------------------------------------------
@@ -295,6 +151,10 @@ class Checker:
             self.forms[form] = target() if isinstance(target, type) else target
         self.notes: set[str] = set()
         self.largest = 0.0
+        self.domain: str = case.get("domain", "real")
+        self.refused_shapes: set[str] = set()  # broadcast variants the original cannot run
+        self.skipped: list[str] = []  # sample hyperparameter values outside the domain
+        self.usable: list[dict[str, Any]] = []  # the configurations compared (grad_check)
 
     def arguments(self, tensors: Sequence[Any], config: dict[str, Any], grad: bool) -> list[Any]:
         args: list[Any] = []
@@ -324,12 +184,21 @@ class Checker:
     def grad_check(self) -> str:
         generator = torch.Generator().manual_seed(0)
         checked = 0
-        for config in self.case["configs"]:
+        configs = self.usable_configs()
+        for config in configs:
             hypers = list(config["values"].values())
             for dtype_name in ("float32", "float64"):
                 dtype = getattr(torch, dtype_name)
-                main = grid(dtype, hypers, generator)
-                for label, tensors in variants(main, len(self.diff) - 1, generator):
+                main = grid(dtype, hypers, generator, self.domain)
+                for label, tensors in variants(main, len(self.diff) - 1, generator, self.domain):
+                    if label in self.refused_shapes:
+                        continue
+                    if label not in SAME_SHAPE:
+                        why = self.original_fails(tensors, config)
+                        if why:  # the original cannot run on these shapes: no evidence there
+                            self.refused_shapes.add(label)
+                            self.notes.add(f"{label} inputs not compared: the original {why}")
+                            continue
                     where_ = ", ".join(x for x in (dtype_name, label, config["label"]) if x)
                     for form, candidate in self.forms.items():
                         try:
@@ -338,6 +207,47 @@ class Checker:
                             suffix = f" [{form} form]" if len(self.forms) > 1 else ""
                             raise Mismatch(f"{exc} ({where_}){suffix}") from None
         return f"{checked} inputs"
+
+    def usable_configs(self) -> list[dict[str, Any]]:
+        """The hyperparameter combinations to compare at. A combination made of sample values
+        (nothing at the call sites or in a default says what the value is) at which the original
+        itself raises lies outside the hyperparameter's domain: it is left out, and said so in
+        ``skipped``; values from call sites and defaults are never left out."""
+        usable = []
+        generator = torch.Generator().manual_seed(3)
+        for config in self.case["configs"]:
+            if config.get("sampled"):
+                main = grid(torch.float64, list(config["values"].values()), generator, self.domain)
+                shapes = variants(main, len(self.diff) - 1, generator, self.domain)
+                tensors = next(t for label, t in shapes if label in SAME_SHAPE)
+                why = self.original_fails(tensors, config)
+                if why:
+                    self.skipped.append(f"{config['label']}: the original {why}")
+                    continue
+            usable.append(config)
+        self.usable = usable
+        if not usable:
+            raise Isolation(
+                "the original raises at every sample hyperparameter value ("
+                + "; ".join(self.skipped)
+                + ")"
+            )
+        return usable
+
+    def original_fails(self, tensors: Sequence[Any], config: dict[str, Any]) -> str:
+        """Why the original's forward or backward raises on these inputs ('' if it runs)."""
+        args = self.arguments(tensors, config, True)
+        torch.manual_seed(SEED)
+        step = "forward"
+        try:
+            out = self.original(*args)
+            if isinstance(out, torch.Tensor) and out.requires_grad:
+                step = "backward"
+                inputs = [args[i] for i in self.diff]
+                torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
+        except Exception as exc:
+            return f"raises in its {step}: {type(exc).__name__}: {first_line(exc)[:120]}"
+        return ""
 
     def one(
         self,
@@ -389,6 +299,8 @@ class Checker:
         b1 = self.call(candidate, plain, "rewrite")
         if not same_values(a1, b1):
             raise Mismatch("with requires_grad=False: " + value_difference(a1, b1, named))
+        if self.domain == "unit":  # probabilities: ±inf and NaN are outside the domain
+            return int(tensors[0].numel())
         # Non-finite inputs: values only. Where a differentiable input is ±inf or NaN the
         # rewrite's value may be NaN (README, "Semantics"); every other difference counts.
         bad = [t.clone() for t in tensors]
@@ -407,10 +319,15 @@ class Checker:
     # -- TorchScript ----------------------------------------------------------------------------
     def small_inputs(self, dtype: Any) -> list[Any]:
         generator = torch.Generator().manual_seed(1)
-        config = self.case["configs"][0]
-        main = grid(dtype, list(config["values"].values()), generator)[::3]
-        _, tensors = variants(main, len(self.diff) - 1, generator)[0]
-        return list(tensors)
+        config = self.config
+        main = grid(dtype, list(config["values"].values()), generator, self.domain)[::3]
+        shapes = variants(main, len(self.diff) - 1, generator, self.domain)
+        return next(list(t) for label, t in shapes if label not in self.refused_shapes)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The hyperparameters of the TorchScript/compile/export checks: the first usable."""
+        return (self.usable or self.case["configs"])[0]
 
     def against_eager(
         self,
@@ -421,7 +338,7 @@ class Checker:
         runs: int = 2,
         inference: bool = True,
     ) -> None:
-        config = self.case["configs"][0]
+        config = self.config
         tensors = self.small_inputs(getattr(torch, dtype_name))
         generator = torch.Generator().manual_seed(2)
         e_in = self.arguments(tensors, config, True)
@@ -522,7 +439,7 @@ class Checker:
     def export_check(self) -> tuple[str, str]:
         form = "inline" if "inline" in self.forms else "function"
         eager = self.wrapper(form)
-        config = self.case["configs"][0]
+        config = self.config
         tensors = self.small_inputs(torch.float32)
         try:
             program = torch.export.export(eager, tuple(self.arguments(tensors, config, True)))
@@ -554,153 +471,57 @@ class Checker:
         return "exports with its gradient"
 
 
-# ---- plots (--plot) ------------------------------------------------------------------------------
-
-
-def curves(checker: Checker, candidate: Callable[..., Any], config: dict[str, Any]) -> Any:
-    """x, per function (original, rewrite) the value and each input's gradient on x (the other
-    differentiable inputs held at 0), in float64 with an upstream gradient of ones, and whether
-    the forward is random (another seed gives another value)."""
-    x = torch.linspace(*PLOT_RANGE, PLOT_POINTS, dtype=torch.float64)
-    tensors = [x] + [torch.zeros_like(x)] * (len(checker.diff) - 1)
-    found = []
-    for fn, what in ((checker.original, "original"), (candidate, "rewrite")):
-        args = checker.arguments(tensors, config, True)
-        out = checker.call(fn, args, what)
-        inputs = [args[i] for i in checker.diff]
-        grads: Sequence[Any] = [None] * len(inputs)
-        if out.requires_grad:
-            grads = torch.autograd.grad(out, inputs, torch.ones_like(out), allow_unused=True)
-        found.append(
-            (
-                out.detach().double(),
-                [torch.zeros_like(x) if g is None else g.detach().double() for g in grads],
-            )
-        )
-    torch.manual_seed(SEED + 1)
-    with torch.no_grad():
-        again = checker.original(*checker.arguments(tensors, config, False))
-    return x, found, not same_values(found[0][0], again.double())
-
-
-def plot_case(checker: Checker, case: dict[str, Any], path: str, grad: dict[str, Any]) -> None:
-    """One PNG: the forward value, then the gradient for each differentiable input; one color
-    per hyperparameter combination, the original a wide solid line, the rewrite dashed with
-    markers on top. A combination at which either side raises is left out (and said so)."""
-    candidate = next(iter(checker.forms.values()))
-    names = [checker.params[i]["name"] for i in checker.diff]
-    panels = 1 + len(names)
-    figure = Figure(figsize=(4.6 * panels, 4.2), layout="constrained")
-    axes = figure.subplots(1, panels, squeeze=False)[0]
-    configs = case["configs"]
-    several = len(configs) > 1
-    every = max(1, PLOT_POINTS // (PLOT_MARKERS - 1))
-    identical, grad_diff, skipped, random = True, 0.0, [], False
-    for k, config in enumerate(configs):
-        try:
-            x, ((va, ga), (vb, gb)), random = curves(checker, candidate, config)
-        except Exception as exc:  # outside the hyperparameter's domain, say
-            why = first_line(exc)
-            if not isinstance(exc, (Isolation, Mismatch)):
-                why = f"{type(exc).__name__}: {why}"
-            skipped.append(f"{config['label'] or 'the call'}: {why[:80]}")
-            continue
-        color = f"C{k % 10}"
-        for i, (ax, a, b) in enumerate(zip(axes, [va, *ga], [vb, *gb], strict=True)):
-            style = _styles(color, dots=random and i == 0)  # random 0/1 draws: no lines
-            ax.plot(x.tolist(), a.tolist(), **style[0], label=config["label"] if several else None)
-            ax.plot(
-                x.tolist(),
-                b.tolist(),
-                **style[1],
-                markevery=(k * every // len(configs), every),  # markers side by side
-            )
-        identical = identical and same_values(va, vb)
-        grad_diff = max([grad_diff, *(_largest(a, b) for a, b in zip(ga, gb, strict=True))])
-    if len(skipped) == len(configs):
-        raise RuntimeError("both functions raise on the plotted range: " + "; ".join(skipped))
-    held = ", ".join(f"{n} = 0" for n in names[1:])
-    for i, ax in enumerate(axes):
-        ax.set_xlabel(names[0] + (f"   ({held})" if held else ""))
-        ax.set_ylabel("forward value" if i == 0 else f"∂ out / ∂ {names[i - 1]}")
-        value = "forward value" + (" (one random draw, same seed)" if random else "")
-        ax.set_title(value if i == 0 else f"gradient for {names[i - 1]}", fontsize=11)
-        ax.grid(True, alpha=0.3)
-        ax.axhline(0.0, color="0.6", lw=0.6, zorder=0)
-        ax.axvline(0.0, color="0.6", lw=0.6, zorder=0)
-        ax.set_xlim(*PLOT_RANGE)
-    shown = _styles("0.35" if several else "C0", dots=random)  # as in the value panel
-    legend = _line([], [], **shown[0], label="original Function")
-    rewrite = _line([], [], **shown[1], label="FGI rewrite")
-    handles = [legend, rewrite] + (axes[0].get_legend_handles_labels()[0] if several else [])
-    axes[0].legend(handles=handles, fontsize=8, loc="best", framealpha=0.9)
-    # Title: the class, then the hyperparameters and where they came from, then what the
-    # variant was specialized to (call-site literals, factory arguments) unless already said.
-    hyper = case.get("hyper") or (configs[0]["label"] if not several else "")
-    special = case["id"].split("[", 1)[1].rstrip("]") if "[" in case["id"] else ""
-    if special and not all(part in hyper for part in special.split(", ")):
-        hyper = f"{hyper}  [{special}]" if hyper else f"[{special}]"
-    title = case["class_name"] + (f"\n{hyper}" if hyper else "")
-    figure.suptitle(title, fontsize=12, fontweight="bold")
-    lines = [
-        ("values identical" if identical else "values differ")
-        + f", largest gradient difference {grad_diff:.3g}"
-        + f"   (float64, {PLOT_POINTS} points, upstream gradient 1)"
-    ]
-    if skipped:
-        lines.append("not drawn: " + "; ".join(skipped))
-    if not grad["ok"]:
-        detail = str(grad.get("detail", ""))
-        lines.append(
-            "grad check FAILED: " + (detail[:150] + "..." if len(detail) > 150 else detail)
-        )
-    color = "0.25" if grad["ok"] else "firebrick"
-    figure.supxlabel("\n".join(lines), fontsize=9, color=color)  # the layout makes room
-    figure.savefig(path, dpi=110)
-
-
-def _styles(color: str, dots: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Line styles of the original (wide, translucent, solid) and of the rewrite (dashed,
-    hollow markers) in one color; with ``dots`` points only (small dots for the original)."""
-    original: dict[str, Any] = {
-        "color": color,
-        "ls": "-",
-        "lw": 3.4,
-        "alpha": 0.45,
-        "solid_capstyle": "butt",
-    }
-    if dots:
-        original.update(ls="none", marker=".", markersize=4)
-    rewrite = {
-        "color": color,
-        "ls": "none" if dots else "--",
-        "lw": 1.1,
-        "marker": "o",
-        "markersize": 4.5,
-        "markerfacecolor": "white",
-    }
-    return original, rewrite
-
-
-def _largest(a: Any, b: Any) -> float:
-    both = torch.isfinite(a) & torch.isfinite(b)
-    return float((a - b).abs()[both].max()) if bool(both.any()) else 0.0
-
-
-def _line(*args: Any, **kwargs: Any) -> Any:
-    return importlib.import_module("matplotlib.lines").Line2D(*args, **kwargs)
-
-
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300].rstrip(":") if text else ""
 
 
 def run_case(case: dict[str, Any], level: str, workdir: str, index: int) -> dict[str, Any]:
+    """The checks of one case; with ``user_import`` (``--verify-import-user-code``), a case
+    whose original cannot be rebuilt or run in isolation is checked again with the original
+    imported from the user's module."""
+    result: dict[str, Any] = {"id": case["id"], "checks": {}, "original": {}, "notes": []}
+    if not case.get("not_isolated"):
+        result = run_checks(case, level, lambda: build_module(case, workdir, index))
+        if "isolation" not in result or not case.get("user_import"):
+            return result
+        case = {**case, "not_isolated": result["isolation"]}
+    if case.get("user_import"):
+        result = run_checks(case, level, lambda: import_original(case, workdir, index))
+        if not result.get("isolation", "").startswith("importing "):
+            result["imported"] = case["user_import"]["module"]
+        result["not_isolated"] = case["not_isolated"]
+    return result
+
+
+def import_original(case: dict[str, Any], workdir: str, index: int) -> types.ModuleType:
+    """The case's module with the original Function taken from the user's module, imported (so
+    executed) from its import root, and the emitted code beside it."""
+    spec = case["user_import"]
+    if spec["root"] not in sys.path:
+        sys.path.insert(0, spec["root"])
+    try:
+        user = importlib.import_module(spec["module"])
+        target: Any = user
+        for part in spec["attribute"].split("."):
+            target = getattr(target, part)
+    except BaseException as exc:  # the user's module may do anything, SystemExit included
+        raise Isolation(
+            f"importing {spec['module']} fails: {type(exc).__name__}: {first_line(exc)}"
+        ) from None
+    emitted = {**case, "chunks": [c for c in case["chunks"] if c.get("emitted")]}
+    namespace = {k: v for k, v in vars(user).items() if not k.startswith("__")}
+    namespace[case["class_name"]] = target
+    return build_module(emitted, workdir, index, namespace)
+
+
+def run_checks(
+    case: dict[str, Any], level: str, build: Callable[[], types.ModuleType]
+) -> dict[str, Any]:
     result: dict[str, Any] = {"id": case["id"], "checks": {}, "original": {}, "notes": []}
     checks: dict[str, Any] = result["checks"]
     try:
-        module = build_module(case, workdir, index)
+        module = build()
         checker = Checker(case, module)
     except Isolation as exc:
         result["isolation"] = str(exc)
@@ -729,9 +550,9 @@ def run_case(case: dict[str, Any], level: str, workdir: str, index: int) -> dict
         except Exception as exc:  # a check that crashed is a failed check, with its reason
             checks[name] = {"ok": False, "detail": f"{type(exc).__name__}: {first_line(exc)}"}
         checks.get(name, {})["seconds"] = round(time.perf_counter() - start, 4)
-        if name == "grad" and case.get("plot") and Figure is not None:
+        if name == "grad" and case.get("plot") and plotter is not None:
             try:
-                plot_case(checker, case, case["plot"], checks[name])
+                plotter.plot_case(checker, case, case["plot"], checks[name])
                 result["plot"] = case["plot"]
             except Exception as exc:  # a plot is never a verdict on the rewrite
                 result["plot_error"] = f"{type(exc).__name__}: {first_line(exc)}"
@@ -740,12 +561,13 @@ def run_case(case: dict[str, Any], level: str, workdir: str, index: int) -> dict
         if name == "script":
             result["original"]["script"] = checker.original_script()
     result["notes"] = sorted(checker.notes)
+    result["skipped"] = checker.skipped
     result["largest_difference"] = checker.largest
     return result
 
 
 def main() -> int:
-    global torch, Figure
+    global torch, plotter
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # whatever the user's code prints goes to stderr, not to our channel
 
@@ -759,6 +581,7 @@ def main() -> int:
         if os.environ.get("FGI_REWRITE_VERIFY_NO_TORCH"):
             raise ImportError("FGI_REWRITE_VERIFY_NO_TORCH is set")
         torch = importlib.import_module("torch")
+        compare.torch = torch
     except Exception as exc:
         send({"kind": "torch", "ok": False, "error": f"{type(exc).__name__}: {exc}"})
         return 0
@@ -771,9 +594,14 @@ def main() -> int:
         }
     )
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    if job.get("modules"):  # --verify-modules: imports the user's rewritten files
+        sibling("module_check_child").check(job, send, torch, first_line)
+        return 0
     if any(case.get("plot") for case in job["cases"]):
         try:
-            Figure = importlib.import_module("matplotlib.figure").Figure
+            loaded = sibling("verify_plot")
+            loaded.bind(globals())  # imports matplotlib
+            plotter = loaded
             send({"kind": "plot", "ok": True})
         except Exception as exc:
             send({"kind": "plot", "ok": False, "error": f"{type(exc).__name__}: {exc}"})

@@ -642,6 +642,7 @@ TOP = {
     "files": list,
     "diagnostics": list,
     "internal_errors": list,
+    "modules": list,
 }
 SUMMARY = {
     "files_scanned",
@@ -670,11 +671,20 @@ VERIFICATION = {
     "written": bool,
     "detail": str,
     "hyperparameters": str,
+    "notes": list,
     "plot": NULLABLE_STR,
 }
 FILE = {"path": str, "changed": bool, "call_sites": list, "diff": NULLABLE_STR}
 CALL_SITE = {"surrogate": str, "path": str, "line": int, "column": int, "style": str}
 DIAGNOSTIC = {"code": str, "severity": str, "path": str, "line": int, "column": int, "message": str}
+MODULE = {
+    "path": str,
+    "class": NULLABLE_STR,
+    "state": str,
+    "detail": str,
+    "original": NULLABLE_STR,
+    "original_detail": str,
+}
 
 
 def check_keys(obj: dict[str, Any], schema: dict[str, Any]) -> None:
@@ -708,6 +718,9 @@ def validate(payload: dict[str, Any]) -> None:
         check_keys(diagnostic, DIAGNOSTIC)
         assert diagnostic["code"] in ALL_CODES
     assert all(isinstance(e, str) for e in payload["internal_errors"])
+    for module in payload["modules"]:
+        check_keys(module, MODULE)
+        assert module["state"] in {"ok", "fail", "skipped"}
 
 
 def test_json_report(tmp_path: Path) -> None:

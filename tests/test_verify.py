@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
+import math
 import os
 import subprocess
 import sys
@@ -20,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 import fgi_rewrite.run as run_module
-from fgi_rewrite import verify
+from fgi_rewrite import isolate, verify
 from fgi_rewrite.analyze import analyze as real_analyze
 from fgi_rewrite.cli import main
 from fgi_rewrite.codes import ALL_CODES, Severity
@@ -29,6 +31,7 @@ from fgi_rewrite.model import Param, Surrogate
 from fgi_rewrite.report import Report
 from fgi_rewrite.run import Options, run
 from tests.fixture_cases import cases, copy_inputs
+from tests.test_cli import validate
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None  # found, not imported
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
@@ -388,13 +391,13 @@ def test_torchscript_hostile_emission_is_caught(
 ) -> None:
     root = project(tmp_path, {"spikes.py": SPIKE})
     before = (root / "spikes.py").read_bytes()
-    original = verify.emit_function
+    original = isolate.emit_function
 
     def hostile(surrogate: Surrogate, name: str) -> str:
         text = HOSTILE.get(surrogate.short_name)
         return text.format(name=name) if text else original(surrogate, name)
 
-    monkeypatch.setattr(verify, "emit_function", hostile)
+    monkeypatch.setattr(isolate, "emit_function", hostile)
     report = run([root], Options(verify="script", style="function"))
     assert codes_of(report) == ["FGI302", "FGI302"]
     messages = {d.message.split(":")[0]: d.message for d in report.diagnostics}
@@ -444,15 +447,7 @@ def test_cli_prints_verdicts_under_each_diff(tmp_path: Path) -> None:
 
 # Rewritten fixtures whose verification is known not to pass yet (each is a corpus pattern; the
 # executed comparison in test_fixtures.py checks their values and gradients independently).
-KNOWN_VERIFIER_GAPS = {
-    "corpus_bernoulli_probability_input": "FGI304: the sampled inputs leave [0, 1]",
-    "corpus_helper_from_other_module": "FGI304: helpers imported from another module",
-    "corpus_hyper_domain": "FGI301: the sampled alpha=1.0 divides by zero",
-    "corpus_int_hyper": "FGI304: float samples for an integer hyperparameter",
-    "corpus_nonfinite_surrogate_grad": "FGI301: overflow order differs from the original's",
-    "corpus_polymorphic_self_attr": "FGI303: a class nested in a class, reached by reference",
-    "corpus_replace_for_grad": "FGI301: the verifier's broadcast shapes do not fit",
-}
+KNOWN_VERIFIER_GAPS: dict[str, str] = {}
 
 
 def all_fixtures(tmp_path: Path) -> tuple[Path, list[Any]]:
@@ -499,3 +494,428 @@ def test_every_fixture_rewrite_verifies_at_full_level(tmp_path: Path) -> None:
     for verdict in report.verifications:
         assert [state for _, state in verdict.checks] == ["ok"] * 4, verdict.line()
         assert any("export drops the custom backward" in o for o in verdict.original)
+
+
+# ---- isolation: what the verification module is built from ----------------------------------
+
+
+def parsed_function(source: str) -> cst.FunctionDef:
+    node = cst.parse_module(source).body[0]
+    assert isinstance(node, cst.FunctionDef)
+    return node
+
+
+def test_integer_hyperparameters_are_recognised() -> None:
+    forward = parsed_function(
+        "def forward(ctx, x, k: int, n, m, d, s, alpha):\n"
+        "    y = x[n] * float(1 << k)\n"
+        "    for _ in range(m):\n        y = y + torch.round(x, decimals=d).roll(shifts=s)\n"
+        "    return y * alpha\n"
+    )
+    assert verify.integer_params(forward) == {"k", "n", "m", "d", "s"}
+    assert verify.integer_params(None) == set()
+
+
+def test_probability_inputs_are_recognised() -> None:
+    def surrogate(value: str) -> Surrogate:
+        return Surrogate(
+            qualname="m.F",
+            module="m",
+            location=None,  # type: ignore[arg-type]
+            params=(Param("p"), Param("q"), Param("t")),
+            value=cst.parse_expression(value),
+            grads=(cst.parse_expression("1.0"), cst.parse_expression("1.0"), None),
+        )
+
+    assert verify.probability_params(surrogate("torch.bernoulli(p).float()")) == {"p"}
+    assert verify.probability_params(surrogate("q.bernoulli() * p")) == {"q"}
+    # The argument of bernoulli is not an input itself, or the name is a hyperparameter.
+    assert verify.probability_params(surrogate("torch.bernoulli(torch.sigmoid(p))")) == set()
+    assert verify.probability_params(surrogate("torch.bernoulli(t) * p")) == set()
+
+
+STEPS = """\
+import torch
+
+print("side effect: pkg.steps was imported")
+LOG = open("imported.txt", "w")
+EDGE = 0.0
+
+
+def step(data):
+    return torch.gt(data, torch.as_tensor(EDGE)).to(data.dtype)
+"""
+
+EDGE_SPIKE = """\
+import torch
+
+from pkg.steps import step
+import pkg.steps as steps  # linked too (the analysis does not inline steps.step yet)
+
+
+class TanhEdge(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, k):
+        ctx.save_for_backward(x)
+        ctx.k = k
+        return step(x)
+
+    @staticmethod
+    def backward(ctx, dy):
+        (x,) = ctx.saved_tensors
+        return dy * (1 - (x * ctx.k).tanh().pow(2)), None
+
+
+def fire(x):
+    return TanhEdge.apply(x, 2.0)
+"""
+
+
+def test_helpers_of_other_project_modules_are_copied_not_imported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {"pkg/__init__.py": "", "pkg/steps.py": STEPS, "pkg/spikes.py": EDGE_SPIKE}
+    root = project(tmp_path, files)
+    jobs = stub_child(monkeypatch)
+    run([root], Options(verify="script", diff=True))
+    (case,) = jobs[0]["cases"]
+    foreign = [c for c in case["chunks"] if c.get("namespace") == "pkg.steps"]
+    text = "".join(c["text"] for c in foreign)
+    assert "def step(data)" in text and "EDGE = 0.0" in text
+    assert "print(" not in text and "open(" not in text  # user code that would run: left out
+    links = [c for c in case["chunks"] if c["kind"] == "link"]
+    assert [(c["source"], c["names"]) for c in links] == [
+        ("pkg.steps", {"step": "step"}),
+        ("pkg.steps", {"steps": ""}),
+    ]
+    assert not any(c["kind"] == "import" and "pkg" in c["text"] for c in case["chunks"])
+
+
+@needs_torch
+def test_helpers_of_other_project_modules_verify(tmp_path: Path) -> None:
+    files = {"pkg/__init__.py": "", "pkg/steps.py": STEPS, "pkg/spikes.py": EDGE_SPIKE}
+    root = project(tmp_path, files)
+    report = run([root], Options(verify="grad", diff=True))
+    assert not codes_of(report), [d.render() for d in report.diagnostics]
+    assert by_name(report)["TanhEdge"].checks == (("grad", "ok"),)
+    assert not list(tmp_path.rglob("imported.txt"))  # pkg.steps never ran
+
+
+DOMAIN = """\
+import torch
+
+
+class PowerTailSpike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, alpha):
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return (x >= 0).to(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return (1 + 2 / (ctx.alpha - 1) * x.abs()).pow(-ctx.alpha) * grad_output, None
+
+
+def fire(x, alpha):
+    return PowerTailSpike.apply(x, alpha)
+"""
+
+
+@needs_torch
+def test_samples_outside_the_domain_are_left_out_and_said(tmp_path: Path) -> None:
+    root = project(tmp_path, {"spikes.py": DOMAIN})
+    report = run([root], Options(verify="grad", diff=True))
+    assert not codes_of(report), [d.render() for d in report.diagnostics]
+    verdict = by_name(report)["PowerTailSpike"]
+    assert verdict.checks == (("grad", "ok"),)
+    assert "not used: alpha=1.0: the original raises in its backward: ZeroDivisionError" in (
+        verdict.line()
+    )
+    # A value a call site passes is never left out: there the rewrite is refused.
+    (root / "spikes.py").write_text(DOMAIN.replace("apply(x, alpha)", "apply(x, 1.0)"))
+    report = run([root], Options(verify="grad", diff=True))
+    assert codes_of(report) == ["FGI301"] and not by_name(report)["PowerTailSpike"].written
+
+
+SWAP = """\
+import torch
+
+
+class SwapForGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, x_r):
+        return x_r
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, grad
+
+
+def swap(a, b):
+    return SwapForGrad.apply(a, b)
+"""
+
+
+@needs_torch
+def test_broadcast_shapes_the_original_cannot_run_are_noted(tmp_path: Path) -> None:
+    root = project(tmp_path, {"spikes.py": SWAP})
+    report = run([root], Options(verify="grad", diff=True))
+    assert not codes_of(report), [d.render() for d in report.diagnostics]
+    notes = by_name(report)["SwapForGrad"].notes
+    assert any(
+        n.startswith("per-channel (C,) inputs not compared: the original raises") for n in notes
+    )
+
+
+@needs_torch
+def test_gradient_comparison_where_the_original_is_not_finite() -> None:
+    import torch
+
+    from fgi_rewrite import verify_child as child
+
+    child.compare.torch = torch
+    notes: set[str] = set()
+    nan, inf = math.nan, math.inf
+    original = torch.tensor([nan, inf, 1.0, 2.0])
+    named = [("x", torch.zeros(4))]
+    largest = child.compare_gradient(
+        "x", original, torch.tensor([0.0, 0.0, 1.0, 2.0]), "float32", named, notes
+    )
+    assert largest == 0.0 and any("not finite at 2 input(s)" in n for n in notes)
+    for rewrite in ([0.0, 0.0, nan, 2.0], [0.0, 0.0, 1.0, inf], [5.0, 0.0, 1.0, 2.0]):
+        with pytest.raises(child.Mismatch):
+            child.compare_gradient("x", original, torch.tensor(rewrite), "float32", named, set())
+
+
+# ---- opt-in checks that execute the user's code ----------------------------------------------
+
+SIDE_EFFECT = (
+    "from pathlib import Path\n\n\n"
+    "def mark(what):\n"
+    "    with open(Path(__file__).parent / 'imported.txt', 'a') as handle:\n"
+    "        handle.write(what + '\\n')\n\n\n"
+    "def registry():\n"
+    "    return lambda cls: cls\n"
+)
+
+FOREIGN_BASE = """\
+import torch
+
+from log import mark
+
+mark("base")
+
+
+class BaseFunction(torch.autograd.Function):
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * torch.exp(-x.abs())
+"""
+
+DERIVED = """\
+import torch
+
+from base import BaseFunction
+from log import mark, registry
+
+mark("derived")
+register = registry()  # built by the user's code: not in the isolated module
+
+
+class Derived(BaseFunction):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x > 0).float()
+
+
+@register
+class Registered(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x > 0).float()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * torch.exp(-x.abs())
+
+
+def f(x):
+    return Derived.apply(x) + Registered.apply(x)
+"""
+
+
+@needs_torch
+def test_import_user_code_is_opt_in(tmp_path: Path) -> None:
+    root = project(
+        tmp_path, {"log.py": SIDE_EFFECT, "base.py": FOREIGN_BASE, "derived.py": DERIVED}
+    )
+    report = run([root], Options(verify="grad", diff=True))
+    assert not (root / "imported.txt").exists()  # nothing of the project was imported
+    verdicts = by_name(report)
+    assert verdicts["Derived"].status == "isolation"  # FGI304: a base class from another module
+    assert "NameError: name 'register' is not defined" in verdicts["Registered"].detail
+    assert codes_of(report) == ["FGI304", "FGI304"]
+
+    report = run([root], Options(verify="grad", diff=True, verify_import_user_code=True))
+    assert not codes_of(report), [d.render() for d in report.diagnostics]
+    verdicts = by_name(report)
+    for name, why in (("Derived", "its base class"), ("Registered", "NameError")):
+        assert verdicts[name].checks == (("grad", "ok"),), verdicts[name].line()
+        assert verdicts[name].imported == "derived"
+        assert "(original imported from derived)" in verdicts[name].line()
+        assert (
+            why in verdicts[name].notes[0]
+            and "--verify-import-user-code" in verdicts[name].notes[0]
+        )
+    assert "derived" in (root / "imported.txt").read_text().split()
+
+
+MODEL = """\
+import torch
+from torch import nn
+
+from log import mark
+from spikes import SigmoidSpike
+
+mark("model")
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return SigmoidSpike.apply(self.fc(x), 3.0)
+
+
+class Sized(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def forward(self, x):
+        return SigmoidSpike.apply(x, 3.0) * self.n
+"""
+
+
+@needs_torch
+def test_verify_modules_scripts_the_rewritten_modules(tmp_path: Path) -> None:
+    root = project(tmp_path, {"log.py": SIDE_EFFECT, "spikes.py": SPIKE, "model.py": MODEL})
+    report = run([root], Options(verify="grad", diff=True))
+    assert not report.module_checks and not (root / "imported.txt").exists()
+    report = run([root], Options(verify="grad", diff=True, verify_modules=True))
+    checks = {c.qualname: c for c in report.module_checks}
+    assert set(checks) == {"model.Net", "model.Sized"}
+    assert checks["model.Net"].state == "ok" and checks["model.Net"].original == "fail"
+    assert (
+        checks["model.Net"].line() == "module model.Net: script ✓ (original: torch.jit.save fails)"
+    )
+    assert checks["model.Sized"].state == "skipped"
+    assert (
+        checks["model.Sized"]
+        .line()
+        .startswith("module model.Sized: not checked (not built without arguments: TypeError")
+    )
+    assert not codes_of(report)
+    # The rewritten text was imported (from memory, --diff writes nothing), then the original.
+    assert (root / "imported.txt").read_text().split().count("model") == 2
+    assert "SigmoidSpike.apply" in (root / "model.py").read_text()
+
+
+@needs_torch
+def test_verify_modules_from_the_configuration(tmp_path: Path) -> None:
+    root = project(tmp_path, {"log.py": SIDE_EFFECT, "spikes.py": SPIKE, "model.py": MODEL})
+    (root / "pyproject.toml").write_text(
+        "[tool.fgi-rewrite]\nverify = 'grad'\nverify-modules = true\n"
+        "verify-import-user-code = true\n"
+    )
+    result = CliRunner().invoke(main, ["--diff", str(root)], env={"FGI_REWRITE_VERIFY": None})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "module model.Net: script ✓ (original: torch.jit.save fails)" in lines
+    result = CliRunner().invoke(
+        main, ["--format", "json", "--check", str(root)], env={"FGI_REWRITE_VERIFY": None}
+    )
+    payload = json.loads(result.stdout)
+    validate(payload)
+    modules = {m["class"]: m for m in payload["modules"]}
+    assert modules["model.Net"]["state"] == "ok" and modules["model.Net"]["original"] == "fail"
+    assert modules["model.Sized"]["state"] == "skipped"
+
+
+def test_module_check_regressions_are_reported() -> None:
+    from fgi_rewrite.module_check import judge_modules
+
+    path = "/p/model.py"
+    messages = [
+        {
+            "path": path,
+            "class": "model.A",
+            "state": "fail",
+            "detail": "torch.jit.script fails: X",
+            "original": "ok",
+            "original_detail": "scripts, saves and loads",
+        },
+        {
+            "path": path,
+            "class": "model.B",
+            "state": "fail",
+            "detail": "torch.jit.script fails: Y",
+            "original": "fail",
+            "original_detail": "torch.jit.script fails: Y",
+        },
+        {
+            "path": path,
+            "class": "",
+            "state": "fail",
+            "detail": "import fails: E",
+            "original": "fail",
+            "original_detail": "import fails: E",
+        },
+    ]
+    checks, diagnostics = judge_modules(messages, "", Path(path))
+    assert [d.code.code for d in diagnostics] == ["FGI308"]
+    assert diagnostics[0].message.startswith("model.A: torch.jit.script fails: X after the rewrite")
+    assert checks[1].line() == "module model.B: script ✗ (torch.jit.script fails: Y)"
+    assert checks[2].line() == f"module {path} (import): script ✗ (import fails: E)"
+    _, diagnostics = judge_modules([], "verification timed out after 1 s", Path(path))
+    assert [d.code.code for d in diagnostics] == ["FGI303"]
+
+
+def test_defaults_of_enclosing_functions_are_used_with_the_samples(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = (
+        "\n\ndef make(alpha=4.0):\n    def spike(v):\n        return SigmoidSpike.apply(v, alpha)\n"
+        "    return spike\n\n\n"
+        "def rebinding(v, alpha=3.0):\n    alpha = alpha * 2\n"
+        "    return SigmoidSpike.apply(v, alpha)\n\n\n"
+        "class Layer(torch.nn.Module):\n    def __init__(self, alpha=6.0):\n"
+        "        super().__init__()\n        self.alpha = alpha\n\n"
+        "    def forward(self, v):\n        return SigmoidSpike.apply(v, self.alpha)\n"
+    )
+    source = SPIKE.replace("def forward(ctx, x, alpha=2.0)", "def forward(ctx, x, alpha)")
+    source = source.replace(
+        "    return SigmoidSpike.apply(v, 5.0) + SigmoidSpike.apply(v, alpha) + ThresholdSpike"
+        ".apply(v, th)\n",
+        "    return ThresholdSpike.apply(v, th)\n",
+    )
+    root = project(tmp_path, {"spikes.py": source + calls})
+    jobs = stub_child(monkeypatch)
+    report = run([root], Options(verify="grad", diff=True))
+    case = next(c for c in jobs[0]["cases"] if c["class_name"] == "SigmoidSpike")
+    # MAX_CONFIGS (4) cuts the last sample; the verdict names only the values checked.
+    assert [c["values"]["alpha"] for c in case["configs"]] == [4.0, 6.0, 1.0, 2.0]
+    assert [c["sampled"] for c in case["configs"]] == [False, False, True, True]
+    # 3.0 is not what ``rebinding`` passes: only the samples stand for it.
+    assert by_name(report)["SigmoidSpike"].hyper == (
+        "alpha=4.0 (default of make); alpha=6.0 (default of Layer.__init__); "
+        "alpha=1.0, 2.0 (sample)"
+    )

@@ -1,0 +1,658 @@
+"""The isolated verification module of one surrogate, built as text (no user code is imported).
+
+``build_chunks`` gives the statements that rebuild the original Function: its class (dedented if
+nested), in-module base classes, the imports of torch/math/numpy/the standard library, module-level
+helper functions and constants whose definitions call nothing else, and the same definitions of
+the project modules it imports names from, each in a namespace of its own. ``fgi_chunks`` gives
+the emitted code and the ``nn.Module`` wrappers the checks script. ``hyper_configs`` chooses the
+hyperparameter values (call sites, defaults, else documented samples, ints where the code needs
+ints) and ``probability_params`` the inputs sampled in [0, 1]. ``verify_child`` executes the
+chunks one at a time; see ``verify`` for the stage.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
+from pathlib import Path
+from typing import Any
+
+import libcst as cst
+
+from fgi_rewrite import symbolic as sym
+from fgi_rewrite.emit import emit_function, emit_inline
+from fgi_rewrite.index import ClassInfo, ModuleInfo, ProjectIndex, ValueRef, dotted_name
+from fgi_rewrite.model import Surrogate
+
+SAMPLES = (1.0, 2.0, 5.0)  # hyperparameter values when neither the call site nor a default says
+INT_SAMPLES = (1, 2, 5)  # the same for a hyperparameter the code uses as an integer
+# Keyword arguments that take an int (``torch.round(x, decimals=k)``, ``x.roll(shifts=k)``).
+INT_KEYWORDS = frozenset({"decimals", "shifts", "dims", "dim", "diagonal"})
+# Calls that draw a 0/1 sample with their argument as the probability: its domain is [0, 1].
+PROBABILITY_CALLS = frozenset({"bernoulli", "bernoulli_"})
+MAX_CONFIGS = 4  # hyperparameter combinations checked per surrogate
+CANDIDATE = "_fgi_verify_candidate"
+WRAPPERS = {"inline": "_FgiVerifyInline", "function": "_FgiVerifyFunction"}
+ORIGINAL = "_FgiVerifyOriginal"
+# Module roots whose imports are copied into the verification module (plus the standard library).
+ALLOWED_ROOTS = frozenset({"torch", "math", "numpy", "typing_extensions"})
+SAFE_BUILTINS = frozenset(
+    {
+        "float",
+        "int",
+        "bool",
+        "complex",
+        "tuple",
+        "list",
+        "dict",
+        "set",
+        "frozenset",
+        "str",
+        "range",
+        "abs",
+        "min",
+        "max",
+        "round",
+        "pow",
+    }
+)
+
+
+# ---- building the isolated module ------------------------------------------------------------
+
+
+class NotIsolated(Exception):
+    """The class cannot be rebuilt without importing the user's other modules."""
+
+
+def _root(dotted: str) -> str:
+    return dotted.split(".")[0]
+
+
+def _allowed_module(index: ProjectIndex, dotted: str) -> bool:
+    root = _root(dotted)
+    if index.module_named(root) is not None or index.module_named(dotted) is not None:
+        return False  # one of the user's own modules
+    return root in ALLOWED_ROOTS or root in getattr(sys, "stdlib_module_names", ())
+
+
+def _import_ok(index: ProjectIndex, small: cst.BaseSmallStatement) -> bool:
+    if isinstance(small, cst.Import):
+        return all(_allowed_module(index, dotted_name(a.name) or "") for a in small.names)
+    if isinstance(small, cst.ImportFrom):
+        if small.relative or small.module is None:
+            return False
+        return _allowed_module(index, dotted_name(small.module) or "")
+    return False
+
+
+def _calls_allowed(module: ModuleInfo, node: cst.CSTNode) -> bool:
+    """Only calls of torch/math/standard functions and plain builtins run at definition time."""
+    ok = True
+
+    class Visitor(cst.CSTVisitor):
+        def visit_Lambda(self, n: cst.Lambda) -> bool:
+            return False  # its body runs only when called
+
+        def visit_Call(self, n: cst.Call) -> None:
+            nonlocal ok
+            full = dotted_name(n.func) or ""
+            head = _root(full)
+            target = module.imports.get(head, "")
+            if not (head in SAFE_BUILTINS and head not in module.imports and "." not in full) and (
+                _root(target) not in ALLOWED_ROOTS
+            ):
+                ok = False
+
+        def visit_Await(self, n: cst.Await) -> None:
+            nonlocal ok
+            ok = False
+
+    node.visit(Visitor())
+    return ok
+
+
+MAX_FOREIGN_DEPTH = 4  # project modules reached through imports of imports
+
+
+def _definitions(
+    index: ProjectIndex,
+    module: ModuleInfo,
+    namespace: str,
+    seen: set[str],
+    depth: int,
+    keep_class: Callable[[cst.ClassDef], str] = lambda node: "",
+) -> tuple[list[dict[str, Any]], bool]:
+    """The isolatable top-level statements of ``module`` as chunks executed in ``namespace``
+    ('' is the verification module itself): imports of torch/math/the standard library,
+    constants built by allowed calls, functions with allowed decorators, the classes
+    ``keep_class`` names a chunk kind for; and, for each name imported from another project
+    module, that module's own definitions (their source, never an import) linked under the name.
+    Returns the chunks and whether the module has ``from __future__ import annotations``."""
+    chunks: list[dict[str, Any]] = []
+    future = False
+
+    def add(kind: str, text: str, what: str = "") -> None:
+        chunks.append({"kind": kind, "what": what, "text": text, "namespace": namespace})
+
+    for stmt in module.tree.body:
+        text = module.tree.code_for_node(stmt)
+        if isinstance(stmt, cst.SimpleStatementLine):
+            smalls = list(stmt.body)
+            if all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in smalls):
+                if any(
+                    isinstance(s, cst.ImportFrom)
+                    and dotted_name(s.module or cst.Name("x")) == "__future__"
+                    for s in smalls
+                ):
+                    future = future or "annotations" in text
+                elif all(_import_ok(index, s) for s in smalls):
+                    add("import", text)
+                elif depth < MAX_FOREIGN_DEPTH:
+                    for small in smalls:
+                        chunks += _foreign(index, module, small, namespace, seen, depth + 1)
+            elif all(isinstance(s, (cst.Assign, cst.AnnAssign)) for s in smalls) and all(
+                _calls_allowed(module, s) for s in smalls
+            ):
+                add("constant", text)
+        elif isinstance(stmt, cst.FunctionDef):
+            if all(
+                _root(module.imports.get(_root(dotted_name(d.decorator) or "?"), ""))
+                in ALLOWED_ROOTS
+                for d in stmt.decorators
+            ):
+                add("helper", text)
+        elif isinstance(stmt, cst.ClassDef) and keep_class(stmt):
+            add(keep_class(stmt), text, f"class {stmt.name.value}")
+    return chunks, future
+
+
+def _foreign(
+    index: ProjectIndex,
+    module: ModuleInfo,
+    small: cst.BaseSmallStatement,
+    namespace: str,
+    seen: set[str],
+    depth: int,
+) -> list[dict[str, Any]]:
+    """Chunks giving the names an import of project modules binds (``from pkg.steps import
+    step``, ``import pkg.steps as steps``): each such module's definitions in a namespace of
+    its own, then a link of the imported name (a module, or an attribute of one)."""
+    locals_: list[str] = []
+    if isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
+        locals_ = [
+            (
+                a.asname.name.value
+                if a.asname is not None and isinstance(a.asname.name, cst.Name)
+                else dotted_name(a.name) or ""
+            )
+            for a in small.names
+        ]
+    elif isinstance(small, cst.Import):  # only ``import a.b as c``: a bare ``a.b`` binds ``a``
+        locals_ = [
+            a.asname.name.value
+            for a in small.names
+            if a.asname is not None and isinstance(a.asname.name, cst.Name)
+        ]
+    chunks: list[dict[str, Any]] = []
+    for local in locals_:
+        target = module.imports.get(local, "")
+        found = index.module_named(target, module.path)
+        attribute = ""
+        if found is None and "." in target:
+            found = index.module_named(target.rsplit(".", 1)[0], module.path)
+            attribute = target.rsplit(".", 1)[1]
+        if found is None or found.path == module.path:
+            continue  # not a project module: left out as before
+        if found.name not in seen:
+            seen.add(found.name)
+            inner, future = _definitions(index, found, found.name, seen, depth)
+            chunks += [{**chunk, "future": future} for chunk in inner]
+        link = f"# {local} = {found.name}{'.' + attribute if attribute else ''} (source copied)\n"
+        chunks.append(
+            {
+                "kind": "link",
+                "what": "",
+                "text": link,
+                "namespace": namespace,
+                "source": found.name,
+                "names": {local: attribute},
+            }
+        )
+    return chunks
+
+
+def build_chunks(
+    index: ProjectIndex, info: ClassInfo, closure: Sequence[tuple[str, str]] = ()
+) -> tuple[list[dict[str, Any]], bool]:
+    """The statements of the isolated module, each executed on its own by the child; a class
+    built in a factory gets the factory call's literal arguments as module constants."""
+    module = index.module(info.path)
+    mro = index.mro(info)
+    for base in mro[1:]:
+        if base.path != info.path or base.qualname != f"{module.qualifier}.{base.name}":
+            raise NotIsolated(
+                f"its base class {base.name} is defined in {base.module}"
+                f"{'' if base.path != info.path else ' (not at module level)'}"
+            )
+    bases = {id(b.node) for b in mro[1:]}
+    top = info.qualname == f"{module.qualifier}.{info.name}"
+    chunks: list[dict[str, Any]] = [
+        {"kind": "header", "what": "", "text": "import math\nimport torch\n"}
+    ]
+
+    def keep_class(node: cst.ClassDef) -> str:
+        return "class" if node is info.node else "base" if id(node) in bases else ""
+
+    found, future = _definitions(index, module, "", {module.name}, 0, keep_class)
+    chunks += found
+    for name, value in closure:
+        chunks.append({"kind": "constant", "what": name, "text": f"{name} = {value}\n"})
+    if not top:  # nested in a class or a function: the class alone, dedented
+        node = info.node
+        if any(dotted_name(d.decorator) == "staticmethod" for d in node.decorators):
+            # ``@staticmethod class Inner`` in a class body: ``self.Inner``/``Outer.Inner``
+            # give the class itself, which is what the module-level copy must be.
+            kept = [d for d in node.decorators if dotted_name(d.decorator) != "staticmethod"]
+            node = node.with_changes(decorators=kept)
+        text = cst.Module(body=[], default_indent=module.tree.default_indent).code_for_node(node)
+        chunks.append({"kind": "class", "what": f"class {info.name}", "text": text})
+    return chunks, future
+
+
+def _hyper_type(values: Sequence[object]) -> str:
+    kinds = {type(v) for v in values}
+    if kinds == {bool}:
+        return ": bool"
+    if kinds <= {int, float} and float in kinds:
+        return ": float"
+    if kinds == {int}:
+        return ": int"
+    return ": str" if kinds == {str} else ""
+
+
+def fgi_chunks(
+    surrogate: Surrogate, forms: set[str], configs: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The emitted code, and ``nn.Module`` wrappers that TorchScript/compile/export can take."""
+    params = [p.name for p in surrogate.params]
+    grads = set(surrogate.differentiable())
+    annotated = []
+    for i, name in enumerate(params):
+        kind = ": torch.Tensor" if i in grads else _hyper_type([c["values"][name] for c in configs])
+        annotated.append(f"{name}{kind}")
+    signature = f"def forward(self, {', '.join(annotated)}) -> torch.Tensor:"
+    arguments = ", ".join(params)
+    taken = {*params, "self", "torch", "math"}
+
+    def fresh(base: str) -> str:
+        candidate, n = base, 1
+        while candidate in taken:
+            candidate, n = f"{base}_{n}", n + 1
+        taken.add(candidate)
+        return candidate
+
+    # Only the forms the run writes are emitted and checked (emitting costs about as much as
+    # checking: the symbolic clean-up of libcst trees).
+    wrappers = []
+    if "inline" in forms:
+        emission = emit_inline(surrogate, [sym.name(p) for p in params], fresh, fresh("_fgi_out"))
+        body = "\n".join(f"        {line}" for line in emission.statements)
+        wrappers.append(
+            f"class {WRAPPERS['inline']}(torch.nn.Module):\n    {signature}\n{body}\n"
+            f"        return {sym.code(emission.result)}\n"
+        )
+    if "function" in forms:
+        wrappers.append(
+            f"{emit_function(surrogate, CANDIDATE)}\n\n"
+            f"class {WRAPPERS['function']}(torch.nn.Module):\n    {signature}\n"
+            f"        return {CANDIDATE}({arguments})\n"
+        )
+    original = (
+        f"class {ORIGINAL}(torch.nn.Module):\n    {signature}\n"
+        f"        return {surrogate.short_name}.apply({arguments})\n"
+    )
+    chunks: list[dict[str, Any]] = [
+        {"kind": "fgi", "what": "", "text": "import math\nimport torch\n"},
+        *({"kind": "fgi", "what": "", "text": text} for text in wrappers),
+        {"kind": "class", "what": "the call of the original", "text": original},
+    ]
+    for chunk in chunks:
+        chunk["emitted"] = True  # kept when the original comes from the user's module instead
+    targets = {"inline": WRAPPERS["inline"], "function": CANDIDATE}
+    return chunks, {form: targets[form] for form in sorted(forms)}
+
+
+# ---- hyperparameters -------------------------------------------------------------------------
+
+
+def _resampled(found: Sequence[tuple[object, str]]) -> tuple[tuple[object, str], ...]:
+    return tuple(
+        (value, source) if source in ("call site", "default", "sample") else (None, "sample")
+        for value, source in found
+    )
+
+
+def _enclosing_defaults(
+    module: ModuleInfo,
+) -> dict[int, dict[str, tuple[str, cst.BaseExpression]]]:
+    """Per call node (by id): the names that are parameters with a default of an enclosing
+    function (the innermost binding the name, closures included) that its body never rebinds
+    (``def make(k=25.0): ... Fn.apply(v, k)``), and the ``self.attr`` of the enclosing class
+    that ``_self_defaults`` knows; each with where its value comes from and the value."""
+    found: dict[int, dict[str, tuple[str, cst.BaseExpression]]] = {}
+    stack: list[tuple[str, dict[str, cst.BaseExpression | None]]] = []
+    classes: list[cst.ClassDef] = []
+    attributes: dict[int, dict[str, tuple[str, cst.BaseExpression]]] = {}
+
+    class Rebound(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.names: set[str] = set()
+
+        def _target(self, node: cst.BaseExpression) -> None:
+            for name in _target_names(node):
+                self.names.add(name)
+
+        def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+            self._target(node.target)
+
+        def visit_AugAssign(self, node: cst.AugAssign) -> None:
+            self._target(node.target)
+
+        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+            self._target(node.target)
+
+        def visit_For(self, node: cst.For) -> None:
+            self._target(node.target)
+
+        def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+            self._target(node.target)
+
+        def visit_AsName(self, node: cst.AsName) -> None:
+            self._target(node.name)
+
+        def visit_Global(self, node: cst.Global) -> None:
+            self.names.update(n.name.value for n in node.names)
+
+        def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
+            self.names.update(n.name.value for n in node.names)
+
+    class Visitor(cst.CSTVisitor):
+        def visit_ClassDef(self, node: cst.ClassDef) -> None:
+            classes.append(node)
+
+        def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+            classes.pop()
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+            rebound = Rebound()
+            node.body.visit(rebound)
+            params = [*node.params.params, *node.params.kwonly_params]
+            names = {p.name.value: p.default for p in params} | dict.fromkeys(rebound.names)
+            for p in params:
+                if p.name.value in rebound.names:
+                    names[p.name.value] = None
+            stack.append((node.name.value, names))
+
+        def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+            stack.pop()
+
+        def visit_Call(self, node: cst.Call) -> None:
+            # A name resolves to the innermost function binding it (closures included).
+            scope: dict[str, tuple[str, cst.BaseExpression | None]] = {}
+            for function, names in stack:
+                scope.update((n, (function, d)) for n, d in names.items())
+            for name, (function, default) in scope.items():
+                if default is not None:
+                    found.setdefault(id(node), {})[name] = (f"default of {function}", default)
+            if classes and stack:  # ``self.alpha``: set once, from an __init__ default?
+                owner = classes[-1]
+                if id(owner) not in attributes:
+                    attributes[id(owner)] = _self_defaults(module, owner)
+                for attr, known in attributes[id(owner)].items():
+                    found.setdefault(id(node), {})[f"self.{attr}"] = known
+
+    module.tree.visit(Visitor())
+    return found
+
+
+def _self_defaults(
+    module: ModuleInfo, node: cst.ClassDef
+) -> dict[str, tuple[str, cst.BaseExpression]]:
+    """``self.attr`` assigned exactly once in the class, from a literal or from a parameter of
+    ``__init__`` with a default (``def __init__(self, alpha=2.0): self.alpha = alpha``)."""
+    init = next(
+        (
+            s
+            for s in node.body.body
+            if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"
+        ),
+        None,
+    )
+    defaults = {}
+    if init is not None:
+        defaults = {p.name.value: p.default for p in init.params.params if p.default is not None}
+    found: dict[str, tuple[str, cst.BaseExpression]] = {}
+    for attr, values in module.self_assignments.get(id(node), {}).items():
+        if len(values) != 1:
+            continue
+        value = values[0]
+        if isinstance(value, cst.Name) and value.value in defaults:
+            found[attr] = (f"default of {node.name.value}.__init__", defaults[value.value])
+        elif sym.literal_value(value) is not NotImplemented:
+            found[attr] = (f"self.{attr} of {node.name.value}", value)
+    return found
+
+
+def _target_names(node: cst.BaseExpression) -> list[str]:
+    if isinstance(node, cst.Name):
+        return [node.value]
+    if isinstance(node, (cst.Tuple, cst.List)):
+        return [n for e in node.elements for n in _target_names(e.value)]
+    if isinstance(node, cst.StarredElement):
+        return _target_names(node.value)
+    return []
+
+
+def call_nodes(module: ModuleInfo) -> dict[tuple[int, int], cst.Call]:
+    found: dict[tuple[int, int], cst.Call] = {}
+    for node, position in module.positions.items():
+        start = getattr(position, "start", None)
+        if isinstance(node, cst.Call) and start is not None:
+            found.setdefault((start.line, start.column + 1), node)
+    return found
+
+
+def _bind(surrogate: Surrogate, call: cst.Call | None) -> list[tuple[cst.BaseExpression, str]]:
+    """Argument expression per parameter and where it came from (call site or default)."""
+    values: dict[str, tuple[cst.BaseExpression, str]] = {}
+    names = [p.name for p in surrogate.params]
+    for i, arg in enumerate(call.args if call is not None else ()):
+        if arg.keyword is None and i < len(names) and not arg.star:
+            values[names[i]] = (arg.value, "call site")
+        elif arg.keyword is not None and arg.keyword.value in names:
+            values[arg.keyword.value] = (arg.value, "call site")
+    bound = []
+    for p in surrogate.params:
+        if p.name in values:
+            bound.append(values[p.name])
+        else:
+            bound.append(
+                (p.default, "default")
+                if p.default is not None
+                else (cst.Name("__fgi_unknown__"), "")
+            )
+    return bound
+
+
+def _literal(index: ProjectIndex, module: ModuleInfo, node: cst.BaseExpression) -> object:
+    value = sym.literal_value(node)
+    if value is NotImplemented and isinstance(node, (cst.Name, cst.Attribute)):
+        entity = index.resolve_expr(module, node)
+        if isinstance(entity, ValueRef):
+            value = sym.literal_value(entity.node)
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    return NotImplemented
+
+
+def integer_params(forward: cst.FunctionDef | None) -> set[str]:
+    """Parameters of ``forward`` the code needs as ints: annotated ``int``, or used as a shift or
+    bitwise operand, a subscript index, an argument of ``range`` or an integer keyword argument
+    (``decimals=k``)."""
+    if forward is None:
+        return set()
+    names = {p.name.value for p in forward.params.params}
+    found = {
+        p.name.value
+        for p in forward.params.params
+        if p.annotation is not None and dotted_name(p.annotation.annotation) == "int"
+    }
+
+    def mark(node: cst.BaseExpression | None) -> None:
+        if isinstance(node, cst.Name) and node.value in names:
+            found.add(node.value)
+
+    class Visitor(cst.CSTVisitor):
+        def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+            integer = (cst.LeftShift, cst.RightShift, cst.BitAnd, cst.BitOr, cst.BitXor)
+            if isinstance(node.operator, integer):
+                mark(node.left)
+                mark(node.right)
+
+        def visit_SubscriptElement(self, node: cst.SubscriptElement) -> None:
+            if isinstance(node.slice, cst.Index):
+                mark(node.slice.value)
+
+        def visit_Call(self, node: cst.Call) -> None:
+            for arg in node.args:
+                if dotted_name(node.func) == "range" or (
+                    arg.keyword is not None and arg.keyword.value in INT_KEYWORDS
+                ):
+                    mark(arg.value)
+
+    forward.body.visit(Visitor())
+    return found
+
+
+def probability_params(surrogate: Surrogate) -> set[str]:
+    """Differentiable inputs the forward passes as a probability (``torch.bernoulli(p)``,
+    ``p.bernoulli()``): outside [0, 1] the original raises, so they are sampled in [0, 1]."""
+    names = {surrogate.params[i].name for i in surrogate.differentiable()}
+    found: set[str] = set()
+
+    class Visitor(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            callee = dotted_name(node.func) or ""
+            if callee.rsplit(".", 1)[-1] not in PROBABILITY_CALLS:
+                return
+            if isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name):
+                if node.func.value.value in names:  # p.bernoulli()
+                    found.add(node.func.value.value)
+            if node.args and isinstance(node.args[0].value, cst.Name):
+                if node.args[0].value.value in names:  # torch.bernoulli(p)
+                    found.add(node.args[0].value.value)
+
+    surrogate.value.visit(Visitor())
+    return found
+
+
+def hyper_configs(
+    index: ProjectIndex,
+    surrogate: Surrogate,
+    sites: Sequence[tuple[ModuleInfo, cst.Call | None]],
+    integers: AbstractSet[str] = frozenset(),
+) -> tuple[list[dict[str, Any]], str]:
+    """Hyperparameter combinations to check, and a summary of where their values came from;
+    ``integers`` names the hyperparameters that get integer samples."""
+    hyper = [i for i, g in enumerate(surrogate.grads) if g is None]
+    samples: dict[str, tuple[float, ...] | tuple[int, ...]] = {
+        surrogate.params[i].name: INT_SAMPLES if surrogate.params[i].name in integers else SAMPLES
+        for i in hyper
+    }
+    if not hyper:
+        return [{"values": {}, "label": ""}], ""
+    seen: list[tuple[tuple[object, str], ...]] = []
+    scopes: dict[Path, dict[int, dict[str, tuple[str, cst.BaseExpression]]]] = {}
+    for module, call in sites or [(index.module(surrogate.location.path), None)]:
+        bound = _bind(surrogate, call)
+        found: list[tuple[object, str]] = []
+        if module.path not in scopes:
+            scopes[module.path] = _enclosing_defaults(module)
+        enclosing = scopes[module.path].get(id(call), {})
+        passed_on = False  # a parameter of the enclosing function, with a literal default
+        for i in hyper:
+            expr, source = bound[i]
+            value = _literal(index, module, expr) if source else NotImplemented
+            default = surrogate.params[i].default
+            if value is NotImplemented and source == "call site" and default is not None:
+                value, source = _literal(index, module, default), "default"
+            key = sym.code(expr) if isinstance(expr, (cst.Name, cst.Attribute)) else ""
+            if value is NotImplemented and key:
+                if key in enclosing:
+                    label, outer = enclosing[key]
+                    value, source = _literal(index, module, outer), label
+                    passed_on = passed_on or value is not NotImplemented
+            found.append((value, source) if value is not NotImplemented else (None, "sample"))
+        for combo in [tuple(found)] + ([_resampled(found)] if passed_on else []):
+            if combo not in seen:  # a caller may pass another value: the samples too
+                seen.append(combo)
+    # Known values first: MAX_CONFIGS cuts the sampled combinations, not the call sites'.
+    seen.sort(key=lambda combo: sum(source == "sample" for _, source in combo))
+    configs: list[dict[str, Any]] = []
+    used: list[dict[str, str]] = []  # per config: the source of each value
+    for combo in seen:
+        sampled = any(s == "sample" for _, s in combo)
+        for k in range(len(SAMPLES) if sampled else 1):
+            values = {
+                surrogate.params[i].name: (
+                    samples[surrogate.params[i].name][k] if source == "sample" else value
+                )
+                for i, (value, source) in zip(hyper, combo, strict=True)
+            }
+            label = ", ".join(f"{name}={value!r}" for name, value in values.items())
+            configs.append({"values": values, "label": label, "sampled": sampled})
+            used.append(
+                {
+                    surrogate.params[i].name: source
+                    for i, (_, source) in zip(hyper, combo, strict=True)
+                }
+            )
+    configs, used = configs[:MAX_CONFIGS], used[:MAX_CONFIGS]
+    summary = []  # the values checked (after the cut), grouped by where they came from
+    for i in hyper:
+        name = surrogate.params[i].name
+        by_source: dict[str, list[str]] = {}
+        for config, sources in zip(configs, used, strict=True):
+            shown = repr(config["values"][name])
+            if shown not in by_source.setdefault(sources[name], []):
+                by_source[sources[name]].append(shown)
+        summary.append("; ".join(f"{name}={', '.join(v)} ({s})" for s, v in by_source.items()))
+    return configs, ", ".join(summary)
+
+
+def import_root(path: Path) -> Path:
+    """The directory to put on ``sys.path`` so that ``path`` imports under the module name
+    the index gives it (above its outermost ``__init__.py`` package)."""
+    directory = path.parent
+    while (directory / "__init__.py").is_file():
+        directory = directory.parent
+    return directory
+
+
+def user_import(index: ProjectIndex, info: ClassInfo | None) -> dict[str, str] | None:
+    """How the child imports the Function from the user's module (``--verify-import-user-code``):
+    the import root, the module name and the attribute path of the class; None for a class built
+    inside a function, which no import reaches."""
+    if info is None or info.in_function:
+        return None
+    module = index.module(info.path)
+    prefix = f"{module.qualifier}."
+    if not info.qualname.startswith(prefix):
+        return None
+    return {
+        "root": str(import_root(info.path)),
+        "module": module.name,
+        "attribute": info.qualname[len(prefix) :],
+    }
