@@ -7,6 +7,7 @@ command line wins. Exit codes are decided in one place, ``Report.exit_code`` (se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -22,6 +23,8 @@ from fgi_rewrite import __version__
 from fgi_rewrite.codes import ALL_CODES, Severity
 from fgi_rewrite.config import ConfigError, load_config
 from fgi_rewrite.discover import compile_regex
+from fgi_rewrite.parallel import default_jobs
+from fgi_rewrite.progress import ProgressLine
 from fgi_rewrite.report import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -112,9 +115,8 @@ def _regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str
     "-j",
     "--jobs",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Reserved: accepted for forward compatibility; analysis runs in one process.",
+    help="Worker processes for large projects [default: the number of CPUs]; 1: one process. "
+    "Runs of fewer than about 200 files stay in one process. The result never depends on it.",
 )
 @click.option(
     "--verify",
@@ -211,8 +213,6 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     if params["verbose"] and not as_json:
         if config_path is not None:
             click.echo(f"Using configuration from {config_path}.", err=True)
-        if params["jobs"] > 1:
-            click.echo("note: --jobs is reserved; analysis runs in one process.", err=True)
 
     source = sys.stdin.buffer.read() if use_stdin else None
     options = Options(
@@ -231,11 +231,14 @@ def main(ctx: click.Context, /, **params: Any) -> None:
         plot=params["plot"],
         verify_modules=params["verify_modules"],
         verify_import_user_code=params["verify_import_user_code"],
+        jobs=params["jobs"] or default_jobs(),
     )
     if not paths and not as_json and not params["quiet"]:
         click.echo("No paths given; nothing to do.", err=True)
+    progress = ProgressLine(sys.stderr) if _shows_progress(params) else None
     try:
-        report = run(paths, options)
+        with progress or contextlib.nullcontext():  # the line is cleared before any message
+            report = run(paths, options, progress)
     except KeyboardInterrupt:
         click.echo(
             "Interrupted: files already written are complete, the others untouched.", err=True
@@ -255,6 +258,16 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     else:
         _print(report, options, params, to_stdout=source is None or options.diff)
     sys.exit(report.exit_code())
+
+
+def _shows_progress(params: dict[str, Any]) -> bool:
+    """Progress goes to stderr, only for a person watching it: never with --quiet or
+    --format json, never when stderr is not a terminal (CI logs, pre-commit, pipes)."""
+    return not params["quiet"] and params["format"] != "json" and stderr_is_terminal()
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
 
 
 def _explain(name: str) -> None:

@@ -614,7 +614,7 @@ class ProjectIndex:
             if "Function" in self.text(path):
                 yield path
 
-    def _maybe_function_files(self) -> list[Path]:
+    def maybe_function_files(self) -> list[Path]:
         """Files with a class whose base may be an autograd Function, found with the stdlib AST:
         a base named ``Function`` (or an import alias of it), or a class of such, transitively."""
         seeds = {"Function", "InplaceFunction"}
@@ -639,14 +639,15 @@ class ProjectIndex:
         return [p for p, found in bases.items() if any(b & functions for _, b in found)]
 
     def function_classes(self) -> list[ClassInfo]:
-        found: list[ClassInfo] = []
-        for path in self._maybe_function_files():
-            try:
-                module = self.module(path)
-            except SourceError:
-                continue
-            found.extend(c for c in module.classes if self.is_function_class(c))
-        return found
+        return [c for path in self.maybe_function_files() for c in self.function_classes_in(path)]
+
+    def function_classes_in(self, path: Path) -> list[ClassInfo]:
+        """The Function subclasses defined in ``path`` (none when it cannot be parsed)."""
+        try:
+            module = self.module(path)
+        except SourceError:
+            return []
+        return [c for c in module.classes if self.is_function_class(c)]
 
     def is_reassigned(self, info: ClassInfo, attribute: str) -> bool:
         pattern = re.compile(

@@ -2,28 +2,28 @@
 
 Nothing here imports torch or executes the code it reads. A failure in one file (unreadable,
 unparsable, unwritable, or an internal error while rewriting it) is reported against that file and
-the others are still processed; a file is only ever replaced whole (``write_atomic``).
+the others are still processed; a file is only ever replaced whole (``files.write_atomic``).
+The per-file work (finding and analyzing Functions, checking and rewriting targets) runs in
+this process or, for a large run with ``jobs`` > 1, in worker processes (parallel.py) with the
+same result; everything that needs the whole project's results (verification, generated
+functions placed in other modules, ``--remove-unused``, writing) runs here, afterwards.
 """
 
 from __future__ import annotations
 
-import ast
-import codecs
-import os
-import re
-import stat
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import libcst as cst
 
-from fgi_rewrite import cleanup, codes, symbolic
+from fgi_rewrite import cleanup, codes, parallel, symbolic
 from fgi_rewrite import index as index_module
 from fgi_rewrite.analyze import analyze, specialization_key
 from fgi_rewrite.discover import FileSet, Filters, discover
+from fgi_rewrite.files import describe_unreadable, write_checked
 from fgi_rewrite.index import ClassInfo, ModuleInfo, ProjectIndex, SourceError
 from fgi_rewrite.model import OUTPUT, Diagnostic, Location, Surrogate
 from fgi_rewrite.module_check import verify_modules
@@ -68,6 +68,19 @@ class Options:
     # nn.Modules; take the original Function from its module when it cannot be isolated.
     verify_modules: bool = False
     verify_import_user_code: bool = False
+    # Worker processes for a large run (parallel.py); results never depend on it. The API
+    # default is one process; the CLI's is the number of CPUs.
+    jobs: int = 1
+
+
+# ``progress(stage, done, total)``: ANALYZING (files that may define a Function), CHECKING (the
+# files given), then VERIFYING (once, before the verification subprocess: total rewrites).
+Progress = Callable[[str, int, int], None]
+ANALYZING, CHECKING, VERIFYING = "analyzing", "checking", "verifying"
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    pass
 
 
 def stdin_display(options: Options) -> Path:
@@ -75,7 +88,7 @@ def stdin_display(options: Options) -> Path:
     return Path(options.stdin_filename or STDIN)
 
 
-def run(paths: Sequence[Path], options: Options) -> Report:
+def run(paths: Sequence[Path], options: Options, progress: Progress | None = None) -> Report:
     report = Report(check=options.check)
     filters = Filters.from_strings(
         options.exclude, options.extend_exclude, options.force_exclude, options.gitignore
@@ -99,7 +112,7 @@ def run(paths: Sequence[Path], options: Options) -> Report:
     if fileset.targets:
         with _source_overlay(overlay):
             try:
-                _process(fileset, options, report)
+                _process(fileset, options, report, progress or _no_progress)
             except Exception as exc:  # nothing is written after an internal error in the index
                 report.internal_errors.append(f"{type(exc).__name__}: {exc}")
                 report.results.clear()
@@ -110,58 +123,75 @@ def run(paths: Sequence[Path], options: Options) -> Report:
     return report
 
 
-def _process(fileset: FileSet, options: Options, report: Report) -> None:
+def _process(fileset: FileSet, options: Options, report: Report, progress: Progress) -> None:
     index = ProjectIndex(fileset.root, fileset.project)
-    classes = index.function_classes()
-    analyses: dict[str, Surrogate | Diagnostic] = {}
-    for info in classes:
-        try:
-            analyses[info.qualname] = analyze(index, info)
-        except Exception as exc:  # the class is left alone; the run reports an internal error
-            report.internal_errors.append(
-                f"{info.location}: analyzing {info.qualname}: {type(exc).__name__}: {exc}"
+    function_files = index.maybe_function_files()
+
+    def size(path: Path) -> int:  # the cost of a file is about proportional to its size
+        return len(index.text(path))
+
+    with _mapper(index, fileset, options, len(function_files)) as mapper:
+        found = [
+            f
+            for in_file in mapper.map(
+                find_functions,
+                None,
+                function_files,
+                _counter(progress, ANALYZING, function_files),
+                weight=size,
             )
+            for f in in_file
+        ]
+        analyses: dict[str, Surrogate | Diagnostic] = {}
+        for function in found:
+            if function.analysis is None:  # the class is left alone; an internal error
+                report.internal_errors.append(function.error)
+            else:
+                analyses[function.qualname] = function.analysis
+        targets = set(fileset.targets)
+        context = TargetContext(
+            analyses,
+            CalleeNames.from_sources(
+                {f.name for f in found}, [index.text(p) for p in index.candidate_files()]
+            ),
+            rewritable=any(isinstance(r, Surrogate) or r.specializable for r in analyses.values()),
+            targets=frozenset(targets),
+            options=options,
+        )
+        outcomes = mapper.map(
+            process_target,
+            context,
+            fileset.targets,
+            _counter(progress, CHECKING, fileset.targets),
+            weight=size,
+            lost=lambda path, reason: TargetOutcome(
+                internal_error=f"{path}: {reason}; the file is left unchanged"
+            ),
+        )
     surrogates = {q: r for q, r in analyses.items() if isinstance(r, Surrogate)}
-    rewritable = any(isinstance(r, Surrogate) or r.specializable for r in analyses.values())
-    targets = set(fileset.targets)
     class_refusals = [
         r for r in analyses.values() if isinstance(r, Diagnostic) and r.location.path in targets
     ]
-    names = CalleeNames.from_sources(
-        {info.name for info in classes}, [index.text(p) for p in index.candidate_files()]
-    )
     report.files_scanned = len(fileset.targets)
     remote: dict[Path, list[tuple[Surrogate, str]]] = {}
-    for path in fileset.targets:
-        text = index.text(path)
-        relevant = rewritable and names.mentioned_in(text)
-        try:
-            # Files that cannot hold a call site are only checked for syntax (cheaply, with ast).
-            if not relevant or not index.has_candidate_call(path, names.for_module(text)):
-                index.check_syntax(path)
-                continue
-            module = index.module(path)
-        except SourceError as exc:
-            line, column, message = describe_unreadable(path, exc)
-            report.diagnostics.append(
-                Diagnostic(codes.UnreadableFile, Location(path, line, column), message)
-            )
-            continue
-        try:
-            report.results.append(
-                _rewrite_file(index, module, analyses, report, options, names, targets, remote)
-            )
-        except Exception as exc:  # this file is left as it is; the others go on
-            report.internal_errors.append(
-                f"{path}: rewriting: {type(exc).__name__}: {exc}; the file is left unchanged"
-            )
+    for path, outcome in zip(fileset.targets, outcomes, strict=True):
+        report.diagnostics.extend(outcome.diagnostics)
+        if outcome.result is not None:
+            report.results.append(outcome.result)
+        if outcome.internal_error is not None:
+            report.internal_errors.append(outcome.internal_error)
+        if outcome.remote:
+            remote[path] = list(outcome.remote)
+        for key, analysis in outcome.specializations:
+            analyses.setdefault(key, analysis)
     # A refusal that call sites lifted with literal hyperparameters is reported there instead.
     specialized = {s.surrogate.split("[", 1)[0] for r in report.results for s in r.call_sites}
     report.diagnostics.extend(
         d for d in class_refusals if not (d.specializable and d.subject in specialized)
     )
     if options.verify != "none" or options.plot is not None:
-        _verify(index, analyses, report, options, names, targets, remote)
+        progress(VERIFYING, 0, len({s.surrogate for r in report.results for s in r.call_sites}))
+        _verify(index, analyses, report, options, context.names, targets, remote)
     _add_remote_functions(index, report, remote)
     if options.remove_unused:
         _remove_unused(index, fileset, analyses, report)
@@ -174,9 +204,137 @@ def _process(fileset: FileSet, options: Options, report: Report) -> None:
         {q for q, s in surrogates.items() if s.location.path in targets} | used
     )
     report.functions.extend(
-        function_record(info, analyses[info.qualname])
-        for info in classes
-        if info.qualname in analyses and (info.path in targets or info.qualname in used)
+        function_record(f, analyses[f.qualname])
+        for f in found
+        if f.qualname in analyses and (f.location.path in targets or f.qualname in used)
+    )
+
+
+@contextmanager
+def _mapper(
+    index: ProjectIndex, fileset: FileSet, options: Options, function_files: int
+) -> Iterator[parallel.Mapper]:
+    """Worker processes for a large run with ``jobs`` > 1, else this process. The stdin source
+    lives only in this process (``_source_overlay``), so such a run never uses workers."""
+    jobs = min(options.jobs, parallel.MAX_JOBS)
+    if (
+        jobs <= 1
+        or options.stdin is not None
+        or not parallel.worth_workers(len(fileset.targets), function_files)
+    ):
+        yield parallel.InProcess(index)
+        return
+    try:
+        workers = parallel.Workers(jobs, fileset.root, fileset.project)
+    except (OSError, ImportError, NotImplementedError):  # no process pools here (as black)
+        yield parallel.InProcess(index)
+        return
+    try:
+        yield workers
+    finally:  # after Ctrl-C or an error, queued files are not waited for
+        workers.stop()
+
+
+def _counter(progress: Progress, stage: str, items: Sequence[object]) -> Callable[[int], None]:
+    done = 0
+    progress(stage, done, len(items))
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        progress(stage, done, len(items))
+
+    return advance
+
+
+# ---- per-file work (in this process, or in a worker: see parallel.py) ------------------------
+
+
+@dataclass(frozen=True)
+class FoundFunction:
+    """A Function class and its analysis; picklable (no libcst tree of its module)."""
+
+    qualname: str
+    name: str
+    location: Location
+    analysis: Surrogate | Diagnostic | None  # None: the analysis failed (``error`` says how)
+    error: str = ""
+
+
+def find_functions(index: ProjectIndex, _context: None, path: Path) -> list[FoundFunction]:
+    """The Function classes of one file, each analyzed."""
+    found = []
+    for info in index.function_classes_in(path):
+        try:
+            analysis = analyze(index, info)
+        except Exception as exc:  # this class is left alone; the others go on
+            error = f"{info.location}: analyzing {info.qualname}: {type(exc).__name__}: {exc}"
+            found.append(FoundFunction(info.qualname, info.name, info.location, None, error))
+            continue
+        found.append(FoundFunction(info.qualname, info.name, info.location, analysis))
+    return found
+
+
+@dataclass(frozen=True)
+class TargetContext:
+    """What every target's rewrite needs from the analysis of the whole project."""
+
+    analyses: dict[str, Surrogate | Diagnostic]  # grows by the specializations call sites need
+    names: CalleeNames
+    rewritable: bool  # some Function may be rewritten at all
+    targets: frozenset[Path]
+    options: Options
+
+
+@dataclass(frozen=True)
+class TargetOutcome:
+    """What checking and rewriting one target gave; merged into the Report in target order."""
+
+    result: FileResult | None = None
+    diagnostics: tuple[Diagnostic, ...] = ()
+    internal_error: str | None = None
+    # Generated functions this file imports from their Function's module (``_rewrite_file``).
+    remote: tuple[tuple[Surrogate, str], ...] = ()
+    # Analyses specialized to this file's call-site literals (new keys of ``analyses``).
+    specializations: tuple[tuple[str, Surrogate | Diagnostic], ...] = ()
+
+
+def process_target(index: ProjectIndex, context: TargetContext, path: Path) -> TargetOutcome:
+    """Check one target's syntax, and rewrite its call sites if it may have any."""
+    text = index.text(path)
+    names = context.names
+    try:
+        # Files that cannot hold a call site are only checked for syntax (cheaply, with ast).
+        relevant = context.rewritable and names.mentioned_in(text)
+        if not relevant or not index.has_candidate_call(path, names.for_module(text)):
+            index.check_syntax(path)
+            return TargetOutcome()
+        module = index.module(path)
+    except SourceError as exc:
+        line, column, message = describe_unreadable(path, exc)
+        diagnostic = Diagnostic(codes.UnreadableFile, Location(path, line, column), message)
+        return TargetOutcome(diagnostics=(diagnostic,))
+    except Exception as exc:  # this file is left as it is; the others go on
+        return TargetOutcome(
+            internal_error=f"{path}: checking: {type(exc).__name__}: {exc}; "
+            "the file is left unchanged"
+        )
+    known = set(context.analyses)
+    report, remote = Report(), dict[Path, list[tuple[Surrogate, str]]]()
+    result: FileResult | None = None
+    error = None
+    try:
+        result = _rewrite_file(
+            index, module, context.analyses, report, context.options, names, context.targets, remote
+        )
+    except Exception as exc:  # this file is left as it is; the others go on
+        error = f"{path}: rewriting: {type(exc).__name__}: {exc}; the file is left unchanged"
+    return TargetOutcome(
+        result,
+        tuple(report.diagnostics),
+        error,
+        tuple(remote.get(path, ())) if result is not None else (),
+        tuple((k, a) for k, a in context.analyses.items() if k not in known),
     )
 
 
@@ -216,12 +374,13 @@ def _verify(
             )
 
 
-def function_record(info: ClassInfo, result: Surrogate | Diagnostic) -> FunctionRecord:
+def function_record(function: FoundFunction, result: Surrogate | Diagnostic) -> FunctionRecord:
     """What the report says about one Function: its extracted f and g, or why it was left."""
+    qualname, location = function.qualname, function.location
     if isinstance(result, Diagnostic):
         verdict = NOT_SURROGATE if result.code.severity is codes.Severity.INFO else REFUSED
         return FunctionRecord(
-            info.qualname, info.location, verdict, code=result.code.code, message=result.message
+            qualname, location, verdict, code=result.code.code, message=result.message
         )
     params = tuple(p.name for p in result.params)
     out = next(n for n in ("out", "_out", "__out", "_fgi_out") if n not in params)
@@ -231,59 +390,13 @@ def function_record(info: ClassInfo, result: Surrogate | Diagnostic) -> Function
         for param, grad in zip(params, result.grads, strict=False)
     )
     return FunctionRecord(
-        info.qualname,
-        info.location,
+        qualname,
+        location,
         SURROGATE,
         params=params,
         f=symbolic.code(symbolic.substitute(result.value, mapping)),
         g=grads,
     )
-
-
-# ---- bad input --------------------------------------------------------------------------------
-
-_PYTHON2_HINTS = (
-    "Missing parentheses in call to",
-    "multiple exception types must be parenthesized",
-    "leading zeros in decimal integer literals",
-    "invalid syntax. Perhaps you forgot a comma",
-)
-
-
-def describe_unreadable(path: Path, error: SourceError) -> tuple[int, int, str]:
-    """Line, column and a precise message for a file libcst cannot parse, from Python's compiler.
-
-    The source is only compiled to an AST, never executed.
-    """
-    try:
-        data = index_module.read_source(path)
-    except SourceError as exc:
-        if not os.path.lexists(path):
-            return 1, 1, "no such file (deleted during the run?)"
-        return 1, 1, str(exc)
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return 1, 1, "cannot decode: the file is UTF-16 encoded; Python source must be UTF-8"
-    if b"\0" in data:
-        return 1, data.index(b"\0") + 1, "cannot parse: the file contains a null byte (binary?)"
-    try:
-        ast.parse(data, filename=str(path))
-    except SyntaxError as exc:
-        message = exc.msg
-        if message.startswith(("(unicode error)", "unknown encoding")):
-            message = "cannot decode: " + message.removeprefix("(unicode error)").strip()
-        else:
-            if any(hint in message for hint in _PYTHON2_HINTS) or _looks_like_python2(data):
-                message += " (this looks like Python 2 code, which is not supported)"
-            message = f"cannot parse: {message}"
-        return max(exc.lineno or 1, 1), max(exc.offset or 1, 1), message
-    except (ValueError, UnicodeDecodeError, LookupError) as exc:
-        return 1, 1, f"cannot decode: {exc}"
-    return 1, 1, f"{error} (Python itself accepts the file; please report this)"
-
-
-def _looks_like_python2(data: bytes) -> bool:
-    statements = rb"^\s*((print|exec)\s+[\"'\w]|raise\s+[\w.]+\s*,)"
-    return bool(re.search(statements, data, re.MULTILINE)) or b"<>" in data
 
 
 @contextmanager
@@ -324,7 +437,7 @@ def _rewrite_file(
     report: Report,
     options: Options,
     names: CalleeNames,
-    targets: set[Path],
+    targets: AbstractSet[Path],
     remote: dict[Path, list[tuple[Surrogate, str]]],
 ) -> FileResult:
     """Rewrite one module's call sites. Generated functions whose Function lives in another
@@ -459,80 +572,3 @@ def _write_results(report: Report, skip: set[Path]) -> None:
             report.diagnostics.append(
                 Diagnostic(codes.UnwritableFile, Location(result.path, 1, 1), problem)
             )
-
-
-def write_checked(result: FileResult) -> str | None:
-    """Replace the file by ``result.after`` if it still holds what was read; else say why not."""
-    path = result.path
-    try:
-        info = os.stat(path)
-    except FileNotFoundError:
-        return "the file was deleted during the run; it is not recreated"
-    except OSError as exc:
-        return f"cannot write: {exc.strerror or exc}"
-    if not stat.S_ISREG(info.st_mode):
-        return "no longer a regular file; not written"
-    if not info.st_mode & 0o222 or not os.access(path, os.W_OK):
-        return "the file is read-only; not rewritten (make it writable, or preview with --diff)"
-    try:
-        current = path.read_bytes()
-    except OSError as exc:
-        return f"cannot read it back before writing: {exc.strerror or exc}; not rewritten"
-    if current != result.before and not _same_source(current, result.before):
-        return "the file changed on disk during the run; not rewritten (run fgi-rewrite again)"
-    try:
-        write_atomic(path, result.after)
-    except OSError as exc:
-        return f"cannot write: {exc.strerror or exc}; the file is left unchanged"
-    return None
-
-
-def _same_source(current: bytes, before: bytes) -> bool:
-    try:
-        return index_module.parse_source(current).bytes == before
-    except SourceError:
-        return False
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, ``os.replace``; mode (and owner) are kept.
-
-    An interrupted or failed write leaves the original file as it was and no temp file behind.
-    """
-    info = path.stat()
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".fgi-tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, stat.S_IMODE(info.st_mode))
-        if hasattr(os, "chown") and (info.st_uid, info.st_gid) != _owner(temp):
-            try:
-                os.chown(temp, info.st_uid, info.st_gid)
-            except OSError:
-                pass  # only root may give a file away; the content is what matters
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.lexists(temp):
-            os.unlink(temp)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _owner(path: str) -> tuple[int, int]:
-    info = os.stat(path)
-    return info.st_uid, info.st_gid
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

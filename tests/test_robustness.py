@@ -20,8 +20,9 @@ from click.testing import CliRunner, Result
 import fgi_rewrite.run as run_module
 from fgi_rewrite.cli import main
 from fgi_rewrite.codes import Severity
+from fgi_rewrite.files import write_atomic
 from fgi_rewrite.report import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, Report
-from fgi_rewrite.run import Options, run, write_atomic
+from fgi_rewrite.run import Options, run
 from tests.sources import DEFINITION, SURROGATE, USER
 
 REPO = Path(__file__).resolve().parent.parent
