@@ -7,6 +7,7 @@ single assignments, the way a reader would.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -617,6 +618,14 @@ class ProjectIndex:
     def maybe_function_files(self) -> list[Path]:
         """Files with a class whose base may be an autograd Function, found with the stdlib AST:
         a base named ``Function`` (or an import alias of it), or a class of such, transitively."""
+        return list(self._maybe_functions()[0])
+
+    def maybe_function_names(self) -> frozenset[str]:
+        """The names of those classes (from the same stdlib-AST pass)."""
+        return self._maybe_functions()[1]
+
+    @functools.cache  # noqa: B019 - one index per run; the AST pass is the same for both callers
+    def _maybe_functions(self) -> tuple[tuple[Path, ...], frozenset[str]]:
         seeds = {"Function", "InplaceFunction"}
         bases: dict[Path, list[tuple[str, set[str]]]] = {}
         for path in self.candidate_files():
@@ -636,7 +645,9 @@ class ProjectIndex:
             if grown <= functions:
                 break
             functions |= grown
-        return [p for p, found in bases.items() if any(b & functions for _, b in found)]
+        files = tuple(p for p, found in bases.items() if any(b & functions for _, b in found))
+        found_names = frozenset(n for found in bases.values() for n, b in found if b & functions)
+        return files, found_names
 
     def function_classes(self) -> list[ClassInfo]:
         return [c for path in self.maybe_function_files() for c in self.function_classes_in(path)]

@@ -189,7 +189,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         target = self.resolve_callee(original)
         if not isinstance(target, ApplyRef) or target.closure:
             return updated
-        result = self.surrogates.get(target.info.qualname)
+        result = self.analysis_of(target.info)
         if not isinstance(result, Surrogate):
             return updated
         location = self.module.location(original)
@@ -247,7 +247,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         info = target.info
         if info.location.line in self.skip_lines and info.path == self.module.path:
             return updated
-        result = self.surrogates.get(info.qualname)
+        result = self.analysis_of(info)
         if target.closure and self.specialize is not None:
             result = self.specialize(info, {}, target.closure)
         if isinstance(result, Diagnostic) and result.specializable:
@@ -317,6 +317,16 @@ class CallSiteRewriter(cst.CSTTransformer):
             if id(other) not in inside and id(other) not in self.inlined:
                 return False
         return False
+
+    def analysis_of(self, info: ClassInfo) -> Surrogate | Diagnostic | None:
+        """The Function's analysis. The run analyzes the Functions of the files it was given up
+        front; one defined elsewhere in the project is analyzed when a call site first needs it
+        (through ``specialize``, with nothing to specialize), so that a run over a few files does
+        not pay for every Function of a large project."""
+        found = self.surrogates.get(info.qualname)
+        if found is None and self.specialize is not None and self.index.is_function_class(info):
+            found = self.specialize(info, {}, ())
+        return found
 
     def specialized(self, info: ClassInfo, call: cst.Call) -> Surrogate | Diagnostic | None:
         """The analysis of ``info`` with this call's literal hyperparameters bound (for forwards

@@ -125,7 +125,10 @@ def run(paths: Sequence[Path], options: Options, progress: Progress | None = Non
 
 def _process(fileset: FileSet, options: Options, report: Report, progress: Progress) -> None:
     index = ProjectIndex(fileset.root, fileset.project)
-    function_files = index.maybe_function_files()
+    targets = set(fileset.targets)
+    # Functions outside the files given are analyzed only when a call site needs one
+    # (``CallSiteRewriter.analysis_of``): pre-commit passes a few files of a large project.
+    function_files = [p for p in index.maybe_function_files() if p in targets]
 
     def size(path: Path) -> int:  # the cost of a file is about proportional to its size
         return len(index.text(path))
@@ -148,13 +151,14 @@ def _process(fileset: FileSet, options: Options, report: Report, progress: Progr
                 report.internal_errors.append(function.error)
             else:
                 analyses[function.qualname] = function.analysis
-        targets = set(fileset.targets)
+        names = index.maybe_function_names()
         context = TargetContext(
             analyses,
-            CalleeNames.from_sources(
-                {f.name for f in found}, [index.text(p) for p in index.candidate_files()]
-            ),
-            rewritable=any(isinstance(r, Surrogate) or r.specializable for r in analyses.values()),
+            CalleeNames.from_sources(set(names), [index.text(p) for p in index.candidate_files()]),
+            # Some Function may be rewritten at all: one of the files given defines a surrogate,
+            # or a Function defined elsewhere may be one (analyzed when a call needs it).
+            rewritable=any(isinstance(r, Surrogate) or r.specializable for r in analyses.values())
+            or len(function_files) < len(index.maybe_function_files()),
             targets=frozenset(targets),
             options=options,
         )
@@ -204,10 +208,16 @@ def _process(fileset: FileSet, options: Options, report: Report, progress: Progr
         {q for q, s in surrogates.items() if s.location.path in targets} | used
     )
     report.functions.extend(
-        function_record(f, analyses[f.qualname])
-        for f in found
-        if f.qualname in analyses and (f.location.path in targets or f.qualname in used)
+        function_record(f, analyses[f.qualname]) for f in found if f.qualname in analyses
     )
+    listed = {f.qualname for f in found}
+    for qualname in sorted(used - listed):  # Functions outside the files given, used by them
+        used_analysis = analyses.get(qualname)
+        if isinstance(used_analysis, Surrogate):
+            function = FoundFunction(
+                qualname, used_analysis.short_name, used_analysis.location, used_analysis
+            )
+            report.functions.append(function_record(function, used_analysis))
 
 
 @contextmanager
