@@ -116,13 +116,45 @@ def _injection(
     for delta, g in zip(deltas, grads, strict=True):
         term = sym.paren(delta)
         if not _is_number(g):
-            finite = f"torch.nan_to_num({sym.code(g)}, 0.0, 0.0, 0.0)"
+            finite = (
+                sym.code(g) if _bounded(g) else f"torch.nan_to_num({sym.code(g)}, 0.0, 0.0, 0.0)"
+            )
             result, is_sum = f"torch.addcmul({result}, {_bare(delta)}, {finite})", False
             continue
         if sym.literal_value(g) != 1:
             term = sym.mul(term, g)
         result, is_sum = f"{result} + {sym.code(term)}", True
     return f"({result}).to({output}.dtype)" if is_sum else f"{result}.to({output}.dtype)"
+
+
+_CASTS = {"float", "double", "half", "bfloat16", "to", "type_as"}
+
+
+def _bounded(node: cst.BaseExpression) -> bool:
+    """``g`` is finite for every input: built from comparisons (0 or 1), number literals and
+    ``torch.where`` between such, with casts, sums and products (``(v.abs() < 0.5).float()``,
+    a boxcar). Then it needs no ``nan_to_num``."""
+    if _is_number(node) or isinstance(node, cst.Comparison):
+        return True
+    if isinstance(node, cst.UnaryOperation):
+        return not isinstance(node.operator, cst.Not) and _bounded(node.expression)
+    if isinstance(node, cst.BinaryOperation):
+        kinds = (cst.Add, cst.Subtract, cst.Multiply, cst.BitAnd, cst.BitOr)
+        return isinstance(node.operator, kinds) and _bounded(node.left) and _bounded(node.right)
+    if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+        receiver, method = node.func.value, node.func.attr.value
+        if method in _CASTS and isinstance(receiver, cst.BaseExpression):
+            return _bounded_cast(receiver, node)
+        if sym.code(receiver) == "torch" and method == "where" and len(node.args) == 3:
+            return all(_bounded(a.value) for a in node.args[1:])
+    return False
+
+
+def _bounded_cast(receiver: cst.BaseExpression, call: cst.Call) -> bool:
+    """``x.float()`` or ``x.to(dtype)`` of a bounded ``x`` (never a device-only ``.to``)."""
+    return _bounded(receiver) and all(
+        a.keyword is None or a.keyword.value == "dtype" for a in call.args
+    )
 
 
 _SHAREABLE = (cst.Call, cst.BinaryOperation, cst.UnaryOperation, cst.Comparison)

@@ -615,6 +615,14 @@ class ProjectIndex:
             if "Function" in self.text(path):
                 yield path
 
+    def alias_files(self) -> Iterator[Path]:
+        """Files that may bind a name to a Function's ``apply`` (``spike = SpikeFn.apply``) or
+        define a Function: where ``CalleeNames`` looks for the names call sites may use."""
+        for path in self._files:
+            text = self.text(path)
+            if "Function" in text or ".apply" in text:
+                yield path
+
     def maybe_function_files(self) -> list[Path]:
         """Files with a class whose base may be an autograd Function, found with the stdlib AST:
         a base named ``Function`` (or an import alias of it), or a class of such, transitively."""

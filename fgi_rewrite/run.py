@@ -154,7 +154,7 @@ def _process(fileset: FileSet, options: Options, report: Report, progress: Progr
         names = index.maybe_function_names()
         context = TargetContext(
             analyses,
-            CalleeNames.from_sources(set(names), [index.text(p) for p in index.candidate_files()]),
+            CalleeNames.from_sources(set(names), [index.text(p) for p in index.alias_files()]),
             # Some Function may be rewritten at all: one of the files given defines a surrogate,
             # or a Function defined elsewhere may be one (analyzed when a call needs it).
             rewritable=any(isinstance(r, Surrogate) or r.specializable for r in analyses.values())
