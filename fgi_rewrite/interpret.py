@@ -520,7 +520,8 @@ class Interpreter:
                 self.check_mutable(node.func.value.value, frame, node)
                 frame.env[node.func.value.value] = result
             return result
-        return _fold(cst.Call(func=func, args=args))
+        call = cst.Call(func=func, args=args)
+        return _bernoulli_sample(call) or _fold(call)
 
     def inline(self, helper: Helper, node: cst.Call, frame: Frame) -> Value:
         params = helper.node.params
@@ -566,6 +567,27 @@ def _fold(node: cst.BaseExpression) -> cst.BaseExpression:
         if isinstance(value, bool):
             return cst.Name(str(value))
     return node
+
+
+_BERNOULLI = frozenset({"torch.distributions.Bernoulli", "torch.distributions.bernoulli.Bernoulli"})
+
+
+def _bernoulli_sample(call: cst.Call) -> cst.BaseExpression | None:
+    """``Bernoulli(p).sample()`` (or ``probs=p``) is ``torch.bernoulli(p)``: ``sample`` draws
+    exactly that under no_grad, so the same seed gives the same spikes. Logits, a sample shape
+    or other options are left as they are (and refused as non-elementwise)."""
+    func = call.func
+    if call.args or not isinstance(func, cst.Attribute) or func.attr.value != "sample":
+        return None
+    inner = func.value
+    if not isinstance(inner, cst.Call) or dotted_name(inner.func) not in _BERNOULLI:
+        return None
+    if len(inner.args) != 1 or inner.args[0].star:
+        return None
+    arg = inner.args[0]
+    if arg.keyword is not None and arg.keyword.value != "probs":
+        return None
+    return sym.call("torch.bernoulli", arg.value)
 
 
 def _in_place(method: str) -> bool:
