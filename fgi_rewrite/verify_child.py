@@ -247,9 +247,7 @@ def compare_gradient(
             "the rewrite's is 0 there"
         )
     diff = torch.where(finite, (ga - gb).abs(), torch.zeros_like(ga)).double()
-    # Where the original is not finite the tolerance is atol alone (rtol * NaN would fail it).
-    scale = torch.where(finite, ga.abs(), torch.zeros_like(ga)).double()
-    excess = diff - (atol + rtol * scale)
+    excess = diff - (atol + rtol * ga.abs().double())
     excess = torch.where(torch.isnan(excess), torch.full_like(excess, math.inf), excess)
     largest = float(diff.max()) if diff.numel() else 0.0
     beyond = excess > 0
