@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from fgi_rewrite import branches
 from fgi_rewrite import symbolic as sym
 from fgi_rewrite.model import OUTPUT, Param, Surrogate
 
@@ -243,9 +244,16 @@ def emit_inline(
     mentioned = set().union(*(sym.names_in(v) for v in value_of.values())) if value_of else set()
     output = target if target is not None and target not in mentioned else fresh("_fgi_out")
     value = _clean(sym.substitute(surrogate.value, value_of))
-    shared, (value,) = share_common([value], fresh)
-    lines.extend(f"{name} = {sym.code(e)}" for name, e in shared)
-    lines.append(f"{output} = {sym.code(value)}")
+
+    def value_leaf(expressions: tuple[cst.BaseExpression, ...]) -> list[str]:
+        shared, (value,) = share_common(expressions, fresh)
+        return [
+            *(f"{name} = {sym.code(e)}" for name, e in shared),
+            f"{output} = {sym.code(value)}",
+        ]
+
+    # Run-time branches on hyperparameters (branches.py) become an if/elif chain.
+    lines.extend(branches.render(branches.split([value]), value_leaf, INDENT))
     differentiable = [
         i for i in surrogate.differentiable() if not _is_number(value_of[surrogate.params[i].name])
     ]
@@ -260,8 +268,6 @@ def emit_inline(
             detached_of[input_name] = sym.name(temp)
         mapping = {**value_of, **detached_of, OUTPUT: sym.method(sym.name(output), "detach")}
         grads = [_clean(sym.substitute(_grad(surrogate, i), mapping)) for i in differentiable]
-        shared, grads = share_common(grads, fresh)
-        lines.extend(f"{INDENT}{name} = {sym.code(e)}" for name, e in shared)
         deltas = [
             sym.binop(
                 value_of[surrogate.params[i].name],
@@ -270,8 +276,17 @@ def emit_inline(
             )
             for i in differentiable
         ]
-        injection = _injection(deltas, grads, output)
-        lines.append(f"{INDENT}{output} = {output}.detach() + {injection}")
+
+        def grad_leaf(expressions: tuple[cst.BaseExpression, ...]) -> list[str]:
+            shared, grads = share_common(expressions, fresh)
+            injection = _injection(deltas, grads, output)
+            return [
+                *(f"{name} = {sym.code(e)}" for name, e in shared),
+                f"{output} = {output}.detach() + {injection}",
+            ]
+
+        block = branches.render(branches.split(grads), grad_leaf, INDENT)
+        lines.extend(f"{INDENT}{line}" for line in block)
     return Emission(tuple(lines), sym.name(output))
 
 

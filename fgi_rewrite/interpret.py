@@ -7,11 +7,10 @@ stands for; what cannot be read as one expression raises ``Refuse`` with a code.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import libcst as cst
 
-from fgi_rewrite import codes
+from fgi_rewrite import branches, codes
 from fgi_rewrite import elementwise as ew
 from fgi_rewrite import symbolic as sym
 from fgi_rewrite.index import (
@@ -21,68 +20,18 @@ from fgi_rewrite.index import (
     Entity,
     External,
     FunctionRef,
-    ModuleInfo,
     ModuleRef,
     ProjectIndex,
     Unknown,
     ValueRef,
     dotted_name,
 )
+from fgi_rewrite.values import Ctx, Frame, Helper, Klass, NeedsInputGrad, Refuse, Value
+
+__all__ = ["Ctx", "Frame", "Interpreter", "Refuse", "Value", "call_name", "non_float"]
 
 MAX_INLINE_DEPTH = 12
 MAX_UNROLL = 256
-
-
-class Refuse(Exception):
-    def __init__(
-        self,
-        code: type[codes.Code],
-        message: str,
-        node: cst.CSTNode | None = None,
-        specializable: bool = False,
-    ):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.node = node
-        # True when literal hyperparameters from a call site may make the statement static.
-        self.specializable = specializable
-
-
-# ---- values the interpreter manipulates ------------------------------------------------------
-
-
-@dataclass
-class Ctx:
-    attrs: dict[str, Value] = field(default_factory=dict)
-    saved: tuple[Value, ...] | None = None
-
-
-@dataclass(frozen=True)
-class NeedsInputGrad:
-    """``ctx.needs_input_grad``: the injected code only runs when a gradient is needed."""
-
-
-@dataclass(frozen=True)
-class Helper:
-    node: cst.FunctionDef
-    module: ModuleInfo
-
-
-@dataclass(frozen=True)
-class Klass:
-    info: ClassInfo
-
-
-Value = cst.BaseExpression | tuple["Value", ...] | Ctx | NeedsInputGrad | Helper | Klass | External
-
-
-@dataclass
-class Frame:
-    module: ModuleInfo
-    env: dict[str, Value]
-    forward: bool  # in-place updates of parameters are side effects only in forward
-    params: frozenset[str] = frozenset()
 
 
 _TRUE = cst.Name("True")
@@ -91,13 +40,20 @@ _NONE = cst.Name("None")
 
 class Interpreter:
     def __init__(
-        self, index: ProjectIndex, owner: ClassInfo, closure: tuple[tuple[str, str], ...] = ()
+        self,
+        index: ProjectIndex,
+        owner: ClassInfo,
+        closure: tuple[tuple[str, str], ...] = (),
+        runtime: bool = False,
     ) -> None:
         self.index = index
         self.owner = owner
         self.closure = {name: cst.parse_expression(code) for name, code in closure}
         self.depth = 0
         self.mask: str | None = None  # the mask of the masked assignment being evaluated
+        # Run-time branches (branches.py): an ``if`` on a value not known statically is kept.
+        self.runtime = runtime
+        self.forks = 0
 
     # -- statements ----------------------------------------------------------------------------
     def run(self, func: cst.FunctionDef, frame: Frame) -> Value:
@@ -114,7 +70,11 @@ class Interpreter:
         return result
 
     def exec_block(self, body: Sequence[cst.CSTNode], frame: Frame) -> Value | None:
-        for stmt in body:
+        for i, stmt in enumerate(body):
+            if self.runtime and isinstance(stmt, cst.If):
+                test = self.static_test(stmt, frame)
+                if isinstance(test, cst.BaseExpression):
+                    return self.fork_if(stmt, test, body[i + 1 :], frame)
             result = self.exec_statement(stmt, frame)
             if result is not None:
                 return result
@@ -142,18 +102,39 @@ class Interpreter:
             codes.UnsupportedStatement, f"unsupported statement '{type(stmt).__name__}'", stmt
         )
 
-    def exec_if(self, stmt: cst.If, frame: Frame) -> Value | None:
+    def static_test(self, stmt: cst.If, frame: Frame) -> bool | cst.BaseExpression:
+        """The test's truth value when it is known statically, else the test expression."""
         test = self.eval(stmt.test, frame)
-        value = (
-            True
-            if isinstance(test, NeedsInputGrad)
-            else (
-                sym.literal_value(test) if isinstance(test, cst.BaseExpression) else NotImplemented
-            )
-        )
+        if isinstance(test, NeedsInputGrad):
+            return True
+        value = sym.literal_value(test) if isinstance(test, cst.BaseExpression) else NotImplemented
         if value is NotImplemented and _only_saves(stmt) and _mentions_requires_grad(stmt.test):
-            value = True  # ``if x.requires_grad: ctx.save_for_backward(x)``: backward needs it
+            return True  # ``if x.requires_grad: ctx.save_for_backward(x)``: backward needs it
         if value is NotImplemented:
+            return self.expr(test, stmt.test)
+        return bool(value)
+
+    def fork_if(
+        self, stmt: cst.If, test: cst.BaseExpression, rest: Sequence[cst.CSTNode], frame: Frame
+    ) -> Value | None:
+        """Run each branch followed by the rest of the block, and merge (branches.py)."""
+        self.forks += 1
+        if self.forks > branches.MAX_BRANCHES:
+            raise Refuse(codes.UnsupportedStatement, "too many run-time branches", stmt)
+        branches.check_test(test)
+        other: list[cst.CSTNode] = []
+        if isinstance(stmt.orelse, cst.If):
+            other = [stmt.orelse]
+        elif isinstance(stmt.orelse, cst.Else):
+            other = list(stmt.orelse.body.body)
+        then_frame, other_frame = branches.fork(frame), branches.fork(frame)
+        a = self.exec_block([*stmt.body.body, *rest], then_frame)
+        b = self.exec_block([*other, *rest], other_frame)
+        return branches.join(test, frame, (then_frame, a), (other_frame, b))
+
+    def exec_if(self, stmt: cst.If, frame: Frame) -> Value | None:
+        value = self.static_test(stmt, frame)
+        if isinstance(value, cst.BaseExpression):
             raise Refuse(
                 codes.UnsupportedStatement,
                 "a condition that is not known statically",
@@ -163,7 +144,7 @@ class Interpreter:
         if value:
             return self.exec_block(stmt.body.body, frame)
         if isinstance(stmt.orelse, cst.If):
-            return self.exec_if(stmt.orelse, frame)
+            return self.exec_block([stmt.orelse], frame)
         if isinstance(stmt.orelse, cst.Else):
             return self.exec_block(stmt.orelse.body.body, frame)
         return None
@@ -232,6 +213,8 @@ class Interpreter:
             return None
         if isinstance(small, (cst.Pass, cst.Assert)):
             return None
+        if isinstance(small, cst.Raise) and self.runtime:
+            return branches.raise_marker(small.exc)
         if isinstance(small, (cst.Global, cst.Nonlocal, cst.Del)):
             raise Refuse(
                 codes.SideEffectForward, f"'{type(small).__name__.lower()}' statement", small
@@ -396,8 +379,14 @@ class Interpreter:
         if isinstance(node, cst.IfExp):
             test = self.expr(self.eval(node.test, frame), node.test)
             value = sym.literal_value(test)
+            if value is NotImplemented and self.runtime:
+                branches.check_test(test)
+                body, orelse = self.eval(node.body, frame), self.eval(node.orelse, frame)
+                return branches.merge(test, body, orelse)
             if value is NotImplemented:
-                raise Refuse(codes.UnsupportedStatement, "a conditional expression", node)
+                raise Refuse(
+                    codes.UnsupportedStatement, "a conditional expression", node, specializable=True
+                )
             return self.eval(node.body if value else node.orelse, frame)
         raise Refuse(codes.UnsupportedStatement, f"unsupported '{type(node).__name__}'", node)
 

@@ -8,7 +8,7 @@ from fgi_rewrite import codes
 from fgi_rewrite import elementwise as ew
 from fgi_rewrite import symbolic as sym
 from fgi_rewrite.interpret import Refuse, call_name
-from fgi_rewrite.model import GRAD_OUTPUT, OUTPUT
+from fgi_rewrite.model import GRAD_OUTPUT, OUTPUT, RAISE
 
 # ---- checks over extracted expressions --------------------------------------------------------
 
@@ -18,6 +18,7 @@ def check_elementwise(
 ) -> None:
     problems: list[tuple[type[codes.Code], str]] = []
     callees: set[int] = set()
+    node = _without_raises(node)
 
     def visit(n: cst.CSTNode) -> None:
         if isinstance(n, cst.Call):
@@ -108,7 +109,33 @@ def coefficient(node: cst.BaseExpression) -> cst.BaseExpression | None:
             return coefficient(node.expression)
     if isinstance(node, cst.Call):
         return _call_coefficient(node)
+    if isinstance(node, cst.IfExp) and not sym.mentions(node.test, GRAD_OUTPUT):
+        # A run-time branch on a hyperparameter (branches.py): each side is linear; a side that
+        # raises stays as it is.
+        body, orelse = (
+            side if _is_raise(side) else one(coefficient(side)) for side in (node.body, node.orelse)
+        )
+        return sym.paren(node.with_changes(body=sym.atomic(body), orelse=sym.atomic(orelse)))
     raise Refuse(codes.GradientNotLinear, f"'{sym.code(node)}' is not linear in grad_output")
+
+
+def _is_raise(node: cst.BaseExpression) -> bool:
+    node = node.with_changes(lpar=[], rpar=[])
+    return (
+        isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == RAISE
+    )
+
+
+class _StripRaises(cst.CSTTransformer):
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        return cst.Float("0.0") if _is_raise(updated) else updated
+
+
+def _without_raises(node: cst.BaseExpression) -> cst.BaseExpression:
+    """The raise markers of run-time branches are not computations: leave them out of checks."""
+    result = node.visit(_StripRaises())
+    assert isinstance(result, cst.BaseExpression)
+    return result
 
 
 def _call_coefficient(node: cst.Call) -> cst.BaseExpression | None:

@@ -313,6 +313,10 @@ class CallSiteRewriter(cst.CSTTransformer):
             result = self.specialize(info, {}, target.closure)
         if isinstance(result, Diagnostic) and result.specializable:
             result = self.specialized(info, updated)
+        elif isinstance(result, Surrogate) and result.runtime_branches:
+            literal = self.specialized(info, updated)  # literals fold the run-time branches
+            if isinstance(literal, Surrogate) and not literal.runtime_branches:
+                result = literal
         if not isinstance(result, Surrogate):
             return updated
         args = self.bind_arguments(result.params, result.short_name, updated, location)
