@@ -446,6 +446,9 @@ def test_cli_prints_verdicts_under_each_diff(tmp_path: Path) -> None:
 # executed comparison in test_fixtures.py checks their values and gradients independently).
 KNOWN_VERIFIER_GAPS = {
     "corpus_bernoulli_probability_input": "FGI304: the sampled inputs leave [0, 1]",
+    "corpus_class_value_param": "FGI304: float samples for hyperparameters with tensor defaults",
+    "corpus_dispatch_runtime_id": "FGI301: the sampled id 5.0 raises (in the original's backward)",
+    "corpus_distributions_bernoulli": "FGI304: the original raises on NaN inputs (probabilities)",
     "corpus_helper_from_other_module": "FGI304: helpers imported from another module",
     "corpus_hyper_domain": "FGI301: the sampled alpha=1.0 divides by zero",
     "corpus_int_hyper": "FGI304: float samples for an integer hyperparameter",
