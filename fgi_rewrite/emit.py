@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from fgi_rewrite import branches
+from fgi_rewrite import branches, loops
 from fgi_rewrite import symbolic as sym
 from fgi_rewrite.model import OUTPUT, Param, Surrogate
 
@@ -245,9 +245,16 @@ def emit_inline(
     output = target if target is not None and target not in mentioned else fresh("_fgi_out")
     value = _clean(sym.substitute(surrogate.value, value_of))
 
+    witness = next(
+        (value_of[surrogate.params[i].name] for i in surrogate.differentiable()),
+        value_of[surrogate.params[0].name],
+    )
+
     def value_leaf(expressions: tuple[cst.BaseExpression, ...]) -> list[str]:
-        shared, (value,) = share_common(expressions, fresh)
+        looped, expressions_ = loops.hoist(expressions, fresh, witness, INDENT)
+        shared, (value,) = share_common(expressions_, fresh)
         return [
+            *looped,
             *(f"{name} = {sym.code(e)}" for name, e in shared),
             f"{output} = {sym.code(value)}",
         ]
@@ -277,10 +284,14 @@ def emit_inline(
             for i in differentiable
         ]
 
+        first_detached = detached_of[surrogate.params[differentiable[0]].name]
+
         def grad_leaf(expressions: tuple[cst.BaseExpression, ...]) -> list[str]:
-            shared, grads = share_common(expressions, fresh)
+            looped, expressions_ = loops.hoist(expressions, fresh, first_detached, INDENT)
+            shared, grads = share_common(expressions_, fresh)
             injection = _injection(deltas, grads, output)
             return [
+                *looped,
                 *(f"{name} = {sym.code(e)}" for name, e in shared),
                 f"{output} = {output}.detach() + {injection}",
             ]
@@ -305,6 +316,9 @@ def _grad(surrogate: Surrogate, index: int) -> cst.BaseExpression:
 def _annotation(surrogate: Surrogate, index: int) -> str:
     if surrogate.grads[index] is not None:
         return ": torch.Tensor"
+    expressions = (surrogate.value, *[g for g in surrogate.grads if g is not None])
+    if surrogate.params[index].name in loops.range_names(expressions):
+        return ": int"  # a bound of a run-time loop (loops.py)
     default = surrogate.params[index].default
     value = sym.literal_value(default) if default is not None else NotImplemented
     for kind in (bool, int, float):

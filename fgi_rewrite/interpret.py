@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from fgi_rewrite import branches, codes
+from fgi_rewrite import branches, codes, loops
 from fgi_rewrite import elementwise as ew
 from fgi_rewrite import symbolic as sym
 from fgi_rewrite.index import (
@@ -54,6 +54,7 @@ class Interpreter:
         # Run-time branches (branches.py): an ``if`` on a value not known statically is kept.
         self.runtime = runtime
         self.forks = 0
+        self.runtime_loops = 0
 
     # -- statements ----------------------------------------------------------------------------
     def run(self, func: cst.FunctionDef, frame: Frame) -> Value:
@@ -159,6 +160,9 @@ class Interpreter:
             ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
             if len(ints) == len(values) and 1 <= len(ints) <= 3:
                 bounds = range(*ints)
+        if bounds is None and self.runtime and _range_call(stmt) and stmt.orelse is None:
+            self.runtime_loop(stmt, frame)
+            return None
         if bounds is None or len(bounds) > MAX_UNROLL or not isinstance(stmt.target, cst.Name):
             raise Refuse(
                 codes.UnsupportedStatement,
@@ -178,6 +182,37 @@ class Interpreter:
             if result is not None:
                 return result
         return None
+
+    def runtime_loop(self, stmt: cst.For, frame: Frame) -> None:
+        """A loop over a range not known statically that updates one variable (loops.py)."""
+        assert isinstance(stmt.iter, cst.Call) and isinstance(stmt.target, cst.Name)
+        bounds = [self.expr(self.eval(a.value, frame), a.value) for a in stmt.iter.args]
+        assigned = _assigned_names(stmt.body)
+        carried = [n for n in assigned if n in frame.env and n != stmt.target.value]
+        if len(carried) != 1 or self.runtime_loops:
+            raise Refuse(
+                codes.UnsupportedStatement,
+                "a loop over a hyperparameter that updates several variables, or nests",
+                stmt,
+            )
+        (name,) = carried
+        init = self.expr(frame.env[name], stmt)
+        body = branches.fork(frame)
+        body.env[name] = cst.Name(loops.ACC)
+        body.env[stmt.target.value] = cst.Name(loops.INDEX)
+        self.runtime_loops += 1
+        try:
+            if self.exec_block(stmt.body.body, body) is not None:
+                raise Refuse(codes.UnsupportedStatement, "a return inside a loop", stmt)
+        finally:
+            self.runtime_loops -= 1
+        update = self.expr(body.env[name], stmt)
+        branches.check_test(update)  # grad_output accumulated in a loop is not handled
+        for local in assigned:
+            if local in body.env:  # loop locals are not read after it
+                frame.env[local] = cst.Name(branches.UNBOUND)
+        frame.env[stmt.target.value] = cst.Name(branches.UNBOUND)
+        frame.env[name] = loops.loop(bounds, init, update)
 
     def exec_small(self, small: cst.BaseSmallStatement, frame: Frame) -> Value | None:
         if isinstance(small, cst.Return):
@@ -505,9 +540,16 @@ class Interpreter:
             # ``t.exp_()`` is ``t.exp()`` that also rebinds ``t``: model both, in order.
             func = func.with_changes(attr=cst.Name(func.attr.value[:-1]))
             result = _fold(cst.Call(func=func, args=args))
-            if isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name):
-                self.check_mutable(node.func.value.value, frame, node)
-                frame.env[node.func.value.value] = result
+            # ``torch.cos_(t)`` updates its first argument; ``t.cos_()`` its receiver.
+            updated = (
+                node.args[0].value if isinstance(callee, External) and node.args else node.func
+            )
+            if isinstance(callee, External) and isinstance(updated, cst.Name):
+                self.check_mutable(updated.value, frame, node)
+                frame.env[updated.value] = result
+            elif isinstance(updated, cst.Attribute) and isinstance(updated.value, cst.Name):
+                self.check_mutable(updated.value.value, frame, node)
+                frame.env[updated.value.value] = result
             return result
         call = cst.Call(func=func, args=args)
         return _bernoulli_sample(call) or _fold(call)
@@ -577,6 +619,40 @@ def _bernoulli_sample(call: cst.Call) -> cst.BaseExpression | None:
     if arg.keyword is not None and arg.keyword.value != "probs":
         return None
     return sym.call("torch.bernoulli", arg.value)
+
+
+def _range_call(stmt: cst.For) -> bool:
+    return (
+        isinstance(stmt.iter, cst.Call)
+        and dotted_name(stmt.iter.func) == "range"
+        and 1 <= len(stmt.iter.args) <= 3
+        and not any(a.keyword or a.star for a in stmt.iter.args)
+        and isinstance(stmt.target, cst.Name)
+    )
+
+
+def _assigned_names(body: cst.CSTNode) -> list[str]:
+    """Names a loop body assigns, augments or updates in place, in order."""
+    names: list[str] = []
+
+    def add(target: cst.BaseExpression) -> None:
+        if isinstance(target, cst.Name) and target.value not in names:
+            names.append(target.value)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for element in target.elements:
+                add(element.value)
+
+    def visit(node: cst.CSTNode) -> None:
+        if isinstance(node, cst.AssignTarget):
+            add(node.target)
+        elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
+            add(node.target)
+        elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            if _in_place(node.func.attr.value) and isinstance(node.func.value, cst.Name):
+                add(node.func.value)
+
+    sym.walk(body, visit)
+    return names
 
 
 def _in_place(method: str) -> bool:

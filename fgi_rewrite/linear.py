@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from fgi_rewrite import codes
+from fgi_rewrite import codes, loops
 from fgi_rewrite import elementwise as ew
 from fgi_rewrite import symbolic as sym
 from fgi_rewrite.interpret import Refuse, call_name
@@ -38,7 +38,7 @@ def check_elementwise(
                 elif method not in ew.TENSOR_METHODS:
                     problems.append((codes.BackwardNotElementwise, f"uses .{method}()"))
                 _reject_dim_keywords(n, problems)
-            elif full not in ew.BUILTINS:
+            elif full not in ew.BUILTINS and full != loops.LOOP:
                 problems.append((codes.UnresolvedName, f"calls {full}"))
         elif isinstance(n, cst.Subscript):
             problems.append((codes.BackwardNotElementwise, f"indexes '{sym.code(n)}'"))
@@ -51,7 +51,8 @@ def check_elementwise(
                 problems.append((codes.BackwardNotElementwise, f"uses .{n.attr.value}"))
 
     sym.walk(node, visit)
-    for name in sym.names_in(node) - {"True", "False", "None", "torch", "math"} - ew.BUILTINS:
+    ignored = {"True", "False", "None", "torch", "math", loops.LOOP} | loops.PLACEHOLDERS
+    for name in sym.names_in(node) - ignored - ew.BUILTINS:
         if name not in allowed and name not in (OUTPUT, GRAD_OUTPUT):
             problems.append((codes.UnresolvedName, f"cannot resolve '{name}'"))
     if problems:
