@@ -118,14 +118,109 @@ def merge(test: cst.BaseExpression, a: Value, b: Value) -> Value:
     if isinstance(a, cst.BaseExpression) and isinstance(b, cst.BaseExpression):
         if sym.code(a) == sym.code(b):
             return a
-        return sym.paren(
-            cst.IfExp(test=sym.wrap_below(test, 0), body=sym.atomic(a), orelse=sym.atomic(b))
+        test = simplify(test)
+        return simplify(
+            sym.paren(
+                cst.IfExp(test=sym.wrap_below(test, 0), body=sym.atomic(a), orelse=sym.atomic(b))
+            )
         )
     if isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b):
         return tuple(merge(test, x, y) for x, y in zip(a, b, strict=True))
     if a == b:
         return a
     raise Refuse(codes.UnsupportedStatement, "run-time branches give values of different kinds")
+
+
+def simplify(node: cst.BaseExpression) -> cst.BaseExpression:
+    """Fold what run-time branches make of flags carried through tensors and back:
+    ``torch.tensor(1 if c else 0, ...) > 0.5`` is ``c``, ``(True if c else False) is False`` is
+    ``not c``; anything else is returned as it is."""
+    bare = node.with_changes(lpar=[], rpar=[])
+    if isinstance(bare, cst.IfExp) and _is_bool(bare.test):
+        body, orelse = sym.literal_value(bare.body), sym.literal_value(bare.orelse)
+        if body is True and orelse is False:
+            return sym.paren(bare.test)
+        if body is False and orelse is True:
+            return _negate(bare.test)
+    if not isinstance(bare, cst.Comparison) or len(bare.comparisons) != 1:
+        return node
+    target = bare.comparisons[0]
+    right = sym.literal_value(target.comparator)
+    left = _scalar_flag(bare.left)
+    if isinstance(target.operator, (cst.Is, cst.IsNot)) and isinstance(right, bool):
+        if _is_bool(bare.left):
+            keep = right is isinstance(target.operator, cst.Is)
+            return sym.paren(bare.left) if keep else _negate(bare.left)
+        return node
+    if right is NotImplemented or left is None or isinstance(right, str):
+        return node
+    if isinstance(left, cst.IfExp):
+        sides = [sym.literal_value(left.body), sym.literal_value(left.orelse)]
+        if all(isinstance(v, (int, float)) for v in sides):
+            folded = [_compare(v, target.operator, right) for v in sides]
+            if None not in folded:
+                return simplify(
+                    cst.IfExp(
+                        test=left.test,
+                        body=cst.Name(str(folded[0])),
+                        orelse=cst.Name(str(folded[1])),
+                    )
+                )
+    return node
+
+
+def _scalar_flag(node: cst.BaseExpression) -> cst.BaseExpression | None:
+    """``e`` for ``torch.tensor(e, ...)`` (``.detach()`` or not) when ``e`` is a conditional
+    choice between small integer literals, exact in every float dtype; also ``e`` itself."""
+    node = node.with_changes(lpar=[], rpar=[])
+    if (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and node.func.attr.value == "detach"
+        and not node.args
+    ):
+        node = node.func.value.with_changes(lpar=[], rpar=[])
+    if isinstance(node, cst.Call) and sym.code(node.func) == "torch.tensor" and node.args:
+        node = node.args[0].value.with_changes(lpar=[], rpar=[])
+    if isinstance(node, cst.IfExp):
+        sides = [sym.literal_value(node.body), sym.literal_value(node.orelse)]
+        if all(isinstance(v, int) and abs(v) < 2**24 for v in sides):
+            return node
+    return None
+
+
+def _compare(value: object, operator: cst.BaseCompOp, right: object) -> bool | None:
+    if not isinstance(value, (int, float)) or not isinstance(right, (int, float)):
+        return None
+    table = {
+        cst.GreaterThan: value > right,
+        cst.GreaterThanEqual: value >= right,
+        cst.LessThan: value < right,
+        cst.LessThanEqual: value <= right,
+        cst.Equal: value == right,
+        cst.NotEqual: value != right,
+    }
+    return table.get(type(operator))
+
+
+def _is_bool(node: cst.BaseExpression) -> bool:
+    node = node.with_changes(lpar=[], rpar=[])
+    if isinstance(node, cst.Comparison):
+        return not any(
+            isinstance(c.operator, (cst.Is, cst.IsNot)) and _is_tensorish(c.comparator)
+            for c in node.comparisons
+        )
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not):
+        return True
+    return isinstance(node, cst.Call) and sym.code(node.func) == "isinstance"
+
+
+def _is_tensorish(node: cst.BaseExpression) -> bool:
+    return sym.literal_value(node) is NotImplemented
+
+
+def _negate(node: cst.BaseExpression) -> cst.BaseExpression:
+    return sym.paren(cst.UnaryOperation(cst.Not(), sym.wrap_below(node, 0)))
 
 
 def check_test(test: cst.BaseExpression) -> None:
@@ -177,6 +272,17 @@ def _decided(test: cst.BaseExpression, known: tuple[tuple[str, bool], ...]) -> b
     facts = dict(known)
     if _bare(test) in facts:
         return facts[_bare(test)]
+    bare = test.with_changes(lpar=[], rpar=[])
+    if isinstance(bare, cst.UnaryOperation) and isinstance(bare.operator, cst.Not):
+        inner = _decided(bare.expression, known)
+        return None if inner is None else not inner
+    if (
+        isinstance(bare, cst.Call)
+        and sym.code(bare.func) == "isinstance"
+        and bare.args
+        and sym.literal_value(bare.args[0].value) is not NotImplemented
+    ):
+        return False  # a literal is never a tensor (nor any class a test names)
     equality = _equality(test)
     if equality is None:
         return None

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from fgi_rewrite import branches, codes, loops
+from fgi_rewrite import branches, codes, liveness, loops
 from fgi_rewrite import elementwise as ew
 from fgi_rewrite import symbolic as sym
 from fgi_rewrite.index import (
@@ -55,6 +55,7 @@ class Interpreter:
         self.runtime = runtime
         self.forks = 0
         self.runtime_loops = 0
+        self.dead: set[int] = set()  # ids of statements nothing reads (liveness.py)
 
     # -- statements ----------------------------------------------------------------------------
     def run(self, func: cst.FunctionDef, frame: Frame) -> Value:
@@ -63,6 +64,12 @@ class Interpreter:
             raise Refuse(codes.UnsupportedStatement, "helpers nest too deeply (recursion?)", func)
         try:
             body = func.body.body if isinstance(func.body, cst.IndentedBlock) else func.body.body
+            params = func.params
+            names = frozenset(
+                p.name.value
+                for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+            )
+            self.dead |= liveness.dead_statements(body, names)
             result = self.exec_block(body, frame)
         finally:
             self.depth -= 1
@@ -71,6 +78,7 @@ class Interpreter:
         return result
 
     def exec_block(self, body: Sequence[cst.CSTNode], frame: Frame) -> Value | None:
+        body = [s for s in body if id(s) not in self.dead]
         for i, stmt in enumerate(body):
             if self.runtime and isinstance(stmt, cst.If):
                 test = self.static_test(stmt, frame)
@@ -552,6 +560,12 @@ class Interpreter:
                 frame.env[updated.value.value] = result
             return result
         call = cst.Call(func=func, args=args)
+        if dotted_name(func) == "torch.is_tensor" and len(args) == 1:
+            # The same test, in a form TorchScript knows (it refines the type).
+            return sym.call("isinstance", args[0].value, sym.dotted("torch.Tensor"))
+        if dotted_name(func) == "torch.autograd.Variable" and args and args[0].keyword is None:
+            # The deprecated wrapper makes a new leaf of the same values: a detached alias.
+            return sym.method(args[0].value, "detach")
         return _bernoulli_sample(call) or _fold(call)
 
     def inline(self, helper: Helper, node: cst.Call, frame: Frame) -> Value:
@@ -597,6 +611,8 @@ def _fold(node: cst.BaseExpression) -> cst.BaseExpression:
         value = sym.literal_value(node)
         if isinstance(value, bool):
             return cst.Name(str(value))
+    if isinstance(node, cst.Comparison):
+        return branches.simplify(node)
     return node
 
 
