@@ -49,8 +49,11 @@ def analyze(
             # a run-time branch (branches.py) where everything else is elementwise.
             try:
                 return _analyze(index, info, module, constants or {}, closure, runtime=True)
-            except Refuse:
-                pass
+            except Refuse as deeper:
+                if deeper.code is not codes.NotSurrogate and not deeper.specializable:
+                    # The decisive reason lies past the condition (a callable hyperparameter):
+                    # name it; literals at a call site may still fold the condition away.
+                    refusal = Refuse(deeper.code, deeper.message, deeper.node, specializable=True)
         if refusal.code is not codes.NotSurrogate and not _looks_like_surrogate(index, info):
             # Kernels, solvers and plumbing are not surrogates: a note, not a refusal.
             refusal = Refuse(
