@@ -13,6 +13,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
@@ -20,6 +21,9 @@ from fgi_rewrite import codes
 from fgi_rewrite import symbolic as sym
 from fgi_rewrite.model import GRAD_OUTPUT, RAISE
 from fgi_rewrite.values import Ctx, Frame, Refuse, Value
+
+if TYPE_CHECKING:
+    from fgi_rewrite.interpret import Interpreter
 
 MAX_BRANCHES = 32  # forks per analysis: a chain of n ``if``s costs n, nested ones multiply
 UNBOUND = "__fgi_unbound__"  # a name bound in one branch only (an error if used after the if)
@@ -46,6 +50,30 @@ def is_raise(value: object) -> bool:
         and isinstance(value.func, cst.Name)
         and value.func.value == RAISE
     )
+
+
+def fork_if(
+    self: Interpreter,
+    stmt: cst.If,
+    test: cst.BaseExpression,
+    rest: Sequence[cst.CSTNode],
+    frame: Frame,
+) -> Value | None:
+    """Run each branch of ``stmt`` followed by the rest of the block, and merge them
+    (``self`` is the interpreter)."""
+    self.forks += 1
+    if self.forks > MAX_BRANCHES:
+        raise Refuse(codes.UnsupportedStatement, "too many run-time branches", stmt)
+    check_test(test)
+    other: list[cst.CSTNode] = []
+    if isinstance(stmt.orelse, cst.If):
+        other = [stmt.orelse]
+    elif isinstance(stmt.orelse, cst.Else):
+        other = list(stmt.orelse.body.body)
+    then_frame, other_frame = fork(frame), fork(frame)
+    a = self.exec_block([*stmt.body.body, *rest], then_frame)
+    b = self.exec_block([*other, *rest], other_frame)
+    return join(test, frame, (then_frame, a), (other_frame, b))
 
 
 def fork(frame: Frame) -> Frame:

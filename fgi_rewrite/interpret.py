@@ -83,7 +83,7 @@ class Interpreter:
             if self.runtime and isinstance(stmt, cst.If):
                 test = self.static_test(stmt, frame)
                 if isinstance(test, cst.BaseExpression):
-                    return self.fork_if(stmt, test, body[i + 1 :], frame)
+                    return branches.fork_if(self, stmt, test, body[i + 1 :], frame)
             result = self.exec_statement(stmt, frame)
             if result is not None:
                 return result
@@ -123,24 +123,6 @@ class Interpreter:
             return self.expr(test, stmt.test)
         return bool(value)
 
-    def fork_if(
-        self, stmt: cst.If, test: cst.BaseExpression, rest: Sequence[cst.CSTNode], frame: Frame
-    ) -> Value | None:
-        """Run each branch followed by the rest of the block, and merge (branches.py)."""
-        self.forks += 1
-        if self.forks > branches.MAX_BRANCHES:
-            raise Refuse(codes.UnsupportedStatement, "too many run-time branches", stmt)
-        branches.check_test(test)
-        other: list[cst.CSTNode] = []
-        if isinstance(stmt.orelse, cst.If):
-            other = [stmt.orelse]
-        elif isinstance(stmt.orelse, cst.Else):
-            other = list(stmt.orelse.body.body)
-        then_frame, other_frame = branches.fork(frame), branches.fork(frame)
-        a = self.exec_block([*stmt.body.body, *rest], then_frame)
-        b = self.exec_block([*other, *rest], other_frame)
-        return branches.join(test, frame, (then_frame, a), (other_frame, b))
-
     def exec_if(self, stmt: cst.If, frame: Frame) -> Value | None:
         value = self.static_test(stmt, frame)
         if isinstance(value, cst.BaseExpression):
@@ -168,8 +150,8 @@ class Interpreter:
             ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
             if len(ints) == len(values) and 1 <= len(ints) <= 3:
                 bounds = range(*ints)
-        if bounds is None and self.runtime and _range_call(stmt) and stmt.orelse is None:
-            self.runtime_loop(stmt, frame)
+        if bounds is None and self.runtime and loops.range_call(stmt) and stmt.orelse is None:
+            loops.run_loop(self, stmt, frame)
             return None
         if bounds is None or len(bounds) > MAX_UNROLL or not isinstance(stmt.target, cst.Name):
             raise Refuse(
@@ -190,37 +172,6 @@ class Interpreter:
             if result is not None:
                 return result
         return None
-
-    def runtime_loop(self, stmt: cst.For, frame: Frame) -> None:
-        """A loop over a range not known statically that updates one variable (loops.py)."""
-        assert isinstance(stmt.iter, cst.Call) and isinstance(stmt.target, cst.Name)
-        bounds = [self.expr(self.eval(a.value, frame), a.value) for a in stmt.iter.args]
-        assigned = _assigned_names(stmt.body)
-        carried = [n for n in assigned if n in frame.env and n != stmt.target.value]
-        if len(carried) != 1 or self.runtime_loops:
-            raise Refuse(
-                codes.UnsupportedStatement,
-                "a loop over a hyperparameter that updates several variables, or nests",
-                stmt,
-            )
-        (name,) = carried
-        init = self.expr(frame.env[name], stmt)
-        body = branches.fork(frame)
-        body.env[name] = cst.Name(loops.ACC)
-        body.env[stmt.target.value] = cst.Name(loops.INDEX)
-        self.runtime_loops += 1
-        try:
-            if self.exec_block(stmt.body.body, body) is not None:
-                raise Refuse(codes.UnsupportedStatement, "a return inside a loop", stmt)
-        finally:
-            self.runtime_loops -= 1
-        update = self.expr(body.env[name], stmt)
-        branches.check_test(update)  # grad_output accumulated in a loop is not handled
-        for local in assigned:
-            if local in body.env:  # loop locals are not read after it
-                frame.env[local] = cst.Name(branches.UNBOUND)
-        frame.env[stmt.target.value] = cst.Name(branches.UNBOUND)
-        frame.env[name] = loops.loop(bounds, init, update)
 
     def exec_small(self, small: cst.BaseSmallStatement, frame: Frame) -> Value | None:
         if isinstance(small, cst.Return):
@@ -635,40 +586,6 @@ def _bernoulli_sample(call: cst.Call) -> cst.BaseExpression | None:
     if arg.keyword is not None and arg.keyword.value != "probs":
         return None
     return sym.call("torch.bernoulli", arg.value)
-
-
-def _range_call(stmt: cst.For) -> bool:
-    return (
-        isinstance(stmt.iter, cst.Call)
-        and dotted_name(stmt.iter.func) == "range"
-        and 1 <= len(stmt.iter.args) <= 3
-        and not any(a.keyword or a.star for a in stmt.iter.args)
-        and isinstance(stmt.target, cst.Name)
-    )
-
-
-def _assigned_names(body: cst.CSTNode) -> list[str]:
-    """Names a loop body assigns, augments or updates in place, in order."""
-    names: list[str] = []
-
-    def add(target: cst.BaseExpression) -> None:
-        if isinstance(target, cst.Name) and target.value not in names:
-            names.append(target.value)
-        elif isinstance(target, (cst.Tuple, cst.List)):
-            for element in target.elements:
-                add(element.value)
-
-    def visit(node: cst.CSTNode) -> None:
-        if isinstance(node, cst.AssignTarget):
-            add(node.target)
-        elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
-            add(node.target)
-        elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
-            if _in_place(node.func.attr.value) and isinstance(node.func.value, cst.Name):
-                add(node.func.value)
-
-    sym.walk(body, visit)
-    return names
 
 
 def _in_place(method: str) -> bool:

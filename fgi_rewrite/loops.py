@@ -14,10 +14,18 @@ expression into statements before the code that uses it::
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import libcst as cst
 
+from fgi_rewrite import branches, codes
+from fgi_rewrite import elementwise as ew
 from fgi_rewrite import symbolic as sym
+from fgi_rewrite.index import dotted_name
+from fgi_rewrite.values import Frame, Refuse
+
+if TYPE_CHECKING:
+    from fgi_rewrite.interpret import Interpreter
 
 LOOP = "__fgi_loop__"
 INDEX = "__fgi_loop_index__"
@@ -34,6 +42,77 @@ def loop(
     elif len(bounds) == 2:
         bounds = (bounds[0], bounds[1], cst.Integer("1"))
     return sym.call(LOOP, *bounds, init, update)
+
+
+def run_loop(self: Interpreter, stmt: cst.For, frame: Frame) -> None:
+    """Bind the one variable a loop over a range not known statically updates to its
+    ``__fgi_loop__`` expression (``self`` is the interpreter running the body)."""
+    assert isinstance(stmt.iter, cst.Call) and isinstance(stmt.target, cst.Name)
+    bounds = [self.expr(self.eval(a.value, frame), a.value) for a in stmt.iter.args]
+    assigned = assigned_names(stmt.body)
+    carried = [n for n in assigned if n in frame.env and n != stmt.target.value]
+    if len(carried) != 1 or self.runtime_loops:
+        raise Refuse(
+            codes.UnsupportedStatement,
+            "a loop over a hyperparameter that updates several variables, or nests",
+            stmt,
+        )
+    (name,) = carried
+    init = self.expr(frame.env[name], stmt)
+    body = branches.fork(frame)
+    body.env[name] = cst.Name(ACC)
+    body.env[stmt.target.value] = cst.Name(INDEX)
+    self.runtime_loops += 1
+    try:
+        if self.exec_block(stmt.body.body, body) is not None:
+            raise Refuse(codes.UnsupportedStatement, "a return inside a loop", stmt)
+    finally:
+        self.runtime_loops -= 1
+    update = self.expr(body.env[name], stmt)
+    branches.check_test(update)  # grad_output accumulated in a loop is not handled
+    for local in assigned:
+        if local in body.env:  # loop locals are not read after it
+            frame.env[local] = cst.Name(branches.UNBOUND)
+    frame.env[stmt.target.value] = cst.Name(branches.UNBOUND)
+    frame.env[name] = loop(bounds, init, update)
+
+
+def range_call(stmt: cst.For) -> bool:
+    return (
+        isinstance(stmt.iter, cst.Call)
+        and dotted_name(stmt.iter.func) == "range"
+        and 1 <= len(stmt.iter.args) <= 3
+        and not any(a.keyword or a.star for a in stmt.iter.args)
+        and isinstance(stmt.target, cst.Name)
+    )
+
+
+def assigned_names(body: cst.CSTNode) -> list[str]:
+    """Names a loop body assigns, augments or updates in place, in order."""
+    names: list[str] = []
+
+    def add(target: cst.BaseExpression) -> None:
+        if isinstance(target, cst.Name) and target.value not in names:
+            names.append(target.value)
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for element in target.elements:
+                add(element.value)
+
+    def visit(node: cst.CSTNode) -> None:
+        if isinstance(node, cst.AssignTarget):
+            add(node.target)
+        elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
+            add(node.target)
+        elif isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
+            if _in_place(node.func.attr.value) and isinstance(node.func.value, cst.Name):
+                add(node.func.value)
+
+    sym.walk(body, visit)
+    return names
+
+
+def _in_place(method: str) -> bool:
+    return method.endswith("_") and not method.startswith("_") and method[:-1] in ew.TENSOR_METHODS
 
 
 def is_loop(node: cst.CSTNode) -> bool:
