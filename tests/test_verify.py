@@ -449,6 +449,7 @@ KNOWN_VERIFIER_GAPS = {
     "corpus_class_value_param": "FGI304: float samples for hyperparameters with tensor defaults",
     "corpus_dispatch_runtime_id": "FGI301: the sampled id 5.0 raises (in the original's backward)",
     "corpus_distributions_bernoulli": "FGI304: the original raises on NaN inputs (probabilities)",
+    "corpus_fourier_loop_runtime_n": "FGI301: float samples for the loop bound n: int",
     "corpus_helper_from_other_module": "FGI304: helpers imported from another module",
     "corpus_hyper_domain": "FGI301: the sampled alpha=1.0 divides by zero",
     "corpus_int_hyper": "FGI304: float samples for an integer hyperparameter",
