@@ -204,7 +204,7 @@ class CallSiteRewriter(cst.CSTTransformer):
     def class_parameter_dispatch(
         self, original: cst.Attribute, updated: cst.Attribute
     ) -> cst.BaseExpression:
-        """``spike_fn.apply`` taken (not called) on a parameter whose default is a surrogate
+        """``spike_fn.apply``, called or stored, on a parameter whose default is a surrogate
         class (``spike_fn=StepPWL``): callers may pass another class, so the generated function
         is chosen at run time by identity, among the default and the surrogate classes defined
         in this module, and any other class keeps its own ``apply``::
@@ -294,6 +294,11 @@ class CallSiteRewriter(cst.CSTTransformer):
         if location.line in self.skip_lines:
             return updated
         if isinstance(target, Unknown):
+            if isinstance(original.func, cst.Attribute) and isinstance(updated.func, cst.Attribute):
+                # ``spike_fn.apply(x)`` on a parameter defaulting to a class: dispatch by identity.
+                chosen = self.class_parameter_dispatch(original.func, updated.func)
+                if chosen is not updated.func:
+                    return updated.with_changes(func=chosen)
             self.diagnostics.append(Diagnostic(codes.UnresolvedCallSite, location, target.reason))
             return updated
         if isinstance(target, ClassRef):  # Fn()(x)
