@@ -25,6 +25,7 @@ from fgi_rewrite.model import Diagnostic, Location, Param, Surrogate
 from fgi_rewrite.prefilter import CalleeNames
 
 SKIP_MARKER = "fgi: skip"
+MAX_DISPATCH = 8  # classes in a run-time dispatch on a class-valued parameter
 
 
 @dataclass(frozen=True)
@@ -223,9 +224,14 @@ class CallSiteRewriter(cst.CSTTransformer):
         location = self.module.location(original)
         if location.line in self.skip_lines:
             return updated
-        candidates = [entity.info] + [
-            info for info in self.module.top_classes.values() if info != entity.info
+        others = [
+            info
+            for info in self.module.top_classes.values()
+            if info != entity.info and isinstance(self.surrogates.get(info.qualname), Surrogate)
         ]
+        if len(others) > MAX_DISPATCH - 1:
+            others = []  # a library of surrogates: only the default, not a chain of all of them
+        candidates = [entity.info, *others]
         chain: cst.BaseExpression = updated
         chosen: list[tuple[str, str]] = []  # (class name, generated function)
         for info in candidates:
