@@ -44,6 +44,16 @@ def analyze(
     try:
         return _analyze(index, info, module, constants or {}, closure)
     except Refuse as refusal:
+        if refusal.specializable:
+            # A condition (or loop) on a hyperparameter the call site does not fix: keep it as
+            # a run-time branch (branches.py) where everything else is elementwise.
+            try:
+                return _analyze(index, info, module, constants or {}, closure, runtime=True)
+            except Refuse as deeper:
+                if deeper.code is not codes.NotSurrogate and not deeper.specializable:
+                    # The decisive reason lies past the condition (a callable hyperparameter):
+                    # name it; literals at a call site may still fold the condition away.
+                    refusal = Refuse(deeper.code, deeper.message, deeper.node, specializable=True)
         if refusal.code is not codes.NotSurrogate and not _looks_like_surrogate(index, info):
             # Kernels, solvers and plumbing are not surrogates: a note, not a refusal.
             refusal = Refuse(
@@ -109,6 +119,7 @@ def _analyze(
     module: ModuleInfo,
     constants: Mapping[str, cst.BaseExpression],
     closure: tuple[tuple[str, str], ...],
+    runtime: bool = False,
 ) -> Surrogate:
     methods = _methods(index, info)
     if "forward" not in methods or "backward" not in methods:
@@ -116,7 +127,7 @@ def _analyze(
     forward, forward_cls = methods["forward"]
     backward, backward_cls = methods["backward"]
     setup = methods.get("setup_context")
-    interpreter = Interpreter(index, info, closure)
+    interpreter = Interpreter(index, info, closure, runtime)
     forward_params = _plain_params(forward)
     if setup is None:
         if not forward_params:
@@ -218,6 +229,7 @@ def _analyze(
         needs_math=needs_math,
         constants=tuple((k, sym.code(v)) for k, v in sorted(constants.items())),
         closure=closure,
+        runtime_branches=runtime,
     )
 
 

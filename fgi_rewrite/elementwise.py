@@ -208,7 +208,8 @@ TORCH_FUNCS = (
 )
 TENSOR_METHODS = _UNARY | _BINARY | _CASTS | {"new_tensor", "new_full", "new_zeros", "new_ones"}
 TENSOR_ATTRIBUTES = {"dtype", "device", "data", "real"}
-BUILTINS = {"abs", "float", "int", "pow", "min", "max", "round", "bool"}
+# ``isinstance``: type tests on hyperparameters (``torch.is_tensor(t)`` is read as one).
+BUILTINS = {"abs", "float", "int", "pow", "min", "max", "round", "bool", "isinstance"}
 REDUCTIONS = {
     "sum",
     "mean",

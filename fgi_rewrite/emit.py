@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from fgi_rewrite import branches, loops
 from fgi_rewrite import symbolic as sym
 from fgi_rewrite.model import OUTPUT, Param, Surrogate
 
@@ -279,9 +280,23 @@ def emit_inline(
     mentioned = set().union(*(sym.names_in(v) for v in value_of.values())) if value_of else set()
     output = target if target is not None and target not in mentioned else fresh("_fgi_out")
     value = _clean(sym.substitute(surrogate.value, value_of))
-    shared, (value,) = share_common([value], fresh)
-    lines.extend(f"{name} = {sym.code(e)}" for name, e in shared)
-    lines.append(f"{output} = {sym.code(value)}")
+
+    witness = next(
+        (value_of[surrogate.params[i].name] for i in surrogate.differentiable()),
+        value_of[surrogate.params[0].name],
+    )
+
+    def value_leaf(expressions: tuple[cst.BaseExpression, ...]) -> list[str]:
+        looped, expressions_ = loops.hoist(expressions, fresh, witness, INDENT)
+        shared, (value,) = share_common(expressions_, fresh)
+        return [
+            *looped,
+            *(f"{name} = {sym.code(e)}" for name, e in shared),
+            f"{output} = {sym.code(value)}",
+        ]
+
+    # Run-time branches on hyperparameters (branches.py) become an if/elif chain.
+    lines.extend(branches.render(branches.split([value]), value_leaf, INDENT))
     differentiable = [
         i for i in surrogate.differentiable() if not _is_number(value_of[surrogate.params[i].name])
     ]
@@ -296,8 +311,6 @@ def emit_inline(
             detached_of[input_name] = sym.name(temp)
         mapping = {**value_of, **detached_of, OUTPUT: sym.method(sym.name(output), "detach")}
         grads = [_clean(sym.substitute(_grad(surrogate, i), mapping)) for i in differentiable]
-        shared, grads = share_common(grads, fresh)
-        lines.extend(f"{INDENT}{name} = {sym.code(e)}" for name, e in shared)
         deltas = [
             sym.binop(
                 value_of[surrogate.params[i].name],
@@ -306,7 +319,21 @@ def emit_inline(
             )
             for i in differentiable
         ]
-        lines.append(f"{INDENT}{output} = {_injection(deltas, grads, output)}")
+
+        first_detached = detached_of[surrogate.params[differentiable[0]].name]
+
+        def grad_leaf(expressions: tuple[cst.BaseExpression, ...]) -> list[str]:
+            looped, expressions_ = loops.hoist(expressions, fresh, first_detached, INDENT)
+            shared, grads = share_common(expressions_, fresh)
+            injection = _injection(deltas, grads, output)
+            return [
+                *looped,
+                *(f"{name} = {sym.code(e)}" for name, e in shared),
+                f"{output} = {injection}",
+            ]
+
+        block = branches.render(branches.split(grads), grad_leaf, INDENT)
+        lines.extend(f"{INDENT}{line}" for line in block)
     return Emission(tuple(lines), sym.name(output))
 
 
@@ -325,6 +352,9 @@ def _grad(surrogate: Surrogate, index: int) -> cst.BaseExpression:
 def _annotation(surrogate: Surrogate, index: int) -> str:
     if surrogate.grads[index] is not None:
         return ": torch.Tensor"
+    expressions = (surrogate.value, *[g for g in surrogate.grads if g is not None])
+    if surrogate.params[index].name in loops.range_names(expressions):
+        return ": int"  # a bound of a run-time loop (loops.py)
     default = surrogate.params[index].default
     value = sym.literal_value(default) if default is not None else NotImplemented
     for kind in (bool, int, float):

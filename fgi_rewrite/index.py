@@ -571,6 +571,13 @@ class ProjectIndex:
                 and _ast_key(node.value) in names.classes
             ):
                 return True  # ``Fn.apply`` stored or passed: a reference to rewrite
+            if (
+                any_apply
+                and isinstance(node, ast.Attribute)
+                and node.attr == "apply"
+                and isinstance(node.value, ast.Name)
+            ):
+                return True  # ``spike_fn.apply`` on a parameter whose default may be a class
             if not isinstance(node, ast.Call):
                 continue
             legacy = isinstance(node.func, ast.Call)

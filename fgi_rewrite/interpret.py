@@ -7,11 +7,10 @@ stands for; what cannot be read as one expression raises ``Refuse`` with a code.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import libcst as cst
 
-from fgi_rewrite import codes
+from fgi_rewrite import branches, codes, liveness, loops
 from fgi_rewrite import elementwise as ew
 from fgi_rewrite import symbolic as sym
 from fgi_rewrite.index import (
@@ -21,68 +20,18 @@ from fgi_rewrite.index import (
     Entity,
     External,
     FunctionRef,
-    ModuleInfo,
     ModuleRef,
     ProjectIndex,
     Unknown,
     ValueRef,
     dotted_name,
 )
+from fgi_rewrite.values import Ctx, Frame, Helper, Klass, NeedsInputGrad, Refuse, Value
+
+__all__ = ["Ctx", "Frame", "Interpreter", "Refuse", "Value", "call_name", "non_float"]
 
 MAX_INLINE_DEPTH = 12
 MAX_UNROLL = 256
-
-
-class Refuse(Exception):
-    def __init__(
-        self,
-        code: type[codes.Code],
-        message: str,
-        node: cst.CSTNode | None = None,
-        specializable: bool = False,
-    ):
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.node = node
-        # True when literal hyperparameters from a call site may make the statement static.
-        self.specializable = specializable
-
-
-# ---- values the interpreter manipulates ------------------------------------------------------
-
-
-@dataclass
-class Ctx:
-    attrs: dict[str, Value] = field(default_factory=dict)
-    saved: tuple[Value, ...] | None = None
-
-
-@dataclass(frozen=True)
-class NeedsInputGrad:
-    """``ctx.needs_input_grad``: the injected code only runs when a gradient is needed."""
-
-
-@dataclass(frozen=True)
-class Helper:
-    node: cst.FunctionDef
-    module: ModuleInfo
-
-
-@dataclass(frozen=True)
-class Klass:
-    info: ClassInfo
-
-
-Value = cst.BaseExpression | tuple["Value", ...] | Ctx | NeedsInputGrad | Helper | Klass | External
-
-
-@dataclass
-class Frame:
-    module: ModuleInfo
-    env: dict[str, Value]
-    forward: bool  # in-place updates of parameters are side effects only in forward
-    params: frozenset[str] = frozenset()
 
 
 _TRUE = cst.Name("True")
@@ -91,13 +40,22 @@ _NONE = cst.Name("None")
 
 class Interpreter:
     def __init__(
-        self, index: ProjectIndex, owner: ClassInfo, closure: tuple[tuple[str, str], ...] = ()
+        self,
+        index: ProjectIndex,
+        owner: ClassInfo,
+        closure: tuple[tuple[str, str], ...] = (),
+        runtime: bool = False,
     ) -> None:
         self.index = index
         self.owner = owner
         self.closure = {name: cst.parse_expression(code) for name, code in closure}
         self.depth = 0
         self.mask: str | None = None  # the mask of the masked assignment being evaluated
+        # Run-time branches (branches.py): an ``if`` on a value not known statically is kept.
+        self.runtime = runtime
+        self.forks = 0
+        self.runtime_loops = 0
+        self.dead: set[int] = set()  # ids of statements nothing reads (liveness.py)
 
     # -- statements ----------------------------------------------------------------------------
     def run(self, func: cst.FunctionDef, frame: Frame) -> Value:
@@ -106,6 +64,12 @@ class Interpreter:
             raise Refuse(codes.UnsupportedStatement, "helpers nest too deeply (recursion?)", func)
         try:
             body = func.body.body if isinstance(func.body, cst.IndentedBlock) else func.body.body
+            params = func.params
+            names = frozenset(
+                p.name.value
+                for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+            )
+            self.dead |= liveness.dead_statements(body, names)
             result = self.exec_block(body, frame)
         finally:
             self.depth -= 1
@@ -114,7 +78,12 @@ class Interpreter:
         return result
 
     def exec_block(self, body: Sequence[cst.CSTNode], frame: Frame) -> Value | None:
-        for stmt in body:
+        body = [s for s in body if id(s) not in self.dead]
+        for i, stmt in enumerate(body):
+            if self.runtime and isinstance(stmt, cst.If):
+                test = self.static_test(stmt, frame)
+                if isinstance(test, cst.BaseExpression):
+                    return branches.fork_if(self, stmt, test, body[i + 1 :], frame)
             result = self.exec_statement(stmt, frame)
             if result is not None:
                 return result
@@ -142,18 +111,21 @@ class Interpreter:
             codes.UnsupportedStatement, f"unsupported statement '{type(stmt).__name__}'", stmt
         )
 
-    def exec_if(self, stmt: cst.If, frame: Frame) -> Value | None:
+    def static_test(self, stmt: cst.If, frame: Frame) -> bool | cst.BaseExpression:
+        """The test's truth value when it is known statically, else the test expression."""
         test = self.eval(stmt.test, frame)
-        value = (
-            True
-            if isinstance(test, NeedsInputGrad)
-            else (
-                sym.literal_value(test) if isinstance(test, cst.BaseExpression) else NotImplemented
-            )
-        )
+        if isinstance(test, NeedsInputGrad):
+            return True
+        value = sym.literal_value(test) if isinstance(test, cst.BaseExpression) else NotImplemented
         if value is NotImplemented and _only_saves(stmt) and _mentions_requires_grad(stmt.test):
-            value = True  # ``if x.requires_grad: ctx.save_for_backward(x)``: backward needs it
+            return True  # ``if x.requires_grad: ctx.save_for_backward(x)``: backward needs it
         if value is NotImplemented:
+            return self.expr(test, stmt.test)
+        return bool(value)
+
+    def exec_if(self, stmt: cst.If, frame: Frame) -> Value | None:
+        value = self.static_test(stmt, frame)
+        if isinstance(value, cst.BaseExpression):
             raise Refuse(
                 codes.UnsupportedStatement,
                 "a condition that is not known statically",
@@ -163,7 +135,7 @@ class Interpreter:
         if value:
             return self.exec_block(stmt.body.body, frame)
         if isinstance(stmt.orelse, cst.If):
-            return self.exec_if(stmt.orelse, frame)
+            return self.exec_block([stmt.orelse], frame)
         if isinstance(stmt.orelse, cst.Else):
             return self.exec_block(stmt.orelse.body.body, frame)
         return None
@@ -178,6 +150,9 @@ class Interpreter:
             ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
             if len(ints) == len(values) and 1 <= len(ints) <= 3:
                 bounds = range(*ints)
+        if bounds is None and self.runtime and loops.range_call(stmt) and stmt.orelse is None:
+            loops.run_loop(self, stmt, frame)
+            return None
         if bounds is None or len(bounds) > MAX_UNROLL or not isinstance(stmt.target, cst.Name):
             raise Refuse(
                 codes.UnsupportedStatement,
@@ -232,6 +207,8 @@ class Interpreter:
             return None
         if isinstance(small, (cst.Pass, cst.Assert)):
             return None
+        if isinstance(small, cst.Raise) and self.runtime:
+            return branches.raise_marker(small.exc)
         if isinstance(small, (cst.Global, cst.Nonlocal, cst.Del)):
             raise Refuse(
                 codes.SideEffectForward, f"'{type(small).__name__.lower()}' statement", small
@@ -396,8 +373,14 @@ class Interpreter:
         if isinstance(node, cst.IfExp):
             test = self.expr(self.eval(node.test, frame), node.test)
             value = sym.literal_value(test)
+            if value is NotImplemented and self.runtime:
+                branches.check_test(test)
+                body, orelse = self.eval(node.body, frame), self.eval(node.orelse, frame)
+                return branches.merge(test, body, orelse)
             if value is NotImplemented:
-                raise Refuse(codes.UnsupportedStatement, "a conditional expression", node)
+                raise Refuse(
+                    codes.UnsupportedStatement, "a conditional expression", node, specializable=True
+                )
             return self.eval(node.body if value else node.orelse, frame)
         raise Refuse(codes.UnsupportedStatement, f"unsupported '{type(node).__name__}'", node)
 
@@ -516,11 +499,25 @@ class Interpreter:
             # ``t.exp_()`` is ``t.exp()`` that also rebinds ``t``: model both, in order.
             func = func.with_changes(attr=cst.Name(func.attr.value[:-1]))
             result = _fold(cst.Call(func=func, args=args))
-            if isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name):
-                self.check_mutable(node.func.value.value, frame, node)
-                frame.env[node.func.value.value] = result
+            # ``torch.cos_(t)`` updates its first argument; ``t.cos_()`` its receiver.
+            updated = (
+                node.args[0].value if isinstance(callee, External) and node.args else node.func
+            )
+            if isinstance(callee, External) and isinstance(updated, cst.Name):
+                self.check_mutable(updated.value, frame, node)
+                frame.env[updated.value] = result
+            elif isinstance(updated, cst.Attribute) and isinstance(updated.value, cst.Name):
+                self.check_mutable(updated.value.value, frame, node)
+                frame.env[updated.value.value] = result
             return result
-        return _fold(cst.Call(func=func, args=args))
+        call = cst.Call(func=func, args=args)
+        if dotted_name(func) == "torch.is_tensor" and len(args) == 1:
+            # The same test, in a form TorchScript knows (it refines the type).
+            return sym.call("isinstance", args[0].value, sym.dotted("torch.Tensor"))
+        if dotted_name(func) == "torch.autograd.Variable" and args and args[0].keyword is None:
+            # The deprecated wrapper makes a new leaf of the same values: a detached alias.
+            return sym.method(args[0].value, "detach")
+        return _bernoulli_sample(call) or _fold(call)
 
     def inline(self, helper: Helper, node: cst.Call, frame: Frame) -> Value:
         params = helper.node.params
@@ -565,7 +562,30 @@ def _fold(node: cst.BaseExpression) -> cst.BaseExpression:
         value = sym.literal_value(node)
         if isinstance(value, bool):
             return cst.Name(str(value))
+    if isinstance(node, cst.Comparison):
+        return branches.simplify(node)
     return node
+
+
+_BERNOULLI = frozenset({"torch.distributions.Bernoulli", "torch.distributions.bernoulli.Bernoulli"})
+
+
+def _bernoulli_sample(call: cst.Call) -> cst.BaseExpression | None:
+    """``Bernoulli(p).sample()`` (or ``probs=p``) is ``torch.bernoulli(p)``: ``sample`` draws
+    exactly that under no_grad, so the same seed gives the same spikes. Logits, a sample shape
+    or other options are left as they are (and refused as non-elementwise)."""
+    func = call.func
+    if call.args or not isinstance(func, cst.Attribute) or func.attr.value != "sample":
+        return None
+    inner = func.value
+    if not isinstance(inner, cst.Call) or dotted_name(inner.func) not in _BERNOULLI:
+        return None
+    if len(inner.args) != 1 or inner.args[0].star:
+        return None
+    arg = inner.args[0]
+    if arg.keyword is not None and arg.keyword.value != "probs":
+        return None
+    return sym.call("torch.bernoulli", arg.value)
 
 
 def _in_place(method: str) -> bool:

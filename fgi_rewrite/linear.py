@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import libcst as cst
 
-from fgi_rewrite import codes
+from fgi_rewrite import codes, loops
 from fgi_rewrite import elementwise as ew
 from fgi_rewrite import symbolic as sym
 from fgi_rewrite.interpret import Refuse, call_name
-from fgi_rewrite.model import GRAD_OUTPUT, OUTPUT
+from fgi_rewrite.model import GRAD_OUTPUT, OUTPUT, RAISE
 
 # ---- checks over extracted expressions --------------------------------------------------------
 
@@ -18,6 +18,7 @@ def check_elementwise(
 ) -> None:
     problems: list[tuple[type[codes.Code], str]] = []
     callees: set[int] = set()
+    node = _without_raises(node)
 
     def visit(n: cst.CSTNode) -> None:
         if isinstance(n, cst.Call):
@@ -37,7 +38,7 @@ def check_elementwise(
                 elif method not in ew.TENSOR_METHODS:
                     problems.append((codes.BackwardNotElementwise, f"uses .{method}()"))
                 _reject_dim_keywords(n, problems)
-            elif full not in ew.BUILTINS:
+            elif full not in ew.BUILTINS and full != loops.LOOP:
                 problems.append((codes.UnresolvedName, f"calls {full}"))
         elif isinstance(n, cst.Subscript):
             problems.append((codes.BackwardNotElementwise, f"indexes '{sym.code(n)}'"))
@@ -50,7 +51,8 @@ def check_elementwise(
                 problems.append((codes.BackwardNotElementwise, f"uses .{n.attr.value}"))
 
     sym.walk(node, visit)
-    for name in sym.names_in(node) - {"True", "False", "None", "torch", "math"} - ew.BUILTINS:
+    ignored = {"True", "False", "None", "torch", "math", loops.LOOP} | loops.PLACEHOLDERS
+    for name in sym.names_in(node) - ignored - ew.BUILTINS:
         if name not in allowed and name not in (OUTPUT, GRAD_OUTPUT):
             problems.append((codes.UnresolvedName, f"cannot resolve '{name}'"))
     if problems:
@@ -108,7 +110,33 @@ def coefficient(node: cst.BaseExpression) -> cst.BaseExpression | None:
             return coefficient(node.expression)
     if isinstance(node, cst.Call):
         return _call_coefficient(node)
+    if isinstance(node, cst.IfExp) and not sym.mentions(node.test, GRAD_OUTPUT):
+        # A run-time branch on a hyperparameter (branches.py): each side is linear; a side that
+        # raises stays as it is.
+        body, orelse = (
+            side if _is_raise(side) else one(coefficient(side)) for side in (node.body, node.orelse)
+        )
+        return sym.paren(node.with_changes(body=sym.atomic(body), orelse=sym.atomic(orelse)))
     raise Refuse(codes.GradientNotLinear, f"'{sym.code(node)}' is not linear in grad_output")
+
+
+def _is_raise(node: cst.BaseExpression) -> bool:
+    node = node.with_changes(lpar=[], rpar=[])
+    return (
+        isinstance(node, cst.Call) and isinstance(node.func, cst.Name) and node.func.value == RAISE
+    )
+
+
+class _StripRaises(cst.CSTTransformer):
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        return cst.Float("0.0") if _is_raise(updated) else updated
+
+
+def _without_raises(node: cst.BaseExpression) -> cst.BaseExpression:
+    """The raise markers of run-time branches are not computations: leave them out of checks."""
+    result = node.visit(_StripRaises())
+    assert isinstance(result, cst.BaseExpression)
+    return result
 
 
 def _call_coefficient(node: cst.Call) -> cst.BaseExpression | None:

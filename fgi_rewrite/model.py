@@ -12,6 +12,9 @@ from fgi_rewrite.codes import Code
 # Placeholder names used inside extracted expressions; never valid user identifiers in practice.
 GRAD_OUTPUT = "__fgi_grad_output__"
 OUTPUT = "__fgi_output__"
+# ``__fgi_raise__(ValueError("..."))``: a branch of a run-time ``if`` that raises (emitted as
+# ``raise ValueError("...")``).
+RAISE = "__fgi_raise__"
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class Surrogate:
     constants: tuple[tuple[str, str], ...] = ()
     # Literal arguments of the factory call that built the class (its closure), as code.
     closure: tuple[tuple[str, str], ...] = ()
+    # f or g holds ``a if test else b`` on a hyperparameter (branches.py): call sites whose
+    # literals fold the test still get the specialized analysis.
+    runtime_branches: bool = False
 
     @property
     def class_qualname(self) -> str:

@@ -116,7 +116,13 @@ class Report:
     def diagnostics_sorted(self) -> list[Diagnostic]:
         return sorted(
             set(self.diagnostics),
-            key=lambda d: (str(d.location.path), d.location.line, d.location.column, d.code.code),
+            key=lambda d: (
+                str(d.location.path),
+                d.location.line,
+                d.location.column,
+                d.code.code,
+                d.message,
+            ),
         )
 
 

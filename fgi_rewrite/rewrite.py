@@ -25,6 +25,7 @@ from fgi_rewrite.model import Diagnostic, Location, Param, Surrogate
 from fgi_rewrite.prefilter import CalleeNames
 
 SKIP_MARKER = "fgi: skip"
+MAX_DISPATCH = 8  # classes in a run-time dispatch on a class-valued parameter
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,8 @@ class CallSiteRewriter(cst.CSTTransformer):
         if not _is_candidate(original, self.callee_names):
             return updated
         target = self.resolve_callee(original)
+        if isinstance(target, Unknown):
+            return self.class_parameter_dispatch(original, updated)
         if not isinstance(target, ApplyRef) or target.closure:
             return updated
         result = self.analysis_of(target.info)
@@ -198,6 +201,70 @@ class CallSiteRewriter(cst.CSTTransformer):
         name = self.functions.setdefault(result.qualname, function_name(result))
         self.call_sites.append(CallSite(result.qualname, str(location), "reference"))
         return cst.Name(name)
+
+    def class_parameter_dispatch(
+        self, original: cst.Attribute, updated: cst.Attribute
+    ) -> cst.BaseExpression:
+        """``spike_fn.apply``, called or stored, on a parameter whose default is a surrogate
+        class (``spike_fn=StepPWL``): callers may pass another class, so the generated function
+        is chosen at run time by identity, among the default and the surrogate classes defined
+        in this module, and any other class keeps its own ``apply``::
+
+            (step_fgi if spike_fn is Step else exp_fgi if spike_fn is Exp else spike_fn.apply)
+        """
+        if not isinstance(original.value, cst.Name) or self.expression_depth:
+            return updated
+        parameter = original.value.value
+        default = self.parameter_default(parameter)
+        if default is None:
+            return updated
+        entity = self.index.resolve_value(self.module, default)
+        if not isinstance(entity, ClassRef):
+            return updated
+        location = self.module.location(original)
+        if location.line in self.skip_lines:
+            return updated
+        others = [
+            info
+            for info in self.module.top_classes.values()
+            if info != entity.info and isinstance(self.surrogates.get(info.qualname), Surrogate)
+        ]
+        if len(others) > MAX_DISPATCH - 1:
+            others = []  # a library of surrogates: only the default, not a chain of all of them
+        candidates = [entity.info, *others]
+        chain: cst.BaseExpression = updated
+        chosen: list[tuple[str, str]] = []  # (class name, generated function)
+        for info in candidates:
+            result = self.surrogates.get(info.qualname)
+            name = info.name if info.path == self.module.path else sym.code(default)
+            if not isinstance(result, Surrogate) or info.in_function or info.owner is not None:
+                continue
+            if not self.names_class(name, info):
+                continue
+            function = self.functions.setdefault(result.qualname, function_name(result))
+            self.call_sites.append(CallSite(result.qualname, str(location), "reference"))
+            chosen.append((name, function))
+        for name, function in reversed(chosen):
+            test = cst.parse_expression(f"{parameter} is {name}")
+            chain = cst.IfExp(test=test, body=cst.Name(function), orelse=chain)
+        return sym.paren(chain) if chosen else updated
+
+    def parameter_default(self, name: str) -> cst.BaseExpression | None:
+        """The default of ``name`` when it is a parameter of the enclosing function that its
+        body never rebinds."""
+        func = self.taken[-1]
+        if not isinstance(func, cst.FunctionDef) or name in _rebound_names(func):
+            return None
+        params = func.params
+        for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+            if param.name.value == name:
+                return param.default
+        return None
+
+    def names_class(self, name: str, info: ClassInfo) -> bool:
+        """Whether ``name`` (a dotted name) means ``info`` at the reference."""
+        entity = self.resolve_entity(cst.parse_expression(name))
+        return isinstance(entity, ClassRef) and entity.info == info
 
     def is_followed_alias(self, node: cst.Attribute) -> bool:
         """``alias = Fn.apply`` at module or class level, or the only ``self.f = Fn.apply`` of
@@ -233,6 +300,11 @@ class CallSiteRewriter(cst.CSTTransformer):
         if location.line in self.skip_lines:
             return updated
         if isinstance(target, Unknown):
+            if isinstance(original.func, cst.Attribute) and isinstance(updated.func, cst.Attribute):
+                # ``spike_fn.apply(x)`` on a parameter defaulting to a class: dispatch by identity.
+                chosen = self.class_parameter_dispatch(original.func, updated.func)
+                if chosen is not updated.func:
+                    return updated.with_changes(func=chosen)
             self.diagnostics.append(Diagnostic(codes.UnresolvedCallSite, location, target.reason))
             return updated
         if isinstance(target, ClassRef):  # Fn()(x)
@@ -252,6 +324,10 @@ class CallSiteRewriter(cst.CSTTransformer):
             result = self.specialize(info, {}, target.closure)
         if isinstance(result, Diagnostic) and result.specializable:
             result = self.specialized(info, updated)
+        elif isinstance(result, Surrogate) and result.runtime_branches:
+            literal = self.specialized(info, updated)  # literals fold the run-time branches
+            if isinstance(literal, Surrogate) and not literal.runtime_branches:
+                result = literal
         if not isinstance(result, Surrogate):
             return updated
         args = self.bind_arguments(result.params, result.short_name, updated, location)
@@ -447,6 +523,35 @@ class CallSiteRewriter(cst.CSTTransformer):
         if len(assigned) > 1:
             return Unknown(f"self.{attr} is assigned more than once")
         return self.index.attribute(ClassRef(cls), attr)
+
+
+def _rebound_names(func: cst.FunctionDef) -> set[str]:
+    """Names assigned anywhere in ``func``'s body (parameters rebound included)."""
+    names: set[str] = set()
+
+    def visit(node: cst.CSTNode) -> None:
+        targets: list[cst.BaseExpression] = []
+        if isinstance(node, cst.AssignTarget):
+            targets.append(node.target)
+        elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
+            targets.append(node.target)
+        elif isinstance(node, (cst.For, cst.CompFor)):
+            targets.append(node.target)
+        elif isinstance(node, cst.AsName):
+            targets.append(node.name)
+        elif isinstance(node, cst.NamedExpr):
+            targets.append(node.target)
+        while targets:
+            target = targets.pop()
+            if isinstance(target, cst.Name):
+                names.add(target.value)
+            elif isinstance(target, (cst.Tuple, cst.List)):
+                targets.extend(e.value for e in target.elements)
+            elif isinstance(target, cst.StarredElement):
+                targets.append(target.value)
+
+    sym.walk(func.body, visit)
+    return names
 
 
 def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
