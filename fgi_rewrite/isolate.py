@@ -27,6 +27,7 @@ from fgi_rewrite.model import Surrogate
 
 SAMPLES = (1.0, 2.0, 5.0)  # hyperparameter values when neither the call site nor a default says
 INT_SAMPLES = (1, 2, 5)  # the same for a hyperparameter the code uses as an integer
+BOOL_SAMPLES = (False, True, False)  # the same for a flag (a known value of it is a bool)
 # Keyword arguments that take an int (``torch.round(x, decimals=k)``, ``x.roll(shifts=k)``).
 INT_KEYWORDS = frozenset({"decimals", "shifts", "dims", "dim", "diagonal"})
 # Calls that draw a 0/1 sample with their argument as the probability: its domain is [0, 1].
@@ -567,7 +568,7 @@ def hyper_configs(
     """Hyperparameter combinations to check, and a summary of where their values came from;
     ``integers`` names the hyperparameters that get integer samples."""
     hyper = [i for i, g in enumerate(surrogate.grads) if g is None]
-    samples: dict[str, tuple[float, ...] | tuple[int, ...]] = {
+    samples: dict[str, tuple[float, ...] | tuple[int, ...] | tuple[bool, ...]] = {
         surrogate.params[i].name: INT_SAMPLES if surrogate.params[i].name in integers else SAMPLES
         for i in hyper
     }
@@ -598,6 +599,9 @@ def hyper_configs(
         for combo in [tuple(found)] + ([_resampled(found)] if passed_on else []):
             if combo not in seen:  # a caller may pass another value: the samples too
                 seen.append(combo)
+    for position, i in enumerate(hyper):  # a flag is sampled as a flag (TorchScript types it)
+        if any(isinstance(combo[position][0], bool) for combo in seen):
+            samples[surrogate.params[i].name] = BOOL_SAMPLES
     # Known values first: MAX_CONFIGS cuts the sampled combinations, not the call sites'.
     seen.sort(key=lambda combo: sum(source == "sample" for _, source in combo))
     configs: list[dict[str, Any]] = []
