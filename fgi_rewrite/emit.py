@@ -360,14 +360,14 @@ def _annotation(surrogate: Surrogate, index: int) -> str:
     for kind in (bool, int, float):
         if isinstance(value, kind):
             return f": {kind.__name__}"
-    if value is NotImplemented and not _used_as_tensor(surrogate, surrogate.params[index].name):
+    if value is NotImplemented and not used_as_tensor(surrogate, surrogate.params[index].name):
         # A hyperparameter only used in arithmetic: TorchScript would otherwise take it for a
         # Tensor and reject the float that call sites pass.
         return ": float"
     return ""
 
 
-def _used_as_tensor(surrogate: Surrogate, name: str) -> bool:
+def used_as_tensor(surrogate: Surrogate, name: str) -> bool:
     """Whether ``name`` has a method called or an attribute read in f or g."""
     found = False
 

@@ -21,7 +21,7 @@ from typing import Any
 import libcst as cst
 
 from fgi_rewrite import symbolic as sym
-from fgi_rewrite.emit import emit_function, emit_inline
+from fgi_rewrite.emit import emit_function, emit_inline, used_as_tensor
 from fgi_rewrite.index import ClassInfo, ModuleInfo, ProjectIndex, ValueRef, dotted_name
 from fgi_rewrite.model import Surrogate
 
@@ -559,6 +559,14 @@ def probability_params(surrogate: Surrogate) -> set[str]:
     return found
 
 
+def _tensor_default(default: cst.BaseExpression | None) -> bool:
+    return isinstance(default, cst.Call) and dotted_name(default.func) in (
+        "torch.tensor",
+        "torch.as_tensor",
+        "torch.scalar_tensor",
+    )
+
+
 def hyper_configs(
     index: ProjectIndex,
     surrogate: Surrogate,
@@ -602,6 +610,14 @@ def hyper_configs(
     for position, i in enumerate(hyper):  # a flag is sampled as a flag (TorchScript types it)
         if any(isinstance(combo[position][0], bool) for combo in seen):
             samples[surrogate.params[i].name] = BOOL_SAMPLES
+    # A hyperparameter whose default is a tensor, or whose methods the code calls
+    # (``max_spikes.float()``), is passed as a 0-dim tensor of its value.
+    tensors = sorted(
+        surrogate.params[i].name
+        for i in hyper
+        if _tensor_default(surrogate.params[i].default)
+        or used_as_tensor(surrogate, surrogate.params[i].name)
+    )
     # Known values first: MAX_CONFIGS cuts the sampled combinations, not the call sites'.
     seen.sort(key=lambda combo: sum(source == "sample" for _, source in combo))
     configs: list[dict[str, Any]] = []
@@ -616,7 +632,9 @@ def hyper_configs(
                 for i, (value, source) in zip(hyper, combo, strict=True)
             }
             label = ", ".join(f"{name}={value!r}" for name, value in values.items())
-            configs.append({"values": values, "label": label, "sampled": sampled})
+            configs.append(
+                {"values": values, "label": label, "sampled": sampled, "tensors": tensors}
+            )
             used.append(
                 {
                     surrogate.params[i].name: source
