@@ -337,10 +337,15 @@ def emit_inline(
     return Emission(tuple(lines), sym.name(output))
 
 
-def _default_text(param: Param, annotated: bool) -> str:
+def _default_text(param: Param, annotation: str) -> str:
     if param.default is None:
         return ""
-    return f"{' = ' if annotated else '='}{sym.code(param.default)}"
+    default = sym.code(param.default)
+    if annotation == ": torch.Tensor" and _is_number(param.default):
+        # A differentiable input with a number default (``threshold=1.0``): TorchScript wants a
+        # Tensor default for a Tensor parameter.
+        default = f"torch.tensor({default})"
+    return f"{' = ' if annotation else '='}{default}"
 
 
 def _grad(surrogate: Surrogate, index: int) -> cst.BaseExpression:
@@ -360,11 +365,22 @@ def _annotation(surrogate: Surrogate, index: int) -> str:
     for kind in (bool, int, float):
         if isinstance(value, kind):
             return f": {kind.__name__}"
+    if tensor_default(default):
+        return ""  # TorchScript's default type, Tensor
     if value is NotImplemented and not used_as_tensor(surrogate, surrogate.params[index].name):
         # A hyperparameter only used in arithmetic: TorchScript would otherwise take it for a
         # Tensor and reject the float that call sites pass.
         return ": float"
     return ""
+
+
+def tensor_default(default: cst.BaseExpression | None) -> bool:
+    """``torch.tensor(2.0**16)`` and the like: a parameter with such a default is a Tensor."""
+    return isinstance(default, cst.Call) and sym.code(default.func) in (
+        "torch.tensor",
+        "torch.as_tensor",
+        "torch.scalar_tensor",
+    )
 
 
 def used_as_tensor(surrogate: Surrogate, name: str) -> bool:
@@ -386,7 +402,7 @@ def emit_function(surrogate: Surrogate, name: str) -> str:
     it can stand wherever ``Fn.apply`` did: expression contexts (lambdas, comprehensions, default
     arguments), stored references, and ``--style function``."""
     params = ", ".join(
-        f"{p.name}{_annotation(surrogate, i)}{_default_text(p, bool(_annotation(surrogate, i)))}"
+        f"{p.name}{_annotation(surrogate, i)}{_default_text(p, _annotation(surrogate, i))}"
         for i, p in enumerate(surrogate.params)
     )
     taken = {p.name for p in surrogate.params}

@@ -21,7 +21,7 @@ from typing import Any
 import libcst as cst
 
 from fgi_rewrite import symbolic as sym
-from fgi_rewrite.emit import emit_function, emit_inline, used_as_tensor
+from fgi_rewrite.emit import emit_function, emit_inline, tensor_default, used_as_tensor
 from fgi_rewrite.index import ClassInfo, ModuleInfo, ProjectIndex, ValueRef, dotted_name
 from fgi_rewrite.model import Surrogate
 
@@ -559,14 +559,6 @@ def probability_params(surrogate: Surrogate) -> set[str]:
     return found
 
 
-def _tensor_default(default: cst.BaseExpression | None) -> bool:
-    return isinstance(default, cst.Call) and dotted_name(default.func) in (
-        "torch.tensor",
-        "torch.as_tensor",
-        "torch.scalar_tensor",
-    )
-
-
 def hyper_configs(
     index: ProjectIndex,
     surrogate: Surrogate,
@@ -615,7 +607,7 @@ def hyper_configs(
     tensors = sorted(
         surrogate.params[i].name
         for i in hyper
-        if _tensor_default(surrogate.params[i].default)
+        if tensor_default(surrogate.params[i].default)
         or used_as_tensor(surrogate, surrogate.params[i].name)
     )
     # Known values first: MAX_CONFIGS cuts the sampled combinations, not the call sites'.
