@@ -654,14 +654,24 @@ class ProjectIndex:
                 elif isinstance(node, ast.ClassDef):
                     names = {_ast_key(b) for b in node.bases} - {None}
                     bases.setdefault(path, []).append((node.name, names))  # type: ignore[arg-type]
+        # ``Function`` itself counts only in a file that says "autograd" (``torch.autograd``,
+        # ``from torch.autograd import Function``): sympy's ``Function`` has hundreds of
+        # subclasses. A subclass of a project class that derives from it counts anywhere.
+        autograd = {path for path in bases if "autograd" in self.text(path)}
         functions = set(seeds)
+
+        def derives(path: Path, names: set[str]) -> bool:
+            return bool(names & (functions if path in autograd else functions - seeds))
+
         while True:
-            grown = {name for found in bases.values() for name, b in found if b & functions}
+            grown = {n for path, found in bases.items() for n, b in found if derives(path, b)}
             if grown <= functions:
                 break
             functions |= grown
-        files = tuple(p for p, found in bases.items() if any(b & functions for _, b in found))
-        found_names = frozenset(n for found in bases.values() for n, b in found if b & functions)
+        files = tuple(p for p, found in bases.items() if any(derives(p, b) for _, b in found))
+        found_names = frozenset(
+            n for path, found in bases.items() for n, b in found if derives(path, b)
+        )
         return files, found_names
 
     def function_classes(self) -> list[ClassInfo]:
