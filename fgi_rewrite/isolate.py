@@ -279,9 +279,11 @@ def fgi_chunks(
     """The emitted code, and ``nn.Module`` wrappers that TorchScript/compile/export can take."""
     params = [p.name for p in surrogate.params]
     grads = set(surrogate.differentiable())
+    tensors = {name for c in configs for name in c.get("tensors", ())}  # passed as tensors
     annotated = []
     for i, name in enumerate(params):
-        kind = ": torch.Tensor" if i in grads else _hyper_type([c["values"][name] for c in configs])
+        tensor = i in grads or name in tensors
+        kind = ": torch.Tensor" if tensor else _hyper_type([c["values"][name] for c in configs])
         annotated.append(f"{name}{kind}")
     signature = f"def forward(self, {', '.join(annotated)}) -> torch.Tensor:"
     arguments = ", ".join(params)

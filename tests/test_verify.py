@@ -447,9 +447,7 @@ def test_cli_prints_verdicts_under_each_diff(tmp_path: Path) -> None:
 
 # Rewritten fixtures whose verification is known not to pass yet (each is a corpus pattern; the
 # executed comparison in test_fixtures.py checks their values and gradients independently).
-KNOWN_VERIFIER_GAPS = {
-    "corpus_class_value_param": "FGI302: the function form gives a Tensor parameter a float default",
-}
+KNOWN_VERIFIER_GAPS: dict[str, str] = {}
 
 
 def all_fixtures(tmp_path: Path) -> tuple[Path, list[Any]]:
