@@ -115,15 +115,13 @@ def _injection(
     exact and gives a zero gradient. A literal ``g`` needs no mask and no ``addcmul``."""
     result, is_sum = f"{output}.detach()", False
     for delta, g in zip(deltas, grads, strict=True):
-        term = sym.paren(delta)
         if not _is_number(g):
             finite = (
                 sym.code(g) if _bounded(g) else f"torch.nan_to_num({sym.code(g)}, 0.0, 0.0, 0.0)"
             )
             result, is_sum = f"torch.addcmul({result}, {_bare(delta)}, {finite})", False
             continue
-        if sym.literal_value(g) != 1:
-            term = sym.mul(term, g)
+        term = sym.paren(delta) if sym.literal_value(g) == 1 else sym.mul(sym.paren(delta), g)
         result, is_sum = f"{result} + {sym.code(term)}", True
     return f"({result}).to({output}.dtype)" if is_sum else f"{result}.to({output}.dtype)"
 
@@ -144,7 +142,7 @@ def _bounded(node: cst.BaseExpression) -> bool:
         return isinstance(node.operator, kinds) and _bounded(node.left) and _bounded(node.right)
     if isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute):
         receiver, method = node.func.value, node.func.attr.value
-        if method in _CASTS and isinstance(receiver, cst.BaseExpression):
+        if method in _CASTS:
             return _bounded_cast(receiver, node)
         if sym.code(receiver) == "torch" and method == "where" and len(node.args) == 3:
             return all(_bounded(a.value) for a in node.args[1:])

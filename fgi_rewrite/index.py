@@ -674,9 +674,6 @@ class ProjectIndex:
         )
         return files, found_names
 
-    def function_classes(self) -> list[ClassInfo]:
-        return [c for path in self.maybe_function_files() for c in self.function_classes_in(path)]
-
     def function_classes_in(self, path: Path) -> list[ClassInfo]:
         """The Function subclasses defined in ``path`` (none when it cannot be parsed)."""
         try:

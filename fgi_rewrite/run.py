@@ -128,7 +128,8 @@ def _process(fileset: FileSet, options: Options, report: Report, progress: Progr
     targets = set(fileset.targets)
     # Functions outside the files given are analyzed only when a call site needs one
     # (``CallSiteRewriter.analysis_of``): pre-commit passes a few files of a large project.
-    function_files = [p for p in index.maybe_function_files() if p in targets]
+    all_function_files = index.maybe_function_files()
+    function_files = [p for p in all_function_files if p in targets]
 
     def size(path: Path) -> int:  # the cost of a file is about proportional to its size
         return len(index.text(path))
@@ -151,14 +152,14 @@ def _process(fileset: FileSet, options: Options, report: Report, progress: Progr
                 report.internal_errors.append(function.error)
             else:
                 analyses[function.qualname] = function.analysis
-        names = index.maybe_function_names()
+        names = set(index.maybe_function_names())
         context = TargetContext(
             analyses,
-            CalleeNames.from_sources(set(names), [index.text(p) for p in index.alias_files()]),
+            CalleeNames.from_sources(names, [index.text(p) for p in index.alias_files()]),
             # Some Function may be rewritten at all: one of the files given defines a surrogate,
             # or a Function defined elsewhere may be one (analyzed when a call needs it).
             rewritable=any(isinstance(r, Surrogate) or r.specializable for r in analyses.values())
-            or len(function_files) < len(index.maybe_function_files()),
+            or len(function_files) < len(all_function_files),
             targets=frozenset(targets),
             options=options,
         )

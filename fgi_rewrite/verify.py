@@ -272,14 +272,22 @@ def verify_rewrites(
     outcome = Outcome()
     plots: dict[str, str] = {}  # qualname -> PNG path as shown
     taken: set[str] = set()
-    infos = {c.qualname: c for c in index.function_classes()}
     used = _uses(index, analyses, results)
     cases: list[dict[str, Any]] = []
     verdicts: dict[str, Verification] = {}
     for qualname, entry in used.items():
         surrogate = analyses[qualname]
         assert isinstance(surrogate, Surrogate)
-        info = infos.get(surrogate.class_qualname)
+        # Only the class of each used surrogate is looked up (in its own file): listing every
+        # Function of the project would parse every file that defines one.
+        info = next(
+            (
+                c
+                for c in index.function_classes_in(surrogate.location.path)
+                if c.qualname == surrogate.class_qualname
+            ),
+            None,
+        )
         forward = (
             next(
                 (c.methods()["forward"] for c in index.mro(info) if "forward" in c.methods()), None
