@@ -54,6 +54,17 @@ def analyze(
                     # The decisive reason lies past the condition (a callable hyperparameter):
                     # name it; literals at a call site may still fold the condition away.
                     refusal = Refuse(deeper.code, deeper.message, deeper.node, specializable=True)
+                elif deeper.code is codes.NotSurrogate:
+                    refusal = Refuse(
+                        refusal.code,
+                        f"{refusal.message}; past it, {deeper.message}",
+                        refusal.node,
+                        specializable=True,
+                    )
+        if refusal.code is codes.UnsupportedStatement:
+            # A generic "cannot read this" may hide the real reason: the body indexes along an
+            # axis (a scan over time steps, a time shift), which no call site can make elementwise.
+            refusal = _axis_refusal(index, info) or refusal
         if refusal.code is not codes.NotSurrogate and not _looks_like_surrogate(index, info):
             # Kernels, solvers and plumbing are not surrogates: a note, not a refusal.
             refusal = Refuse(
@@ -304,6 +315,78 @@ def _output_placeholders(ctx: Ctx, f: cst.BaseExpression) -> Ctx:
 
 
 _KERNEL_FREE_ROOTS = frozenset({"torch", "math", "numpy"})
+
+
+def _axis_refusal(index: ProjectIndex, info: ClassInfo) -> Refuse | None:
+    """Why a Function that indexes along a tensor axis is not an elementwise surrogate: a loop over
+    an axis (``for t in range(x.shape[-1]): out[..., t] = ...``) is a multi-step kernel; slicing
+    in the backward mixes gradient elements; slicing in the forward (a time shift) makes the value
+    non-elementwise."""
+    methods = _methods(index, info)
+    bodies = [(name, methods[name][0]) for name in ("forward", "backward") if name in methods]
+    for _, body in bodies:
+        loop = _axis_loop(body)
+        if loop is not None:
+            header = sym.code(loop.iter)
+            return Refuse(
+                codes.NotSurrogate,
+                f"a loop over a tensor axis ('for ... in {header}'): a multi-step kernel",
+                loop,
+            )
+    for name, body in reversed(bodies):
+        subscript = _axis_subscript(body)
+        if subscript is None:
+            continue
+        if name == "backward":
+            return Refuse(
+                codes.BackwardNotElementwise,
+                f"the backward indexes along an axis ('{sym.code(subscript)}')",
+                subscript,
+            )
+        return Refuse(
+            codes.ForwardNotElementwise,
+            f"the forward indexes along an axis ('{sym.code(subscript)}'), as in a time shift: "
+            "its value is not an elementwise function of the inputs",
+            subscript,
+        )
+    return None
+
+
+def _axis_subscript(node: cst.CSTNode) -> cst.Subscript | None:
+    """The first ``x[..., 1:]`` / ``x[:, t]``: several indices or a slice, on anything but a
+    shape or a size."""
+    found: list[cst.Subscript] = []
+
+    def visit(n: cst.CSTNode) -> None:
+        if not isinstance(n, cst.Subscript) or found:
+            return
+        value = n.value
+        if isinstance(value, cst.Attribute) and value.attr.value == "shape":
+            return
+        if isinstance(value, cst.Call) and call_name(value)[1] == "size":
+            return
+        if len(n.slice) > 1 or any(isinstance(e.slice, cst.Slice) for e in n.slice):
+            found.append(n)
+
+    sym.walk(node, visit)
+    return found[0] if found else None
+
+
+def _axis_loop(node: cst.CSTNode) -> cst.For | None:
+    """The first ``for`` over a tensor's shape or length whose body indexes along an axis."""
+    found: list[cst.For] = []
+
+    def visit(n: cst.CSTNode) -> None:
+        if not isinstance(n, cst.For) or found:
+            return
+        header = sym.code(n.iter)
+        if any(word in header for word in (".shape", ".size(", "len(")) and _axis_subscript(
+            n.body
+        ):
+            found.append(n)
+
+    sym.walk(node, visit)
+    return found[0] if found else None
 
 
 def _looks_like_surrogate(index: ProjectIndex, info: ClassInfo) -> bool:

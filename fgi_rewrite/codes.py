@@ -192,9 +192,26 @@ class MutableHyperparameter(Code):
     severity = Severity.REFUSAL
 
 
+class ForwardNotElementwise(Code):
+    """The forward's value mixes elements along an axis (a time shift such as
+    ``shifted[..., 1:] = x[..., :-1]``), although its backward may be elementwise. The emitted code
+    would have to copy that non-elementwise forward, which fgi-rewrite does not do.
+
+    Example: ``prev = torch.zeros_like(v); prev[..., 1:] = v[..., :-1]``, then a value that uses
+    ``prev``.
+    Fix: none needed; the Function keeps its custom backward. Or compute the shifted input outside
+    the Function and pass it in as a second input, which makes the Function elementwise.
+    """
+
+    code = "FGI112"
+    severity = Severity.REFUSAL
+
+
 class UnresolvedCallSite(Code):
     """A call site could not be resolved statically to one surrogate Function (for example
-    ``spike_fn.apply(x)`` where ``spike_fn`` is a parameter), so it is left as it is.
+    ``spike_fn.apply(x)`` where ``spike_fn`` is a parameter), so it is left as it is. Calls of
+    ``apply`` on a parameter are reported in any module of a project that defines Functions,
+    except those passing one function (``net.apply(init_weights)``, ``nn.Module.apply``).
 
     Example: ``def layer(x, fn): return fn.apply(x)``.
     Fix: call the Function (or an alias of its ``apply``) directly, or rewrite the site by hand.
@@ -395,6 +412,7 @@ ALL_CODES: dict[str, type[Code]] = {
         GradientCountMismatch,
         NonFloatOutput,
         MutableHyperparameter,
+        ForwardNotElementwise,
         UnresolvedCallSite,
         LegacyCall,
         BadCallArguments,

@@ -412,7 +412,9 @@ class Interpreter:
                 codes.UnresolvedName, f"project module '{sym.code(node)}' as a value", node
             )
         if isinstance(entity, ApplyRef):
-            raise Refuse(codes.UnsupportedStatement, "calls another Function", node)
+            raise Refuse(
+                codes.UnsupportedStatement, f"calls another Function, {entity.info.name}", node
+            )
         reason = entity.reason if isinstance(entity, Unknown) else ""
         raise Refuse(
             codes.UnresolvedName,
