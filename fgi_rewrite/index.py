@@ -106,6 +106,8 @@ class ValueRef:
 @dataclass(frozen=True)
 class Unknown:
     reason: str = ""
+    # A parameter of the enclosing function, or an attribute of one: the caller decides.
+    from_parameter: bool = False
 
 
 Entity = External | ModuleRef | ClassRef | FunctionRef | ApplyRef | ValueRef | Unknown
@@ -588,7 +590,8 @@ class ProjectIndex:
             bare_receiver = isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
             if names.candidate(_ast_key(func), receiver, legacy, any_apply and bare_receiver):
                 return True
-        return False
+        # ``spike_fn.apply(v - thr)`` on a parameter: reported as unresolved (FGI201)
+        return bool(names.classes) and _has_parameter_apply(tree)
 
     def _external_roots(self, tree: ast.Module) -> set[str]:
         """Local names bound by importing a package outside the project (torch, numpy...)."""
@@ -806,6 +809,9 @@ class ProjectIndex:
                         return Unknown(f"'{attr}' is assigned more than once in the class")
                     return self.resolve_value(self.module(cls.path), values[0], depth + 1)
             return Unknown(f"class {base.info.name} has no attribute '{attr}'")
+        if isinstance(base, Unknown) and base.from_parameter:
+            # The case users meet most: ``spike_fn.apply(x)`` in a layer taking ``spike_fn``.
+            return Unknown(f"{base.reason}: each caller chooses the Function", from_parameter=True)
         return Unknown("attribute of an unknown value")
 
     def factory_result(self, ref: FunctionRef, depth: int, call: cst.Call | None = None) -> Entity:
@@ -883,7 +889,9 @@ class LocalScope(Mapping[str, Entity]):
         bindings: dict[str, Entity | list[cst.BaseExpression]] = {}
         params = self.func.params
         for param in (*params.posonly_params, *params.params, *params.kwonly_params):
-            bindings[param.name.value] = Unknown(f"'{param.name.value}' is a parameter")
+            bindings[param.name.value] = Unknown(
+                f"'{param.name.value}' is a parameter", from_parameter=True
+            )
         for star in (params.star_arg, params.star_kwarg):
             if isinstance(star, cst.Param):
                 bindings[star.name.value] = Unknown("star parameter")
@@ -933,6 +941,26 @@ def _ast_root(node: ast.expr) -> str | None:
     while isinstance(node, ast.Attribute):
         node = node.value
     return node.id if isinstance(node, ast.Name) and node is not None else None
+
+
+def _has_parameter_apply(tree: ast.Module) -> bool:
+    """Whether some function calls ``p.apply(...)`` with arguments on one of its parameters."""
+    for func in ast.walk(tree):
+        if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        arguments = func.args
+        params = {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)}
+        for node in ast.walk(func):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "apply"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in params
+                and node.args
+            ):
+                return True
+    return False
 
 
 def _ast_key(node: ast.expr) -> str | None:

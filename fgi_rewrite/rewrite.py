@@ -16,6 +16,8 @@ from fgi_rewrite.index import (
     ClassInfo,
     ClassRef,
     Entity,
+    External,
+    FunctionRef,
     ModuleInfo,
     ProjectIndex,
     Unknown,
@@ -293,7 +295,7 @@ class CallSiteRewriter(cst.CSTTransformer):
     def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
         if not _is_candidate(original.func, self.callee_names):
             return updated  # cheap syntactic filter: most calls cannot reach a surrogate
-        target = self.resolve_callee(original.func)
+        target = self.resolve_callee(original.func, original)
         if target is None:
             return updated
         location = self.module.location(original)
@@ -466,9 +468,11 @@ class CallSiteRewriter(cst.CSTTransformer):
         return [v for v in values if v is not None]
 
     # -- resolution -------------------------------------------------------------------------------
-    def resolve_callee(self, func: cst.BaseExpression) -> ApplyRef | ClassRef | Unknown | None:
+    def resolve_callee(
+        self, func: cst.BaseExpression, call: cst.Call | None = None
+    ) -> ApplyRef | ClassRef | Unknown | None:
         """ApplyRef for a surrogate's apply; ClassRef for a legacy instance call; Unknown for an
-        ``x.apply`` that cannot be resolved; None for anything else."""
+        ``x.apply`` that cannot be resolved (in ``call``, when given); None for anything else."""
         if isinstance(func, cst.Call):  # Fn()(x)
             entity = self.resolve_entity(func.func)
             if isinstance(entity, ClassRef) and self.index.is_function_class(entity.info):
@@ -481,7 +485,8 @@ class CallSiteRewriter(cst.CSTTransformer):
             isinstance(func, cst.Attribute)
             and func.attr.value == "apply"
             and isinstance(entity, Unknown)
-            and self.module_mentions_functions()
+            and (self.module_mentions_functions() or entity.from_parameter)
+            and not (call is not None and self.passes_a_function(call))
         ):
             return Unknown(
                 f"cannot resolve '{sym.code(func)}' statically ({entity.reason}); " "left unchanged"
@@ -490,6 +495,19 @@ class CallSiteRewriter(cst.CSTTransformer):
 
     def module_mentions_functions(self) -> bool:
         return "autograd" in self.module.tree.code or bool(self.surrogates)
+
+    def passes_a_function(self, call: cst.Call) -> bool:
+        """``net.apply(init_weights)``, ``df.apply(lambda r: ..., axis=1)``: ``nn.Module.apply``
+        or pandas' with a function, not a Function's ``apply`` on tensors."""
+        positional = [a for a in call.args if a.keyword is None]
+        if len(positional) != 1 or positional[0].star:
+            return False
+        value = positional[0].value
+        if isinstance(value, cst.Lambda):
+            return True
+        if isinstance(value, cst.Name | cst.Attribute):
+            return isinstance(self.resolve_entity(value), FunctionRef | ClassRef | External)
+        return False
 
     def resolve_entity(self, node: cst.BaseExpression) -> Entity:
         if isinstance(node, cst.Name):
