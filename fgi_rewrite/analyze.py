@@ -380,9 +380,7 @@ def _axis_loop(node: cst.CSTNode) -> cst.For | None:
         if not isinstance(n, cst.For) or found:
             return
         header = sym.code(n.iter)
-        if any(word in header for word in (".shape", ".size(", "len(")) and _axis_subscript(
-            n.body
-        ):
+        if any(word in header for word in (".shape", ".size(", "len(")) and _axis_subscript(n.body):
             found.append(n)
 
     sym.walk(node, visit)

@@ -7,9 +7,10 @@ single assignments, the way a reader would.
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from fgi_rewrite import symbolic as sym
 from fgi_rewrite.model import Location
 from fgi_rewrite.prefilter import CalleeNames
 
@@ -28,6 +30,7 @@ FUNCTION_BASES = frozenset(
     }
 )
 _PREFILTER = ("Function", ".apply")
+_BUILTIN_NAMES = frozenset(dir(builtins))
 
 
 class SourceError(Exception):
@@ -309,6 +312,9 @@ class ModuleInfo:
     is_package: bool
     tree: cst.Module = field(repr=False)
     imports: dict[str, str] = field(default_factory=dict)
+    # Imports at the top of function bodies (``def f(): import torch``), where every function
+    # agrees: what a class defined in such a function sees as its bases' names.
+    function_imports: dict[str, str] = field(default_factory=dict)
     classes: list[ClassInfo] = field(default_factory=list)
     # Prefix of qualified names: the module name, made unique when two files of the project
     # share it (two top-level ``train.py`` scripts), so that analyses never mix them up.
@@ -455,11 +461,31 @@ class _ClassCollector(cst.CSTVisitor):
 
 
 def _collect_imports(module: ModuleInfo) -> None:
-    for stmt in module.tree.body:
+    module.imports.update(import_bindings(module, module.tree.body))
+    found: dict[str, set[str]] = {}
+
+    def visit(node: cst.CSTNode) -> None:
+        if isinstance(node, cst.FunctionDef) and isinstance(node.body, cst.IndentedBlock):
+            for name, full in import_bindings(module, node.body.body).items():
+                found.setdefault(name, set()).add(full)
+
+    sym.walk(module.tree, visit)
+    module.function_imports.update(
+        (name, next(iter(fulls))) for name, fulls in found.items() if len(fulls) == 1
+    )
+
+
+def import_bindings(
+    module: ModuleInfo, body: Sequence[cst.BaseStatement | cst.BaseSmallStatement]
+) -> dict[str, str]:
+    """Local name -> dotted name of what it imports, for the imports directly in ``body`` (and in
+    a ``try:`` there: ``try: import x / except ImportError: ...``)."""
+    bindings: dict[str, str] = {}
+    for stmt in body:
         smalls: Iterable[cst.BaseSmallStatement] = (
             stmt.body if isinstance(stmt, cst.SimpleStatementLine) else ()
         )
-        if isinstance(stmt, cst.Try):  # try: import x / except ImportError: ...
+        if isinstance(stmt, cst.Try):
             smalls = [
                 s
                 for line in stmt.body.body
@@ -471,10 +497,10 @@ def _collect_imports(module: ModuleInfo) -> None:
                 for alias in small.names:
                     full = dotted_name(alias.name) or ""
                     if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                        module.imports[alias.asname.name.value] = full
+                        bindings[alias.asname.name.value] = full
                     else:
                         head = full.split(".")[0]
-                        module.imports[head] = head
+                        bindings[head] = head
             elif isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
                 base = dotted_name(small.module) if small.module is not None else ""
                 if small.relative:
@@ -487,7 +513,8 @@ def _collect_imports(module: ModuleInfo) -> None:
                     local = name
                     if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
                         local = alias.asname.name.value
-                    module.imports[local] = f"{base}.{name}" if base else name
+                    bindings[local] = f"{base}.{name}" if base else name
+    return bindings
 
 
 class ProjectIndex:
@@ -746,6 +773,9 @@ class ProjectIndex:
             return self.resolve_value(module, values[0], depth + 1)
         if name in module.imports:
             return self.resolve_dotted(module.imports[name], module.path, depth + 1)
+        if name in module.function_imports and name not in _BUILTIN_NAMES:
+            # Only functions import it: the name a class defined in one of them sees.
+            return self.resolve_dotted(module.function_imports[name], module.path, depth + 1)
         if module.is_package or True:
             submodule = self.module_named(f"{module.name}.{name}", module.path)
             if submodule is not None and submodule is not module:
@@ -874,6 +904,13 @@ def _literal_arguments(func: cst.FunctionDef, call: cst.Call) -> tuple[tuple[str
     )
 
 
+@dataclass(frozen=True)
+class _Imported:
+    """A name a function body imports, resolved on first lookup."""
+
+    dotted: str
+
+
 class LocalScope(Mapping[str, Entity]):
     """Names bound in a function body, resolved on first lookup: parameters shadow, single
     assignments resolve, local classes are classes."""
@@ -885,8 +922,8 @@ class LocalScope(Mapping[str, Entity]):
         self._resolved: dict[str, Entity] = {}
 
     @cached_property
-    def _bindings(self) -> dict[str, Entity | list[cst.BaseExpression]]:
-        bindings: dict[str, Entity | list[cst.BaseExpression]] = {}
+    def _bindings(self) -> dict[str, Entity | _Imported | list[cst.BaseExpression]]:
+        bindings: dict[str, Entity | _Imported | list[cst.BaseExpression]] = {}
         params = self.func.params
         for param in (*params.posonly_params, *params.params, *params.kwonly_params):
             bindings[param.name.value] = Unknown(
@@ -900,9 +937,14 @@ class LocalScope(Mapping[str, Entity]):
         for stmt in body:
             if isinstance(stmt, cst.ClassDef) and id(stmt) in class_by_node:
                 bindings[stmt.name.value] = ClassRef(class_by_node[id(stmt)])
+        imports = import_bindings(self.module, body)
         for name, values in _assignments(body).items():
             if name not in bindings:
-                bindings[name] = values
+                bindings[name] = (
+                    Unknown(f"'{name}' is imported and assigned") if name in imports else values
+                )
+        for name, full in imports.items():
+            bindings.setdefault(name, _Imported(full))
         for name in _bound_names(self.func.body) - set(bindings):
             bindings[name] = Unknown(f"'{name}' is bound in a nested block")
         return bindings
@@ -910,7 +952,11 @@ class LocalScope(Mapping[str, Entity]):
     def __getitem__(self, name: str) -> Entity:
         if name not in self._resolved:
             binding = self._bindings[name]
-            if isinstance(binding, list):
+            if isinstance(binding, _Imported):
+                binding = self.index.resolve_dotted(
+                    binding.dotted, self.module.path, self.depth + 1
+                )
+            elif isinstance(binding, list):
                 if len(binding) == 1:
                     self._resolved[name] = Unknown(f"'{name}' refers to itself")  # cycle guard
                     binding = self.index.resolve_value(

@@ -60,7 +60,8 @@ class CalleeNames:
     def mentioned_in(self, text: str) -> bool:
         return any(n in text for n in (*self.classes, *self.aliases, *self.factories)) or (
             # ``spike_fn.apply(...)`` on a parameter: reported as unresolved (FGI201)
-            bool(self.classes) and ".apply(" in text
+            bool(self.classes)
+            and ".apply(" in text
         )
 
     def for_module(self, text: str) -> CalleeNames:
@@ -100,4 +101,3 @@ class CalleeNames:
         if key == "apply" and (receiver is not None or any_apply):
             return any_apply or receiver in self.classes or receiver in self.aliases
         return key in self.aliases
-

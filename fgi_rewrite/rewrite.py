@@ -485,7 +485,11 @@ class CallSiteRewriter(cst.CSTTransformer):
             isinstance(func, cst.Attribute)
             and func.attr.value == "apply"
             and isinstance(entity, Unknown)
-            and (self.module_mentions_functions() or entity.from_parameter)
+            and (
+                self.module_mentions_functions()
+                or entity.from_parameter
+                or sym.code(func.value) in self.callee_names.classes  # a Function's name
+            )
             and not (call is not None and self.passes_a_function(call))
         ):
             return Unknown(
