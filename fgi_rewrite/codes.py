@@ -54,6 +54,19 @@ class SkippedFile(Code):
     severity = Severity.INFO
 
 
+class NoCallSite(Code):
+    """A surrogate Function that no call site in the files checked applies: there is nothing to
+    rewrite. Functions that are public API (``spike_fn=MySpike`` chosen by users) or applied only
+    through a parameter (``spike_fn.apply(x)``, FGI201) look like this.
+
+    Example: a library module that defines ``class Triangle(torch.autograd.Function)`` for users.
+    Fix: nothing to fix; run fgi-rewrite on the code that calls it.
+    """
+
+    code = "FGI003"
+    severity = Severity.INFO
+
+
 class BackwardNotElementwise(Code):
     """The backward uses an operation that mixes elements (a reduction, matmul, indexing, roll,
     reshape) or an operation fgi-rewrite does not know to be elementwise. Forward gradient injection
@@ -401,6 +414,7 @@ ALL_CODES: dict[str, type[Code]] = {
     for cls in (
         NotSurrogate,
         SkippedFile,
+        NoCallSite,
         BackwardNotElementwise,
         GradientNotLinear,
         RandomBackward,

@@ -194,6 +194,17 @@ def _process(fileset: FileSet, options: Options, report: Report, progress: Progr
     report.diagnostics.extend(
         d for d in class_refusals if not (d.specializable and d.subject in specialized)
     )
+    report.diagnostics.extend(
+        Diagnostic(
+            codes.NoCallSite,
+            s.location,
+            f"{s.short_name}: no call site to rewrite in the files checked",
+            subject=qualname,
+        )
+        for qualname, s in surrogates.items()
+        # keys with "[...]" are call-site specializations of a class listed under its own name
+        if s.location.path in targets and "[" not in qualname and qualname not in specialized
+    )
     if options.verify != "none" or options.plot is not None:
         progress(VERIFYING, 0, len({s.surrogate for r in report.results for s in r.call_sites}))
         _verify(index, analyses, report, options, context.names, targets, remote)
@@ -206,7 +217,7 @@ def _process(fileset: FileSet, options: Options, report: Report, progress: Progr
         report.diagnostics.extend(problems)
     used = {site.surrogate for result in report.results for site in result.call_sites}
     report.surrogates_found = len(
-        {q for q, s in surrogates.items() if s.location.path in targets} | used
+        {q for q, s in surrogates.items() if s.location.path in targets and "[" not in q} | used
     )
     report.functions.extend(
         function_record(f, analyses[f.qualname]) for f in found if f.qualname in analyses

@@ -162,6 +162,16 @@ def test_check_fails_on_a_refused_surrogate(tmp_path: Path) -> None:
     assert invoke(tmp_path).exit_code == EXIT_OK  # without --check a refusal is only reported
 
 
+def test_a_surrogate_without_call_site_is_a_note(tmp_path: Path) -> None:
+    write(tmp_path / "surrogates.py", DEFINITION)
+    result = invoke("--check", tmp_path)
+    assert result.exit_code == EXIT_OK and "FGI003" not in result.stderr
+    verbose = invoke("-v", "--check", tmp_path)
+    assert "FGI003 SpikeFn: no call site to rewrite in the files checked" in verbose.stderr
+    write(tmp_path / "user.py", USER)
+    assert "FGI003" not in invoke("-v", "--check", tmp_path).stderr
+
+
 def test_diff_prints_a_unified_diff_sorted_by_path(tmp_path: Path) -> None:
     b = write(tmp_path / "b.py", SURROGATE)
     a = write(tmp_path / "a.py", SURROGATE)
