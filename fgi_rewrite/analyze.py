@@ -16,17 +16,12 @@ import libcst as cst
 from fgi_rewrite import codes
 from fgi_rewrite import elementwise as ew
 from fgi_rewrite import symbolic as sym
-from fgi_rewrite.index import (
-    ClassInfo,
-    ClassRef,
-    External,
-    ModuleInfo,
-    ProjectIndex,
-    dotted_name,
-)
+from fgi_rewrite.entities import ClassRef, External
+from fgi_rewrite.index import ProjectIndex
 from fgi_rewrite.interpret import Ctx, Frame, Interpreter, Refuse, Value, call_name, non_float
 from fgi_rewrite.linear import check_elementwise, coefficient, one
 from fgi_rewrite.model import GRAD_OUTPUT, OUTPUT, Diagnostic, Param, Surrogate
+from fgi_rewrite.source_module import ClassInfo, ModuleInfo, dotted_name
 
 # ---- the class ---------------------------------------------------------------------------------
 

@@ -14,9 +14,9 @@ import stat
 import tempfile
 from pathlib import Path
 
-from fgi_rewrite import index as index_module
-from fgi_rewrite.index import SourceError
+from fgi_rewrite import source_module
 from fgi_rewrite.report import FileResult
+from fgi_rewrite.source_module import SourceError
 
 # ---- bad input --------------------------------------------------------------------------------
 
@@ -34,7 +34,7 @@ def describe_unreadable(path: Path, error: SourceError) -> tuple[int, int, str]:
     The source is only compiled to an AST, never executed.
     """
     try:
-        data = index_module.read_source(path)
+        data = source_module.read_source(path)
     except SourceError as exc:
         if not os.path.lexists(path):
             return 1, 1, "no such file (deleted during the run?)"
@@ -92,7 +92,7 @@ def write_checked(result: FileResult) -> str | None:
 
 def _same_source(current: bytes, before: bytes) -> bool:
     try:
-        return index_module.parse_source(current).bytes == before
+        return source_module.parse_source(current).bytes == before
     except SourceError:
         return False
 

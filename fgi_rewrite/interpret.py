@@ -13,19 +13,18 @@ import libcst as cst
 from fgi_rewrite import branches, codes, liveness, loops
 from fgi_rewrite import elementwise as ew
 from fgi_rewrite import symbolic as sym
-from fgi_rewrite.index import (
+from fgi_rewrite.entities import (
     ApplyRef,
-    ClassInfo,
     ClassRef,
     Entity,
     External,
     FunctionRef,
     ModuleRef,
-    ProjectIndex,
     Unknown,
     ValueRef,
-    dotted_name,
 )
+from fgi_rewrite.index import ProjectIndex
+from fgi_rewrite.source_module import ClassInfo, dotted_name
 from fgi_rewrite.values import Ctx, Frame, Helper, Klass, NeedsInputGrad, Refuse, Value
 
 __all__ = ["Ctx", "Frame", "Interpreter", "Refuse", "Value", "call_name", "non_float"]

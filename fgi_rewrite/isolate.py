@@ -22,8 +22,10 @@ import libcst as cst
 
 from fgi_rewrite import symbolic as sym
 from fgi_rewrite.emit import emit_function, emit_inline, tensor_default, used_as_tensor
-from fgi_rewrite.index import ClassInfo, ModuleInfo, ProjectIndex, ValueRef, dotted_name
+from fgi_rewrite.entities import ValueRef
+from fgi_rewrite.index import ProjectIndex
 from fgi_rewrite.model import Surrogate
+from fgi_rewrite.source_module import ClassInfo, ModuleInfo, dotted_name
 
 SAMPLES = (1.0, 2.0, 5.0)  # hyperparameter values when neither the call site nor a default says
 INT_SAMPLES = (1, 2, 5)  # the same for a hyperparameter the code uses as an integer

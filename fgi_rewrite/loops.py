@@ -21,7 +21,7 @@ import libcst as cst
 from fgi_rewrite import branches, codes
 from fgi_rewrite import elementwise as ew
 from fgi_rewrite import symbolic as sym
-from fgi_rewrite.index import dotted_name
+from fgi_rewrite.source_module import dotted_name
 from fgi_rewrite.values import Frame, Refuse
 
 if TYPE_CHECKING:

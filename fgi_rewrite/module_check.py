@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from fgi_rewrite import codes
-from fgi_rewrite.index import module_name_for
 from fgi_rewrite.isolate import import_root
 from fgi_rewrite.model import Diagnostic, Location
+from fgi_rewrite.source_module import module_name_for
 from fgi_rewrite.verify import default_timeout, run_job
 
 MARKS = {"ok": "✓", "fail": "✗"}

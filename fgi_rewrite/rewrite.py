@@ -11,20 +11,11 @@ from fgi_rewrite import codes
 from fgi_rewrite import symbolic as sym
 from fgi_rewrite.analyze import forward_params
 from fgi_rewrite.emit import Emission, emit_function, emit_inline, function_name
-from fgi_rewrite.index import (
-    ApplyRef,
-    ClassInfo,
-    ClassRef,
-    Entity,
-    External,
-    FunctionRef,
-    ModuleInfo,
-    ProjectIndex,
-    Unknown,
-    local_entities,
-)
+from fgi_rewrite.entities import ApplyRef, ClassRef, Entity, External, FunctionRef, Unknown
+from fgi_rewrite.index import ProjectIndex, local_entities
 from fgi_rewrite.model import Diagnostic, Location, Param, Surrogate
 from fgi_rewrite.prefilter import CalleeNames
+from fgi_rewrite.source_module import ClassInfo, ModuleInfo
 
 SKIP_MARKER = "fgi: skip"
 MAX_DISPATCH = 8  # classes in a run-time dispatch on a class-valued parameter

@@ -19,12 +19,11 @@ from pathlib import Path
 
 import libcst as cst
 
-from fgi_rewrite import cleanup, codes, parallel, symbolic
-from fgi_rewrite import index as index_module
+from fgi_rewrite import cleanup, codes, parallel, source_module, symbolic
 from fgi_rewrite.analyze import analyze, specialization_key
 from fgi_rewrite.discover import FileSet, Filters, discover
 from fgi_rewrite.files import describe_unreadable, write_checked
-from fgi_rewrite.index import ClassInfo, ModuleInfo, ProjectIndex, SourceError
+from fgi_rewrite.index import ProjectIndex
 from fgi_rewrite.model import OUTPUT, Diagnostic, Location, Surrogate
 from fgi_rewrite.module_check import verify_modules
 from fgi_rewrite.prefilter import CalleeNames
@@ -37,6 +36,7 @@ from fgi_rewrite.report import (
     Report,
 )
 from fgi_rewrite.rewrite import add_functions, ensure_from_import, ensure_imports, rewrite_module
+from fgi_rewrite.source_module import ClassInfo, ModuleInfo, SourceError
 from fgi_rewrite.verify import verify_rewrites
 
 STDIN = "-"
@@ -427,16 +427,16 @@ def _source_overlay(overlay: Mapping[Path, bytes]) -> Iterator[None]:
     if not overlay:
         yield
         return
-    original = index_module.read_source
+    original = source_module.read_source
 
     def read(path: Path) -> bytes:
         return overlay[path] if path in overlay else original(path)
 
-    index_module.read_source = read
+    source_module.read_source = read
     try:
         yield
     finally:
-        index_module.read_source = original
+        source_module.read_source = original
 
 
 def _relabel(report: Report, real: Path, shown: Path) -> None:

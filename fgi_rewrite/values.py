@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from fgi_rewrite import codes
-from fgi_rewrite.index import ClassInfo, External, ModuleInfo
+from fgi_rewrite.entities import External
+from fgi_rewrite.source_module import ClassInfo, ModuleInfo
 
 
 class Refuse(Exception):

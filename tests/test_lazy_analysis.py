@@ -10,8 +10,9 @@ import pytest
 
 from fgi_rewrite import analyze as analyze_module
 from fgi_rewrite import run as run_module
-from fgi_rewrite.index import ClassInfo, ProjectIndex
+from fgi_rewrite.index import ProjectIndex
 from fgi_rewrite.run import Options, run
+from fgi_rewrite.source_module import ClassInfo
 from tests.sources import DEFINITION, PLAIN, REFUSED, USER
 
 

@@ -26,10 +26,11 @@ from fgi_rewrite import isolate, verify
 from fgi_rewrite.analyze import analyze as real_analyze
 from fgi_rewrite.cli import main
 from fgi_rewrite.codes import ALL_CODES, Severity
-from fgi_rewrite.index import ClassInfo, ProjectIndex
+from fgi_rewrite.index import ProjectIndex
 from fgi_rewrite.model import Param, Surrogate
 from fgi_rewrite.report import Report
 from fgi_rewrite.run import Options, run
+from fgi_rewrite.source_module import ClassInfo
 from tests.fixture_cases import cases, copy_inputs
 from tests.test_cli import validate
 
