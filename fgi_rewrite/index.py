@@ -38,16 +38,14 @@ from fgi_rewrite.source_module import (
     ClassInfo,
     ModuleInfo,
     SourceError,
-    _assignments,
-    _bound_names,
-    _ClassCollector,
-    _collect_imports,
+    assignments,
+    bound_names,
+    collect_definitions,
     import_bindings,
     module_name_for,
     parse_source,
 )
 
-_PREFILTER = ("Function", ".apply")
 _BUILTIN_NAMES = frozenset(dir(builtins))
 
 
@@ -93,8 +91,7 @@ class ProjectIndex:
             where = path.parent.relative_to(self.root) if path.is_relative_to(self.root) else path
             qualifier = f"{name}@{where.as_posix()}"
         info = ModuleInfo(name, path, package, is_package, tree, qualifier=qualifier)
-        _collect_imports(info)
-        tree.visit(_ClassCollector(info))
+        collect_definitions(info)
         self._by_path[path] = info
         return info
 
@@ -474,14 +471,14 @@ class LocalScope(Mapping[str, Entity]):
             if isinstance(stmt, cst.ClassDef) and id(stmt) in class_by_node:
                 bindings[stmt.name.value] = ClassRef(class_by_node[id(stmt)])
         imports = import_bindings(self.module, body)
-        for name, values in _assignments(body).items():
+        for name, values in assignments(body).items():
             if name not in bindings:
                 bindings[name] = (
                     Unknown(f"'{name}' is imported and assigned") if name in imports else values
                 )
         for name, full in imports.items():
             bindings.setdefault(name, _Imported(full))
-        for name in _bound_names(self.func.body) - set(bindings):
+        for name in bound_names(self.func.body) - set(bindings):
             bindings[name] = Unknown(f"'{name}' is bound in a nested block")
         return bindings
 

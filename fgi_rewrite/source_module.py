@@ -44,7 +44,7 @@ class ClassInfo:
         return self.defined_in.location(self.node)
 
     def body_assignments(self) -> dict[str, list[cst.BaseExpression]]:
-        return _assignments(self.node.body.body)
+        return assignments(self.node.body.body)
 
     def methods(self) -> dict[str, cst.FunctionDef]:
         return {s.name.value: s for s in self.node.body.body if isinstance(s, cst.FunctionDef)}
@@ -59,14 +59,14 @@ def dotted_name(node: cst.BaseExpression) -> str | None:
     return None
 
 
-def _assignments(body: Iterable[cst.CSTNode]) -> dict[str, list[cst.BaseExpression]]:
+def assignments(body: Iterable[cst.CSTNode]) -> dict[str, list[cst.BaseExpression]]:
     """Name → every value assigned to it at this level (not inside nested blocks)."""
     found: dict[str, list[cst.BaseExpression]] = {}
     for stmt in body:
         if not isinstance(stmt, cst.SimpleStatementLine):
             if isinstance(stmt, (cst.If, cst.Try, cst.For, cst.While, cst.With)):
                 # Names bound conditionally count as rebound: they are not single assignments.
-                for inner in _bound_names(stmt):
+                for inner in bound_names(stmt):
                     found.setdefault(inner, []).append(cst.Name("__fgi_conditional__"))
             continue
         for small in stmt.body:
@@ -82,7 +82,7 @@ def _assignments(body: Iterable[cst.CSTNode]) -> dict[str, list[cst.BaseExpressi
     return found
 
 
-def _bound_names(node: cst.CSTNode) -> set[str]:
+def bound_names(node: cst.CSTNode) -> set[str]:
     """Names a statement binds, found by walking statements only (never expressions, which is
     what makes it cheap): assignment and loop targets, ``as`` names, nested defs and classes."""
     names: set[str] = set()
@@ -287,7 +287,7 @@ class ModuleInfo:
 
     @cached_property
     def assignments(self) -> dict[str, list[cst.BaseExpression]]:
-        return _assignments(self.tree.body)
+        return assignments(self.tree.body)
 
     @cached_property
     def functions(self) -> dict[str, cst.FunctionDef]:
@@ -449,3 +449,9 @@ def import_bindings(
                         local = alias.asname.name.value
                     bindings[local] = f"{base}.{name}" if base else name
     return bindings
+
+
+def collect_definitions(module: ModuleInfo) -> None:
+    """Fill a freshly parsed module's imports and classes."""
+    _collect_imports(module)
+    module.tree.visit(_ClassCollector(module))
