@@ -348,8 +348,7 @@ def _axis_refusal(index: ProjectIndex, info: ClassInfo) -> Refuse | None:
 
 
 def _axis_subscript(node: cst.CSTNode) -> cst.Subscript | None:
-    """The first ``x[..., 1:]`` / ``x[:, t]``: several indices or a slice, on anything but a
-    shape or a size."""
+    """The first ``x[..., 1:]`` / ``x[:, t]`` on anything but a shape or a size."""
     found: list[cst.Subscript] = []
 
     def visit(n: cst.CSTNode) -> None:
@@ -360,11 +359,22 @@ def _axis_subscript(node: cst.CSTNode) -> cst.Subscript | None:
             return
         if isinstance(value, cst.Call) and call_name(value)[1] == "size":
             return
-        if len(n.slice) > 1 or any(isinstance(e.slice, cst.Slice) for e in n.slice):
+        if any(_selects_along_axis(e.slice, len(n.slice) > 1) for e in n.slice):
             found.append(n)
 
     sym.walk(node, visit)
     return found[0] if found else None
+
+
+def _selects_along_axis(element: cst.BaseSlice, several: bool) -> bool:
+    """``1:`` / ``:-1`` anywhere, or a position (``t``, ``0``) among several indices; not ``:``,
+    ``...`` or ``None`` (which only copy or add axes) and not a lone mask ``x[x < 0]``."""
+    if isinstance(element, cst.Slice):
+        return any(part is not None for part in (element.lower, element.upper, element.step))
+    value = element.value if isinstance(element, cst.Index) else None
+    if isinstance(value, cst.Ellipsis) or (isinstance(value, cst.Name) and value.value == "None"):
+        return False
+    return several
 
 
 def _axis_loop(node: cst.CSTNode) -> cst.For | None:
