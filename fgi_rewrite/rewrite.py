@@ -1,4 +1,8 @@
-"""Find call sites in one module and apply every edit there (the single place edits happen)."""
+"""Find call sites in one module and rewrite them (the single place call sites are edited).
+
+The generated functions and the imports the rewritten sites need are added afterwards, by
+``module_edits``.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import libcst as cst
 from fgi_rewrite import codes
 from fgi_rewrite import symbolic as sym
 from fgi_rewrite.analyze import forward_params
-from fgi_rewrite.emit import Emission, emit_function, emit_inline, function_name
+from fgi_rewrite.emit import Emission, emit_inline, function_name
 from fgi_rewrite.entities import ApplyRef, ClassRef, Entity, External, FunctionRef, Unknown
 from fgi_rewrite.index import ProjectIndex, local_entities
 from fgi_rewrite.model import Diagnostic, Location, Param, Surrogate
@@ -246,7 +250,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         """The default of ``name`` when it is a parameter of the enclosing function that its
         body never rebinds."""
         func = self.taken[-1]
-        if not isinstance(func, cst.FunctionDef) or name in _rebound_names(func):
+        if not isinstance(func, cst.FunctionDef) or name in sym.rebound_names(func):
             return None
         params = func.params
         for param in (*params.posonly_params, *params.params, *params.kwonly_params):
@@ -379,8 +383,8 @@ class CallSiteRewriter(cst.CSTTransformer):
         if value is None:
             return False
         # Only when nothing with a possible side effect runs before the call in this statement.
-        inside = _call_ids(call)
-        for other in _calls_in_evaluation_order(value):
+        inside = sym.call_ids(call)
+        for other in sym.calls_in_evaluation_order(value):
             if other is call:
                 return True
             if id(other) not in inside and id(other) not in self.inlined:
@@ -530,52 +534,12 @@ class CallSiteRewriter(cst.CSTTransformer):
         assigned = self.module.self_assignments.get(id(cls.node), {}).get(attr, [])
         if len(assigned) == 1:
             value = assigned[0]
-            method = next(m for m in cls.methods().values() if _contains(m, value))
+            method = next(m for m in cls.methods().values() if sym.contains(m, value))
             local = local_entities(self.index, self.module, method)
             return self.index.resolve_value(self.module, value, 0, local)
         if len(assigned) > 1:
             return Unknown(f"self.{attr} is assigned more than once")
         return self.index.attribute(ClassRef(cls), attr)
-
-
-def _rebound_names(func: cst.FunctionDef) -> set[str]:
-    """Names assigned anywhere in ``func``'s body (parameters rebound included)."""
-    names: set[str] = set()
-
-    def visit(node: cst.CSTNode) -> None:
-        targets: list[cst.BaseExpression] = []
-        if isinstance(node, cst.AssignTarget):
-            targets.append(node.target)
-        elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
-            targets.append(node.target)
-        elif isinstance(node, (cst.For, cst.CompFor)):
-            targets.append(node.target)
-        elif isinstance(node, cst.AsName):
-            targets.append(node.name)
-        elif isinstance(node, cst.NamedExpr):
-            targets.append(node.target)
-        while targets:
-            target = targets.pop()
-            if isinstance(target, cst.Name):
-                names.add(target.value)
-            elif isinstance(target, (cst.Tuple, cst.List)):
-                targets.extend(e.value for e in target.elements)
-            elif isinstance(target, cst.StarredElement):
-                targets.append(target.value)
-
-    sym.walk(func.body, visit)
-    return names
-
-
-def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
-    found = False
-
-    def visit(n: cst.CSTNode) -> None:
-        nonlocal found
-        found = found or n is node
-
-    sym.walk(tree, visit)
-    return found
 
 
 def _is_candidate(func: cst.BaseExpression, names: CalleeNames) -> bool:
@@ -619,24 +583,6 @@ def _is_self_assignment(statement: cst.SimpleStatementLine) -> bool:
     )
 
 
-def _call_ids(node: cst.CSTNode) -> set[int]:
-    ids: set[int] = set()
-    sym.walk(node, lambda n: ids.add(id(n)) if isinstance(n, cst.Call) else None)
-    return ids
-
-
-def _calls_in_evaluation_order(node: cst.CSTNode) -> list[cst.Call]:
-    """Calls in the order they finish evaluating (post-order, left to right)."""
-    order: list[cst.Call] = []
-
-    class Visitor(cst.CSTVisitor):
-        def leave_Call(self, original_node: cst.Call) -> None:
-            order.append(original_node)
-
-    node.visit(Visitor())
-    return order
-
-
 def rewrite_module(
     index: ProjectIndex,
     module: ModuleInfo,
@@ -651,66 +597,3 @@ def rewrite_module(
     rewriter = CallSiteRewriter(index, module, surrogates, style, names, specialize)
     new_tree = module.tree.visit(rewriter)
     return new_tree, rewriter
-
-
-def add_functions(tree: cst.Module, functions: Sequence[tuple[str, Surrogate, str]]) -> cst.Module:
-    """Insert generated functions after the imports (and after the class they mirror when it is a
-    top-level class of this module)."""
-    body = list(tree.body)
-    for anchor, surrogate, name in functions:
-        code = emit_function(surrogate, name)
-        definition = cst.parse_module(code).body[0]
-        position = _insert_position(body, anchor)
-        definition = definition.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
-        body.insert(position, definition)
-    return tree.with_changes(body=body)
-
-
-def _insert_position(body: Sequence[cst.BaseStatement], anchor: str) -> int:
-    for i, stmt in enumerate(body):
-        if isinstance(stmt, cst.ClassDef) and stmt.name.value == anchor:
-            return i + 1
-    position = 0
-    for i, stmt in enumerate(body):
-        if isinstance(stmt, cst.SimpleStatementLine) and all(
-            isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body
-        ):
-            position = i + 1
-        elif (
-            i == 0
-            and isinstance(stmt, cst.SimpleStatementLine)
-            and isinstance(stmt.body[0], cst.Expr)
-            and isinstance(stmt.body[0].value, cst.SimpleString)
-        ):
-            position = 1
-    return position
-
-
-def ensure_from_import(tree: cst.Module, module: str, name: str) -> cst.Module:
-    """Add ``from <module> import <name>`` after the imports unless it is there."""
-    statement = cst.parse_statement(f"from {module} import {name}\n")
-    if any(tree.code_for_node(s) == tree.code_for_node(statement) for s in tree.body):
-        return tree
-    body = list(tree.body)
-    position = _insert_position(body, "")
-    return tree.with_changes(body=[*body[:position], statement, *body[position:]])
-
-
-def ensure_imports(tree: cst.Module, modules: Sequence[str]) -> cst.Module:
-    """Add ``import torch`` / ``import math`` when the emitted code needs them and they are
-    missing."""
-    present = set()
-    for stmt in tree.body:
-        if isinstance(stmt, cst.SimpleStatementLine):
-            for small in stmt.body:
-                if isinstance(small, cst.Import):
-                    for alias in small.names:
-                        if alias.asname is None:
-                            present.add(sym.code(alias.name).split(".")[0])
-    missing = [m for m in modules if m not in present]
-    if not missing:
-        return tree
-    body = list(tree.body)
-    position = _insert_position(body, "")
-    lines = [cst.parse_statement(f"import {m}\n") for m in missing]
-    return tree.with_changes(body=[*body[:position], *lines, *body[position:]])

@@ -26,6 +26,7 @@ from fgi_rewrite.files import describe_unreadable, write_checked
 from fgi_rewrite.index import ProjectIndex
 from fgi_rewrite.model import OUTPUT, Diagnostic, Location, Surrogate
 from fgi_rewrite.module_check import verify_modules
+from fgi_rewrite.module_edits import add_functions, ensure_from_import, ensure_imports
 from fgi_rewrite.prefilter import CalleeNames
 from fgi_rewrite.report import (
     NOT_SURROGATE,
@@ -35,7 +36,7 @@ from fgi_rewrite.report import (
     FunctionRecord,
     Report,
 )
-from fgi_rewrite.rewrite import add_functions, ensure_from_import, ensure_imports, rewrite_module
+from fgi_rewrite.rewrite import rewrite_module
 from fgi_rewrite.source_module import ClassInfo, ModuleInfo, SourceError
 from fgi_rewrite.verify import verify_rewrites
 

@@ -177,6 +177,64 @@ def walk(node: cst.CSTNode, visit: Callable[[cst.CSTNode], None]) -> None:
     node.visit(Visitor())
 
 
+def rebound_names(func: cst.FunctionDef) -> set[str]:
+    """Names assigned anywhere in ``func``'s body (parameters rebound included)."""
+    names: set[str] = set()
+
+    def visit(node: cst.CSTNode) -> None:
+        targets: list[cst.BaseExpression] = []
+        if isinstance(node, cst.AssignTarget):
+            targets.append(node.target)
+        elif isinstance(node, (cst.AugAssign, cst.AnnAssign)):
+            targets.append(node.target)
+        elif isinstance(node, (cst.For, cst.CompFor)):
+            targets.append(node.target)
+        elif isinstance(node, cst.AsName):
+            targets.append(node.name)
+        elif isinstance(node, cst.NamedExpr):
+            targets.append(node.target)
+        while targets:
+            target = targets.pop()
+            if isinstance(target, cst.Name):
+                names.add(target.value)
+            elif isinstance(target, (cst.Tuple, cst.List)):
+                targets.extend(e.value for e in target.elements)
+            elif isinstance(target, cst.StarredElement):
+                targets.append(target.value)
+
+    walk(func.body, visit)
+    return names
+
+
+def contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
+    found = False
+
+    def visit(n: cst.CSTNode) -> None:
+        nonlocal found
+        found = found or n is node
+
+    walk(tree, visit)
+    return found
+
+
+def call_ids(node: cst.CSTNode) -> set[int]:
+    ids: set[int] = set()
+    walk(node, lambda n: ids.add(id(n)) if isinstance(n, cst.Call) else None)
+    return ids
+
+
+def calls_in_evaluation_order(node: cst.CSTNode) -> list[cst.Call]:
+    """Calls in the order they finish evaluating (post-order, left to right)."""
+    order: list[cst.Call] = []
+
+    class Visitor(cst.CSTVisitor):
+        def leave_Call(self, original_node: cst.Call) -> None:
+            order.append(original_node)
+
+    node.visit(Visitor())
+    return order
+
+
 def literal_value(node: cst.BaseExpression) -> object:
     """Python value of a literal-only expression, or ``NotImplemented``."""
     allowed = (

@@ -51,18 +51,20 @@ import libcst as cst
 
 from fgi_rewrite import codes
 from fgi_rewrite.emit import snake
-from fgi_rewrite.index import ProjectIndex
-from fgi_rewrite.isolate import (
-    ORIGINAL,
+from fgi_rewrite.hyper_samples import (
     SAMPLES,
-    WRAPPERS,
-    NotIsolated,
-    build_chunks,
     call_nodes,
-    fgi_chunks,
     hyper_configs,
     integer_params,
     probability_params,
+)
+from fgi_rewrite.index import ProjectIndex
+from fgi_rewrite.isolate import (
+    ORIGINAL,
+    WRAPPERS,
+    NotIsolated,
+    build_chunks,
+    fgi_chunks,
     user_import,
 )
 from fgi_rewrite.model import Diagnostic, Location, Surrogate
