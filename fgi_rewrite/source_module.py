@@ -16,7 +16,6 @@ from pathlib import Path
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from fgi_rewrite import symbolic as sym
 from fgi_rewrite.model import Location
 
 
@@ -359,12 +358,24 @@ def parse_source(source: bytes) -> cst.Module:
         raise SourceError(f"cannot decode: {exc}") from exc
 
 
-class _ClassCollector(cst.CSTVisitor):
+# Nodes whose children never hold a definition: expressions (a lambda cannot hold a ``def``) and
+# one-line statements. Not descending into them makes the definitions pass cheap.
+_NO_DEFINITIONS = (cst.BaseExpression, cst.SimpleStatementLine, cst.Decorator, cst.Parameters)
+
+
+class _DefinitionCollector(cst.CSTVisitor):
+    """Classes with their qualified names, and the imports at the top of every function body, in
+    one pass over the statements."""
+
     def __init__(self, module: ModuleInfo) -> None:
         self.module = module
-        self.stack: list[tuple[str, ClassInfo | None, bool]] = (
-            []
-        )  # (qual prefix, owner, in_function)
+        # (qualified prefix, owning class, inside a function)
+        self.stack: list[tuple[str, ClassInfo | None, bool]] = []
+        self.function_imports: dict[str, set[str]] = {}
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        super().on_visit(node)
+        return not isinstance(node, _NO_DEFINITIONS)
 
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         prefix, owner, in_function = (
@@ -389,24 +400,12 @@ class _ClassCollector(cst.CSTVisitor):
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         prefix, _owner, _ = self.stack[-1] if self.stack else (self.module.qualifier, None, False)
         self.stack.append((f"{prefix}.{node.name.value}.<locals>", None, True))
+        if isinstance(node.body, cst.IndentedBlock):
+            for name, full in import_bindings(self.module, node.body.body).items():
+                self.function_imports.setdefault(name, set()).add(full)
 
     def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
         self.stack.pop()
-
-
-def _collect_imports(module: ModuleInfo) -> None:
-    module.imports.update(import_bindings(module, module.tree.body))
-    found: dict[str, set[str]] = {}
-
-    def visit(node: cst.CSTNode) -> None:
-        if isinstance(node, cst.FunctionDef) and isinstance(node.body, cst.IndentedBlock):
-            for name, full in import_bindings(module, node.body.body).items():
-                found.setdefault(name, set()).add(full)
-
-    sym.walk(module.tree, visit)
-    module.function_imports.update(
-        (name, next(iter(fulls))) for name, fulls in found.items() if len(fulls) == 1
-    )
 
 
 def import_bindings(
@@ -453,5 +452,11 @@ def import_bindings(
 
 def collect_definitions(module: ModuleInfo) -> None:
     """Fill a freshly parsed module's imports and classes."""
-    _collect_imports(module)
-    module.tree.visit(_ClassCollector(module))
+    module.imports.update(import_bindings(module, module.tree.body))
+    collector = _DefinitionCollector(module)
+    module.tree.visit(collector)
+    module.function_imports.update(
+        (name, next(iter(fulls)))
+        for name, fulls in collector.function_imports.items()
+        if len(fulls) == 1  # functions that disagree on what a name is: neither
+    )
