@@ -6,6 +6,7 @@ The generated functions and the imports the rewritten sites need are added after
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ from fgi_rewrite.entities import ApplyRef, ClassRef, Entity, External, FunctionR
 from fgi_rewrite.index import ProjectIndex, local_entities
 from fgi_rewrite.model import Diagnostic, Location, Param, Surrogate
 from fgi_rewrite.prefilter import CalleeNames
-from fgi_rewrite.source_module import ClassInfo, ModuleInfo
+from fgi_rewrite.source_module import ClassInfo, ModuleInfo, SourceError
 
 SKIP_MARKER = "fgi: skip"
 MAX_DISPATCH = 8  # classes in a run-time dispatch on a class-valued parameter
@@ -99,10 +100,14 @@ class CallSiteRewriter(cst.CSTTransformer):
         self.call_sites: list[CallSite] = []
         self.diagnostics: list[Diagnostic] = []
         self.functions: dict[str, str] = {}  # qualname -> generated function name
-        self.callee_names = names.for_module(module.tree.code)
+        # The source as read (code generation of the whole tree costs as much as the transform).
+        utf8 = module.tree.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+        source = index.text(module.path) if utf8 else module.tree.code
+        self.callee_names = names.for_module(source)
         self.skip_lines = {
-            i + 1 for i, line in enumerate(module.tree.code.splitlines()) if SKIP_MARKER in line
+            i + 1 for i, line in enumerate(source.splitlines()) if SKIP_MARKER in line
         }
+        self.mentions_autograd = "autograd" in source
 
     # -- scopes -----------------------------------------------------------------------------------
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
@@ -493,7 +498,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         return None
 
     def module_mentions_functions(self) -> bool:
-        return "autograd" in self.module.tree.code or bool(self.surrogates)
+        return self.mentions_autograd or bool(self.surrogates)
 
     def passes_a_function(self, call: cst.Call) -> bool:
         """``net.apply(init_weights)``, ``df.apply(lambda r: ..., axis=1)``: ``nn.Module.apply``
@@ -595,5 +600,47 @@ def rewrite_module(
     """Rewrite the call sites of ``module``; ``generated(qualname)`` says whether the function
     form of a surrogate will be defined in its own module (else it is defined here)."""
     rewriter = CallSiteRewriter(index, module, surrogates, style, names, specialize)
-    new_tree = module.tree.visit(rewriter)
-    return new_tree, rewriter
+    body = module.tree.body
+    try:
+        tree = index.ast_tree(module.path)
+    except SourceError:  # syntax libcst reads and this Python's ast does not
+        return module.tree.visit(rewriter), rewriter
+    wanted = _statements_with_candidates(tree, body, rewriter.callee_names)
+    if wanted is None:
+        return module.tree.visit(rewriter), rewriter
+    # Only the top-level statements that may hold a call site are transformed: a libcst
+    # transform rebuilds every node it visits, and most of a module holds none.
+    new_body: list[cst.BaseStatement] = []
+    for statement, visit in zip(body, wanted, strict=True):
+        result = statement.visit(rewriter) if visit else statement
+        if isinstance(result, cst.FlattenSentinel):
+            new_body.extend(result.nodes)
+        elif isinstance(result, cst.BaseStatement):
+            new_body.append(result)
+    return module.tree.with_changes(body=new_body), rewriter
+
+
+def _statements_with_candidates(
+    tree: ast.Module, body: Sequence[cst.BaseStatement], names: CalleeNames
+) -> list[bool] | None:
+    """Per top-level statement, whether it mentions ``.apply`` or a callee name (from the stdlib
+    AST, which is cheap); None when the two trees do not align."""
+    wanted_names = names.classes | names.aliases | names.factories
+
+    def mentions(node: ast.stmt) -> bool:
+        return any(
+            (isinstance(n, ast.Attribute) and (n.attr == "apply" or n.attr in wanted_names))
+            or (isinstance(n, ast.Name) and n.id in wanted_names)
+            for n in ast.walk(node)
+        )
+
+    statements = iter(tree.body)
+    result: list[bool] = []
+    try:
+        for statement in body:
+            # ``a = 1; b = 2`` is one libcst statement line but two stdlib statements
+            count = len(statement.body) if isinstance(statement, cst.SimpleStatementLine) else 1
+            result.append(any([mentions(next(statements)) for _ in range(count)]))
+    except StopIteration:
+        return None
+    return result if next(statements, None) is None else None
