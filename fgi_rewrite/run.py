@@ -203,8 +203,9 @@ def _process(fileset: FileSet, options: Options, report: Report, progress: Progr
             subject=qualname,
         )
         for qualname, s in surrogates.items()
-        # keys with "[...]" are call-site specializations of a class listed under its own name
-        if s.location.path in targets and "[" not in qualname and qualname not in specialized
+        if qualname == s.class_qualname  # not a call-site specialization of a class
+        and s.location.path in targets
+        and qualname not in specialized
     )
     if options.verify != "none" or options.plot is not None:
         progress(VERIFYING, 0, len({s.surrogate for r in report.results for s in r.call_sites}))
@@ -218,7 +219,8 @@ def _process(fileset: FileSet, options: Options, report: Report, progress: Progr
         report.diagnostics.extend(problems)
     used = {site.surrogate for result in report.results for site in result.call_sites}
     report.surrogates_found = len(
-        {q for q, s in surrogates.items() if s.location.path in targets and "[" not in q} | used
+        {q for q, s in surrogates.items() if s.location.path in targets and q == s.class_qualname}
+        | used
     )
     report.functions.extend(
         function_record(f, analyses[f.qualname]) for f in found if f.qualname in analyses
