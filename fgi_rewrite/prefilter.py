@@ -7,7 +7,9 @@ reach a Function's ``apply`` without resolving their names.
 
 from __future__ import annotations
 
+import ast
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # ``name = Fn.apply`` / ``self.name = mod.Fn.apply``
@@ -101,3 +103,24 @@ class CalleeNames:
         if key == "apply" and (receiver is not None or any_apply):
             return any_apply or receiver in self.classes or receiver in self.aliases
         return key in self.aliases
+
+
+def statements_with_candidates(
+    tree: ast.Module, sizes: Sequence[int], names: CalleeNames
+) -> list[bool] | None:
+    """Per top-level statement of a module, whether it mentions ``.apply`` or a callee name,
+    from its stdlib AST. ``sizes`` counts the stdlib statements of each libcst statement (a line
+    ``a = 1; b = 2`` holds two); None when the counts do not add up."""
+    wanted_names = names.classes | names.aliases | names.factories
+
+    def mentions(node: ast.stmt) -> bool:
+        return any(
+            (isinstance(n, ast.Attribute) and (n.attr == "apply" or n.attr in wanted_names))
+            or (isinstance(n, ast.Name) and n.id in wanted_names)
+            for n in ast.walk(node)
+        )
+
+    if sum(sizes) != len(tree.body):
+        return None
+    statements = iter(tree.body)
+    return [any([mentions(next(statements)) for _ in range(size)]) for size in sizes]

@@ -6,7 +6,6 @@ The generated functions and the imports the rewritten sites need are added after
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -19,7 +18,7 @@ from fgi_rewrite.emit import Emission, emit_inline, function_name
 from fgi_rewrite.entities import ApplyRef, ClassRef, Entity, External, FunctionRef, Unknown
 from fgi_rewrite.index import ProjectIndex, local_entities
 from fgi_rewrite.model import Diagnostic, Location, Param, Surrogate
-from fgi_rewrite.prefilter import CalleeNames
+from fgi_rewrite.prefilter import CalleeNames, statements_with_candidates
 from fgi_rewrite.source_module import ClassInfo, ModuleInfo, SourceError
 
 SKIP_MARKER = "fgi: skip"
@@ -605,7 +604,9 @@ def rewrite_module(
         tree = index.ast_tree(module.path)
     except SourceError:  # syntax libcst reads and this Python's ast does not
         return module.tree.visit(rewriter), rewriter
-    wanted = _statements_with_candidates(tree, body, rewriter.callee_names)
+    # ``a = 1; b = 2`` is one libcst statement line but two stdlib statements
+    sizes = [len(s.body) if isinstance(s, cst.SimpleStatementLine) else 1 for s in body]
+    wanted = statements_with_candidates(tree, sizes, rewriter.callee_names)
     if wanted is None:
         return module.tree.visit(rewriter), rewriter
     # Only the top-level statements that may hold a call site are transformed: a libcst
@@ -618,29 +619,3 @@ def rewrite_module(
         elif isinstance(result, cst.BaseStatement):
             new_body.append(result)
     return module.tree.with_changes(body=new_body), rewriter
-
-
-def _statements_with_candidates(
-    tree: ast.Module, body: Sequence[cst.BaseStatement], names: CalleeNames
-) -> list[bool] | None:
-    """Per top-level statement, whether it mentions ``.apply`` or a callee name (from the stdlib
-    AST, which is cheap); None when the two trees do not align."""
-    wanted_names = names.classes | names.aliases | names.factories
-
-    def mentions(node: ast.stmt) -> bool:
-        return any(
-            (isinstance(n, ast.Attribute) and (n.attr == "apply" or n.attr in wanted_names))
-            or (isinstance(n, ast.Name) and n.id in wanted_names)
-            for n in ast.walk(node)
-        )
-
-    statements = iter(tree.body)
-    result: list[bool] = []
-    try:
-        for statement in body:
-            # ``a = 1; b = 2`` is one libcst statement line but two stdlib statements
-            count = len(statement.body) if isinstance(statement, cst.SimpleStatementLine) else 1
-            result.append(any([mentions(next(statements)) for _ in range(count)]))
-    except StopIteration:
-        return None
-    return result if next(statements, None) is None else None
