@@ -1,9 +1,9 @@
 """No crash, no unintended change: ``fgi-rewrite --check --verify none`` over unrelated code.
 
-Runs the tool in process (``fgi_rewrite.run.run`` with ``check=True, verify="none"``: nothing is
-ever written) over the standard library of the Python that the venv is built on and over the
-venv's site-packages (torch's own sources included). Nothing is copied: the tool is pointed at the
-directories themselves. Two defaults of the CLI are switched off because they would hide these
+Runs the tool in process (``fgi_rewrite.pipeline.run.run`` with ``check=True, verify="none"``:
+nothing is ever written) over the standard library of the Python that the venv is built on and over
+the venv's site-packages (torch's own sources included). Nothing is copied: the tool is pointed at
+the directories themselves. Two defaults of the CLI are switched off because they would hide these
 trees: the default excludes (they name ``site-packages`` and ``.venv``; only ``__pycache__`` and
 VCS directories are excluded here) and ``.gitignore`` (a pyenv Python's standard library lies in
 pyenv's git work tree, whose ``.gitignore`` ignores ``/versions``).
@@ -52,8 +52,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from fgi_rewrite import codes  # noqa: E402
-from fgi_rewrite.run import Options, run  # noqa: E402
+from fgi_rewrite.core import codes  # noqa: E402
+from fgi_rewrite.pipeline.run import Options, run  # noqa: E402
 
 # Only what never holds source: bytecode caches and VCS internals.
 EXCLUDE = r"/(__pycache__|\.git|\.hg|\.svn)/"

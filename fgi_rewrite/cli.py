@@ -2,7 +2,8 @@
 
 Every long option except ``--config``, ``--stdin-filename``, ``--explain``, ``--version`` and
 ``--help`` can also be set in ``[tool.fgi-rewrite]`` of pyproject.toml (see ``config.py``); the
-command line wins. Exit codes are decided in one place, ``Report.exit_code`` (see ``report.py``).
+command line wins. Exit codes are decided in one place, ``Report.exit_code``
+(see ``pipeline/report.py``).
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ import click
 from click.core import ParameterSource
 
 from fgi_rewrite import __version__
-from fgi_rewrite.codes import ALL_CODES, Severity
 from fgi_rewrite.config import ConfigError, load_config
-from fgi_rewrite.discover import compile_regex
-from fgi_rewrite.parallel import default_jobs
-from fgi_rewrite.progress import ProgressLine
-from fgi_rewrite.report import (
+from fgi_rewrite.core.codes import ALL_CODES, Severity
+from fgi_rewrite.pipeline.parallel import default_jobs
+from fgi_rewrite.pipeline.report import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -35,8 +34,10 @@ from fgi_rewrite.report import (
     to_json,
     unified_diff,
 )
-from fgi_rewrite.run import STDIN, Options, run, stdin_display
-from fgi_rewrite.verify import verifications_for
+from fgi_rewrite.pipeline.run import STDIN, Options, run, stdin_display
+from fgi_rewrite.progress import ProgressLine
+from fgi_rewrite.project.discover import compile_regex
+from fgi_rewrite.verify.stage import verifications_for
 
 # Options that make no sense in a configuration file.
 NOT_CONFIGURABLE = frozenset({"help", "version", "explain", "config", "stdin_filename"})

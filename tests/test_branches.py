@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import libcst as cst
 
-from fgi_rewrite import branches, liveness, loops
-from fgi_rewrite import symbolic as sym
+from fgi_rewrite.analysis import branches, liveness, loops
+from fgi_rewrite.core import symbolic as sym
 
 
 def expr(code: str) -> cst.BaseExpression:

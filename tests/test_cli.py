@@ -16,10 +16,16 @@ from click.testing import CliRunner, Result
 
 from fgi_rewrite import __version__, cli
 from fgi_rewrite.cli import configurable_keys, main, use_color
-from fgi_rewrite.codes import ALL_CODES
-from fgi_rewrite.discover import DEFAULT_EXCLUDE
-from fgi_rewrite.gitignore import GitIgnoreMatcher
-from fgi_rewrite.report import EXIT_CHANGES, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from fgi_rewrite.core.codes import ALL_CODES
+from fgi_rewrite.pipeline.report import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+)
+from fgi_rewrite.project.discover import DEFAULT_EXCLUDE
+from fgi_rewrite.project.gitignore import GitIgnoreMatcher
 from tests.sources import DEFINITION, PLAIN, REFUSED, SURROGATE, USER
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from fgi_rewrite import analyze as analyze_module
-from fgi_rewrite import run as run_module
-from fgi_rewrite.index import ProjectIndex
-from fgi_rewrite.run import Options, run
-from fgi_rewrite.source_module import ClassInfo
+from fgi_rewrite.analysis import analyze as analyze_module
+from fgi_rewrite.pipeline import run as run_module
+from fgi_rewrite.pipeline.run import Options, run
+from fgi_rewrite.project.index import ProjectIndex
+from fgi_rewrite.project.source_module import ClassInfo
 from tests.sources import DEFINITION, PLAIN, REFUSED, USER
 
 

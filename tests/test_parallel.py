@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from fgi_rewrite import cli, parallel, progress
+from fgi_rewrite import cli, progress
 from fgi_rewrite.cli import main
-from fgi_rewrite.index import ProjectIndex
+from fgi_rewrite.pipeline import parallel
+from fgi_rewrite.pipeline.report import EXIT_ERROR, EXIT_INTERRUPTED
+from fgi_rewrite.pipeline.run import ANALYZING, CHECKING, VERIFYING
 from fgi_rewrite.progress import ProgressLine
-from fgi_rewrite.report import EXIT_ERROR, EXIT_INTERRUPTED
-from fgi_rewrite.run import ANALYZING, CHECKING, VERIFYING
+from fgi_rewrite.project.index import ProjectIndex
 from tests import worker_hooks
 from tests.sources import DEFINITION, REFUSED, SURROGATE
 
@@ -310,7 +311,7 @@ def test_ctrl_c_with_workers_exits_130_and_stops_them(tmp_path: Path) -> None:
     root = generated_tree(tmp_path / "project")
     marker = tmp_path / "marker"
     script = (
-        "from fgi_rewrite import parallel; from tests import worker_hooks; "
+        "from fgi_rewrite.pipeline import parallel; from tests import worker_hooks; "
         "parallel.MIN_WORK = 0; parallel._start_worker = worker_hooks.stalling; "
         "from fgi_rewrite.cli import main; main()"
     )

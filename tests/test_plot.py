@@ -18,10 +18,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from fgi_rewrite.cli import configurable_keys, main
-from fgi_rewrite.model import Location, Param, Surrogate
-from fgi_rewrite.report import EXIT_OK, EXIT_USAGE
-from fgi_rewrite.run import Options, run
-from fgi_rewrite.verify import plot_name
+from fgi_rewrite.core.model import Location, Param, Surrogate
+from fgi_rewrite.pipeline.report import EXIT_OK, EXIT_USAGE
+from fgi_rewrite.pipeline.run import Options, run
+from fgi_rewrite.verify.stage import plot_name
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 PLOTTED = {  # fixture -> the class it defines, plotted as <snake_case>.png

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import libcst as cst
 
-from fgi_rewrite.prefilter import CalleeNames, statements_with_candidates
-from fgi_rewrite.run import Options, run
+from fgi_rewrite.pipeline.run import Options, run
+from fgi_rewrite.project.prefilter import CalleeNames, statements_with_candidates
 from tests.sources import DEFINITION
 
 USER = """\

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fgi_rewrite import discover as discover_module
+from fgi_rewrite.project import discover as discover_module
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import robustness  # noqa: E402

@@ -21,16 +21,17 @@ import libcst as cst
 import pytest
 from click.testing import CliRunner
 
-import fgi_rewrite.run as run_module
-from fgi_rewrite import isolate, verify
-from fgi_rewrite.analyze import analyze as real_analyze
+import fgi_rewrite.pipeline.run as run_module
+from fgi_rewrite.analysis.analyze import analyze as real_analyze
 from fgi_rewrite.cli import main
-from fgi_rewrite.codes import ALL_CODES, Severity
-from fgi_rewrite.index import ProjectIndex
-from fgi_rewrite.model import Param, Surrogate
-from fgi_rewrite.report import Report
-from fgi_rewrite.run import Options, run
-from fgi_rewrite.source_module import ClassInfo
+from fgi_rewrite.core.codes import ALL_CODES, Severity
+from fgi_rewrite.core.model import Param, Surrogate
+from fgi_rewrite.pipeline.report import Report
+from fgi_rewrite.pipeline.run import Options, run
+from fgi_rewrite.project.index import ProjectIndex
+from fgi_rewrite.project.source_module import ClassInfo
+from fgi_rewrite.verify import isolate
+from fgi_rewrite.verify import stage as verify
 from tests.fixture_cases import cases, copy_inputs
 from tests.test_cli import validate
 
@@ -256,8 +257,8 @@ def test_timeout_marks_rewrites_unverified(tmp_path: Path, monkeypatch: pytest.M
 def test_rewrite_path_never_imports_torch(tmp_path: Path) -> None:
     root = project(tmp_path, {"spikes.py": SPIKE})
     script = (
-        "import sys\nfrom pathlib import Path\nfrom fgi_rewrite.run import Options, run\n"
-        "import fgi_rewrite.cli, fgi_rewrite.verify, fgi_rewrite.verify_child\n"
+        "import sys\nfrom pathlib import Path\nfrom fgi_rewrite.pipeline.run import Options, run\n"
+        "import fgi_rewrite.cli, fgi_rewrite.verify.stage, fgi_rewrite.verify.child.checks\n"
         f"report = run([Path({str(root)!r})], Options(verify='script', diff=True))\n"
         "assert report.verifications, report\n"
         "assert 'torch' not in sys.modules, 'the parent imported torch'\n"
@@ -674,7 +675,7 @@ def test_broadcast_shapes_the_original_cannot_run_are_noted(tmp_path: Path) -> N
 def test_gradient_comparison_where_the_original_is_not_finite() -> None:
     import torch
 
-    from fgi_rewrite import verify_child as child
+    from fgi_rewrite.verify.child import checks as child
 
     child.compare.torch = torch
     notes: set[str] = set()
@@ -852,7 +853,7 @@ def test_verify_modules_from_the_configuration(tmp_path: Path) -> None:
 
 
 def test_module_check_regressions_are_reported() -> None:
-    from fgi_rewrite.module_check import judge_modules
+    from fgi_rewrite.verify.module_check import judge_modules
 
     path = "/p/model.py"
     messages = [

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import fgi_rewrite.run as run_module
-from fgi_rewrite import parallel
+import fgi_rewrite.pipeline.run as run_module
+from fgi_rewrite.pipeline import parallel
 
 _start = parallel._start_worker
 

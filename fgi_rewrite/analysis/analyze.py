@@ -1,0 +1,461 @@
+"""Prove a Function is an elementwise surrogate and extract its value f and gradients g_i.
+
+The forward, setup_context and backward bodies are interpreted symbolically: every local,
+``ctx`` attribute, saved tensor and helper call is replaced by the expression it stands for, until
+the forward is one expression ``f(inputs)`` and each gradient the backward returns is one
+expression in ``grad_output``. A gradient is accepted when it is provably ``grad_output * g`` with
+``g`` elementwise and free of ``grad_output``; anything else is refused with a code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import libcst as cst
+
+from fgi_rewrite.analysis import elementwise as ew
+from fgi_rewrite.analysis.interpret import (
+    Ctx,
+    Frame,
+    Interpreter,
+    Refuse,
+    Value,
+    call_name,
+    non_float,
+)
+from fgi_rewrite.analysis.linear import check_elementwise, coefficient, one
+from fgi_rewrite.core import codes
+from fgi_rewrite.core import symbolic as sym
+from fgi_rewrite.core.model import GRAD_OUTPUT, OUTPUT, Diagnostic, Param, Surrogate
+from fgi_rewrite.project.entities import ClassRef, External
+from fgi_rewrite.project.index import ProjectIndex
+from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, dotted_name
+
+# ---- the class ---------------------------------------------------------------------------------
+
+
+def analyze(
+    index: ProjectIndex,
+    info: ClassInfo,
+    constants: Mapping[str, cst.BaseExpression] | None = None,
+    closure: tuple[tuple[str, str], ...] = (),
+) -> Surrogate | Diagnostic:
+    """Extract ``info``'s f and g, or say why not. ``constants`` specializes the analysis to
+    literal hyperparameters of one call site (for forwards that branch on them); ``closure``
+    gives the free names of a class built in a factory the literal values of one factory call."""
+    module = index.module(info.path)
+    try:
+        return _analyze(index, info, module, constants or {}, closure)
+    except Refuse as refusal:
+        if refusal.specializable:
+            # A condition (or loop) on a hyperparameter the call site does not fix: keep it as
+            # a run-time branch (branches.py) where everything else is elementwise.
+            try:
+                return _analyze(index, info, module, constants or {}, closure, runtime=True)
+            except Refuse as deeper:
+                if deeper.code is not codes.NotSurrogate and not deeper.specializable:
+                    # The decisive reason lies past the condition (a callable hyperparameter):
+                    # name it; literals at a call site may still fold the condition away.
+                    refusal = Refuse(deeper.code, deeper.message, deeper.node, specializable=True)
+                elif deeper.code is codes.NotSurrogate:
+                    refusal = Refuse(
+                        refusal.code,
+                        f"{refusal.message}; past it, {deeper.message}",
+                        refusal.node,
+                        specializable=True,
+                    )
+        if refusal.code is codes.UnsupportedStatement:
+            # A generic "cannot read this" may hide the real reason: the body indexes along an
+            # axis (a scan over time steps, a time shift), which no call site can make elementwise.
+            refusal = _axis_refusal(index, info) or refusal
+        if refusal.code is not codes.NotSurrogate and not _looks_like_surrogate(index, info):
+            # Kernels, solvers and plumbing are not surrogates: a note, not a refusal.
+            refusal = Refuse(
+                codes.NotSurrogate,
+                f"not an elementwise step ({refusal.code.code}: {refusal.message})",
+                refusal.node,
+            )
+        location = module.location(refusal.node) if refusal.node is not None else info.location
+        return Diagnostic(
+            refusal.code,
+            location,
+            f"{info.name}: {refusal.message}",
+            specializable=refusal.specializable and not constants,
+            subject=info.qualname,
+        )
+
+
+def forward_params(index: ProjectIndex, info: ClassInfo) -> tuple[Param, ...] | None:
+    """The forward's inputs (with their default values), or None when they cannot be read."""
+    try:
+        methods = _methods(index, info)
+        if "forward" not in methods:
+            return None
+        forward, forward_cls = methods["forward"]
+        params = _plain_params(forward)
+        inputs = params if "setup_context" in methods else params[1:]
+        interpreter = Interpreter(index, info)
+        module = index.module(forward_cls.path)
+        return tuple(Param(p.name.value, _default(interpreter, p, module)) for p in inputs)
+    except Refuse:
+        return None
+
+
+def specialization_key(
+    qualname: str,
+    constants: Mapping[str, cst.BaseExpression],
+    closure: tuple[tuple[str, str], ...] = (),
+) -> str:
+    if not constants and not closure:
+        return qualname
+    pairs = [(k, sym.code(v)) for k, v in sorted(constants.items())] + list(closure)
+    return f"{qualname}[{', '.join(f'{k}={v}' for k, v in pairs)}]"
+
+
+def _methods(index: ProjectIndex, info: ClassInfo) -> dict[str, tuple[cst.FunctionDef, ClassInfo]]:
+    found: dict[str, tuple[cst.FunctionDef, ClassInfo]] = {}
+    for cls in index.mro(info):
+        for name, node in cls.methods().items():
+            found.setdefault(name, (node, cls))
+    return found
+
+
+def _plain_params(func: cst.FunctionDef) -> list[cst.Param]:
+    params = func.params
+    if params.star_kwarg is not None or isinstance(params.star_arg, cst.Param):
+        raise Refuse(codes.NotSurrogate, "forward takes *args or **kwargs", func)
+    return [*params.posonly_params, *params.params, *params.kwonly_params]
+
+
+def _analyze(
+    index: ProjectIndex,
+    info: ClassInfo,
+    module: ModuleInfo,
+    constants: Mapping[str, cst.BaseExpression],
+    closure: tuple[tuple[str, str], ...],
+    runtime: bool = False,
+) -> Surrogate:
+    methods = _methods(index, info)
+    if "forward" not in methods or "backward" not in methods:
+        raise Refuse(codes.NotSurrogate, "no forward/backward pair in the project", info.node)
+    forward, forward_cls = methods["forward"]
+    backward, backward_cls = methods["backward"]
+    setup = methods.get("setup_context")
+    interpreter = Interpreter(index, info, closure, runtime)
+    forward_params = _plain_params(forward)
+    if setup is None:
+        if not forward_params:
+            raise Refuse(codes.NotSurrogate, "forward takes no ctx", forward)
+        ctx_name, inputs = forward_params[0].name.value, forward_params[1:]
+    else:
+        ctx_name, inputs = "", forward_params
+    params = tuple(
+        Param(p.name.value, _default(interpreter, p, index.module(forward_cls.path)))
+        for p in inputs
+    )
+    if not params:
+        raise Refuse(codes.NotSurrogate, "forward takes no input", forward)
+    names = frozenset(p.name for p in params)
+    ctx = Ctx()
+    env: dict[str, Value] = {p.name: constants.get(p.name, cst.Name(p.name)) for p in params}
+    if ctx_name:
+        env[ctx_name] = ctx
+    forward_module = index.module(forward_cls.path)
+    try:
+        value = interpreter.run(
+            forward, Frame(forward_module, env, forward=True, params=frozenset(env))
+        )
+    except Refuse as refusal:
+        # A forward we cannot read is a surrogate's only when it thresholds something and the
+        # failure could be lifted (a condition on a hyperparameter) or is a side effect;
+        # kernels, solvers and plumbing are simply not surrogates.
+        if refusal.code is codes.SideEffectForward or (
+            refusal.specializable and _looks_like_step(forward)
+        ):
+            raise
+        raise Refuse(
+            codes.NotSurrogate, f"forward is not elementwise ({refusal.message})", refusal.node
+        ) from None
+    if isinstance(value, tuple):
+        raise Refuse(codes.SeveralOutputs, "forward returns several values", forward)
+    f = interpreter.expr(value, forward)
+    try:
+        check_elementwise(f, allow_random=True, what="forward", allowed=names)
+    except Refuse as refusal:
+        raise Refuse(codes.NotSurrogate, refusal.message, forward) from None
+    if non_float(f):
+        raise Refuse(codes.NonFloatOutput, "forward returns a boolean or integer tensor", forward)
+    if setup is not None:
+        setup_node, setup_cls = setup
+        setup_params = _plain_params(setup_node)
+        if len(setup_params) != 3:
+            raise Refuse(
+                codes.UnsupportedStatement, "setup_context(ctx, inputs, output)", setup_node
+            )
+        setup_env: dict[str, Value] = {
+            setup_params[0].name.value: ctx,
+            setup_params[1].name.value: tuple(
+                constants.get(p.name, cst.Name(p.name)) for p in params
+            ),
+            setup_params[2].name.value: cst.Name(OUTPUT),
+        }
+        result = interpreter.exec_block(
+            setup_node.body.body, Frame(index.module(setup_cls.path), setup_env, forward=True)
+        )
+        del result
+    ctx = _output_placeholders(ctx, f)
+    backward_params = _plain_params(backward)
+    if len(backward_params) != 2:
+        raise Refuse(codes.SeveralOutputs, "backward takes several output gradients", backward)
+    backward_env: dict[str, Value] = {
+        backward_params[0].name.value: ctx,
+        backward_params[1].name.value: cst.Name(GRAD_OUTPUT),
+    }
+    returned = interpreter.run(
+        backward, Frame(index.module(backward_cls.path), backward_env, False)
+    )
+    slots = returned if isinstance(returned, tuple) else (returned,)
+    if len(slots) < len(params) or any(not _is_none(s) for s in slots[len(params) :]):
+        raise Refuse(
+            codes.GradientCountMismatch,
+            f"backward returns {len(slots)} gradient(s) for {len(params)} input(s)",
+            backward,
+        )
+    grads: list[cst.BaseExpression | None] = []
+    for slot in slots[: len(params)]:
+        if _is_none(slot):
+            grads.append(None)
+            continue
+        expression = _grad_output_metadata(interpreter.expr(slot, backward))
+        c = one(coefficient(expression))
+        check_elementwise(c, allow_random=False, what="backward", allowed=names)
+        grads.append(c)
+    if all(g is None for g in grads):
+        raise Refuse(codes.NotSurrogate, "backward returns no gradient", backward)
+    needs_math = any("math" in sym.names_in(e) for e in (f, *[g for g in grads if g is not None]))
+    return Surrogate(
+        qualname=specialization_key(info.qualname, constants, closure),
+        module=info.module,
+        location=info.location,
+        params=params,
+        value=f,
+        grads=tuple(grads),
+        needs_math=needs_math,
+        constants=tuple((k, sym.code(v)) for k, v in sorted(constants.items())),
+        closure=closure,
+        runtime_branches=runtime,
+    )
+
+
+def _default(
+    interpreter: Interpreter, param: cst.Param, module: ModuleInfo
+) -> cst.BaseExpression | None:
+    if param.default is None:
+        return None
+    return interpreter.expr(
+        interpreter.eval(param.default, Frame(module, {}, False)), param.default
+    )
+
+
+def _grad_output_metadata(node: cst.BaseExpression) -> cst.BaseExpression:
+    """``grad_output.dtype`` (and device) are those of the forward output: say so, so that they do
+    not count as a use of grad_output's values."""
+
+    class Swap(cst.CSTTransformer):
+        def leave_Attribute(
+            self, original: cst.Attribute, updated: cst.Attribute
+        ) -> cst.BaseExpression:
+            if (
+                isinstance(updated.value, cst.Name)
+                and updated.value.value == GRAD_OUTPUT
+                and updated.attr.value in ("dtype", "device")
+            ):
+                return updated.with_changes(value=cst.Name(OUTPUT))
+            return updated
+
+        def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+            # ``torch.ones_like(grad_output)`` depends on its shape and dtype only: the output's.
+            name = dotted_name(updated.func) or ""
+            if (
+                name.rsplit(".", 1)[-1] in ("ones_like", "zeros_like", "full_like", "empty_like")
+                and updated.args
+                and isinstance(updated.args[0].value, cst.Name)
+                and updated.args[0].value.value == GRAD_OUTPUT
+            ):
+                first = updated.args[0].with_changes(value=cst.Name(OUTPUT))
+                return updated.with_changes(args=[first, *updated.args[1:]])
+            # ``grad_output.new_zeros(())`` takes only its dtype and device: the output's.
+            func = updated.func
+            if (
+                isinstance(func, cst.Attribute)
+                and isinstance(func.value, cst.Name)
+                and func.value.value == GRAD_OUTPUT
+                and func.attr.value in ("new_zeros", "new_ones", "new_full", "new_tensor")
+            ):
+                return updated.with_changes(func=func.with_changes(value=cst.Name(OUTPUT)))
+            return updated
+
+    result = node.visit(Swap())
+    assert isinstance(result, cst.BaseExpression)
+    return result
+
+
+def _is_none(value: Value) -> bool:
+    return isinstance(value, cst.Name) and value.value == "None"
+
+
+def _output_placeholders(ctx: Ctx, f: cst.BaseExpression) -> Ctx:
+    """Saved tensors equal to the forward's result refer to it instead of recomputing it."""
+    target = sym.code(f)
+
+    def swap(v: Value) -> Value:
+        if isinstance(v, cst.BaseExpression) and sym.code(v) == target:
+            return cst.Name(OUTPUT)
+        return v
+
+    saved = tuple(swap(v) for v in ctx.saved) if ctx.saved is not None else None
+    return Ctx({k: swap(v) for k, v in ctx.attrs.items()}, saved)
+
+
+_KERNEL_FREE_ROOTS = frozenset({"torch", "math", "numpy"})
+
+
+def _axis_refusal(index: ProjectIndex, info: ClassInfo) -> Refuse | None:
+    """Why a Function that indexes along a tensor axis is not an elementwise surrogate: a loop over
+    an axis (``for t in range(x.shape[-1]): out[..., t] = ...``) is a multi-step kernel; slicing
+    in the backward mixes gradient elements; slicing in the forward (a time shift) makes the value
+    non-elementwise."""
+    methods = _methods(index, info)
+    bodies = [(name, methods[name][0]) for name in ("forward", "backward") if name in methods]
+    for _, body in bodies:
+        loop = _axis_loop(body)
+        if loop is not None:
+            header = sym.code(loop.iter)
+            return Refuse(
+                codes.NotSurrogate,
+                f"a loop over a tensor axis ('for ... in {header}'): a multi-step kernel",
+                loop,
+            )
+    for name, body in reversed(bodies):
+        subscript = _axis_subscript(body)
+        if subscript is None:
+            continue
+        if name == "backward":
+            return Refuse(
+                codes.BackwardNotElementwise,
+                f"the backward indexes along an axis ('{sym.code(subscript)}')",
+                subscript,
+            )
+        return Refuse(
+            codes.ForwardNotElementwise,
+            f"the forward indexes along an axis ('{sym.code(subscript)}'), as in a time shift: "
+            "its value is not an elementwise function of the inputs",
+            subscript,
+        )
+    return None
+
+
+def _axis_subscript(node: cst.CSTNode) -> cst.Subscript | None:
+    """The first ``x[..., 1:]`` / ``x[:, t]`` on anything but a shape or a size."""
+    found: list[cst.Subscript] = []
+
+    def visit(n: cst.CSTNode) -> None:
+        if not isinstance(n, cst.Subscript) or found:
+            return
+        value = n.value
+        if isinstance(value, cst.Attribute) and value.attr.value == "shape":
+            return
+        if isinstance(value, cst.Call) and call_name(value)[1] == "size":
+            return
+        if any(_selects_along_axis(e.slice, len(n.slice) > 1) for e in n.slice):
+            found.append(n)
+
+    sym.walk(node, visit)
+    return found[0] if found else None
+
+
+def _selects_along_axis(element: cst.BaseSlice, several: bool) -> bool:
+    """``1:`` / ``:-1`` anywhere, or a position (``t``, ``0``) among several indices; not ``:``,
+    ``...`` or ``None`` (which only copy or add axes) and not a lone mask ``x[x < 0]``."""
+    if isinstance(element, cst.Slice):
+        return any(part is not None for part in (element.lower, element.upper, element.step))
+    value = element.value if isinstance(element, cst.Index) else None
+    if isinstance(value, cst.Ellipsis) or (isinstance(value, cst.Name) and value.value == "None"):
+        return False
+    return several
+
+
+def _axis_loop(node: cst.CSTNode) -> cst.For | None:
+    """The first ``for`` over a tensor's shape or length whose body indexes along an axis."""
+    found: list[cst.For] = []
+
+    def visit(n: cst.CSTNode) -> None:
+        if not isinstance(n, cst.For) or found:
+            return
+        header = sym.code(n.iter)
+        if any(word in header for word in (".shape", ".size(", "len(")) and _axis_subscript(n.body):
+            found.append(n)
+
+    sym.walk(node, visit)
+    return found[0] if found else None
+
+
+def _looks_like_surrogate(index: ProjectIndex, info: ClassInfo) -> bool:
+    """A forward that thresholds (compares, rounds...) and calls nothing but torch, math,
+    numpy, builtins and project functions: no extension kernel, no class instantiation (also
+    in parameter defaults). Refusals of such a class are reported; others are FGI001 notes."""
+    methods = _methods(index, info)
+    if "forward" not in methods:
+        return False
+    forward, forward_cls = methods["forward"]
+    if not _looks_like_step(forward):
+        return False
+    module = index.module(forward_cls.path)
+    kernel = False
+
+    def visit(node: cst.CSTNode) -> None:
+        nonlocal kernel
+        if not isinstance(node, cst.Call):
+            return
+        root = node.func
+        while isinstance(root, cst.Attribute):
+            root = root.value
+        if not isinstance(root, cst.Name) or root.value in ew.BUILTINS:
+            return
+        entity = index.resolve_name(module, root.value)
+        if isinstance(entity, External) and entity.dotted.split(".")[0] not in _KERNEL_FREE_ROOTS:
+            kernel = True
+        elif isinstance(entity, ClassRef):
+            kernel = True
+
+    sym.walk(forward, visit)
+    return not kernel
+
+
+def _looks_like_step(func: cst.FunctionDef) -> bool:
+    """A forward that compares, rounds or thresholds: refusals inside it are reported."""
+    found = False
+
+    def visit(n: cst.CSTNode) -> None:
+        nonlocal found
+        if isinstance(n, cst.Comparison):
+            found = True
+        if isinstance(n, cst.Call):
+            full, method = call_name(n)
+            short = method or (full or "").rsplit(".", 1)[-1]
+            if short in {
+                "round",
+                "heaviside",
+                "sign",
+                "floor",
+                "ceil",
+                "gt",
+                "ge",
+                "lt",
+                "le",
+                "bernoulli",
+            }:
+                found = True
+
+    sym.walk(func, visit)
+    return found

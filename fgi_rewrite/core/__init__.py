@@ -1,0 +1,2 @@
+"""What every stage shares: diagnostic codes, the frozen data passed between stages, the
+expression algebra."""

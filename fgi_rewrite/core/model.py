@@ -1,0 +1,82 @@
+"""Frozen data passed between the stages (discover → index → analyze → emit → rewrite → report)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libcst as cst
+
+from fgi_rewrite.core.codes import Code
+
+# Placeholder names used inside extracted expressions; never valid user identifiers in practice.
+GRAD_OUTPUT = "__fgi_grad_output__"
+OUTPUT = "__fgi_output__"
+# ``__fgi_raise__(ValueError("..."))``: a branch of a run-time ``if`` that raises (emitted as
+# ``raise ValueError("...")``).
+RAISE = "__fgi_raise__"
+
+
+@dataclass(frozen=True)
+class Location:
+    path: Path
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: type[Code]
+    location: Location
+    message: str
+    # A refusal that literal hyperparameters at a call site may lift (a static condition).
+    specializable: bool = field(default=False, compare=False)
+    subject: str = field(default="", compare=False)  # qualname of the Function concerned
+
+    def render(self) -> str:
+        return f"{self.location}: {self.code.code} {self.message}"
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: cst.BaseExpression | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """A Function proven to be ``value = f(inputs)`` with gradient ``grad_output * grads[i]``.
+
+    ``value`` and each gradient coefficient are expressions over the parameter names, the
+    ``OUTPUT`` placeholder (the forward value), canonical ``torch``/``math`` names and literals.
+    """
+
+    qualname: str
+    module: str
+    location: Location
+    params: tuple[Param, ...]
+    value: cst.BaseExpression = field(compare=False)
+    grads: tuple[cst.BaseExpression | None, ...] = field(compare=False)
+    needs_math: bool = False
+
+    # Literal hyperparameters this analysis was specialized to (from one call site), as code.
+    constants: tuple[tuple[str, str], ...] = ()
+    # Literal arguments of the factory call that built the class (its closure), as code.
+    closure: tuple[tuple[str, str], ...] = ()
+    # f or g holds ``a if test else b`` on a hyperparameter (branches.py): call sites whose
+    # literals fold the test still get the specialized analysis.
+    runtime_branches: bool = False
+
+    @property
+    def class_qualname(self) -> str:
+        return self.qualname.split("[", 1)[0]
+
+    @property
+    def short_name(self) -> str:
+        return self.class_qualname.rsplit(".", 1)[-1]
+
+    def differentiable(self) -> tuple[int, ...]:
+        return tuple(i for i, g in enumerate(self.grads) if g is not None)

@@ -1,0 +1,559 @@
+"""Project index: parse the files that matter and resolve names statically, across modules.
+
+Nothing here imports torch or the user's code: names are resolved by reading import statements and
+single assignments, the way a reader would.
+
+What a single file says is read in ``source_module``; what a name resolves to is one of the
+``entities``. This module holds what needs the whole project: the index and local scopes.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import functools
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import libcst as cst
+
+# ``read_source`` is looked up on its module at each call: a run with stdin replaces it there.
+from fgi_rewrite.project import source_module
+from fgi_rewrite.project.entities import (
+    FUNCTION_BASES,
+    ApplyRef,
+    ClassRef,
+    Entity,
+    External,
+    FunctionRef,
+    ModuleRef,
+    Unknown,
+    ValueRef,
+)
+from fgi_rewrite.project.prefilter import CalleeNames
+from fgi_rewrite.project.source_module import (
+    ClassInfo,
+    ModuleInfo,
+    SourceError,
+    assignments,
+    bound_names,
+    collect_definitions,
+    import_bindings,
+    module_name_for,
+    parse_source,
+)
+
+_BUILTIN_NAMES = frozenset(dir(builtins))
+
+
+class ProjectIndex:
+    """Lazily parsed view of a project; a module is parsed the first time something needs it."""
+
+    def __init__(self, root: Path, files: Iterable[Path]) -> None:
+        self.root = root
+        self._by_path: dict[Path, ModuleInfo | SourceError] = {}
+        self._names: dict[str, list[Path]] = {}
+        self._texts: dict[Path, str] = {}
+        self._ast: dict[Path, ast.Module] = {}
+        self._files = tuple(files)
+        for path in self._files:
+            name, _, _ = module_name_for(path)
+            self._names.setdefault(name, []).append(path)
+
+    # -- parsing --------------------------------------------------------------------------------
+    def text(self, path: Path) -> str:
+        if path not in self._texts:
+            try:
+                self._texts[path] = source_module.read_source(path).decode(
+                    "utf-8", errors="replace"
+                )
+            except SourceError:
+                self._texts[path] = ""
+        return self._texts[path]
+
+    def module(self, path: Path) -> ModuleInfo:
+        cached = self._by_path.get(path)
+        if isinstance(cached, SourceError):
+            raise cached
+        if cached is not None:
+            return cached
+        try:
+            tree = parse_source(source_module.read_source(path))
+        except SourceError as exc:
+            self._by_path[path] = exc
+            raise
+        name, package, is_package = module_name_for(path)
+        qualifier = name
+        if len(self._names.get(name, [])) > 1:
+            where = path.parent.relative_to(self.root) if path.is_relative_to(self.root) else path
+            qualifier = f"{name}@{where.as_posix()}"
+        info = ModuleInfo(name, path, package, is_package, tree, qualifier=qualifier)
+        collect_definitions(info)
+        self._by_path[path] = info
+        return info
+
+    def ast_tree(self, path: Path) -> ast.Module:
+        """The stdlib AST (about ten times cheaper than libcst), for prefiltering; raises
+        SourceError for invalid source, with libcst's view of it."""
+        cached = self._ast.get(path)
+        if cached is not None:
+            return cached
+        source = source_module.read_source(path)
+        try:
+            tree = ast.parse(source, filename=str(path))
+        except SyntaxError:
+            self.module(path)  # libcst may accept newer syntax; else it raises SourceError
+            tree = ast.Module(body=[], type_ignores=[])
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SourceError(f"cannot decode: {exc}") from exc
+        self._ast[path] = tree
+        return tree
+
+    def check_syntax(self, path: Path) -> None:
+        """Raise SourceError if ``path`` is not valid Python, without building a libcst tree."""
+        if path in self._by_path:
+            self.module(path)
+        else:
+            self.ast_tree(path)
+
+    def has_candidate_call(self, path: Path, names: CalleeNames) -> bool:
+        """Whether some call in ``path`` may reach a Function's apply (stdlib AST, no libcst).
+        Where the file mentions autograd, any ``name.apply(...)`` counts, so that unresolvable
+        ones are reported."""
+        any_apply = "autograd" in self.text(path)
+        tree = self.ast_tree(path)
+        external = self._external_roots(tree)
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "apply"
+                and _ast_key(node.value) in names.classes
+            ):
+                return True  # ``Fn.apply`` stored or passed: a reference to rewrite
+            if (
+                any_apply
+                and isinstance(node, ast.Attribute)
+                and node.attr == "apply"
+                and isinstance(node.value, ast.Name)
+            ):
+                return True  # ``spike_fn.apply`` on a parameter whose default may be a class
+            if not isinstance(node, ast.Call):
+                continue
+            legacy = isinstance(node.func, ast.Call)
+            func = node.func.func if isinstance(node.func, ast.Call) else node.func
+            if _ast_root(func) in external:
+                continue  # torch.sigmoid(...) is not a project class called sigmoid
+            receiver = _ast_key(func.value) if isinstance(func, ast.Attribute) else None
+            bare_receiver = isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+            if names.candidate(_ast_key(func), receiver, legacy, any_apply and bare_receiver):
+                return True
+        # ``spike_fn.apply(v - thr)`` on a parameter: reported as unresolved (FGI201)
+        return bool(names.classes) and _has_parameter_apply(tree)
+
+    def _external_roots(self, tree: ast.Module) -> set[str]:
+        """Local names bound by importing a package outside the project (torch, numpy...)."""
+        project = {name.split(".")[0] for name in self._names}
+        roots: set[str] = set()
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] not in project:
+                        roots.add(alias.asname or alias.name.split(".")[0])
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                if node.module.split(".")[0] not in project:
+                    roots.update(a.asname or a.name for a in node.names)
+        return roots
+
+    def module_named(self, name: str, near: Path | None = None) -> ModuleInfo | None:
+        candidates = self._names.get(name, [])
+        if len(candidates) > 1 and near is not None:
+            # Prefer the candidate that shares the importer's top-level directory.
+            candidates = sorted(candidates, key=lambda p: -len(_common_parts(p, near)))
+        for path in candidates:
+            try:
+                return self.module(path)
+            except SourceError:
+                return None
+        return None
+
+    def candidate_files(self) -> Iterator[Path]:
+        """Files that may define a Function subclass (a cheap substring prefilter)."""
+        for path in self._files:
+            if "Function" in self.text(path):
+                yield path
+
+    def alias_files(self) -> Iterator[Path]:
+        """Files that may bind a name to a Function's ``apply`` (``spike = SpikeFn.apply``) or
+        define a Function: where ``CalleeNames`` looks for the names call sites may use."""
+        for path in self._files:
+            text = self.text(path)
+            if "Function" in text or ".apply" in text:
+                yield path
+
+    def maybe_function_files(self) -> list[Path]:
+        """Files with a class whose base may be an autograd Function, found with the stdlib AST:
+        a base named ``Function`` (or an import alias of it), or a class of such, transitively."""
+        return list(self._maybe_functions()[0])
+
+    def maybe_function_names(self) -> frozenset[str]:
+        """The names of those classes (from the same stdlib-AST pass)."""
+        return self._maybe_functions()[1]
+
+    @functools.cache  # noqa: B019 - one index per run; the AST pass is the same for both callers
+    def _maybe_functions(self) -> tuple[tuple[Path, ...], frozenset[str]]:
+        seeds = {"Function", "InplaceFunction"}
+        bases: dict[Path, list[tuple[str, set[str]]]] = {}
+        for path in self.candidate_files():
+            try:
+                tree = self.ast_tree(path)
+            except SourceError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom):
+                    seeds.update(a.asname for a in node.names if a.name in seeds and a.asname)
+                elif isinstance(node, ast.ClassDef):
+                    names = {_ast_key(b) for b in node.bases} - {None}
+                    bases.setdefault(path, []).append((node.name, names))  # type: ignore[arg-type]
+        # ``Function`` itself counts only in a file that says "autograd" (``torch.autograd``,
+        # ``from torch.autograd import Function``): sympy's ``Function`` has hundreds of
+        # subclasses. A subclass of a project class that derives from it counts anywhere.
+        autograd = {path for path in bases if "autograd" in self.text(path)}
+        functions = set(seeds)
+
+        def derives(path: Path, names: set[str]) -> bool:
+            return bool(names & (functions if path in autograd else functions - seeds))
+
+        while True:
+            grown = {n for path, found in bases.items() for n, b in found if derives(path, b)}
+            if grown <= functions:
+                break
+            functions |= grown
+        files = tuple(p for p, found in bases.items() if any(derives(p, b) for _, b in found))
+        found_names = frozenset(
+            n for path, found in bases.items() for n, b in found if derives(path, b)
+        )
+        return files, found_names
+
+    def function_classes_in(self, path: Path) -> list[ClassInfo]:
+        """The Function subclasses defined in ``path`` (none when it cannot be parsed)."""
+        try:
+            module = self.module(path)
+        except SourceError:
+            return []
+        return [c for c in module.classes if self.is_function_class(c)]
+
+    def is_reassigned(self, info: ClassInfo, attribute: str) -> bool:
+        pattern = re.compile(
+            rf"\b{re.escape(info.name)}\.{re.escape(attribute)}\s*(?:[-+*/]?=)(?!=)"
+        )
+        return any(pattern.search(self.text(path)) for path in self._files)
+
+    # -- resolution -----------------------------------------------------------------------------
+    def is_function_class(self, info: ClassInfo, _seen: frozenset[str] = frozenset()) -> bool:
+        if info.qualname in _seen:
+            return False
+        module = self.module(info.path)
+        for base in info.node.bases:
+            entity = self.resolve_expr(module, base.value)
+            if isinstance(entity, External) and entity.dotted in FUNCTION_BASES:
+                return True
+            if isinstance(entity, ClassRef) and self.is_function_class(
+                entity.info, _seen | {info.qualname}
+            ):
+                return True
+        return False
+
+    def mro(self, info: ClassInfo) -> list[ClassInfo]:
+        order: list[ClassInfo] = []
+        pending = [info]
+        while pending:
+            current = pending.pop(0)
+            if current in order:
+                continue
+            order.append(current)
+            module = self.module(current.path)
+            for base in current.node.bases:
+                entity = self.resolve_expr(module, base.value)
+                if isinstance(entity, ClassRef):
+                    pending.append(entity.info)
+        return order
+
+    def resolve_dotted(self, dotted: str, near: Path | None = None, depth: int = 0) -> Entity:
+        parts = dotted.split(".")
+        for cut in range(len(parts), 0, -1):
+            module = self.module_named(".".join(parts[:cut]), near)
+            if module is not None:
+                entity: Entity = ModuleRef(module)
+                for attr in parts[cut:]:
+                    entity = self.attribute(entity, attr, depth + 1)
+                return entity
+        return External(dotted)
+
+    def resolve_name(self, module: ModuleInfo, name: str, depth: int = 0) -> Entity:
+        if depth > 20:
+            return Unknown("alias chain too deep")
+        if name in module.top_classes:
+            return ClassRef(module.top_classes[name])
+        if name in module.functions:
+            return FunctionRef(module.functions[name], module.path)
+        values = module.assignments.get(name)
+        if values:
+            if len(values) > 1:
+                return Unknown(f"'{name}' is assigned more than once")
+            return self.resolve_value(module, values[0], depth + 1)
+        if name in module.imports:
+            return self.resolve_dotted(module.imports[name], module.path, depth + 1)
+        if name in module.function_imports and name not in _BUILTIN_NAMES:
+            # Only functions import it: the name a class defined in one of them sees.
+            return self.resolve_dotted(module.function_imports[name], module.path, depth + 1)
+        if module.is_package or True:
+            submodule = self.module_named(f"{module.name}.{name}", module.path)
+            if submodule is not None and submodule is not module:
+                return ModuleRef(submodule)
+        return Unknown(f"'{name}' is not defined at module level")
+
+    def resolve_value(
+        self,
+        module: ModuleInfo,
+        value: cst.BaseExpression,
+        depth: int = 0,
+        local: Mapping[str, Entity] | None = None,
+    ) -> Entity:
+        entity = self.resolve_expr(module, value, depth, local)
+        if isinstance(entity, Unknown) and not isinstance(
+            value, (cst.Name, cst.Attribute, cst.Call)
+        ):
+            return ValueRef(value, module.path)
+        return entity
+
+    def resolve_expr(
+        self,
+        module: ModuleInfo,
+        node: cst.BaseExpression,
+        depth: int = 0,
+        local: Mapping[str, Entity] | None = None,
+    ) -> Entity:
+        if depth > 20:
+            return Unknown("alias chain too deep")
+        if isinstance(node, cst.Name):
+            if local is not None and node.value in local:
+                return local[node.value]
+            return self.resolve_name(module, node.value, depth + 1)
+        if isinstance(node, cst.Attribute):
+            base = self.resolve_expr(module, node.value, depth + 1, local)
+            return self.attribute(base, node.attr.value, depth + 1)
+        if isinstance(node, cst.Call):
+            callee = self.resolve_expr(module, node.func, depth + 1, local)
+            if isinstance(callee, FunctionRef):
+                return self.factory_result(callee, depth + 1, node)
+            return Unknown("the value of a call is not known statically")
+        return Unknown("not a name")
+
+    def attribute(self, base: Entity, attr: str, depth: int = 0) -> Entity:
+        if isinstance(base, External):
+            return External(f"{base.dotted}.{attr}")
+        if isinstance(base, ModuleRef):
+            return self.resolve_name(base.module, attr, depth + 1)
+        if isinstance(base, ClassRef):
+            if attr == "apply" and self.is_function_class(base.info):
+                return ApplyRef(base.info)
+            for cls in self.mro(base.info):
+                nested = [
+                    c for c in self.module(cls.path).classes if c.owner is cls and c.name == attr
+                ]
+                if nested:
+                    return ClassRef(nested[0])
+                values = cls.body_assignments().get(attr)
+                if values:
+                    if len(values) > 1:
+                        return Unknown(f"'{attr}' is assigned more than once in the class")
+                    return self.resolve_value(self.module(cls.path), values[0], depth + 1)
+            return Unknown(f"class {base.info.name} has no attribute '{attr}'")
+        if isinstance(base, Unknown) and base.from_parameter:
+            # The case users meet most: ``spike_fn.apply(x)`` in a layer taking ``spike_fn``.
+            return Unknown(f"{base.reason}: each caller chooses the Function", from_parameter=True)
+        return Unknown("attribute of an unknown value")
+
+    def factory_result(self, ref: FunctionRef, depth: int, call: cst.Call | None = None) -> Entity:
+        """A function whose every return gives the same ``Fn.apply`` (a factory) returns that;
+        a class built inside the factory sees the call's literal arguments as its closure."""
+        module = self.module(ref.path)
+        returns: list[cst.Return] = []
+
+        class Returns(cst.CSTVisitor):
+            def __init__(self) -> None:
+                self.depth = 0
+
+            def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
+                self.depth += 1
+                return self.depth == 1
+
+            def leave_FunctionDef(self, n: cst.FunctionDef) -> None:
+                self.depth -= 1
+
+            def visit_Return(self, n: cst.Return) -> None:
+                returns.append(n)
+
+        ref.node.visit(Returns())
+        if not returns:
+            return Unknown("factory returns nothing")
+        local = local_entities(self, module, ref.node, depth + 1)
+        results = {
+            self.resolve_expr(module, r.value, depth + 1, local) if r.value else Unknown()
+            for r in returns
+        }
+        if len(results) == 1:
+            (result,) = results
+            if isinstance(result, ApplyRef):
+                if result.info.in_function and call is not None:
+                    return ApplyRef(result.info, _literal_arguments(ref.node, call))
+                return result
+        return Unknown("a factory that does not always return the same Function")
+
+
+def _literal_arguments(func: cst.FunctionDef, call: cst.Call) -> tuple[tuple[str, str], ...]:
+    """Parameters of ``func`` bound to literal values by ``call`` (or by literal defaults)."""
+    params = [*func.params.posonly_params, *func.params.params, *func.params.kwonly_params]
+    bound: dict[str, cst.BaseExpression] = {}
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    for param, arg in zip(params, positional, strict=False):
+        bound[param.name.value] = arg.value
+    for arg in call.args:
+        if arg.keyword is not None:
+            bound[arg.keyword.value] = arg.value
+    for param in params:
+        if param.name.value not in bound and param.default is not None:
+            bound[param.name.value] = param.default
+    code = cst.Module(body=[]).code_for_node
+    literal = (cst.Integer, cst.Float, cst.SimpleString, cst.UnaryOperation, cst.Name)
+    return tuple(
+        (name, code(value))
+        for name, value in sorted(bound.items())
+        if isinstance(value, literal)
+        and (not isinstance(value, cst.Name) or value.value in ("True", "False", "None"))
+    )
+
+
+@dataclass(frozen=True)
+class _Imported:
+    """A name a function body imports, resolved on first lookup."""
+
+    dotted: str
+
+
+class LocalScope(Mapping[str, Entity]):
+    """Names bound in a function body, resolved on first lookup: parameters shadow, single
+    assignments resolve, local classes are classes."""
+
+    def __init__(
+        self, index: ProjectIndex, module: ModuleInfo, func: cst.FunctionDef, depth: int = 0
+    ) -> None:
+        self.index, self.module, self.func, self.depth = index, module, func, depth
+        self._resolved: dict[str, Entity] = {}
+
+    @cached_property
+    def _bindings(self) -> dict[str, Entity | _Imported | list[cst.BaseExpression]]:
+        bindings: dict[str, Entity | _Imported | list[cst.BaseExpression]] = {}
+        params = self.func.params
+        for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+            bindings[param.name.value] = Unknown(
+                f"'{param.name.value}' is a parameter", from_parameter=True
+            )
+        for star in (params.star_arg, params.star_kwarg):
+            if isinstance(star, cst.Param):
+                bindings[star.name.value] = Unknown("star parameter")
+        body = self.func.body.body if isinstance(self.func.body, cst.IndentedBlock) else ()
+        class_by_node = self.module.class_by_node
+        for stmt in body:
+            if isinstance(stmt, cst.ClassDef) and id(stmt) in class_by_node:
+                bindings[stmt.name.value] = ClassRef(class_by_node[id(stmt)])
+        imports = import_bindings(self.module, body)
+        for name, values in assignments(body).items():
+            if name not in bindings:
+                bindings[name] = (
+                    Unknown(f"'{name}' is imported and assigned") if name in imports else values
+                )
+        for name, full in imports.items():
+            bindings.setdefault(name, _Imported(full))
+        for name in bound_names(self.func.body) - set(bindings):
+            bindings[name] = Unknown(f"'{name}' is bound in a nested block")
+        return bindings
+
+    def __getitem__(self, name: str) -> Entity:
+        if name not in self._resolved:
+            binding = self._bindings[name]
+            if isinstance(binding, _Imported):
+                binding = self.index.resolve_dotted(
+                    binding.dotted, self.module.path, self.depth + 1
+                )
+            elif isinstance(binding, list):
+                if len(binding) == 1:
+                    self._resolved[name] = Unknown(f"'{name}' refers to itself")  # cycle guard
+                    binding = self.index.resolve_value(
+                        self.module, binding[0], self.depth + 1, self
+                    )
+                else:
+                    binding = Unknown(f"'{name}' is assigned more than once")
+            self._resolved[name] = binding
+        return self._resolved[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._bindings
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._bindings)
+
+    def __len__(self) -> int:
+        return len(self._bindings)
+
+
+def local_entities(
+    index: ProjectIndex, module: ModuleInfo, func: cst.FunctionDef, depth: int = 0
+) -> LocalScope:
+    return LocalScope(index, module, func, depth)
+
+
+def _ast_root(node: ast.expr) -> str | None:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) and node is not None else None
+
+
+def _has_parameter_apply(tree: ast.Module) -> bool:
+    """Whether some function calls ``p.apply(...)`` with arguments on one of its parameters."""
+    for func in ast.walk(tree):
+        if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        arguments = func.args
+        params = {a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)}
+        for node in ast.walk(func):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "apply"
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id in params
+                and node.args
+            ):
+                return True
+    return False
+
+
+def _ast_key(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def _common_parts(a: Path, b: Path) -> tuple[str, ...]:
+    common = []
+    for x, y in zip(a.parts, b.parts, strict=False):
+        if x != y:
+            break
+        common.append(x)
+    return tuple(common)

@@ -1,0 +1,354 @@
+"""The hyperparameter values and input domains a surrogate is verified with.
+
+``hyper_configs`` chooses, per hyperparameter (a forward input with no gradient), the literal or
+module-constant value each call site passes, else the forward's default, else the default of an
+enclosing function's parameter or ``self`` attribute the call site passes on (and then the samples
+too, since a caller may pass another value), else the documented ``SAMPLES`` (``INT_SAMPLES``
+where ``integer_params`` finds the code needs ints, ``BOOL_SAMPLES`` for a flag); at most
+``MAX_CONFIGS`` combinations. ``probability_params`` names the inputs sampled in [0, 1], and
+``call_nodes`` maps call-site positions to their call nodes. This reads the user's source only;
+the isolated module the values are checked in is built by ``isolate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
+from pathlib import Path
+from typing import Any
+
+import libcst as cst
+
+from fgi_rewrite.core import symbolic as sym
+from fgi_rewrite.core.model import Surrogate
+from fgi_rewrite.project.entities import ValueRef
+from fgi_rewrite.project.index import ProjectIndex
+from fgi_rewrite.project.source_module import ModuleInfo, dotted_name
+from fgi_rewrite.rewrite.emit import tensor_default, used_as_tensor
+
+SAMPLES = (1.0, 2.0, 5.0)  # hyperparameter values when neither the call site nor a default says
+INT_SAMPLES = (1, 2, 5)  # the same for a hyperparameter the code uses as an integer
+BOOL_SAMPLES = (False, True, False)  # the same for a flag (a known value of it is a bool)
+# Keyword arguments that take an int (``torch.round(x, decimals=k)``, ``x.roll(shifts=k)``).
+INT_KEYWORDS = frozenset({"decimals", "shifts", "dims", "dim", "diagonal"})
+# Calls that draw a 0/1 sample with their argument as the probability: its domain is [0, 1].
+PROBABILITY_CALLS = frozenset({"bernoulli", "bernoulli_"})
+MAX_CONFIGS = 4  # hyperparameter combinations checked per surrogate
+
+
+def _resampled(found: Sequence[tuple[object, str]]) -> tuple[tuple[object, str], ...]:
+    return tuple(
+        (value, source) if source in ("call site", "default", "sample") else (None, "sample")
+        for value, source in found
+    )
+
+
+def _enclosing_defaults(
+    module: ModuleInfo,
+) -> dict[int, dict[str, tuple[str, cst.BaseExpression]]]:
+    """Per call node (by id): the names that are parameters with a default of an enclosing
+    function (the innermost binding the name, closures included) that its body never rebinds
+    (``def make(k=25.0): ... Fn.apply(v, k)``), and the ``self.attr`` of the enclosing class
+    that ``_self_defaults`` knows; each with where its value comes from and the value."""
+    found: dict[int, dict[str, tuple[str, cst.BaseExpression]]] = {}
+    stack: list[tuple[str, dict[str, cst.BaseExpression | None]]] = []
+    classes: list[cst.ClassDef] = []
+    attributes: dict[int, dict[str, tuple[str, cst.BaseExpression]]] = {}
+
+    class Rebound(cst.CSTVisitor):
+        def __init__(self) -> None:
+            self.names: set[str] = set()
+
+        def _target(self, node: cst.BaseExpression) -> None:
+            for name in _target_names(node):
+                self.names.add(name)
+
+        def visit_AssignTarget(self, node: cst.AssignTarget) -> None:
+            self._target(node.target)
+
+        def visit_AugAssign(self, node: cst.AugAssign) -> None:
+            self._target(node.target)
+
+        def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+            self._target(node.target)
+
+        def visit_For(self, node: cst.For) -> None:
+            self._target(node.target)
+
+        def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+            self._target(node.target)
+
+        def visit_AsName(self, node: cst.AsName) -> None:
+            self._target(node.name)
+
+        def visit_Global(self, node: cst.Global) -> None:
+            self.names.update(n.name.value for n in node.names)
+
+        def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
+            self.names.update(n.name.value for n in node.names)
+
+    class Visitor(cst.CSTVisitor):
+        def visit_ClassDef(self, node: cst.ClassDef) -> None:
+            classes.append(node)
+
+        def leave_ClassDef(self, original_node: cst.ClassDef) -> None:
+            classes.pop()
+
+        def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+            rebound = Rebound()
+            node.body.visit(rebound)
+            params = [*node.params.params, *node.params.kwonly_params]
+            names = {p.name.value: p.default for p in params} | dict.fromkeys(rebound.names)
+            for p in params:
+                if p.name.value in rebound.names:
+                    names[p.name.value] = None
+            stack.append((node.name.value, names))
+
+        def leave_FunctionDef(self, original_node: cst.FunctionDef) -> None:
+            stack.pop()
+
+        def visit_Call(self, node: cst.Call) -> None:
+            # A name resolves to the innermost function binding it (closures included).
+            scope: dict[str, tuple[str, cst.BaseExpression | None]] = {}
+            for function, names in stack:
+                scope.update((n, (function, d)) for n, d in names.items())
+            for name, (function, default) in scope.items():
+                if default is not None:
+                    found.setdefault(id(node), {})[name] = (f"default of {function}", default)
+            if classes and stack:  # ``self.alpha``: set once, from an __init__ default?
+                owner = classes[-1]
+                if id(owner) not in attributes:
+                    attributes[id(owner)] = _self_defaults(module, owner)
+                for attr, known in attributes[id(owner)].items():
+                    found.setdefault(id(node), {})[f"self.{attr}"] = known
+
+    module.tree.visit(Visitor())
+    return found
+
+
+def _self_defaults(
+    module: ModuleInfo, node: cst.ClassDef
+) -> dict[str, tuple[str, cst.BaseExpression]]:
+    """``self.attr`` assigned exactly once in the class, from a literal or from a parameter of
+    ``__init__`` with a default (``def __init__(self, alpha=2.0): self.alpha = alpha``)."""
+    init = next(
+        (
+            s
+            for s in node.body.body
+            if isinstance(s, cst.FunctionDef) and s.name.value == "__init__"
+        ),
+        None,
+    )
+    defaults = {}
+    if init is not None:
+        defaults = {p.name.value: p.default for p in init.params.params if p.default is not None}
+    found: dict[str, tuple[str, cst.BaseExpression]] = {}
+    for attr, values in module.self_assignments.get(id(node), {}).items():
+        if len(values) != 1:
+            continue
+        value = values[0]
+        if isinstance(value, cst.Name) and value.value in defaults:
+            found[attr] = (f"default of {node.name.value}.__init__", defaults[value.value])
+        elif sym.literal_value(value) is not NotImplemented:
+            found[attr] = (f"self.{attr} of {node.name.value}", value)
+    return found
+
+
+def _target_names(node: cst.BaseExpression) -> list[str]:
+    if isinstance(node, cst.Name):
+        return [node.value]
+    if isinstance(node, (cst.Tuple, cst.List)):
+        return [n for e in node.elements for n in _target_names(e.value)]
+    if isinstance(node, cst.StarredElement):
+        return _target_names(node.value)
+    return []
+
+
+def call_nodes(module: ModuleInfo) -> dict[tuple[int, int], cst.Call]:
+    found: dict[tuple[int, int], cst.Call] = {}
+    for node, position in module.positions.items():
+        start = getattr(position, "start", None)
+        if isinstance(node, cst.Call) and start is not None:
+            found.setdefault((start.line, start.column + 1), node)
+    return found
+
+
+def _bind(surrogate: Surrogate, call: cst.Call | None) -> list[tuple[cst.BaseExpression, str]]:
+    """Argument expression per parameter and where it came from (call site or default)."""
+    values: dict[str, tuple[cst.BaseExpression, str]] = {}
+    names = [p.name for p in surrogate.params]
+    for i, arg in enumerate(call.args if call is not None else ()):
+        if arg.keyword is None and i < len(names) and not arg.star:
+            values[names[i]] = (arg.value, "call site")
+        elif arg.keyword is not None and arg.keyword.value in names:
+            values[arg.keyword.value] = (arg.value, "call site")
+    bound = []
+    for p in surrogate.params:
+        if p.name in values:
+            bound.append(values[p.name])
+        else:
+            bound.append(
+                (p.default, "default")
+                if p.default is not None
+                else (cst.Name("__fgi_unknown__"), "")
+            )
+    return bound
+
+
+def _literal(index: ProjectIndex, module: ModuleInfo, node: cst.BaseExpression) -> object:
+    value = sym.literal_value(node)
+    if value is NotImplemented and isinstance(node, (cst.Name, cst.Attribute)):
+        entity = index.resolve_expr(module, node)
+        if isinstance(entity, ValueRef):
+            value = sym.literal_value(entity.node)
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    return NotImplemented
+
+
+def integer_params(forward: cst.FunctionDef | None) -> set[str]:
+    """Parameters of ``forward`` the code needs as ints: annotated ``int``, or used as a shift or
+    bitwise operand, a subscript index, an argument of ``range`` or an integer keyword argument
+    (``decimals=k``)."""
+    if forward is None:
+        return set()
+    names = {p.name.value for p in forward.params.params}
+    found = {
+        p.name.value
+        for p in forward.params.params
+        if p.annotation is not None and dotted_name(p.annotation.annotation) == "int"
+    }
+
+    def mark(node: cst.BaseExpression | None) -> None:
+        if isinstance(node, cst.Name) and node.value in names:
+            found.add(node.value)
+
+    class Visitor(cst.CSTVisitor):
+        def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+            integer = (cst.LeftShift, cst.RightShift, cst.BitAnd, cst.BitOr, cst.BitXor)
+            if isinstance(node.operator, integer):
+                mark(node.left)
+                mark(node.right)
+
+        def visit_SubscriptElement(self, node: cst.SubscriptElement) -> None:
+            if isinstance(node.slice, cst.Index):
+                mark(node.slice.value)
+
+        def visit_Call(self, node: cst.Call) -> None:
+            for arg in node.args:
+                if dotted_name(node.func) == "range" or (
+                    arg.keyword is not None and arg.keyword.value in INT_KEYWORDS
+                ):
+                    mark(arg.value)
+
+    forward.body.visit(Visitor())
+    return found
+
+
+def probability_params(surrogate: Surrogate) -> set[str]:
+    """Differentiable inputs the forward passes as a probability (``torch.bernoulli(p)``,
+    ``p.bernoulli()``): outside [0, 1] the original raises, so they are sampled in [0, 1]."""
+    names = {surrogate.params[i].name for i in surrogate.differentiable()}
+    found: set[str] = set()
+
+    class Visitor(cst.CSTVisitor):
+        def visit_Call(self, node: cst.Call) -> None:
+            callee = dotted_name(node.func) or ""
+            if callee.rsplit(".", 1)[-1] not in PROBABILITY_CALLS:
+                return
+            if isinstance(node.func, cst.Attribute) and isinstance(node.func.value, cst.Name):
+                if node.func.value.value in names:  # p.bernoulli()
+                    found.add(node.func.value.value)
+            if node.args and isinstance(node.args[0].value, cst.Name):
+                if node.args[0].value.value in names:  # torch.bernoulli(p)
+                    found.add(node.args[0].value.value)
+
+    surrogate.value.visit(Visitor())
+    return found
+
+
+def hyper_configs(
+    index: ProjectIndex,
+    surrogate: Surrogate,
+    sites: Sequence[tuple[ModuleInfo, cst.Call | None]],
+    integers: AbstractSet[str] = frozenset(),
+) -> tuple[list[dict[str, Any]], str]:
+    """Hyperparameter combinations to check, and a summary of where their values came from;
+    ``integers`` names the hyperparameters that get integer samples."""
+    hyper = [i for i, g in enumerate(surrogate.grads) if g is None]
+    samples: dict[str, tuple[float, ...] | tuple[int, ...] | tuple[bool, ...]] = {
+        surrogate.params[i].name: INT_SAMPLES if surrogate.params[i].name in integers else SAMPLES
+        for i in hyper
+    }
+    if not hyper:
+        return [{"values": {}, "label": ""}], ""
+    seen: list[tuple[tuple[object, str], ...]] = []
+    scopes: dict[Path, dict[int, dict[str, tuple[str, cst.BaseExpression]]]] = {}
+    for module, call in sites or [(index.module(surrogate.location.path), None)]:
+        bound = _bind(surrogate, call)
+        found: list[tuple[object, str]] = []
+        if module.path not in scopes:
+            scopes[module.path] = _enclosing_defaults(module)
+        enclosing = scopes[module.path].get(id(call), {})
+        passed_on = False  # a parameter of the enclosing function, with a literal default
+        for i in hyper:
+            expr, source = bound[i]
+            value = _literal(index, module, expr) if source else NotImplemented
+            default = surrogate.params[i].default
+            if value is NotImplemented and source == "call site" and default is not None:
+                value, source = _literal(index, module, default), "default"
+            key = sym.code(expr) if isinstance(expr, (cst.Name, cst.Attribute)) else ""
+            if value is NotImplemented and key:
+                if key in enclosing:
+                    label, outer = enclosing[key]
+                    value, source = _literal(index, module, outer), label
+                    passed_on = passed_on or value is not NotImplemented
+            found.append((value, source) if value is not NotImplemented else (None, "sample"))
+        for combo in [tuple(found)] + ([_resampled(found)] if passed_on else []):
+            if combo not in seen:  # a caller may pass another value: the samples too
+                seen.append(combo)
+    for position, i in enumerate(hyper):  # a flag is sampled as a flag (TorchScript types it)
+        if any(isinstance(combo[position][0], bool) for combo in seen):
+            samples[surrogate.params[i].name] = BOOL_SAMPLES
+    # A hyperparameter whose default is a tensor, or whose methods the code calls
+    # (``max_spikes.float()``), is passed as a 0-dim tensor of its value.
+    tensors = sorted(
+        surrogate.params[i].name
+        for i in hyper
+        if tensor_default(surrogate.params[i].default)
+        or used_as_tensor(surrogate, surrogate.params[i].name)
+    )
+    # Known values first: MAX_CONFIGS cuts the sampled combinations, not the call sites'.
+    seen.sort(key=lambda combo: sum(source == "sample" for _, source in combo))
+    configs: list[dict[str, Any]] = []
+    used: list[dict[str, str]] = []  # per config: the source of each value
+    for combo in seen:
+        sampled = any(s == "sample" for _, s in combo)
+        for k in range(len(SAMPLES) if sampled else 1):
+            values = {
+                surrogate.params[i].name: (
+                    samples[surrogate.params[i].name][k] if source == "sample" else value
+                )
+                for i, (value, source) in zip(hyper, combo, strict=True)
+            }
+            label = ", ".join(f"{name}={value!r}" for name, value in values.items())
+            configs.append(
+                {"values": values, "label": label, "sampled": sampled, "tensors": tensors}
+            )
+            used.append(
+                {
+                    surrogate.params[i].name: source
+                    for i, (_, source) in zip(hyper, combo, strict=True)
+                }
+            )
+    configs, used = configs[:MAX_CONFIGS], used[:MAX_CONFIGS]
+    summary = []  # the values checked (after the cut), grouped by where they came from
+    for i in hyper:
+        name = surrogate.params[i].name
+        by_source: dict[str, list[str]] = {}
+        for config, sources in zip(configs, used, strict=True):
+            shown = repr(config["values"][name])
+            if shown not in by_source.setdefault(sources[name], []):
+                by_source[sources[name]].append(shown)
+        summary.append("; ".join(f"{name}={', '.join(v)} ({s})" for s, v in by_source.items()))
+    return configs, ", ".join(summary)

@@ -1,0 +1,345 @@
+"""The isolated verification module of one surrogate, built as text (no user code is imported).
+
+``build_chunks`` gives the statements that rebuild the original Function: its class (dedented if
+nested), in-module base classes, the imports of torch/math/numpy/the standard library, module-level
+helper functions and constants whose definitions call nothing else, and the same definitions of
+the project modules it imports names from, each in a namespace of its own. ``fgi_chunks`` gives
+the emitted code and the ``nn.Module`` wrappers the checks script. The hyperparameter values
+(call sites, defaults, else documented samples, ints where the code needs ints) and the inputs
+sampled in [0, 1] are chosen in ``hyper_samples``. ``child/checks`` executes the chunks one at a
+time; see ``verify`` for the stage.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import libcst as cst
+
+from fgi_rewrite.core import symbolic as sym
+from fgi_rewrite.core.model import Surrogate
+from fgi_rewrite.project.index import ProjectIndex
+from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, dotted_name
+from fgi_rewrite.rewrite.emit import emit_function, emit_inline
+
+CANDIDATE = "_fgi_verify_candidate"
+WRAPPERS = {"inline": "_FgiVerifyInline", "function": "_FgiVerifyFunction"}
+ORIGINAL = "_FgiVerifyOriginal"
+# Module roots whose imports are copied into the verification module (plus the standard library).
+ALLOWED_ROOTS = frozenset({"torch", "math", "numpy", "typing_extensions"})
+SAFE_BUILTINS = frozenset(
+    {
+        "float",
+        "int",
+        "bool",
+        "complex",
+        "tuple",
+        "list",
+        "dict",
+        "set",
+        "frozenset",
+        "str",
+        "range",
+        "abs",
+        "min",
+        "max",
+        "round",
+        "pow",
+    }
+)
+
+
+# ---- building the isolated module ------------------------------------------------------------
+
+
+class NotIsolated(Exception):
+    """The class cannot be rebuilt without importing the user's other modules."""
+
+
+def _root(dotted: str) -> str:
+    return dotted.split(".")[0]
+
+
+def _allowed_module(index: ProjectIndex, dotted: str) -> bool:
+    root = _root(dotted)
+    if index.module_named(root) is not None or index.module_named(dotted) is not None:
+        return False  # one of the user's own modules
+    return root in ALLOWED_ROOTS or root in getattr(sys, "stdlib_module_names", ())
+
+
+def _import_ok(index: ProjectIndex, small: cst.BaseSmallStatement) -> bool:
+    if isinstance(small, cst.Import):
+        return all(_allowed_module(index, dotted_name(a.name) or "") for a in small.names)
+    if isinstance(small, cst.ImportFrom):
+        if small.relative or small.module is None:
+            return False
+        return _allowed_module(index, dotted_name(small.module) or "")
+    return False
+
+
+def _calls_allowed(module: ModuleInfo, node: cst.CSTNode) -> bool:
+    """Only calls of torch/math/standard functions and plain builtins run at definition time."""
+    ok = True
+
+    class Visitor(cst.CSTVisitor):
+        def visit_Lambda(self, n: cst.Lambda) -> bool:
+            return False  # its body runs only when called
+
+        def visit_Call(self, n: cst.Call) -> None:
+            nonlocal ok
+            full = dotted_name(n.func) or ""
+            head = _root(full)
+            target = module.imports.get(head, "")
+            if not (head in SAFE_BUILTINS and head not in module.imports and "." not in full) and (
+                _root(target) not in ALLOWED_ROOTS
+            ):
+                ok = False
+
+        def visit_Await(self, n: cst.Await) -> None:
+            nonlocal ok
+            ok = False
+
+    node.visit(Visitor())
+    return ok
+
+
+MAX_FOREIGN_DEPTH = 4  # project modules reached through imports of imports
+
+
+def _definitions(
+    index: ProjectIndex,
+    module: ModuleInfo,
+    namespace: str,
+    seen: set[str],
+    depth: int,
+    keep_class: Callable[[cst.ClassDef], str] = lambda node: "",
+) -> tuple[list[dict[str, Any]], bool]:
+    """The isolatable top-level statements of ``module`` as chunks executed in ``namespace``
+    ('' is the verification module itself): imports of torch/math/the standard library,
+    constants built by allowed calls, functions with allowed decorators, the classes
+    ``keep_class`` names a chunk kind for; and, for each name imported from another project
+    module, that module's own definitions (their source, never an import) linked under the name.
+    Returns the chunks and whether the module has ``from __future__ import annotations``."""
+    chunks: list[dict[str, Any]] = []
+    future = False
+
+    def add(kind: str, text: str, what: str = "") -> None:
+        chunks.append({"kind": kind, "what": what, "text": text, "namespace": namespace})
+
+    for stmt in module.tree.body:
+        text = module.tree.code_for_node(stmt)
+        if isinstance(stmt, cst.SimpleStatementLine):
+            smalls = list(stmt.body)
+            if all(isinstance(s, (cst.Import, cst.ImportFrom)) for s in smalls):
+                if any(
+                    isinstance(s, cst.ImportFrom)
+                    and dotted_name(s.module or cst.Name("x")) == "__future__"
+                    for s in smalls
+                ):
+                    future = future or "annotations" in text
+                elif all(_import_ok(index, s) for s in smalls):
+                    add("import", text)
+                elif depth < MAX_FOREIGN_DEPTH:
+                    for small in smalls:
+                        chunks += _foreign(index, module, small, namespace, seen, depth + 1)
+            elif all(isinstance(s, (cst.Assign, cst.AnnAssign)) for s in smalls) and all(
+                _calls_allowed(module, s) for s in smalls
+            ):
+                add("constant", text)
+        elif isinstance(stmt, cst.FunctionDef):
+            if all(
+                _root(module.imports.get(_root(dotted_name(d.decorator) or "?"), ""))
+                in ALLOWED_ROOTS
+                for d in stmt.decorators
+            ):
+                add("helper", text)
+        elif isinstance(stmt, cst.ClassDef) and keep_class(stmt):
+            add(keep_class(stmt), text, f"class {stmt.name.value}")
+    return chunks, future
+
+
+def _foreign(
+    index: ProjectIndex,
+    module: ModuleInfo,
+    small: cst.BaseSmallStatement,
+    namespace: str,
+    seen: set[str],
+    depth: int,
+) -> list[dict[str, Any]]:
+    """Chunks giving the names an import of project modules binds (``from pkg.steps import
+    step``, ``import pkg.steps as steps``): each such module's definitions in a namespace of
+    its own, then a link of the imported name (a module, or an attribute of one)."""
+    locals_: list[str] = []
+    if isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
+        locals_ = [
+            (
+                a.asname.name.value
+                if a.asname is not None and isinstance(a.asname.name, cst.Name)
+                else dotted_name(a.name) or ""
+            )
+            for a in small.names
+        ]
+    elif isinstance(small, cst.Import):  # only ``import a.b as c``: a bare ``a.b`` binds ``a``
+        locals_ = [
+            a.asname.name.value
+            for a in small.names
+            if a.asname is not None and isinstance(a.asname.name, cst.Name)
+        ]
+    chunks: list[dict[str, Any]] = []
+    for local in locals_:
+        target = module.imports.get(local, "")
+        found = index.module_named(target, module.path)
+        attribute = ""
+        if found is None and "." in target:
+            found = index.module_named(target.rsplit(".", 1)[0], module.path)
+            attribute = target.rsplit(".", 1)[1]
+        if found is None or found.path == module.path:
+            continue  # not a project module: left out as before
+        if found.name not in seen:
+            seen.add(found.name)
+            inner, future = _definitions(index, found, found.name, seen, depth)
+            chunks += [{**chunk, "future": future} for chunk in inner]
+        link = f"# {local} = {found.name}{'.' + attribute if attribute else ''} (source copied)\n"
+        chunks.append(
+            {
+                "kind": "link",
+                "what": "",
+                "text": link,
+                "namespace": namespace,
+                "source": found.name,
+                "names": {local: attribute},
+            }
+        )
+    return chunks
+
+
+def build_chunks(
+    index: ProjectIndex, info: ClassInfo, closure: Sequence[tuple[str, str]] = ()
+) -> tuple[list[dict[str, Any]], bool]:
+    """The statements of the isolated module, each executed on its own by the child; a class
+    built in a factory gets the factory call's literal arguments as module constants."""
+    module = index.module(info.path)
+    mro = index.mro(info)
+    for base in mro[1:]:
+        if base.path != info.path or base.qualname != f"{module.qualifier}.{base.name}":
+            raise NotIsolated(
+                f"its base class {base.name} is defined in {base.module}"
+                f"{'' if base.path != info.path else ' (not at module level)'}"
+            )
+    bases = {id(b.node) for b in mro[1:]}
+    top = info.qualname == f"{module.qualifier}.{info.name}"
+    chunks: list[dict[str, Any]] = [
+        {"kind": "header", "what": "", "text": "import math\nimport torch\n"}
+    ]
+
+    def keep_class(node: cst.ClassDef) -> str:
+        return "class" if node is info.node else "base" if id(node) in bases else ""
+
+    found, future = _definitions(index, module, "", {module.name}, 0, keep_class)
+    chunks += found
+    for name, value in closure:
+        chunks.append({"kind": "constant", "what": name, "text": f"{name} = {value}\n"})
+    if not top:  # nested in a class or a function: the class alone, dedented
+        node = info.node
+        if any(dotted_name(d.decorator) == "staticmethod" for d in node.decorators):
+            # ``@staticmethod class Inner`` in a class body: ``self.Inner``/``Outer.Inner``
+            # give the class itself, which is what the module-level copy must be.
+            kept = [d for d in node.decorators if dotted_name(d.decorator) != "staticmethod"]
+            node = node.with_changes(decorators=kept)
+        text = cst.Module(body=[], default_indent=module.tree.default_indent).code_for_node(node)
+        chunks.append({"kind": "class", "what": f"class {info.name}", "text": text})
+    return chunks, future
+
+
+def _hyper_type(values: Sequence[object]) -> str:
+    kinds = {type(v) for v in values}
+    if kinds == {bool}:
+        return ": bool"
+    if kinds <= {int, float} and float in kinds:
+        return ": float"
+    if kinds == {int}:
+        return ": int"
+    return ": str" if kinds == {str} else ""
+
+
+def fgi_chunks(
+    surrogate: Surrogate, forms: set[str], configs: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The emitted code, and ``nn.Module`` wrappers that TorchScript/compile/export can take."""
+    params = [p.name for p in surrogate.params]
+    grads = set(surrogate.differentiable())
+    tensors = {name for c in configs for name in c.get("tensors", ())}  # passed as tensors
+    annotated = []
+    for i, name in enumerate(params):
+        tensor = i in grads or name in tensors
+        kind = ": torch.Tensor" if tensor else _hyper_type([c["values"][name] for c in configs])
+        annotated.append(f"{name}{kind}")
+    signature = f"def forward(self, {', '.join(annotated)}) -> torch.Tensor:"
+    arguments = ", ".join(params)
+    taken = {*params, "self", "torch", "math"}
+
+    def fresh(base: str) -> str:
+        candidate, n = base, 1
+        while candidate in taken:
+            candidate, n = f"{base}_{n}", n + 1
+        taken.add(candidate)
+        return candidate
+
+    # Only the forms the run writes are emitted and checked (emitting costs about as much as
+    # checking: the symbolic clean-up of libcst trees).
+    wrappers = []
+    if "inline" in forms:
+        emission = emit_inline(surrogate, [sym.name(p) for p in params], fresh, fresh("_fgi_out"))
+        body = "\n".join(f"        {line}" for line in emission.statements)
+        wrappers.append(
+            f"class {WRAPPERS['inline']}(torch.nn.Module):\n    {signature}\n{body}\n"
+            f"        return {sym.code(emission.result)}\n"
+        )
+    if "function" in forms:
+        wrappers.append(
+            f"{emit_function(surrogate, CANDIDATE)}\n\n"
+            f"class {WRAPPERS['function']}(torch.nn.Module):\n    {signature}\n"
+            f"        return {CANDIDATE}({arguments})\n"
+        )
+    original = (
+        f"class {ORIGINAL}(torch.nn.Module):\n    {signature}\n"
+        f"        return {surrogate.short_name}.apply({arguments})\n"
+    )
+    chunks: list[dict[str, Any]] = [
+        {"kind": "fgi", "what": "", "text": "import math\nimport torch\n"},
+        *({"kind": "fgi", "what": "", "text": text} for text in wrappers),
+        {"kind": "class", "what": "the call of the original", "text": original},
+    ]
+    for chunk in chunks:
+        chunk["emitted"] = True  # kept when the original comes from the user's module instead
+    targets = {"inline": WRAPPERS["inline"], "function": CANDIDATE}
+    return chunks, {form: targets[form] for form in sorted(forms)}
+
+
+def import_root(path: Path) -> Path:
+    """The directory to put on ``sys.path`` so that ``path`` imports under the module name
+    the index gives it (above its outermost ``__init__.py`` package)."""
+    directory = path.parent
+    while (directory / "__init__.py").is_file():
+        directory = directory.parent
+    return directory
+
+
+def user_import(index: ProjectIndex, info: ClassInfo | None) -> dict[str, str] | None:
+    """How the child imports the Function from the user's module (``--verify-import-user-code``):
+    the import root, the module name and the attribute path of the class; None for a class built
+    inside a function, which no import reaches."""
+    if info is None or info.in_function:
+        return None
+    module = index.module(info.path)
+    prefix = f"{module.qualifier}."
+    if not info.qualname.startswith(prefix):
+        return None
+    return {
+        "root": str(import_root(info.path)),
+        "module": module.name,
+        "attribute": info.qualname[len(prefix) :],
+    }
