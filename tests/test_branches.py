@@ -1,27 +1,29 @@
-"""Run-time branches and loops (branches.py, loops.py) and dead temporaries (liveness.py): the
-pure parts, without torch. The fixtures runtime_branch_hyper, corpus_dispatch_runtime_id,
-corpus_runtime_bool_hyper, corpus_fourier_loop_runtime_n and corpus_dead_temporary_forward run
-them end to end."""
+"""Run-time branches and loops (analysis/branches.py, core/ir.py, rewrite/control_flow.py) and
+dead temporaries (liveness.py): the pure parts, without torch. The fixtures runtime_branch_hyper,
+corpus_dispatch_runtime_id, corpus_runtime_bool_hyper, corpus_fourier_loop_runtime_n and
+corpus_dead_temporary_forward run them end to end."""
 
 from __future__ import annotations
 
 import libcst as cst
 
-from fgi_rewrite.analysis import branches, liveness, loops
+from fgi_rewrite.analysis import branches, liveness
+from fgi_rewrite.core import ir
 from fgi_rewrite.core import symbolic as sym
+from fgi_rewrite.rewrite import control_flow
 
 
 def expr(code: str) -> cst.BaseExpression:
     return cst.parse_expression(code)
 
 
-def lines(tree: branches.Leaf | branches.Branch) -> list[str]:
-    return branches.render(tree, lambda e: [f"out = {sym.code(e[0])}"], "    ")
+def lines(tree: control_flow.Leaf | control_flow.Branch) -> list[str]:
+    return control_flow.render(tree, lambda e: [f"out = {sym.code(e[0])}"], "    ")
 
 
 def test_an_if_chain_on_one_name_is_an_elif_chain_without_impossible_branches() -> None:
     g = expr('(a if k == "x" else (b if k == "y" else c)) * (2 if k == "y" else 1)')
-    assert lines(branches.split([g])) == [
+    assert lines(control_flow.split([g])) == [
         'if k == "x":',
         "    out = a * 1",
         'elif k == "y":',
@@ -32,9 +34,9 @@ def test_an_if_chain_on_one_name_is_an_elif_chain_without_impossible_branches() 
 
 
 def test_literal_tests_fold_and_raise_markers_become_raise() -> None:
-    marker = sym.code(branches.raise_marker(expr('ValueError("bad id")')))
+    marker = sym.code(ir.raise_marker(expr('ValueError("bad id")')))
     g = expr(f"(a if 2 == 1 else ({marker} if k == 0 else b))")
-    assert lines(branches.split([g])) == [
+    assert lines(control_flow.split([g])) == [
         "if k == 0:",
         '    raise ValueError("bad id")',
         "else:",
@@ -43,8 +45,8 @@ def test_literal_tests_fold_and_raise_markers_become_raise() -> None:
 
 
 def test_only_builtin_exceptions_from_literals_are_kept() -> None:
-    kept = branches.raise_marker(expr("ValueError('x')"))
-    replaced = branches.raise_marker(expr("MyError(x)"))
+    kept = ir.raise_marker(expr("ValueError('x')"))
+    replaced = ir.raise_marker(expr("MyError(x)"))
     assert sym.code(kept.args[0].value) == "ValueError('x')"
     assert "RuntimeError" in sym.code(replaced.args[0].value)
 
@@ -64,7 +66,7 @@ def test_flags_carried_through_a_tensor_fold_into_the_test() -> None:
 
 def test_a_test_and_its_negation_are_one_decision() -> None:
     g = expr("(a if g is True else b) + (c if not (g is True) else d)")
-    assert lines(branches.split([g])) == [
+    assert lines(control_flow.split([g])) == [
         "if g is True:",
         "    out = a + d",
         "else:",
@@ -73,17 +75,17 @@ def test_a_test_and_its_negation_are_one_decision() -> None:
 
 
 def test_loops_are_hoisted_with_a_tensor_start() -> None:
-    update = expr(f"{loops.ACC} + torch.cos({loops.INDEX} * x)")
-    g = sym.mul(loops.loop([expr("1"), expr("n")], expr("0.0"), update), expr("2.0"))
+    update = expr(f"{ir.ACC} + torch.cos({ir.INDEX} * x)")
+    g = sym.mul(ir.loop([expr("1"), expr("n")], expr("0.0"), update), expr("2.0"))
     names = iter(["acc", "i"])
-    statements, (result,) = loops.hoist([g], lambda base: next(names), expr("x"), "    ")
+    statements, (result,) = control_flow.hoist([g], lambda base: next(names), expr("x"), "    ")
     assert statements == [
         "acc = torch.zeros_like(x) + 0.0",
         "for i in range(1, n, 1):",
         "    acc = acc + torch.cos(i * x)",
     ]
     assert sym.code(result) == "acc * 2.0"
-    assert loops.range_names([g]) == {"n"}
+    assert ir.range_names([g]) == {"n"}
 
 
 def test_dead_temporaries_and_nothing_else() -> None:

@@ -14,19 +14,13 @@ from collections.abc import Mapping
 import libcst as cst
 
 from fgi_rewrite.analysis import elementwise as ew
-from fgi_rewrite.analysis.interpret import (
-    Ctx,
-    Frame,
-    Interpreter,
-    Refuse,
-    Value,
-    call_name,
-    non_float,
-)
+from fgi_rewrite.analysis.expressions import call_name, non_float
+from fgi_rewrite.analysis.interpret import Ctx, Frame, Interpreter, Refuse, Value
 from fgi_rewrite.analysis.linear import check_elementwise, coefficient, one
 from fgi_rewrite.core import codes
 from fgi_rewrite.core import symbolic as sym
-from fgi_rewrite.core.model import GRAD_OUTPUT, OUTPUT, Diagnostic, Param, Surrogate
+from fgi_rewrite.core.ir import GRAD_OUTPUT, OUTPUT
+from fgi_rewrite.core.model import Diagnostic, Param, Surrogate
 from fgi_rewrite.project.entities import ClassRef, External
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, dotted_name

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 
 import libcst as cst
 
-from fgi_rewrite.analysis import branches, liveness, loops
+from fgi_rewrite.analysis import branches, expressions, liveness, loops
 from fgi_rewrite.analysis import elementwise as ew
 from fgi_rewrite.analysis.values import Ctx, Frame, Helper, Klass, NeedsInputGrad, Refuse, Value
-from fgi_rewrite.core import codes
+from fgi_rewrite.core import codes, ir
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.project.entities import (
     ApplyRef,
@@ -28,7 +28,7 @@ from fgi_rewrite.project.entities import (
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ClassInfo, dotted_name
 
-__all__ = ["Ctx", "Frame", "Interpreter", "Refuse", "Value", "call_name", "non_float"]
+__all__ = ["Ctx", "Frame", "Interpreter", "Refuse", "Value"]
 
 MAX_INLINE_DEPTH = 12
 MAX_UNROLL = 256
@@ -83,7 +83,7 @@ class Interpreter:
             if self.runtime and isinstance(stmt, cst.If):
                 test = self.static_test(stmt, frame)
                 if isinstance(test, cst.BaseExpression):
-                    return branches.fork_if(self, stmt, test, body[i + 1 :], frame)
+                    return self.fork_if(stmt, test, body[i + 1 :], frame)
             result = self.exec_statement(stmt, frame)
             if result is not None:
                 return result
@@ -151,7 +151,7 @@ class Interpreter:
             if len(ints) == len(values) and 1 <= len(ints) <= 3:
                 bounds = range(*ints)
         if bounds is None and self.runtime and loops.range_call(stmt) and stmt.orelse is None:
-            loops.run_loop(self, stmt, frame)
+            self.run_loop(stmt, frame)
             return None
         if bounds is None or len(bounds) > MAX_UNROLL or not isinstance(stmt.target, cst.Name):
             raise Refuse(
@@ -172,6 +172,61 @@ class Interpreter:
             if result is not None:
                 return result
         return None
+
+    def fork_if(
+        self,
+        stmt: cst.If,
+        test: cst.BaseExpression,
+        rest: Sequence[cst.CSTNode],
+        frame: Frame,
+    ) -> Value | None:
+        """Run each branch of ``stmt`` followed by the rest of the block, and merge them
+        (run-time branches, ``branches.py``)."""
+        self.forks += 1
+        if self.forks > branches.MAX_BRANCHES:
+            raise Refuse(codes.UnsupportedStatement, "too many run-time branches", stmt)
+        branches.check_test(test)
+        other: list[cst.CSTNode] = []
+        if isinstance(stmt.orelse, cst.If):
+            other = [stmt.orelse]
+        elif isinstance(stmt.orelse, cst.Else):
+            other = list(stmt.orelse.body.body)
+        then_frame, other_frame = branches.fork(frame), branches.fork(frame)
+        a = self.exec_block([*stmt.body.body, *rest], then_frame)
+        b = self.exec_block([*other, *rest], other_frame)
+        return branches.join(test, frame, (then_frame, a), (other_frame, b))
+
+    def run_loop(self, stmt: cst.For, frame: Frame) -> None:
+        """Bind the one variable a loop over a range not known statically updates to its
+        ``__fgi_loop__`` expression (run-time loops, ``loops.py``)."""
+        assert isinstance(stmt.iter, cst.Call) and isinstance(stmt.target, cst.Name)
+        bounds = [self.expr(self.eval(a.value, frame), a.value) for a in stmt.iter.args]
+        assigned = loops.assigned_names(stmt.body)
+        carried = [n for n in assigned if n in frame.env and n != stmt.target.value]
+        if len(carried) != 1 or self.runtime_loops:
+            raise Refuse(
+                codes.UnsupportedStatement,
+                "a loop over a hyperparameter that updates several variables, or nests",
+                stmt,
+            )
+        (name,) = carried
+        init = self.expr(frame.env[name], stmt)
+        body = branches.fork(frame)
+        body.env[name] = cst.Name(ir.ACC)
+        body.env[stmt.target.value] = cst.Name(ir.INDEX)
+        self.runtime_loops += 1
+        try:
+            if self.exec_block(stmt.body.body, body) is not None:
+                raise Refuse(codes.UnsupportedStatement, "a return inside a loop", stmt)
+        finally:
+            self.runtime_loops -= 1
+        update = self.expr(body.env[name], stmt)
+        branches.check_test(update)  # grad_output accumulated in a loop is not handled
+        for local in assigned:
+            if local in body.env:  # loop locals are not read after it
+                frame.env[local] = cst.Name(ir.UNBOUND)
+        frame.env[stmt.target.value] = cst.Name(ir.UNBOUND)
+        frame.env[name] = ir.loop(bounds, init, update)
 
     def exec_small(self, small: cst.BaseSmallStatement, frame: Frame) -> Value | None:
         if isinstance(small, cst.Return):
@@ -208,7 +263,7 @@ class Interpreter:
         if isinstance(small, (cst.Pass, cst.Assert)):
             return None
         if isinstance(small, cst.Raise) and self.runtime:
-            return branches.raise_marker(small.exc)
+            return ir.raise_marker(small.exc)
         if isinstance(small, (cst.Global, cst.Nonlocal, cst.Del)):
             raise Refuse(
                 codes.SideEffectForward, f"'{type(small).__name__.lower()}' statement", small
@@ -263,7 +318,7 @@ class Interpreter:
             raise Refuse(codes.BackwardNotElementwise, "slice assignment", target)
         self.check_mutable(target.value.value, frame, target)
         mask = self.expr(self.eval(element.value, frame), element.value)
-        if not is_boolean(mask):
+        if not expressions.is_boolean(mask):
             raise Refuse(codes.BackwardNotElementwise, "indexed assignment (not a mask)", target)
         return target.value.value, mask
 
@@ -345,12 +400,12 @@ class Interpreter:
                 raise Refuse(codes.BackwardNotElementwise, "matrix multiplication", node)
             left = self.expr(self.eval(node.left, frame), node.left)
             right = self.expr(self.eval(node.right, frame), node.right)
-            return _fold(
+            return expressions.fold(
                 sym.binop(left, node.operator, right).with_changes(lpar=node.lpar, rpar=node.rpar)
             )
         if isinstance(node, cst.UnaryOperation):
             operand = self.expr(self.eval(node.expression, frame), node.expression)
-            return _fold(node.with_changes(expression=sym.wrap_below(operand, 8)))
+            return expressions.fold(node.with_changes(expression=sym.wrap_below(operand, 8)))
         if isinstance(node, cst.Comparison):
             left = self.expr(self.eval(node.left, frame), node.left)
             targets = [
@@ -361,7 +416,9 @@ class Interpreter:
                 )
                 for t in node.comparisons
             ]
-            return _fold(node.with_changes(left=sym.wrap_below(left, 2), comparisons=targets))
+            return expressions.fold(
+                node.with_changes(left=sym.wrap_below(left, 2), comparisons=targets)
+            )
         if isinstance(node, cst.BooleanOperation):
             left_v = self.eval(node.left, frame)
             right_v = self.eval(node.right, frame)
@@ -369,7 +426,7 @@ class Interpreter:
                 raise Refuse(codes.UnsupportedStatement, "needs_input_grad in an expression", node)
             left = sym.wrap_below(self.expr(left_v, node.left), 0)
             right = sym.wrap_below(self.expr(right_v, node.right), 0)
-            return _fold(node.with_changes(left=left, right=right))
+            return expressions.fold(node.with_changes(left=left, right=right))
         if isinstance(node, cst.IfExp):
             test = self.expr(self.eval(node.test, frame), node.test)
             value = sym.literal_value(test)
@@ -497,10 +554,10 @@ class Interpreter:
             arg.with_changes(value=self.expr(self.eval(arg.value, frame), arg.value))
             for arg in node.args
         ]
-        if isinstance(func, cst.Attribute) and _in_place(func.attr.value):
+        if isinstance(func, cst.Attribute) and expressions.in_place(func.attr.value):
             # ``t.exp_()`` is ``t.exp()`` that also rebinds ``t``: model both, in order.
             func = func.with_changes(attr=cst.Name(func.attr.value[:-1]))
-            result = _fold(cst.Call(func=func, args=args))
+            result = expressions.fold(cst.Call(func=func, args=args))
             # ``torch.cos_(t)`` updates its first argument; ``t.cos_()`` its receiver.
             updated = (
                 node.args[0].value if isinstance(callee, External) and node.args else node.func
@@ -519,7 +576,7 @@ class Interpreter:
         if dotted_name(func) == "torch.autograd.Variable" and args and args[0].keyword is None:
             # The deprecated wrapper makes a new leaf of the same values: a detached alias.
             return sym.method(args[0].value, "detach")
-        return _bernoulli_sample(call) or _fold(call)
+        return expressions.bernoulli_sample(call) or expressions.fold(call)
 
     def inline(self, helper: Helper, node: cst.Call, frame: Frame) -> Value:
         params = helper.node.params
@@ -556,44 +613,6 @@ _AUG_TO_BINARY: dict[type[cst.BaseAugOp], type[cst.BaseBinaryOp]] = {
 }
 
 
-def _fold(node: cst.BaseExpression) -> cst.BaseExpression:
-    """Constant-fold literal-only comparisons and boolean operations (e.g. ``mode == 1``)."""
-    if isinstance(node, (cst.Comparison, cst.BooleanOperation)) or (
-        isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Not)
-    ):
-        value = sym.literal_value(node)
-        if isinstance(value, bool):
-            return cst.Name(str(value))
-    if isinstance(node, cst.Comparison):
-        return branches.simplify(node)
-    return node
-
-
-_BERNOULLI = frozenset({"torch.distributions.Bernoulli", "torch.distributions.bernoulli.Bernoulli"})
-
-
-def _bernoulli_sample(call: cst.Call) -> cst.BaseExpression | None:
-    """``Bernoulli(p).sample()`` (or ``probs=p``) is ``torch.bernoulli(p)``: ``sample`` draws
-    exactly that under no_grad, so the same seed gives the same spikes. Logits, a sample shape
-    or other options are left as they are (and refused as non-elementwise)."""
-    func = call.func
-    if call.args or not isinstance(func, cst.Attribute) or func.attr.value != "sample":
-        return None
-    inner = func.value
-    if not isinstance(inner, cst.Call) or dotted_name(inner.func) not in _BERNOULLI:
-        return None
-    if len(inner.args) != 1 or inner.args[0].star:
-        return None
-    arg = inner.args[0]
-    if arg.keyword is not None and arg.keyword.value != "probs":
-        return None
-    return sym.call("torch.bernoulli", arg.value)
-
-
-def _in_place(method: str) -> bool:
-    return method.endswith("_") and not method.startswith("_") and method[:-1] in ew.TENSOR_METHODS
-
-
 def _only_saves(stmt: cst.If) -> bool:
     """An ``if`` without ``else`` whose body only stores on ctx (``save_for_backward``,
     ``ctx.x = ...``)."""
@@ -624,38 +643,3 @@ def _mentions_requires_grad(node: cst.CSTNode) -> bool:
 
     sym.walk(node, visit)
     return found
-
-
-def call_name(node: cst.Call) -> tuple[str | None, str | None]:
-    """(dotted function name, method name) of a call."""
-    full = dotted_name(node.func)
-    if full is not None and full.split(".")[0] in ("torch", "math"):
-        return full, None
-    if isinstance(node.func, cst.Attribute):
-        return None, node.func.attr.value
-    return full, None
-
-
-def is_boolean(node: cst.BaseExpression) -> bool:
-    if isinstance(node, cst.Comparison):
-        return True
-    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, (cst.Not, cst.BitInvert)):
-        return True
-    if isinstance(node, cst.BinaryOperation) and isinstance(
-        node.operator, (cst.BitAnd, cst.BitOr, cst.BitXor)
-    ):
-        return is_boolean(node.left) or is_boolean(node.right)
-    if isinstance(node, cst.Call):
-        full, method = call_name(node)
-        short = (full or "").rsplit(".", 1)[-1] if full else method
-        return short in ew.BOOLEAN_FUNCS
-    return False
-
-
-def non_float(node: cst.BaseExpression) -> bool:
-    if is_boolean(node):
-        return True
-    if isinstance(node, cst.Call):
-        _, method = call_name(node)
-        return method in ew.INTEGER_CASTS
-    return False

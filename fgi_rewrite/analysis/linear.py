@@ -5,11 +5,11 @@ from __future__ import annotations
 import libcst as cst
 
 from fgi_rewrite.analysis import elementwise as ew
-from fgi_rewrite.analysis import loops
-from fgi_rewrite.analysis.interpret import Refuse, call_name
-from fgi_rewrite.core import codes
+from fgi_rewrite.analysis.expressions import call_name
+from fgi_rewrite.analysis.values import Refuse
+from fgi_rewrite.core import codes, ir
 from fgi_rewrite.core import symbolic as sym
-from fgi_rewrite.core.model import GRAD_OUTPUT, OUTPUT, RAISE
+from fgi_rewrite.core.ir import GRAD_OUTPUT, OUTPUT, RAISE
 
 # ---- checks over extracted expressions --------------------------------------------------------
 
@@ -39,7 +39,7 @@ def check_elementwise(
                 elif method not in ew.TENSOR_METHODS:
                     problems.append((codes.BackwardNotElementwise, f"uses .{method}()"))
                 _reject_dim_keywords(n, problems)
-            elif full not in ew.BUILTINS and full != loops.LOOP:
+            elif full not in ew.BUILTINS and full != ir.LOOP:
                 problems.append((codes.UnresolvedName, f"calls {full}"))
         elif isinstance(n, cst.Subscript):
             problems.append((codes.BackwardNotElementwise, f"indexes '{sym.code(n)}'"))
@@ -52,7 +52,7 @@ def check_elementwise(
                 problems.append((codes.BackwardNotElementwise, f"uses .{n.attr.value}"))
 
     sym.walk(node, visit)
-    ignored = {"True", "False", "None", "torch", "math", loops.LOOP} | loops.PLACEHOLDERS
+    ignored = {"True", "False", "None", "torch", "math", ir.LOOP} | ir.PLACEHOLDERS
     for name in sym.names_in(node) - ignored - ew.BUILTINS:
         if name not in allowed and name not in (OUTPUT, GRAD_OUTPUT):
             problems.append((codes.UnresolvedName, f"cannot resolve '{name}'"))

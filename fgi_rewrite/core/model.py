@@ -9,13 +9,6 @@ import libcst as cst
 
 from fgi_rewrite.core.codes import Code
 
-# Placeholder names used inside extracted expressions; never valid user identifiers in practice.
-GRAD_OUTPUT = "__fgi_grad_output__"
-OUTPUT = "__fgi_output__"
-# ``__fgi_raise__(ValueError("..."))``: a branch of a run-time ``if`` that raises (emitted as
-# ``raise ValueError("...")``).
-RAISE = "__fgi_raise__"
-
 
 @dataclass(frozen=True)
 class Location:

@@ -21,7 +21,8 @@ import libcst as cst
 
 from fgi_rewrite.analysis.analyze import analyze, specialization_key
 from fgi_rewrite.core import codes, symbolic
-from fgi_rewrite.core.model import OUTPUT, Diagnostic, Location, Surrogate
+from fgi_rewrite.core.ir import OUTPUT
+from fgi_rewrite.core.model import Diagnostic, Location, Surrogate
 from fgi_rewrite.pipeline import parallel
 from fgi_rewrite.pipeline.report import (
     NOT_SURROGATE,

@@ -27,9 +27,11 @@ from dataclasses import dataclass
 
 import libcst as cst
 
-from fgi_rewrite.analysis import branches, loops
+from fgi_rewrite.core import ir
 from fgi_rewrite.core import symbolic as sym
-from fgi_rewrite.core.model import OUTPUT, Param, Surrogate
+from fgi_rewrite.core.ir import OUTPUT
+from fgi_rewrite.core.model import Param, Surrogate
+from fgi_rewrite.rewrite import control_flow
 
 INDENT = "    "
 
@@ -285,7 +287,7 @@ def emit_inline(
     )
 
     def value_leaf(expressions: tuple[cst.BaseExpression, ...]) -> list[str]:
-        looped, expressions_ = loops.hoist(expressions, fresh, witness, INDENT)
+        looped, expressions_ = control_flow.hoist(expressions, fresh, witness, INDENT)
         shared, (value,) = share_common(expressions_, fresh)
         return [
             *looped,
@@ -293,8 +295,8 @@ def emit_inline(
             f"{output} = {sym.code(value)}",
         ]
 
-    # Run-time branches on hyperparameters (branches.py) become an if/elif chain.
-    lines.extend(branches.render(branches.split([value]), value_leaf, INDENT))
+    # Run-time branches on hyperparameters (control_flow.py) become an if/elif chain.
+    lines.extend(control_flow.render(control_flow.split([value]), value_leaf, INDENT))
     differentiable = [
         i for i in surrogate.differentiable() if not _is_number(value_of[surrogate.params[i].name])
     ]
@@ -321,7 +323,7 @@ def emit_inline(
         first_detached = detached_of[surrogate.params[differentiable[0]].name]
 
         def grad_leaf(expressions: tuple[cst.BaseExpression, ...]) -> list[str]:
-            looped, expressions_ = loops.hoist(expressions, fresh, first_detached, INDENT)
+            looped, expressions_ = control_flow.hoist(expressions, fresh, first_detached, INDENT)
             shared, grads = share_common(expressions_, fresh)
             injection = _injection(deltas, grads, output)
             return [
@@ -330,7 +332,7 @@ def emit_inline(
                 f"{output} = {injection}",
             ]
 
-        block = branches.render(branches.split(grads), grad_leaf, INDENT)
+        block = control_flow.render(control_flow.split(grads), grad_leaf, INDENT)
         lines.extend(f"{INDENT}{line}" for line in block)
     return Emission(tuple(lines), sym.name(output))
 
@@ -356,8 +358,8 @@ def _annotation(surrogate: Surrogate, index: int) -> str:
     if surrogate.grads[index] is not None:
         return ": torch.Tensor"
     expressions = (surrogate.value, *[g for g in surrogate.grads if g is not None])
-    if surrogate.params[index].name in loops.range_names(expressions):
-        return ": int"  # a bound of a run-time loop (loops.py)
+    if surrogate.params[index].name in ir.range_names(expressions):
+        return ": int"  # a bound of a run-time loop (control_flow.py)
     default = surrogate.params[index].default
     value = sym.literal_value(default) if default is not None else NotImplemented
     for kind in (bool, int, float):
