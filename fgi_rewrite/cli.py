@@ -23,6 +23,7 @@ from click.core import ParameterSource
 from fgi_rewrite import __version__
 from fgi_rewrite.config import ConfigError, load_config
 from fgi_rewrite.core.codes import ALL_CODES, Severity
+from fgi_rewrite.core.results import verifications_for
 from fgi_rewrite.pipeline.parallel import default_jobs
 from fgi_rewrite.pipeline.report import (
     EXIT_ERROR,
@@ -37,7 +38,6 @@ from fgi_rewrite.pipeline.report import (
 from fgi_rewrite.pipeline.run import STDIN, Options, run, stdin_display
 from fgi_rewrite.progress import ProgressLine
 from fgi_rewrite.project.discover import compile_regex
-from fgi_rewrite.verify.stage import verifications_for
 
 # Options that make no sense in a configuration file.
 NOT_CONFIGURABLE = frozenset({"help", "version", "explain", "config", "stdin_filename"})

@@ -17,15 +17,19 @@ import difflib
 import io
 import tokenize
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from fgi_rewrite import __version__
 from fgi_rewrite.core.codes import Severity
 from fgi_rewrite.core.model import Diagnostic, Location
-from fgi_rewrite.rewrite.call_sites import CallSite
-from fgi_rewrite.verify.module_check import ModuleCheck
-from fgi_rewrite.verify.stage import Verification
+from fgi_rewrite.core.results import (
+    SURROGATE,
+    CallSite,
+    FileResult,
+    FunctionRecord,
+    ModuleCheck,
+    Verification,
+)
 
 EXIT_OK = 0
 EXIT_CHANGES = 1
@@ -35,37 +39,6 @@ EXIT_INTERRUPTED = 130
 
 # Bumped only when a key changes meaning or disappears; new keys may be added at any time.
 JSON_SCHEMA_VERSION = 1
-
-# Verdicts of FunctionRecord.
-SURROGATE = "surrogate"  # extracted: its call sites are rewritten
-REFUSED = "refused"  # a surrogate-like Function fgi-rewrite cannot express (code says why)
-NOT_SURROGATE = "not_surrogate"  # an autograd.Function that is not elementwise: left alone
-
-
-@dataclass(frozen=True)
-class FunctionRecord:
-    """One ``autograd.Function`` subclass met in the given files (or used by their call sites)."""
-
-    qualname: str
-    location: Location
-    verdict: str  # SURROGATE, REFUSED or NOT_SURROGATE
-    params: tuple[str, ...] = ()
-    f: str | None = None  # the forward value, as code over the params
-    g: tuple[tuple[str, str | None], ...] = ()  # param -> d(value)/d(param) factor, or None
-    code: str | None = None  # refusal (or note) code when not a surrogate
-    message: str | None = None
-
-
-@dataclass(frozen=True)
-class FileResult:
-    path: Path
-    before: bytes
-    after: bytes
-    call_sites: tuple[CallSite, ...] = ()
-
-    @property
-    def changed(self) -> bool:
-        return self.before != self.after
 
 
 @dataclass

@@ -23,15 +23,15 @@ from fgi_rewrite.analysis.analyze import analyze, specialization_key
 from fgi_rewrite.core import codes, symbolic
 from fgi_rewrite.core.ir import OUTPUT
 from fgi_rewrite.core.model import Diagnostic, Location, Surrogate
-from fgi_rewrite.pipeline import parallel
-from fgi_rewrite.pipeline.report import (
+from fgi_rewrite.core.results import (
     NOT_SURROGATE,
     REFUSED,
     SURROGATE,
     FileResult,
     FunctionRecord,
-    Report,
 )
+from fgi_rewrite.pipeline import parallel
+from fgi_rewrite.pipeline.report import Report
 from fgi_rewrite.project import source_module
 from fgi_rewrite.project.discover import FileSet, Filters, discover
 from fgi_rewrite.project.files import describe_unreadable, write_checked

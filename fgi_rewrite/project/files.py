@@ -14,7 +14,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from fgi_rewrite.pipeline.report import FileResult
+from fgi_rewrite.core.results import FileResult
 from fgi_rewrite.project import source_module
 from fgi_rewrite.project.source_module import SourceError
 

@@ -7,7 +7,6 @@ The generated functions and the imports the rewritten sites need are added after
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 import libcst as cst
 
@@ -15,6 +14,7 @@ from fgi_rewrite.analysis.analyze import forward_params
 from fgi_rewrite.core import codes
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.model import Diagnostic, Location, Param, Surrogate
+from fgi_rewrite.core.results import CallSite
 from fgi_rewrite.project.entities import ApplyRef, ClassRef, Entity, External, FunctionRef, Unknown
 from fgi_rewrite.project.index import ProjectIndex, local_entities
 from fgi_rewrite.project.prefilter import CalleeNames, statements_with_candidates
@@ -23,22 +23,6 @@ from fgi_rewrite.rewrite.emit import Emission, emit_inline, function_name
 
 SKIP_MARKER = "fgi: skip"
 MAX_DISPATCH = 8  # classes in a run-time dispatch on a class-valued parameter
-
-
-@dataclass(frozen=True)
-class CallSite:
-    surrogate: str  # qualname
-    location: str
-    style: str  # "inline" or "function"
-
-
-@dataclass(frozen=True)
-class ModuleRewrite:
-    path: object
-    new_code: str
-    call_sites: tuple[CallSite, ...]
-    diagnostics: tuple[Diagnostic, ...]
-    functions_needed: tuple[str, ...] = field(default=())  # qualnames needing a generated function
 
 
 # Contexts where statements cannot be inserted before the call.

@@ -17,47 +17,15 @@ from __future__ import annotations
 import io
 import tokenize
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fgi_rewrite.core import codes
 from fgi_rewrite.core.model import Diagnostic, Location
+from fgi_rewrite.core.results import FileResult, ModuleCheck
 from fgi_rewrite.project.source_module import module_name_for
 from fgi_rewrite.verify.isolate import import_root
 from fgi_rewrite.verify.stage import default_timeout, run_job
-
-MARKS = {"ok": "✓", "fail": "✗"}
-
-
-@dataclass(frozen=True)
-class ModuleCheck:
-    """One ``nn.Module`` class of a rewritten file (``qualname`` is '' when the module itself
-    could not be imported): ``state`` ok, fail or skipped (not built without arguments)."""
-
-    path: Path
-    qualname: str
-    state: str
-    detail: str = ""
-    original: str = ""  # the same check on the original file: ok, fail or skipped
-    original_detail: str = ""
-
-    def line(self) -> str:
-        name = self.qualname or f"{self.path} (import)"
-        if self.state == "skipped":
-            return f"module {name}: not checked ({self.detail})"
-        text = f"module {name}: script {MARKS.get(self.state, self.state)}"
-        if self.state == "fail":
-            text += f" ({self.detail})"
-        if self.original and self.original != self.state:
-            was = self.original_detail.split(": ", 1)[0]  # "torch.jit.save fails"
-            text += f" (original: {was})"
-        return text
-
-    @property
-    def regression(self) -> bool:
-        """It failed after the rewrite, where the original passed."""
-        return self.state == "fail" and self.original == "ok"
 
 
 def _text(data: bytes) -> str:
@@ -65,7 +33,7 @@ def _text(data: bytes) -> str:
     return data.decode(encoding).lstrip("\ufeff")
 
 
-def module_job(results: Sequence[Any]) -> dict[str, Any] | None:
+def module_job(results: Sequence[FileResult]) -> dict[str, Any] | None:
     """The child's job: the rewritten source of every changed file, under its module name."""
     sources = []
     for result in results:
@@ -124,7 +92,7 @@ def judge_modules(
 
 
 def verify_modules(
-    results: Sequence[Any], timeout: float | None = None, python: str | None = None
+    results: Sequence[FileResult], timeout: float | None = None, python: str | None = None
 ) -> tuple[list[ModuleCheck], list[Diagnostic]]:
     """Import every changed file's rewritten text (and then the original) in one verification
     subprocess and script its ``nn.Module`` classes; see the module docstring."""

@@ -51,6 +51,7 @@ import libcst as cst
 
 from fgi_rewrite.core import codes
 from fgi_rewrite.core.model import Diagnostic, Location, Surrogate
+from fgi_rewrite.core.results import FileResult, Verification
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.rewrite.emit import snake
 from fgi_rewrite.verify.hyper_samples import (
@@ -75,41 +76,6 @@ LEVELS = ("none", "grad", "script", "full")
 CHILD = Path(__file__).parent / "child" / "checks.py"
 MARKER = "@@fgi-verify@@ "
 _BOOT = "import runpy, sys; p = sys.argv[1]; sys.argv = [p]; runpy.run_path(p, run_name='__main__')"
-
-
-@dataclass(frozen=True)
-class Verification:
-    """What verification found for one surrogate (``checks``: name -> ``ok``/``fail``/``-``)."""
-
-    surrogate: str  # qualname
-    name: str
-    paths: tuple[Path, ...]  # files where its call sites were to be rewritten
-    checks: tuple[tuple[str, str], ...] = ()
-    original: tuple[str, ...] = ()  # the original Function's own script/export results
-    hyper: str = ""  # the hyperparameter values used, and where they came from
-    status: str = "verified"  # verified, failed, unscriptable, unverified, isolation
-    detail: str = ""
-    written: bool = True
-    seconds: float = 0.0
-    plot: str = ""  # the PNG drawn with --plot (as the user named its directory)
-    notes: tuple[str, ...] = ()  # what the comparison found but accepted (non-finite, shapes)
-    imported: str = ""  # the user's module the original came from (--verify-import-user-code)
-
-    def line(self) -> str:
-        marks = {"ok": "✓", "fail": "✗", "-": "–"}
-        parts = [f"{name} {marks.get(state, state)}" for name, state in self.checks]
-        text = f"verify {self.name}: " + ("  ".join(parts) if parts else "not verified")
-        if self.status in ("unverified", "isolation"):
-            text += f" ({self.detail})"
-        if self.original:
-            text += f" (original: {'; '.join(self.original)})"
-        if self.imported:
-            text += f" (original imported from {self.imported})"
-        if self.hyper:
-            text += f" [{self.hyper}]"
-        if not self.written:
-            text += " -> left unchanged"
-        return text
 
 
 @dataclass
@@ -208,7 +174,9 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 
 def _uses(
-    index: ProjectIndex, analyses: Mapping[str, Surrogate | Diagnostic], results: Sequence[Any]
+    index: ProjectIndex,
+    analyses: Mapping[str, Surrogate | Diagnostic],
+    results: Sequence[FileResult],
 ) -> dict[str, dict[str, Any]]:
     """Per surrogate with call sites in ``results``: the files, the emitted forms (inline,
     function) and each call node with its module (for the hyperparameter values)."""
@@ -252,7 +220,7 @@ def plot_name(surrogate: Surrogate, taken: set[str]) -> str:
 def verify_rewrites(
     index: ProjectIndex,
     analyses: Mapping[str, Surrogate | Diagnostic],
-    results: Sequence[Any],  # FileResult: path and call_sites
+    results: Sequence[FileResult],
     *,
     level: str = "script",
     require: bool = False,
@@ -546,8 +514,3 @@ def _judge(
         )
         return _with(verdict, status="unscriptable", detail=detail, written=False)
     return verdict
-
-
-def verifications_for(verifications: Sequence[Verification], path: Path) -> list[Verification]:
-    """The verdicts of the surrogates whose call sites in ``path`` were (to be) rewritten."""
-    return [v for v in verifications if path in v.paths]
