@@ -23,6 +23,7 @@ from click.core import ParameterSource
 from fgi_rewrite import __version__
 from fgi_rewrite.config import ConfigError, load_config
 from fgi_rewrite.core.codes import ALL_CODES, Severity
+from fgi_rewrite.core.model import Style, VerifyLevel
 from fgi_rewrite.core.results import verifications_for
 from fgi_rewrite.pipeline.parallel import default_jobs
 from fgi_rewrite.pipeline.report import (
@@ -63,8 +64,8 @@ def _regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str
 )
 @click.option(
     "--style",
-    type=click.Choice(["inline", "function"]),
-    default="inline",
+    type=click.Choice([s.value for s in Style]),
+    default=Style.INLINE.value,
     show_default=True,
     help="inline: FGI code at each call site; function: one generated function.",
 )
@@ -121,8 +122,8 @@ def _regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str
 )
 @click.option(
     "--verify",
-    type=click.Choice(["none", "grad", "script", "full"]),
-    default="script",
+    type=click.Choice([level.value for level in VerifyLevel]),
+    default=VerifyLevel.SCRIPT.value,
     show_default=True,
     envvar="FGI_REWRITE_VERIFY",
     help="Check every rewrite in a subprocess before writing: grad (values and "
@@ -194,7 +195,7 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
     params = _apply_config(ctx, params, config, config_path)
-    if params["plot"] is not None and params["verify"] == "none":
+    if params["plot"] is not None and params["verify"] == VerifyLevel.NONE:
         verify_source = ctx.get_parameter_source("verify")
         where = f" (from {config_path})"
         if verify_source is ParameterSource.COMMANDLINE:
@@ -254,8 +255,7 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     if source is not None and not (options.check or options.diff):
         _write_stdout(report, stdin_display(options), source)
     if as_json:
-        mode = "check" if options.check else "diff" if options.diff else "write"
-        click.echo(json.dumps(to_json(report, mode, diffs=options.diff), indent=2))
+        click.echo(json.dumps(to_json(report, options.mode, diffs=options.diff), indent=2))
     else:
         _print(report, options, params, to_stdout=source is None or options.diff)
     sys.exit(report.exit_code())

@@ -3,11 +3,48 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import libcst as cst
 
 from fgi_rewrite.core.codes import Code
+
+
+class StrEnum(str, Enum):
+    """An enum whose members are their string values (as ``enum.StrEnum`` of Python 3.11): they
+    compare equal to, print as and serialize to JSON as that string."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class Style(StrEnum):
+    """How call sites are written (``--style``)."""
+
+    INLINE = "inline"  # FGI statements at each call site
+    FUNCTION = "function"  # one generated ``<name>_fgi`` function per surrogate
+
+
+class VerifyLevel(StrEnum):
+    """How far verification goes (``--verify``); each level includes the ones before it."""
+
+    NONE = "none"
+    GRAD = "grad"  # values and gradients
+    SCRIPT = "script"  # + TorchScript script/save/load
+    FULL = "full"  # + torch.compile and torch.export
+
+
+class RunMode(StrEnum):
+    """What a run does with the files that change (as black's ``WriteBack``)."""
+
+    WRITE = "write"
+    CHECK = "check"
+    DIFF = "diff"
+
+    @classmethod
+    def from_flags(cls, check: bool, diff: bool) -> RunMode:
+        return cls.CHECK if check else cls.DIFF if diff else cls.WRITE
 
 
 @dataclass(frozen=True)

@@ -10,20 +10,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fgi_rewrite.core.model import Location
+from fgi_rewrite.core.model import Location, StrEnum
+
+
+class CallStyle(StrEnum):
+    """How one call site was rewritten."""
+
+    INLINE = "inline"  # FGI statements before the statement
+    FUNCTION = "function"  # a call of the generated function
+    REFERENCE = "reference"  # ``Fn.apply`` not called here (stored, passed): the function's name
 
 
 @dataclass(frozen=True)
 class CallSite:
     surrogate: str  # qualname
     location: str
-    style: str  # "inline" or "function"
+    style: CallStyle
 
 
-# Verdicts of FunctionRecord.
-SURROGATE = "surrogate"  # extracted: its call sites are rewritten
-REFUSED = "refused"  # a surrogate-like Function fgi-rewrite cannot express (code says why)
-NOT_SURROGATE = "not_surrogate"  # an autograd.Function that is not elementwise: left alone
+class FunctionVerdict(StrEnum):
+    """What a run says of one autograd.Function."""
+
+    SURROGATE = "surrogate"  # extracted: its call sites are rewritten
+    REFUSED = "refused"  # a surrogate-like Function fgi-rewrite cannot express (code says why)
+    NOT_SURROGATE = "not_surrogate"  # not elementwise (a kernel, plumbing): left alone
 
 
 @dataclass(frozen=True)
@@ -32,7 +42,7 @@ class FunctionRecord:
 
     qualname: str
     location: Location
-    verdict: str  # SURROGATE, REFUSED or NOT_SURROGATE
+    verdict: FunctionVerdict
     params: tuple[str, ...] = ()
     f: str | None = None  # the forward value, as code over the params
     g: tuple[tuple[str, str | None], ...] = ()  # param -> d(value)/d(param) factor, or None
@@ -52,6 +62,16 @@ class FileResult:
         return self.before != self.after
 
 
+class VerificationStatus(StrEnum):
+    """The outcome of verifying one surrogate."""
+
+    VERIFIED = "verified"
+    FAILED = "failed"  # values or gradients differ: never written
+    UNSCRIPTABLE = "unscriptable"  # TorchScript (or compile/export) fails
+    UNVERIFIED = "unverified"  # no torch, a timeout, a crash of the verification process
+    ISOLATION = "isolation"  # the original cannot be rebuilt without importing user code
+
+
 @dataclass(frozen=True)
 class Verification:
     """What verification found for one surrogate (``checks``: name -> ``ok``/``fail``/``-``)."""
@@ -62,7 +82,7 @@ class Verification:
     checks: tuple[tuple[str, str], ...] = ()
     original: tuple[str, ...] = ()  # the original Function's own script/export results
     hyper: str = ""  # the hyperparameter values used, and where they came from
-    status: str = "verified"  # verified, failed, unscriptable, unverified, isolation
+    status: VerificationStatus = VerificationStatus.VERIFIED
     detail: str = ""
     written: bool = True
     seconds: float = 0.0
@@ -74,7 +94,7 @@ class Verification:
         marks = {"ok": "✓", "fail": "✗", "-": "–"}
         parts = [f"{name} {marks.get(state, state)}" for name, state in self.checks]
         text = f"verify {self.name}: " + ("  ".join(parts) if parts else "not verified")
-        if self.status in ("unverified", "isolation"):
+        if self.status in (VerificationStatus.UNVERIFIED, VerificationStatus.ISOLATION):
             text += f" ({self.detail})"
         if self.original:
             text += f" (original: {'; '.join(self.original)})"

@@ -21,12 +21,12 @@ from typing import Any
 
 from fgi_rewrite import __version__
 from fgi_rewrite.core.codes import Severity
-from fgi_rewrite.core.model import Diagnostic, Location
+from fgi_rewrite.core.model import Diagnostic, Location, RunMode
 from fgi_rewrite.core.results import (
-    SURROGATE,
     CallSite,
     FileResult,
     FunctionRecord,
+    FunctionVerdict,
     ModuleCheck,
     Verification,
 )
@@ -182,7 +182,7 @@ def _verification(verification: Verification | None) -> dict[str, Any] | None:
     }
 
 
-def to_json(report: Report, mode: str, diffs: bool = False) -> dict[str, Any]:
+def to_json(report: Report, mode: RunMode, diffs: bool = False) -> dict[str, Any]:
     """The stable, documented JSON form of a report (README.md, "JSON output")."""
     refused = {d.message.split(":")[0] for d in report.of(Severity.REFUSAL)}
     verifications = {v.surrogate: v for v in report.verifications}
@@ -207,7 +207,7 @@ def to_json(report: Report, mode: str, diffs: bool = False) -> dict[str, Any]:
                 "verdict": record.verdict,
                 "params": list(record.params),
                 "f": record.f,
-                "g": dict(record.g) if record.verdict == SURROGATE else None,
+                "g": dict(record.g) if record.verdict is FunctionVerdict.SURROGATE else None,
                 "code": record.code,
                 "message": record.message,
                 "verification": _verification(verifications.get(record.qualname)),

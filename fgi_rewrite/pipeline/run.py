@@ -22,14 +22,8 @@ import libcst as cst
 from fgi_rewrite.analysis.analyze import analyze, specialization_key
 from fgi_rewrite.core import codes, symbolic
 from fgi_rewrite.core.ir import OUTPUT
-from fgi_rewrite.core.model import Diagnostic, Location, Surrogate
-from fgi_rewrite.core.results import (
-    NOT_SURROGATE,
-    REFUSED,
-    SURROGATE,
-    FileResult,
-    FunctionRecord,
-)
+from fgi_rewrite.core.model import Diagnostic, Location, RunMode, Style, Surrogate, VerifyLevel
+from fgi_rewrite.core.results import FileResult, FunctionRecord, FunctionVerdict
 from fgi_rewrite.pipeline import parallel
 from fgi_rewrite.pipeline.report import Report
 from fgi_rewrite.project import source_module
@@ -49,7 +43,7 @@ STDIN = "-"
 
 @dataclass(frozen=True)
 class Options:
-    style: str = "inline"  # or "function"
+    style: Style = Style.INLINE
     check: bool = False
     diff: bool = False
     exclude: str | None = None  # regex replacing discover.DEFAULT_EXCLUDE
@@ -59,9 +53,9 @@ class Options:
     # Source read from standard input (``-``): rewritten in memory, never written to disk.
     stdin: bytes | None = None
     stdin_filename: str | None = None  # its name, for the project index and messages
-    # Verification (verify/stage.py): none, grad, script or full. The API default is none; the CLI's
-    # is script. A surrogate failing the gradient check is never rewritten.
-    verify: str = "none"
+    # Verification (verify/stage.py). The API default is none; the CLI's is script. A surrogate
+    # failing the gradient check is never rewritten.
+    verify: VerifyLevel = VerifyLevel.NONE
     require_verify: bool = False  # an unverified rewrite is refused
     allow_unscriptable: bool = False  # write rewrites that fail TorchScript/compile/export
     verify_timeout: float | None = None  # seconds for the whole verification subprocess
@@ -76,6 +70,15 @@ class Options:
     # Worker processes for a large run (parallel.py); results never depend on it. The API
     # default is one process; the CLI's is the number of CPUs.
     jobs: int = 1
+
+    def __post_init__(self) -> None:
+        # The Python API also takes the plain strings (``Options(style="function")``).
+        object.__setattr__(self, "style", Style(self.style))
+        object.__setattr__(self, "verify", VerifyLevel(self.verify))
+
+    @property
+    def mode(self) -> RunMode:
+        return RunMode.from_flags(self.check, self.diff)
 
 
 # ``progress(stage, done, total)``: ANALYZING (files that may define a Function), CHECKING (the
@@ -211,7 +214,7 @@ def _process(fileset: FileSet, options: Options, report: Report, progress: Progr
         and s.location.path in targets
         and qualname not in specialized
     )
-    if options.verify != "none" or options.plot is not None:
+    if options.verify is not VerifyLevel.NONE or options.plot is not None:
         progress(VERIFYING, 0, len({s.surrogate for r in report.results for s in r.call_sites}))
         _verify(index, analyses, report, options, context.names, targets, remote)
     _add_remote_functions(index, report, remote)
@@ -383,7 +386,9 @@ def _verify(
         index,
         analyses,
         report.results,
-        level=options.verify if options.verify != "none" else "grad",  # --plot needs grad
+        level=(
+            options.verify if options.verify is not VerifyLevel.NONE else VerifyLevel.GRAD
+        ),  # --plot needs grad
         require=options.require_verify,
         allow_unscriptable=options.allow_unscriptable,
         timeout=options.verify_timeout,
@@ -407,7 +412,11 @@ def function_record(function: FoundFunction, result: Surrogate | Diagnostic) -> 
     """What the report says about one Function: its extracted f and g, or why it was left."""
     qualname, location = function.qualname, function.location
     if isinstance(result, Diagnostic):
-        verdict = NOT_SURROGATE if result.code.severity is codes.Severity.INFO else REFUSED
+        verdict = (
+            FunctionVerdict.NOT_SURROGATE
+            if result.code.severity is codes.Severity.INFO
+            else FunctionVerdict.REFUSED
+        )
         return FunctionRecord(
             qualname, location, verdict, code=result.code.code, message=result.message
         )
@@ -421,7 +430,7 @@ def function_record(function: FoundFunction, result: Surrogate | Diagnostic) -> 
     return FunctionRecord(
         qualname,
         location,
-        SURROGATE,
+        FunctionVerdict.SURROGATE,
         params=params,
         f=symbolic.code(symbolic.substitute(result.value, mapping)),
         g=grads,

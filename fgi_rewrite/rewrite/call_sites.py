@@ -13,8 +13,8 @@ import libcst as cst
 from fgi_rewrite.analysis.analyze import forward_params
 from fgi_rewrite.core import codes
 from fgi_rewrite.core import symbolic as sym
-from fgi_rewrite.core.model import Diagnostic, Location, Param, Surrogate
-from fgi_rewrite.core.results import CallSite
+from fgi_rewrite.core.model import Diagnostic, Location, Param, Style, Surrogate
+from fgi_rewrite.core.results import CallSite, CallStyle
 from fgi_rewrite.project.entities import ApplyRef, ClassRef, Entity, External, FunctionRef, Unknown
 from fgi_rewrite.project.index import ProjectIndex, local_entities
 from fgi_rewrite.project.prefilter import CalleeNames, statements_with_candidates
@@ -61,7 +61,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         index: ProjectIndex,
         module: ModuleInfo,
         surrogates: Mapping[str, Surrogate | Diagnostic],
-        style: str,
+        style: Style,
         names: CalleeNames,
         specialize: Specializer | None = None,
     ) -> None:
@@ -184,7 +184,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         if location.line in self.skip_lines:
             return updated
         name = self.functions.setdefault(result.qualname, function_name(result))
-        self.call_sites.append(CallSite(result.qualname, str(location), "reference"))
+        self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.REFERENCE))
         return cst.Name(name)
 
     def class_parameter_dispatch(
@@ -227,7 +227,7 @@ class CallSiteRewriter(cst.CSTTransformer):
             if not self.names_class(name, info):
                 continue
             function = self.functions.setdefault(result.qualname, function_name(result))
-            self.call_sites.append(CallSite(result.qualname, str(location), "reference"))
+            self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.REFERENCE))
             chosen.append((name, function))
         for name, function in reversed(chosen):
             test = cst.parse_expression(f"{parameter} is {name}")
@@ -318,14 +318,14 @@ class CallSiteRewriter(cst.CSTTransformer):
         args = self.bind_arguments(result.params, result.short_name, updated, location)
         if args is None:
             return updated
-        if self.style == "inline" and self.can_inline(original):
+        if self.style is Style.INLINE and self.can_inline(original):
             emission = self.emit(result, args, original)
             self.pending[-1].extend(emission.statements)
             self.inlined.add(id(original))
-            self.call_sites.append(CallSite(result.qualname, str(location), "inline"))
+            self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.INLINE))
             return emission.result
         name = self.functions.setdefault(result.qualname, function_name(result))
-        self.call_sites.append(CallSite(result.qualname, str(location), "function"))
+        self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.FUNCTION))
         return cst.Call(func=cst.Name(name), args=[cst.Arg(a) for a in args])
 
     def emit(
@@ -575,7 +575,7 @@ def rewrite_module(
     index: ProjectIndex,
     module: ModuleInfo,
     surrogates: Mapping[str, Surrogate | Diagnostic],
-    style: str,
+    style: Style,
     generated: Callable[[str], bool],
     names: CalleeNames,
     specialize: Specializer | None = None,

@@ -20,13 +20,13 @@ from typing import Any
 import libcst as cst
 
 from fgi_rewrite.core import symbolic as sym
-from fgi_rewrite.core.model import Surrogate
+from fgi_rewrite.core.model import Style, Surrogate
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, dotted_name
 from fgi_rewrite.rewrite.emit import emit_function, emit_inline
 
 CANDIDATE = "_fgi_verify_candidate"
-WRAPPERS = {"inline": "_FgiVerifyInline", "function": "_FgiVerifyFunction"}
+WRAPPERS = {Style.INLINE: "_FgiVerifyInline", Style.FUNCTION: "_FgiVerifyFunction"}
 ORIGINAL = "_FgiVerifyOriginal"
 # Module roots whose imports are copied into the verification module (plus the standard library).
 ALLOWED_ROOTS = frozenset({"torch", "math", "numpy", "typing_extensions"})
@@ -266,7 +266,7 @@ def _hyper_type(values: Sequence[object]) -> str:
 
 
 def fgi_chunks(
-    surrogate: Surrogate, forms: set[str], configs: list[dict[str, Any]]
+    surrogate: Surrogate, forms: set[Style], configs: list[dict[str, Any]]
 ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The emitted code, and ``nn.Module`` wrappers that TorchScript/compile/export can take."""
     params = [p.name for p in surrogate.params]
@@ -291,17 +291,17 @@ def fgi_chunks(
     # Only the forms the run writes are emitted and checked (emitting costs about as much as
     # checking: the symbolic clean-up of libcst trees).
     wrappers = []
-    if "inline" in forms:
+    if Style.INLINE in forms:
         emission = emit_inline(surrogate, [sym.name(p) for p in params], fresh, fresh("_fgi_out"))
         body = "\n".join(f"        {line}" for line in emission.statements)
         wrappers.append(
-            f"class {WRAPPERS['inline']}(torch.nn.Module):\n    {signature}\n{body}\n"
+            f"class {WRAPPERS[Style.INLINE]}(torch.nn.Module):\n    {signature}\n{body}\n"
             f"        return {sym.code(emission.result)}\n"
         )
-    if "function" in forms:
+    if Style.FUNCTION in forms:
         wrappers.append(
             f"{emit_function(surrogate, CANDIDATE)}\n\n"
-            f"class {WRAPPERS['function']}(torch.nn.Module):\n    {signature}\n"
+            f"class {WRAPPERS[Style.FUNCTION]}(torch.nn.Module):\n    {signature}\n"
             f"        return {CANDIDATE}({arguments})\n"
         )
     original = (
@@ -315,8 +315,8 @@ def fgi_chunks(
     ]
     for chunk in chunks:
         chunk["emitted"] = True  # kept when the original comes from the user's module instead
-    targets = {"inline": WRAPPERS["inline"], "function": CANDIDATE}
-    return chunks, {form: targets[form] for form in sorted(forms)}
+    targets = {Style.INLINE: WRAPPERS[Style.INLINE], Style.FUNCTION: CANDIDATE}
+    return chunks, {form.value: targets[form] for form in sorted(forms)}
 
 
 def import_root(path: Path) -> Path:

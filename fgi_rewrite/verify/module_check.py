@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fgi_rewrite.core import codes
-from fgi_rewrite.core.model import Diagnostic, Location
+from fgi_rewrite.core.model import Diagnostic, Location, VerifyLevel
 from fgi_rewrite.core.results import FileResult, ModuleCheck
 from fgi_rewrite.project.source_module import module_name_for
 from fgi_rewrite.verify.isolate import import_root
@@ -99,7 +99,9 @@ def verify_modules(
     job = module_job(results)
     if job is None:
         return [], []
-    child = run_job(job, timeout or default_timeout("script", len(job["modules"])), python)
+    child = run_job(
+        job, timeout or default_timeout(VerifyLevel.SCRIPT, len(job["modules"])), python
+    )
     problem = child.problem
     if child.torch_ok is False:
         problem = f"torch is not importable: {child.torch_error}"

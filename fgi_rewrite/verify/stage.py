@@ -50,8 +50,8 @@ from typing import Any
 import libcst as cst
 
 from fgi_rewrite.core import codes
-from fgi_rewrite.core.model import Diagnostic, Location, Surrogate
-from fgi_rewrite.core.results import FileResult, Verification
+from fgi_rewrite.core.model import Diagnostic, Location, Style, Surrogate, VerifyLevel
+from fgi_rewrite.core.results import CallStyle, FileResult, Verification, VerificationStatus
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.rewrite.emit import snake
 from fgi_rewrite.verify.hyper_samples import (
@@ -72,7 +72,6 @@ from fgi_rewrite.verify.isolate import (
 
 __all__ = ["SAMPLES", "Verification", "integer_params", "probability_params", "verify_rewrites"]
 
-LEVELS = ("none", "grad", "script", "full")
 CHILD = Path(__file__).parent / "child" / "checks.py"
 MARKER = "@@fgi-verify@@ "
 _BOOT = "import runpy, sys; p = sys.argv[1]; sys.argv = [p]; runpy.run_path(p, run_name='__main__')"
@@ -101,18 +100,18 @@ class ChildOutput:
     modules: list[dict[str, Any]] = field(default_factory=list)  # --verify-modules, per class
 
 
-def default_timeout(level: str, cases: int) -> float:
+def default_timeout(level: VerifyLevel, cases: int) -> float:
     override = os.environ.get("FGI_REWRITE_VERIFY_TIMEOUT")
     if override:
         return float(override)
-    return 60.0 + cases * (90.0 if level == "full" else 10.0)
+    return 60.0 + cases * (90.0 if level is VerifyLevel.FULL else 10.0)
 
 
 def run_child(
-    cases: Sequence[dict[str, Any]], level: str, timeout: float, python: str | None = None
+    cases: Sequence[dict[str, Any]], level: VerifyLevel, timeout: float, python: str | None = None
 ) -> ChildOutput:
     """Run every case in one subprocess (torch is imported once) and collect its results."""
-    return run_job({"level": level, "cases": list(cases)}, timeout, python)
+    return run_job({"level": level.value, "cases": list(cases)}, timeout, python)
 
 
 def run_job(job_data: dict[str, Any], timeout: float, python: str | None = None) -> ChildOutput:
@@ -188,7 +187,9 @@ def _uses(
                 continue
             entry = used.setdefault(site.surrogate, {"paths": [], "forms": set(), "sites": []})
             # A rewritten ``Fn.apply`` reference calls the generated function.
-            entry["forms"].add("function" if site.style == "reference" else site.style)
+            entry["forms"].add(
+                Style.FUNCTION if site.style is CallStyle.REFERENCE else Style(site.style)
+            )
             if result.path not in entry["paths"]:
                 entry["paths"].append(result.path)
             module = index.module(result.path)
@@ -222,7 +223,7 @@ def verify_rewrites(
     analyses: Mapping[str, Surrogate | Diagnostic],
     results: Sequence[FileResult],
     *,
-    level: str = "script",
+    level: VerifyLevel = VerifyLevel.SCRIPT,
     require: bool = False,
     allow_unscriptable: bool = False,
     timeout: float | None = None,
@@ -413,7 +414,7 @@ def _isolation(
         )
     return _with(
         base,
-        status="isolation",
+        status=VerificationStatus.ISOLATION,
         detail=f"cannot verify in isolation: {reason}",
         written=not require,
     )
@@ -427,7 +428,7 @@ def _judge(
     base: Verification,
     surrogate: Surrogate,
     child: ChildOutput,
-    level: str,
+    level: VerifyLevel,
     require: bool,
     allow_unscriptable: bool,
     outcome: Outcome,
@@ -451,10 +452,12 @@ def _judge(
             )
         elif child.torch_ok is not False:
             _refuse(outcome, codes.Unverified, surrogate, f"not verified: {reason}")
-        return _with(base, status="unverified", detail=reason, written=not require)
+        return _with(base, status=VerificationStatus.UNVERIFIED, detail=reason, written=not require)
     if "isolation" in result:
         return _isolation(base, result["isolation"], surrogate, require, outcome)
-    order = ["grad", "script", "compile", "export"][: {"grad": 1, "script": 2}.get(level, 4)]
+    order = ["grad", "script", "compile", "export"][
+        : {VerifyLevel.GRAD: 1, VerifyLevel.SCRIPT: 2}.get(level, 4)
+    ]
     found: dict[str, dict[str, Any]] = result.get("checks", {})
     checks = tuple(
         (name, "-" if name not in found else "ok" if found[name]["ok"] else "fail")
@@ -489,7 +492,9 @@ def _judge(
             surrogate,
             f"the rewrite does not match the original: {grad['detail']}; left unchanged",
         )
-        return _with(verdict, status="failed", detail=grad["detail"], written=False)
+        return _with(
+            verdict, status=VerificationStatus.FAILED, detail=grad["detail"], written=False
+        )
     failed = [
         (name, found[name]["detail"])
         for name in order[1:]
@@ -504,7 +509,7 @@ def _judge(
                 surrogate,
                 f"written although it fails the {detail} (--allow-unscriptable)",
             )
-            return _with(verdict, status="unscriptable", detail=detail)
+            return _with(verdict, status=VerificationStatus.UNSCRIPTABLE, detail=detail)
         _refuse(
             outcome,
             codes.NotScriptable,
@@ -512,5 +517,5 @@ def _judge(
             f"the rewrite fails the {detail}; left unchanged (--allow-unscriptable writes "
             "it anyway)",
         )
-        return _with(verdict, status="unscriptable", detail=detail, written=False)
+        return _with(verdict, status=VerificationStatus.UNSCRIPTABLE, detail=detail, written=False)
     return verdict
