@@ -118,7 +118,8 @@ def stub_child(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     jobs: list[dict[str, Any]] = []
 
     def fake(cases: Any, level: str, timeout: float, python: str | None = None) -> Any:
-        jobs.append({"level": level, "cases": list(cases), "timeout": timeout})
+        cases = [case.to_json() for case in cases]  # as the child reads them
+        jobs.append({"level": level, "cases": cases, "timeout": timeout})
         out = verify.ChildOutput(torch_ok=True)
         for case in cases:
             out.results[case["id"]] = {
@@ -153,7 +154,7 @@ def test_job_isolates_the_class_and_takes_call_site_hyperparameters(
     configs = cases["SigmoidSpike"]["configs"]
     # alpha=5.0 from one call site; the other passes a variable: its default 2.0 is used.
     assert [c["values"] for c in configs] == [{"alpha": 5.0}, {"alpha": 2.0}]
-    assert cases["ThresholdSpike"]["configs"] == [{"values": {}, "label": ""}]
+    assert [c["values"] for c in cases["ThresholdSpike"]["configs"]] == [{}]
     assert [p["grad"] for p in cases["ThresholdSpike"]["params"]] == [True, True]
     line = by_name(report)["SigmoidSpike"].line()
     assert line.startswith("verify SigmoidSpike: grad ✓  script ✓")
@@ -418,7 +419,7 @@ def test_allow_unscriptable_writes_and_reports(
     def fake(cases: Any, level: str, timeout: float, python: str | None = None) -> Any:
         out = verify.ChildOutput(torch_ok=True)
         for case in cases:
-            out.results[case["id"]] = {
+            out.results[case.id] = {
                 "checks": {"grad": {"ok": True}, "script": {"ok": False, "detail": "Lambda"}}
             }
         return out

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
 from pathlib import Path
-from typing import Any
 
 import libcst as cst
 
@@ -25,6 +24,7 @@ from fgi_rewrite.project.entities import ValueRef
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ModuleInfo, dotted_name
 from fgi_rewrite.rewrite.emit import tensor_default, used_as_tensor
+from fgi_rewrite.verify.job import HyperConfig
 
 SAMPLES = (1.0, 2.0, 5.0)  # hyperparameter values when neither the call site nor a default says
 INT_SAMPLES = (1, 2, 5)  # the same for a hyperparameter the code uses as an integer
@@ -272,7 +272,7 @@ def hyper_configs(
     surrogate: Surrogate,
     sites: Sequence[tuple[ModuleInfo, cst.Call | None]],
     integers: AbstractSet[str] = frozenset(),
-) -> tuple[list[dict[str, Any]], str]:
+) -> tuple[list[HyperConfig], str]:
     """Hyperparameter combinations to check, and a summary of where their values came from;
     ``integers`` names the hyperparameters that get integer samples."""
     hyper = [i for i, g in enumerate(surrogate.grads) if g is None]
@@ -281,7 +281,7 @@ def hyper_configs(
         for i in hyper
     }
     if not hyper:
-        return [{"values": {}, "label": ""}], ""
+        return [HyperConfig({}, "")], ""
     seen: list[tuple[tuple[object, str], ...]] = []
     scopes: dict[Path, dict[int, dict[str, tuple[str, cst.BaseExpression]]]] = {}
     for module, call in sites or [(index.module(surrogate.location.path), None)]:
@@ -312,15 +312,17 @@ def hyper_configs(
             samples[surrogate.params[i].name] = BOOL_SAMPLES
     # A hyperparameter whose default is a tensor, or whose methods the code calls
     # (``max_spikes.float()``), is passed as a 0-dim tensor of its value.
-    tensors = sorted(
-        surrogate.params[i].name
-        for i in hyper
-        if tensor_default(surrogate.params[i].default)
-        or used_as_tensor(surrogate, surrogate.params[i].name)
+    tensors = tuple(
+        sorted(
+            surrogate.params[i].name
+            for i in hyper
+            if tensor_default(surrogate.params[i].default)
+            or used_as_tensor(surrogate, surrogate.params[i].name)
+        )
     )
     # Known values first: MAX_CONFIGS cuts the sampled combinations, not the call sites'.
     seen.sort(key=lambda combo: sum(source == "sample" for _, source in combo))
-    configs: list[dict[str, Any]] = []
+    configs: list[HyperConfig] = []
     used: list[dict[str, str]] = []  # per config: the source of each value
     for combo in seen:
         sampled = any(s == "sample" for _, s in combo)
@@ -332,9 +334,7 @@ def hyper_configs(
                 for i, (value, source) in zip(hyper, combo, strict=True)
             }
             label = ", ".join(f"{name}={value!r}" for name, value in values.items())
-            configs.append(
-                {"values": values, "label": label, "sampled": sampled, "tensors": tensors}
-            )
+            configs.append(HyperConfig(values, label, sampled, tensors))
             used.append(
                 {
                     surrogate.params[i].name: source
@@ -347,7 +347,7 @@ def hyper_configs(
         name = surrogate.params[i].name
         by_source: dict[str, list[str]] = {}
         for config, sources in zip(configs, used, strict=True):
-            shown = repr(config["values"][name])
+            shown = repr(config.values[name])
             if shown not in by_source.setdefault(sources[name], []):
                 by_source[sources[name]].append(shown)
         summary.append("; ".join(f"{name}={', '.join(v)} ({s})" for s, v in by_source.items()))

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import libcst as cst
 
@@ -24,6 +24,7 @@ from fgi_rewrite.core.model import Style, Surrogate
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, dotted_name
 from fgi_rewrite.rewrite.emit import emit_function, emit_inline
+from fgi_rewrite.verify.job import Chunk, HyperConfig, UserImport
 
 CANDIDATE = "_fgi_verify_candidate"
 WRAPPERS = {Style.INLINE: "_FgiVerifyInline", Style.FUNCTION: "_FgiVerifyFunction"}
@@ -116,18 +117,18 @@ def _definitions(
     seen: set[str],
     depth: int,
     keep_class: Callable[[cst.ClassDef], str] = lambda node: "",
-) -> tuple[list[dict[str, Any]], bool]:
+) -> tuple[list[Chunk], bool]:
     """The isolatable top-level statements of ``module`` as chunks executed in ``namespace``
     ('' is the verification module itself): imports of torch/math/the standard library,
     constants built by allowed calls, functions with allowed decorators, the classes
     ``keep_class`` names a chunk kind for; and, for each name imported from another project
     module, that module's own definitions (their source, never an import) linked under the name.
     Returns the chunks and whether the module has ``from __future__ import annotations``."""
-    chunks: list[dict[str, Any]] = []
+    chunks: list[Chunk] = []
     future = False
 
     def add(kind: str, text: str, what: str = "") -> None:
-        chunks.append({"kind": kind, "what": what, "text": text, "namespace": namespace})
+        chunks.append(Chunk(kind, text, what, namespace))
 
     for stmt in module.tree.body:
         text = module.tree.code_for_node(stmt)
@@ -168,7 +169,7 @@ def _foreign(
     namespace: str,
     seen: set[str],
     depth: int,
-) -> list[dict[str, Any]]:
+) -> list[Chunk]:
     """Chunks giving the names an import of project modules binds (``from pkg.steps import
     step``, ``import pkg.steps as steps``): each such module's definitions in a namespace of
     its own, then a link of the imported name (a module, or an attribute of one)."""
@@ -188,7 +189,7 @@ def _foreign(
             for a in small.names
             if a.asname is not None and isinstance(a.asname.name, cst.Name)
         ]
-    chunks: list[dict[str, Any]] = []
+    chunks: list[Chunk] = []
     for local in locals_:
         target = module.imports.get(local, "")
         found = index.module_named(target, module.path)
@@ -201,24 +202,17 @@ def _foreign(
         if found.name not in seen:
             seen.add(found.name)
             inner, future = _definitions(index, found, found.name, seen, depth)
-            chunks += [{**chunk, "future": future} for chunk in inner]
+            chunks += [replace(chunk, future=future) for chunk in inner]
         link = f"# {local} = {found.name}{'.' + attribute if attribute else ''} (source copied)\n"
         chunks.append(
-            {
-                "kind": "link",
-                "what": "",
-                "text": link,
-                "namespace": namespace,
-                "source": found.name,
-                "names": {local: attribute},
-            }
+            Chunk("link", link, namespace=namespace, source=found.name, names={local: attribute})
         )
     return chunks
 
 
 def build_chunks(
     index: ProjectIndex, info: ClassInfo, closure: Sequence[tuple[str, str]] = ()
-) -> tuple[list[dict[str, Any]], bool]:
+) -> tuple[tuple[Chunk, ...], bool]:
     """The statements of the isolated module, each executed on its own by the child; a class
     built in a factory gets the factory call's literal arguments as module constants."""
     module = index.module(info.path)
@@ -231,9 +225,7 @@ def build_chunks(
             )
     bases = {id(b.node) for b in mro[1:]}
     top = info.qualname == f"{module.qualifier}.{info.name}"
-    chunks: list[dict[str, Any]] = [
-        {"kind": "header", "what": "", "text": "import math\nimport torch\n"}
-    ]
+    chunks = [Chunk("header", "import math\nimport torch\n")]
 
     def keep_class(node: cst.ClassDef) -> str:
         return "class" if node is info.node else "base" if id(node) in bases else ""
@@ -241,7 +233,7 @@ def build_chunks(
     found, future = _definitions(index, module, "", {module.name}, 0, keep_class)
     chunks += found
     for name, value in closure:
-        chunks.append({"kind": "constant", "what": name, "text": f"{name} = {value}\n"})
+        chunks.append(Chunk("constant", f"{name} = {value}\n", name))
     if not top:  # nested in a class or a function: the class alone, dedented
         node = info.node
         if any(dotted_name(d.decorator) == "staticmethod" for d in node.decorators):
@@ -250,8 +242,8 @@ def build_chunks(
             kept = [d for d in node.decorators if dotted_name(d.decorator) != "staticmethod"]
             node = node.with_changes(decorators=kept)
         text = cst.Module(body=[], default_indent=module.tree.default_indent).code_for_node(node)
-        chunks.append({"kind": "class", "what": f"class {info.name}", "text": text})
-    return chunks, future
+        chunks.append(Chunk("class", text, f"class {info.name}"))
+    return tuple(chunks), future
 
 
 def _hyper_type(values: Sequence[object]) -> str:
@@ -266,16 +258,16 @@ def _hyper_type(values: Sequence[object]) -> str:
 
 
 def fgi_chunks(
-    surrogate: Surrogate, forms: set[Style], configs: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    surrogate: Surrogate, forms: set[Style], configs: Sequence[HyperConfig]
+) -> tuple[tuple[Chunk, ...], dict[Style, str]]:
     """The emitted code, and ``nn.Module`` wrappers that TorchScript/compile/export can take."""
     params = [p.name for p in surrogate.params]
     grads = set(surrogate.differentiable())
-    tensors = {name for c in configs for name in c.get("tensors", ())}  # passed as tensors
+    tensors = {name for c in configs for name in c.tensors}  # passed as tensors
     annotated = []
     for i, name in enumerate(params):
         tensor = i in grads or name in tensors
-        kind = ": torch.Tensor" if tensor else _hyper_type([c["values"][name] for c in configs])
+        kind = ": torch.Tensor" if tensor else _hyper_type([c.values[name] for c in configs])
         annotated.append(f"{name}{kind}")
     signature = f"def forward(self, {', '.join(annotated)}) -> torch.Tensor:"
     arguments = ", ".join(params)
@@ -308,15 +300,14 @@ def fgi_chunks(
         f"class {ORIGINAL}(torch.nn.Module):\n    {signature}\n"
         f"        return {surrogate.short_name}.apply({arguments})\n"
     )
-    chunks: list[dict[str, Any]] = [
-        {"kind": "fgi", "what": "", "text": "import math\nimport torch\n"},
-        *({"kind": "fgi", "what": "", "text": text} for text in wrappers),
-        {"kind": "class", "what": "the call of the original", "text": original},
-    ]
-    for chunk in chunks:
-        chunk["emitted"] = True  # kept when the original comes from the user's module instead
+    # ``emitted``: kept when the original comes from the user's module instead.
+    chunks = (
+        Chunk("fgi", "import math\nimport torch\n", emitted=True),
+        *(Chunk("fgi", text, emitted=True) for text in wrappers),
+        Chunk("class", original, "the call of the original", emitted=True),
+    )
     targets = {Style.INLINE: WRAPPERS[Style.INLINE], Style.FUNCTION: CANDIDATE}
-    return chunks, {form.value: targets[form] for form in sorted(forms)}
+    return chunks, {form: targets[form] for form in sorted(forms)}
 
 
 def import_root(path: Path) -> Path:
@@ -328,7 +319,7 @@ def import_root(path: Path) -> Path:
     return directory
 
 
-def user_import(index: ProjectIndex, info: ClassInfo | None) -> dict[str, str] | None:
+def user_import(index: ProjectIndex, info: ClassInfo | None) -> UserImport | None:
     """How the child imports the Function from the user's module (``--verify-import-user-code``):
     the import root, the module name and the attribute path of the class; None for a class built
     inside a function, which no import reaches."""
@@ -338,8 +329,8 @@ def user_import(index: ProjectIndex, info: ClassInfo | None) -> dict[str, str] |
     prefix = f"{module.qualifier}."
     if not info.qualname.startswith(prefix):
         return None
-    return {
-        "root": str(import_root(info.path)),
-        "module": module.name,
-        "attribute": info.qualname[len(prefix) :],
-    }
+    return UserImport(
+        root=str(import_root(info.path)),
+        module=module.name,
+        attribute=info.qualname[len(prefix) :],
+    )

@@ -25,7 +25,8 @@ from fgi_rewrite.core.model import Diagnostic, Location, VerifyLevel
 from fgi_rewrite.core.results import FileResult, ModuleCheck
 from fgi_rewrite.project.source_module import module_name_for
 from fgi_rewrite.verify.isolate import import_root
-from fgi_rewrite.verify.stage import default_timeout, run_job
+from fgi_rewrite.verify.job import Job, ModuleSource
+from fgi_rewrite.verify.process import default_timeout, run_job
 
 
 def _text(data: bytes) -> str:
@@ -33,7 +34,7 @@ def _text(data: bytes) -> str:
     return data.decode(encoding).lstrip("\ufeff")
 
 
-def module_job(results: Sequence[FileResult]) -> dict[str, Any] | None:
+def module_job(results: Sequence[FileResult]) -> Job | None:
     """The child's job: the rewritten source of every changed file, under its module name."""
     sources = []
     for result in results:
@@ -45,13 +46,10 @@ def module_job(results: Sequence[FileResult]) -> dict[str, Any] | None:
         except (SyntaxError, UnicodeDecodeError, LookupError):
             continue
         root = str(import_root(result.path))
-        sources.append(
-            {"name": name, "path": str(result.path), "text": text, "package": is_package}
-            | {"root": root}
-        )
+        sources.append(ModuleSource(name, str(result.path), text, is_package, root))
     if not sources:
         return None
-    return {"level": "modules", "cases": [], "modules": sources}
+    return Job("modules", modules=tuple(sources))
 
 
 def judge_modules(
@@ -99,11 +97,9 @@ def verify_modules(
     job = module_job(results)
     if job is None:
         return [], []
-    child = run_job(
-        job, timeout or default_timeout(VerifyLevel.SCRIPT, len(job["modules"])), python
-    )
+    child = run_job(job, timeout or default_timeout(VerifyLevel.SCRIPT, len(job.modules)), python)
     problem = child.problem
     if child.torch_ok is False:
         problem = f"torch is not importable: {child.torch_error}"
-    first = Path(job["modules"][0]["path"])
+    first = Path(job.modules[0].path)
     return judge_modules(child.modules, problem, first)

@@ -35,13 +35,7 @@ Test hooks (documented in README): ``FGI_REWRITE_VERIFY_PYTHON`` names the child
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -69,12 +63,10 @@ from fgi_rewrite.verify.isolate import (
     fgi_chunks,
     user_import,
 )
+from fgi_rewrite.verify.job import Case, Job
+from fgi_rewrite.verify.process import ChildOutput, default_timeout, run_job
 
 __all__ = ["SAMPLES", "Verification", "integer_params", "probability_params", "verify_rewrites"]
-
-CHILD = Path(__file__).parent / "child" / "checks.py"
-MARKER = "@@fgi-verify@@ "
-_BOOT = "import runpy, sys; p = sys.argv[1]; sys.argv = [p]; runpy.run_path(p, run_name='__main__')"
 
 
 @dataclass
@@ -89,84 +81,11 @@ class Outcome:
 # ---- the child process -----------------------------------------------------------------------
 
 
-@dataclass
-class ChildOutput:
-    torch_ok: bool | None = None
-    torch_error: str = ""
-    torch_seconds: float = 0.0
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
-    problem: str = ""  # timeout or crash of the child itself
-    plot_error: str = ""  # matplotlib could not be imported (--plot)
-    modules: list[dict[str, Any]] = field(default_factory=list)  # --verify-modules, per class
-
-
-def default_timeout(level: VerifyLevel, cases: int) -> float:
-    override = os.environ.get("FGI_REWRITE_VERIFY_TIMEOUT")
-    if override:
-        return float(override)
-    return 60.0 + cases * (90.0 if level is VerifyLevel.FULL else 10.0)
-
-
 def run_child(
-    cases: Sequence[dict[str, Any]], level: VerifyLevel, timeout: float, python: str | None = None
+    cases: Sequence[Case], level: VerifyLevel, timeout: float, python: str | None = None
 ) -> ChildOutput:
     """Run every case in one subprocess (torch is imported once) and collect its results."""
-    return run_job({"level": level.value, "cases": list(cases)}, timeout, python)
-
-
-def run_job(job_data: dict[str, Any], timeout: float, python: str | None = None) -> ChildOutput:
-    """Run one job in the verification subprocess and collect its messages."""
-    python = python or os.environ.get("FGI_REWRITE_VERIFY_PYTHON") or sys.executable
-    job = json.dumps(job_data).encode()
-    output = ChildOutput()
-    with tempfile.TemporaryDirectory(prefix="fgi-verify-") as cwd:
-        try:
-            process = subprocess.Popen(
-                [python, "-c", _BOOT, str(CHILD)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                cwd=cwd,
-                start_new_session=hasattr(os, "killpg"),
-            )
-        except OSError as exc:
-            output.torch_ok, output.torch_error = False, f"cannot start {python}: {exc}"
-            return output
-        try:
-            stdout, stderr = process.communicate(job, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill(process)
-            stdout, stderr = process.communicate()
-            output.problem = f"verification timed out after {timeout:g} s"
-    for line in stdout.decode("utf-8", errors="replace").splitlines():
-        if not line.startswith(MARKER):
-            continue
-        message = json.loads(line[len(MARKER) :])
-        if message.get("kind") == "torch":
-            output.torch_ok = bool(message["ok"])
-            output.torch_error = message.get("error", "")
-            output.torch_seconds = float(message.get("seconds", 0.0))
-        elif message.get("kind") == "case":
-            output.results[message["id"]] = message
-        elif message.get("kind") == "module":
-            output.modules.append(message)
-        elif message.get("kind") == "plot" and not message.get("ok"):
-            output.plot_error = message.get("error", "") or "matplotlib is not importable"
-    if output.torch_ok is None and not output.problem:
-        tail = stderr.decode("utf-8", errors="replace").strip().splitlines()[-1:]
-        why = "; ".join(tail) or f"exit status {process.returncode}"
-        output.problem = f"the verification process failed ({why})"
-    return output
-
-
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    try:
-        if hasattr(os, "killpg"):
-            os.killpg(process.pid, signal.SIGKILL)  # with its compile workers
-        else:
-            process.kill()
-    except (ProcessLookupError, PermissionError):
-        pass
+    return run_job(Job(level, tuple(cases)), timeout, python)
 
 
 # ---- the stage ---------------------------------------------------------------------------------
@@ -244,7 +163,7 @@ def verify_rewrites(
     plots: dict[str, str] = {}  # qualname -> PNG path as shown
     taken: set[str] = set()
     used = _uses(index, analyses, results)
-    cases: list[dict[str, Any]] = []
+    cases: list[Case] = []
     verdicts: dict[str, Verification] = {}
     for qualname, entry in used.items():
         surrogate = analyses[qualname]
@@ -278,35 +197,34 @@ def verify_rewrites(
             if importable is None:
                 verdicts[qualname] = _isolation(base, str(exc), surrogate, require, outcome)
                 continue
-            chunks, future, not_isolated = [], False, str(exc)  # the child imports the original
+            chunks, future, not_isolated = (), False, str(exc)  # the child imports the original
         fgi, forms = fgi_chunks(surrogate, entry["forms"], configs)
         if plot is not None:
             plots[qualname] = str(plot / plot_name(surrogate, taken))
         cases.append(
-            {
-                "id": qualname,
-                "class_name": surrogate.short_name,
-                "chunks": chunks + fgi,
-                "future_annotations": future,
-                "forms": forms,
-                "wrappers": WRAPPERS,
-                "original_wrapper": ORIGINAL,
-                "configs": configs,
-                "params": [
-                    {"name": p.name, "grad": g is not None}
+            Case(
+                id=qualname,
+                class_name=surrogate.short_name,
+                chunks=(*chunks, *fgi),
+                future_annotations=future,
+                forms=forms,
+                wrappers=WRAPPERS,
+                original_wrapper=ORIGINAL,
+                configs=tuple(configs),
+                params=tuple(
+                    (p.name, g is not None)
                     for p, g in zip(surrogate.params, surrogate.grads, strict=True)
-                ],
-                "plot": str(Path(plots[qualname]).absolute()) if qualname in plots else None,
-                "domain": "unit" if probability_params(surrogate) else "real",
-                "user_import": importable,  # --verify-import-user-code: when isolation fails
-                "not_isolated": not_isolated,  # why the isolated module cannot be built
-                "hyper": hyper,
-            }
+                ),
+                hyper=hyper,
+                domain="unit" if probability_params(surrogate) else "real",
+                plot=str(Path(plots[qualname]).absolute()) if qualname in plots else None,
+                user_import=importable,  # --verify-import-user-code: when isolation fails
+                not_isolated=not_isolated,  # why the isolated module cannot be built
+            )
         )
         verdicts[qualname] = base
     if plot is not None and cases and not _plot_directory(plot, used, outcome):
-        for case in cases:
-            case["plot"] = None
+        cases = [replace(case, plot=None) for case in cases]
     if cases:
         child = run_child(cases, level, timeout or default_timeout(level, len(cases)), python)
         outcome.torch_seconds = child.torch_seconds
@@ -323,17 +241,17 @@ def verify_rewrites(
                 )
             )
         for case in cases:
-            qualname = case["id"]
+            qualname = case.id
             surrogate = analyses[qualname]
             assert isinstance(surrogate, Surrogate)
             verdicts[qualname] = _judge(
                 verdicts[qualname], surrogate, child, level, require, allow_unscriptable, outcome
             )
-            if case["plot"]:
+            if case.plot:
                 verdicts[qualname] = _plotted(
                     verdicts[qualname], surrogate, plots[qualname], child, outcome
                 )
-        if any(case["plot"] for case in cases):
+        if any(case.plot for case in cases):
             _plot_problems(child, used, outcome)
     outcome.verifications = list(verdicts.values())
     return outcome
