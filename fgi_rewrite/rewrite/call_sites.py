@@ -14,6 +14,7 @@ from fgi_rewrite.analysis.analyze import forward_params
 from fgi_rewrite.core import codes
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.model import Diagnostic, Location, Param, Style, Surrogate
+from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.core.results import CallSite, CallStyle
 from fgi_rewrite.project.entities import ApplyRef, ClassRef, Entity, External, FunctionRef, Unknown
 from fgi_rewrite.project.index import ProjectIndex, local_entities
@@ -75,7 +76,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         self.callees: set[int] = set()  # ids of call targets (``f`` in ``f(x)``)
         self.classes: list[ClassInfo] = []
         self.taken: list[cst.Module | cst.FunctionDef] = [module.tree]
-        self.allocated: dict[int, set[str]] = {}  # per scope (module or function)
+        self.allocators: dict[int, FreshNames] = {}  # per scope (module or function)
         self.pending: list[list[str]] = []  # statements to insert, per open simple statement
         self.statement: list[cst.SimpleStatementLine | None] = []
         self.expression_depth = 0
@@ -347,18 +348,16 @@ class CallSiteRewriter(cst.CSTTransformer):
         return emit_inline(surrogate, args, self.fresh, target)
 
     def fresh(self, base: str) -> str:
+        """A name no code of the innermost module or function scope uses, nor any generated
+        there before."""
         scope = self.taken[-1]
-        allocated = self.allocated.setdefault(id(scope), set())
-        taken = allocated | (
-            self.module.names
-            if isinstance(scope, cst.Module)
-            else self.module.function_facts(scope).names
-        )
-        candidate, n = base, 1
-        while candidate in taken:
-            candidate, n = f"{base}_{n}", n + 1
-        allocated.add(candidate)
-        return candidate
+        if id(scope) not in self.allocators:
+            self.allocators[id(scope)] = FreshNames(
+                self.module.names
+                if isinstance(scope, cst.Module)
+                else self.module.function_facts(scope).names
+            )
+        return self.allocators[id(scope)](base)
 
     def can_inline(self, call: cst.Call) -> bool:
         if self.expression_depth or not self.pending or self.statement[-1] is None:

@@ -31,6 +31,7 @@ from fgi_rewrite.core import ir
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.ir import OUTPUT
 from fgi_rewrite.core.model import Param, Surrogate
+from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.rewrite import control_flow
 
 INDENT = "    "
@@ -405,15 +406,7 @@ def emit_function(surrogate: Surrogate, name: str) -> str:
         f"{p.name}{_annotation(surrogate, i)}{_default_text(p, _annotation(surrogate, i))}"
         for i, p in enumerate(surrogate.params)
     )
-    taken = {p.name for p in surrogate.params}
-
-    def fresh(base: str) -> str:
-        candidate, n = base, 1
-        while candidate in taken:
-            candidate, n = f"{base}_{n}", n + 1
-        taken.add(candidate)
-        return candidate
-
+    fresh = FreshNames(p.name for p in surrogate.params)
     emission = emit_inline(
         surrogate, [sym.name(p.name) for p in surrogate.params], fresh, fresh("out")
     )

@@ -21,6 +21,7 @@ import libcst as cst
 
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.model import Style, Surrogate
+from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, dotted_name
 from fgi_rewrite.rewrite.emit import emit_function, emit_inline
@@ -271,15 +272,7 @@ def fgi_chunks(
         annotated.append(f"{name}{kind}")
     signature = f"def forward(self, {', '.join(annotated)}) -> torch.Tensor:"
     arguments = ", ".join(params)
-    taken = {*params, "self", "torch", "math"}
-
-    def fresh(base: str) -> str:
-        candidate, n = base, 1
-        while candidate in taken:
-            candidate, n = f"{base}_{n}", n + 1
-        taken.add(candidate)
-        return candidate
-
+    fresh = FreshNames([*params, "self", "torch", "math"])
     # Only the forms the run writes are emitted and checked (emitting costs about as much as
     # checking: the symbolic clean-up of libcst trees).
     wrappers = []
