@@ -409,36 +409,13 @@ class ModuleNotScriptable(Code):
     severity = Severity.WARNING
 
 
-ALL_CODES: dict[str, type[Code]] = {
-    cls.code: cls
-    for cls in (
-        NotSurrogate,
-        SkippedFile,
-        NoCallSite,
-        BackwardNotElementwise,
-        GradientNotLinear,
-        RandomBackward,
-        SeveralOutputs,
-        CallableHyperparameter,
-        SideEffectForward,
-        UnsupportedStatement,
-        UnresolvedName,
-        GradientCountMismatch,
-        NonFloatOutput,
-        MutableHyperparameter,
-        ForwardNotElementwise,
-        UnresolvedCallSite,
-        LegacyCall,
-        BadCallArguments,
-        VerificationFailed,
-        NotScriptable,
-        Unverified,
-        CannotIsolate,
-        VerificationRequired,
-        UnscriptableWritten,
-        PlotNotDrawn,
-        ModuleNotScriptable,
-        UnreadableFile,
-        UnwritableFile,
-    )
-}
+def _registry() -> dict[str, type[Code]]:
+    """Every code class defined here, by its code (a new class is registered by existing)."""
+    found: dict[str, type[Code]] = {}
+    for cls in Code.__subclasses__():
+        assert cls.code and cls.code not in found, f"{cls.__name__}: missing or duplicate code"
+        found[cls.code] = cls
+    return dict(sorted(found.items()))
+
+
+ALL_CODES: dict[str, type[Code]] = _registry()
