@@ -18,9 +18,9 @@ from fgi_rewrite.pipeline import parallel
 _start = parallel._start_worker
 
 
-def failing_on_bad(root: Path, files: tuple[Path, ...]) -> None:
+def failing_on_bad(root: Path, files: tuple[Path, ...], read: Any) -> None:
     """Rewriting a file named ``bad.py`` raises, as an internal error would."""
-    _start(root, files)
+    _start(root, files, read)
     original = run_module._rewrite_file
 
     def failing(index: Any, module: Any, *args: Any, **kwargs: Any) -> Any:
@@ -31,9 +31,9 @@ def failing_on_bad(root: Path, files: tuple[Path, ...]) -> None:
     run_module._rewrite_file = failing
 
 
-def stalling(root: Path, files: tuple[Path, ...]) -> None:
+def stalling(root: Path, files: tuple[Path, ...], read: Any) -> None:
     """Checking a file writes ``$FGI_TEST_MARKER`` (``started <pid>``) and hangs for a minute."""
-    _start(root, files)
+    _start(root, files, read)
 
     def stall(*args: Any, **kwargs: Any) -> Any:
         with open(os.environ["FGI_TEST_MARKER"], "a") as marker:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from fgi_rewrite.project.index import ProjectIndex
+from fgi_rewrite.project.source_module import FROM_DISK, SourceReader
 
 C = TypeVar("C")
 T = TypeVar("T")
@@ -119,14 +120,16 @@ class InProcess:
 
 
 class Workers:
-    def __init__(self, jobs: int, root: Path, files: Sequence[Path]) -> None:
+    def __init__(
+        self, jobs: int, root: Path, files: Sequence[Path], read: SourceReader = FROM_DISK
+    ) -> None:
         self.jobs = jobs
         self._tokens = itertools.count()
         self._executor = ProcessPoolExecutor(
             jobs,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(root, tuple(files)),
+            initargs=(root, tuple(files), read),
         )
 
     def map(
@@ -182,10 +185,10 @@ _index: ProjectIndex | None = None
 _context: tuple[int, Any] | None = None
 
 
-def _start_worker(root: Path, files: tuple[Path, ...]) -> None:
+def _start_worker(root: Path, files: tuple[Path, ...], read: SourceReader) -> None:
     global _index
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
-    _index = ProjectIndex(root, files)
+    _index = ProjectIndex(root, files, read)
 
 
 def _run_chunk(

@@ -26,12 +26,11 @@ from fgi_rewrite.core.model import Diagnostic, Location, RunMode, Style, Surroga
 from fgi_rewrite.core.results import FileResult, FunctionRecord, FunctionVerdict
 from fgi_rewrite.pipeline import parallel
 from fgi_rewrite.pipeline.report import Report
-from fgi_rewrite.project import source_module
 from fgi_rewrite.project.discover import FileSet, Filters, discover
 from fgi_rewrite.project.files import describe_unreadable, write_checked
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.prefilter import CalleeNames
-from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
+from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError, SourceReader
 from fgi_rewrite.rewrite import cleanup
 from fgi_rewrite.rewrite.call_sites import rewrite_module
 from fgi_rewrite.rewrite.module_edits import add_functions, ensure_from_import, ensure_imports
@@ -118,12 +117,11 @@ def run(paths: Sequence[Path], options: Options, progress: Progress | None = Non
     for path, reason in fileset.skipped:
         report.diagnostics.append(Diagnostic(codes.SkippedFile, Location(path, 1, 1), reason))
     if fileset.targets:
-        with _source_overlay(overlay):
-            try:
-                _process(fileset, options, report, progress or _no_progress)
-            except Exception as exc:  # nothing is written after an internal error in the index
-                report.internal_errors.append(f"{type(exc).__name__}: {exc}")
-                report.results.clear()
+        try:
+            _process(fileset, SourceReader(overlay), options, report, progress or _no_progress)
+        except Exception as exc:  # nothing is written after an internal error in the index
+            report.internal_errors.append(f"{type(exc).__name__}: {exc}")
+            report.results.clear()
     for real in overlay:
         _relabel(report, real, stdin_display(options))
     if not options.check and not options.diff:
@@ -131,8 +129,10 @@ def run(paths: Sequence[Path], options: Options, progress: Progress | None = Non
     return report
 
 
-def _process(fileset: FileSet, options: Options, report: Report, progress: Progress) -> None:
-    index = ProjectIndex(fileset.root, fileset.project)
+def _process(
+    fileset: FileSet, read: SourceReader, options: Options, report: Report, progress: Progress
+) -> None:
+    index = ProjectIndex(fileset.root, fileset.project, read)
     targets = set(fileset.targets)
     # Functions outside the files given are analyzed only when a call site needs one
     # (``CallSiteRewriter.analysis_of``): pre-commit passes a few files of a large project.
@@ -247,7 +247,7 @@ def _mapper(
     index: ProjectIndex, fileset: FileSet, options: Options, function_files: int
 ) -> Iterator[parallel.Mapper]:
     """Worker processes for a large run with ``jobs`` > 1, else this process. The stdin source
-    lives only in this process (``_source_overlay``), so such a run never uses workers."""
+    lives only in this process, so such a run never uses workers."""
     jobs = min(options.jobs, parallel.MAX_JOBS)
     if (
         jobs <= 1
@@ -257,7 +257,7 @@ def _mapper(
         yield parallel.InProcess(index)
         return
     try:
-        workers = parallel.Workers(jobs, fileset.root, fileset.project)
+        workers = parallel.Workers(jobs, fileset.root, fileset.project, index.read)
     except (OSError, ImportError, NotImplementedError):  # no process pools here (as black)
         yield parallel.InProcess(index)
         return
@@ -343,7 +343,7 @@ def process_target(index: ProjectIndex, context: TargetContext, path: Path) -> T
             return TargetOutcome()
         module = index.module(path)
     except SourceError as exc:
-        line, column, message = describe_unreadable(path, exc)
+        line, column, message = describe_unreadable(path, exc, index.read)
         diagnostic = Diagnostic(codes.UnreadableFile, Location(path, line, column), message)
         return TargetOutcome(diagnostics=(diagnostic,))
     except Exception as exc:  # this file is left as it is; the others go on
@@ -435,24 +435,6 @@ def function_record(function: FoundFunction, result: Surrogate | Diagnostic) -> 
         f=symbolic.code(symbolic.substitute(result.value, mapping)),
         g=grads,
     )
-
-
-@contextmanager
-def _source_overlay(overlay: Mapping[Path, bytes]) -> Iterator[None]:
-    """Serve ``overlay`` (stdin) instead of the disk to the index, for the duration of a run."""
-    if not overlay:
-        yield
-        return
-    original = source_module.read_source
-
-    def read(path: Path) -> bytes:
-        return overlay[path] if path in overlay else original(path)
-
-    source_module.read_source = read
-    try:
-        yield
-    finally:
-        source_module.read_source = original
 
 
 def _relabel(report: Report, real: Path, shown: Path) -> None:

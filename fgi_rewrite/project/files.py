@@ -12,6 +12,7 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from fgi_rewrite.core.results import FileResult
@@ -28,13 +29,15 @@ _PYTHON2_HINTS = (
 )
 
 
-def describe_unreadable(path: Path, error: SourceError) -> tuple[int, int, str]:
+def describe_unreadable(
+    path: Path, error: SourceError, read: Callable[[Path], bytes] = source_module.read_source
+) -> tuple[int, int, str]:
     """Line, column and a precise message for a file libcst cannot parse, from Python's compiler.
 
     The source is only compiled to an AST, never executed.
     """
     try:
-        data = source_module.read_source(path)
+        data = read(path)
     except SourceError as exc:
         if not os.path.lexists(path):
             return 1, 1, "no such file (deleted during the run?)"

@@ -20,8 +20,6 @@ from pathlib import Path
 
 import libcst as cst
 
-# ``read_source`` is looked up on its module at each call: a run with stdin replaces it there.
-from fgi_rewrite.project import source_module
 from fgi_rewrite.project.entities import (
     FUNCTION_BASES,
     ApplyRef,
@@ -35,9 +33,11 @@ from fgi_rewrite.project.entities import (
 )
 from fgi_rewrite.project.prefilter import CalleeNames
 from fgi_rewrite.project.source_module import (
+    FROM_DISK,
     ClassInfo,
     ModuleInfo,
     SourceError,
+    SourceReader,
     assignments,
     bound_names,
     collect_definitions,
@@ -52,8 +52,9 @@ _BUILTIN_NAMES = frozenset(dir(builtins))
 class ProjectIndex:
     """Lazily parsed view of a project; a module is parsed the first time something needs it."""
 
-    def __init__(self, root: Path, files: Iterable[Path]) -> None:
+    def __init__(self, root: Path, files: Iterable[Path], read: SourceReader = FROM_DISK) -> None:
         self.root = root
+        self.read = read  # every source the index parses comes through it
         self._by_path: dict[Path, ModuleInfo | SourceError] = {}
         self._names: dict[str, list[Path]] = {}
         self._texts: dict[Path, str] = {}
@@ -67,9 +68,7 @@ class ProjectIndex:
     def text(self, path: Path) -> str:
         if path not in self._texts:
             try:
-                self._texts[path] = source_module.read_source(path).decode(
-                    "utf-8", errors="replace"
-                )
+                self._texts[path] = self.read(path).decode("utf-8", errors="replace")
             except SourceError:
                 self._texts[path] = ""
         return self._texts[path]
@@ -81,7 +80,7 @@ class ProjectIndex:
         if cached is not None:
             return cached
         try:
-            tree = parse_source(source_module.read_source(path))
+            tree = parse_source(self.read(path))
         except SourceError as exc:
             self._by_path[path] = exc
             raise
@@ -101,7 +100,7 @@ class ProjectIndex:
         cached = self._ast.get(path)
         if cached is not None:
             return cached
-        source = source_module.read_source(path)
+        source = self.read(path)
         try:
             tree = ast.parse(source, filename=str(path))
         except SyntaxError:

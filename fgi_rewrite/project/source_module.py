@@ -2,8 +2,8 @@
 
 Kept apart from the project index so that what a single file says (its imports, classes, single
 assignments, the names each function uses and binds) can be read and tested without resolving
-anything across modules. Disk access is in ``read_source`` alone, so that a run can serve stdin
-instead of the disk by replacing it here.
+anything across modules. Disk access is in ``read_source`` alone; a ``SourceReader`` serves
+some files (stdin) from memory instead.
 """
 
 from __future__ import annotations
@@ -336,6 +336,21 @@ def module_name_for(path: Path) -> tuple[str, str, bool]:
     name = ".".join(parts) or path.parent.name
     package = name if is_package else name.rpartition(".")[0]
     return name, package, is_package
+
+
+@dataclass(frozen=True)
+class SourceReader:
+    """Reads a project's sources: from disk, except ``overlay`` (the source read from stdin,
+    under the path it stands for), served from memory. Picklable, for worker processes."""
+
+    overlay: Mapping[Path, bytes] = field(default_factory=dict)
+
+    def __call__(self, path: Path) -> bytes:
+        data = self.overlay.get(path)
+        return data if data is not None else read_source(path)
+
+
+FROM_DISK = SourceReader()
 
 
 def read_source(path: Path) -> bytes:
