@@ -213,13 +213,18 @@ def test_small_runs_stay_in_one_process(tmp_path: Path) -> None:
     assert parallel.worth_workers(targets=10, function_files=7)
 
 
-def test_stdin_stays_in_one_process(tmp_path: Path, workers: list[int]) -> None:
+def test_stdin_in_workers_as_in_one_process(tmp_path: Path, workers: list[int]) -> None:
+    """The workers read the stdin source (not the file on disk) through the index's reader."""
     root = generated_tree(tmp_path)
     target = root / "snnpkg" / "layer_00" / "model.py"
-    result = invoke("-j", "2", "-", "--stdin-filename", target, input=target.read_text())
-    assert result.exit_code == 0
-    assert "SpikeFn.apply" not in result.stdout and "_fgi" in result.stdout
-    assert workers == []
+    source = target.read_text()
+    target.write_text("")  # what is on disk must not matter
+    one = invoke("-j", "1", "-", "--stdin-filename", target, input=source)
+    two = invoke("-j", "2", "-", "--stdin-filename", target, input=source)
+    assert workers == [2]
+    assert one.exit_code == two.exit_code == 0
+    assert "SpikeFn.apply" not in two.stdout and "_fgi" in two.stdout
+    assert one.stdout == two.stdout
 
 
 def test_internal_error_in_a_worker_is_reported_for_its_file(

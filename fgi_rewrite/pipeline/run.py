@@ -246,14 +246,10 @@ def _process(
 def _mapper(
     index: ProjectIndex, fileset: FileSet, options: Options, function_files: int
 ) -> Iterator[parallel.Mapper]:
-    """Worker processes for a large run with ``jobs`` > 1, else this process. The stdin source
-    lives only in this process, so such a run never uses workers."""
+    """Worker processes for a large run with ``jobs`` > 1, else this process (workers read the
+    stdin source through the index's reader, as this process does)."""
     jobs = min(options.jobs, parallel.MAX_JOBS)
-    if (
-        jobs <= 1
-        or options.stdin is not None
-        or not parallel.worth_workers(len(fileset.targets), function_files)
-    ):
+    if jobs <= 1 or not parallel.worth_workers(len(fileset.targets), function_files):
         yield parallel.InProcess(index)
         return
     try:
