@@ -25,6 +25,7 @@ from fgi_rewrite.config import ConfigError, load_config
 from fgi_rewrite.core.codes import ALL_CODES, Severity
 from fgi_rewrite.core.model import Style, VerifyLevel
 from fgi_rewrite.core.results import verifications_for
+from fgi_rewrite.pipeline.options import STDIN, Options, stdin_display
 from fgi_rewrite.pipeline.parallel import default_jobs
 from fgi_rewrite.pipeline.report import (
     EXIT_ERROR,
@@ -36,7 +37,7 @@ from fgi_rewrite.pipeline.report import (
     to_json,
     unified_diff,
 )
-from fgi_rewrite.pipeline.run import STDIN, Options, run, stdin_display
+from fgi_rewrite.pipeline.run import run
 from fgi_rewrite.progress import ProgressLine
 from fgi_rewrite.project.discover import compile_regex
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from fgi_rewrite.pipeline.run import ANALYZING, VERIFYING
+from fgi_rewrite.pipeline.options import ANALYZING, VERIFYING
 
 DELAY = 1.0  # seconds before the line appears
 INTERVAL = 0.1  # seconds between redraws

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fgi_rewrite.analysis import analyze as analyze_module
-from fgi_rewrite.pipeline import run as run_module
+from fgi_rewrite.pipeline import targets as targets_module
 from fgi_rewrite.pipeline.run import Options, run
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ClassInfo
@@ -35,7 +35,7 @@ def analyzed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         seen.append(info.qualname)
         return original(index, info, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(run_module, "analyze", recording)
+    monkeypatch.setattr(targets_module, "analyze", recording)
     return seen
 
 

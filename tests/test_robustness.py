@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 import fgi_rewrite.pipeline.run as run_module
+import fgi_rewrite.pipeline.targets as targets_module
 from fgi_rewrite.cli import main
 from fgi_rewrite.core.codes import Severity
 from fgi_rewrite.pipeline.report import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, Report
@@ -171,14 +172,14 @@ def test_read_only_directory(tmp_path: Path) -> None:
 
 def _around_rewrite(monkeypatch: pytest.MonkeyPatch, after: Callable[[Path], None]) -> None:
     """Call ``after(path)`` once the rewrite of a file is computed, before anything is written."""
-    original = run_module._rewrite_file
+    original = targets_module.rewrite_file
 
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        result = original(*args, **kwargs)
-        after(result.path)
-        return result
+        rewritten = original(*args, **kwargs)
+        after(rewritten.result.path)
+        return rewritten
 
-    monkeypatch.setattr(run_module, "_rewrite_file", wrapped)
+    monkeypatch.setattr(targets_module, "rewrite_file", wrapped)
 
 
 def test_file_deleted_during_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -314,14 +315,14 @@ def test_internal_error_in_one_file_spares_the_others(
     bad, good = tmp_path / "a.py", tmp_path / "b.py"
     bad.write_text(SURROGATE)
     good.write_text(SURROGATE)
-    original = run_module._rewrite_file
+    original = targets_module.rewrite_file
 
-    def failing(index: Any, module: Any, *args: Any, **kwargs: Any) -> Any:
+    def failing(index: Any, context: Any, module: Any) -> Any:
         if module.path == bad:
             raise RuntimeError("boom")
-        return original(index, module, *args, **kwargs)
+        return original(index, context, module)
 
-    monkeypatch.setattr(run_module, "_rewrite_file", failing)
+    monkeypatch.setattr(targets_module, "rewrite_file", failing)
     report = run([tmp_path], Options())
     assert report.exit_code() == EXIT_ERROR
     assert report.internal_errors == [
@@ -337,14 +338,14 @@ def test_internal_error_in_one_analysis_spares_the_others(
     (tmp_path / "a.py").write_text(SURROGATE)
     other = SURROGATE.replace("SpikeFn", "OtherFn")
     (tmp_path / "b.py").write_text(other)
-    original = run_module.analyze
+    original = targets_module.analyze
 
     def failing(index: Any, info: Any) -> Any:
         if info.name == "SpikeFn":
             raise ValueError("cannot cope")
         return original(index, info)
 
-    monkeypatch.setattr(run_module, "analyze", failing)
+    monkeypatch.setattr(targets_module, "analyze", failing)
     report = run([tmp_path], Options())
     assert report.exit_code() == EXIT_ERROR
     assert "analyzing a.SpikeFn: ValueError: cannot cope" in report.internal_errors[0]

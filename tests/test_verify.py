@@ -21,7 +21,7 @@ import libcst as cst
 import pytest
 from click.testing import CliRunner
 
-import fgi_rewrite.pipeline.run as run_module
+import fgi_rewrite.pipeline.targets as targets_module
 from fgi_rewrite.analysis.analyze import analyze as real_analyze
 from fgi_rewrite.cli import main
 from fgi_rewrite.core.codes import ALL_CODES, Severity
@@ -284,7 +284,7 @@ def perturbed_analyze(monkeypatch: pytest.MonkeyPatch, name: str, make: Any) -> 
         result = real_analyze(index, info)
         return make(info, result) if info.name == name else result
 
-    monkeypatch.setattr(run_module, "analyze", fake)
+    monkeypatch.setattr(targets_module, "analyze", fake)
 
 
 @needs_torch

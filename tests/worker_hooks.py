@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import fgi_rewrite.pipeline.run as run_module
+import fgi_rewrite.pipeline.targets as targets_module
 from fgi_rewrite.pipeline import parallel
 
 _start = parallel._start_worker
@@ -21,14 +21,14 @@ _start = parallel._start_worker
 def failing_on_bad(root: Path, files: tuple[Path, ...], read: Any) -> None:
     """Rewriting a file named ``bad.py`` raises, as an internal error would."""
     _start(root, files, read)
-    original = run_module._rewrite_file
+    original = targets_module.rewrite_file
 
-    def failing(index: Any, module: Any, *args: Any, **kwargs: Any) -> Any:
+    def failing(index: Any, context: Any, module: Any) -> Any:
         if module.path.name == "bad.py":
             raise RuntimeError("boom in a worker")
-        return original(index, module, *args, **kwargs)
+        return original(index, context, module)
 
-    run_module._rewrite_file = failing
+    targets_module.rewrite_file = failing
 
 
 def stalling(root: Path, files: tuple[Path, ...], read: Any) -> None:
@@ -41,7 +41,7 @@ def stalling(root: Path, files: tuple[Path, ...], read: Any) -> None:
         time.sleep(60)
         raise AssertionError("not interrupted")
 
-    run_module.process_target = stall  # type: ignore[assignment]
+    targets_module.process_target = stall  # type: ignore[assignment]
 
 
 def exit_on_item(index: Any, context: str, item: str) -> str:

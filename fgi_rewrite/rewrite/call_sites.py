@@ -575,12 +575,11 @@ def rewrite_module(
     module: ModuleInfo,
     surrogates: Mapping[str, Surrogate | Diagnostic],
     style: Style,
-    generated: Callable[[str], bool],
     names: CalleeNames,
     specialize: Specializer | None = None,
 ) -> tuple[cst.Module, CallSiteRewriter]:
-    """Rewrite the call sites of ``module``; ``generated(qualname)`` says whether the function
-    form of a surrogate will be defined in its own module (else it is defined here)."""
+    """Rewrite the call sites of ``module``; the rewriter says which sites it rewrote, which
+    generated functions they call and what it could not rewrite."""
     rewriter = CallSiteRewriter(index, module, surrogates, style, names, specialize)
     body = module.tree.body
     try:

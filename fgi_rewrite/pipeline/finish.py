@@ -1,0 +1,173 @@
+"""The project-wide work of a run, in this process, after the per-file work: verification (and
+the rewrite of the files whose surrogates it refuses), the generated functions added beside their
+Function in another file, ``--remove-unused``, what the report says of each Function, and the
+writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import libcst as cst
+
+from fgi_rewrite.core import codes, symbolic
+from fgi_rewrite.core.ir import OUTPUT
+from fgi_rewrite.core.model import Diagnostic, Location, Surrogate, VerifyLevel
+from fgi_rewrite.core.results import FileResult, FunctionRecord, FunctionVerdict
+from fgi_rewrite.pipeline.report import Report
+from fgi_rewrite.pipeline.targets import FoundFunction, TargetContext, rewrite_file
+from fgi_rewrite.project.discover import FileSet
+from fgi_rewrite.project.files import write_checked
+from fgi_rewrite.project.index import ProjectIndex
+from fgi_rewrite.rewrite import cleanup
+from fgi_rewrite.rewrite.module_edits import add_functions, ensure_imports
+from fgi_rewrite.verify.stage import verify_rewrites
+
+
+def verify(
+    index: ProjectIndex,
+    context: TargetContext,
+    report: Report,
+    remote: dict[Path, list[tuple[Surrogate, str]]],
+) -> None:
+    """Verify every surrogate about to be rewritten; files using one that is refused (a wrong
+    gradient, or unscriptable, or unverified with --require-verify) are rewritten again without
+    it, so its call sites are left unchanged (and ``analyses`` records the refusal)."""
+    options, analyses = context.options, context.analyses
+    outcome = verify_rewrites(
+        index,
+        analyses,
+        report.results,
+        level=(
+            options.verify if options.verify is not VerifyLevel.NONE else VerifyLevel.GRAD
+        ),  # --plot needs grad
+        require=options.require_verify,
+        allow_unscriptable=options.allow_unscriptable,
+        timeout=options.verify_timeout,
+        plot=options.plot,
+        import_user_code=options.verify_import_user_code,
+    )
+    report.verifications.extend(outcome.verifications)
+    report.diagnostics.extend(outcome.diagnostics)
+    if not outcome.rejected:
+        return
+    analyses.update(outcome.rejected)
+    for i, result in enumerate(report.results):
+        if any(site.surrogate in outcome.rejected for site in result.call_sites):
+            # Its diagnostics were reported by the first rewrite.
+            rewritten = rewrite_file(index, context, index.module(result.path))
+            report.results[i] = rewritten.result
+            remote.pop(result.path, None)
+            if rewritten.remote:
+                remote[result.path] = list(rewritten.remote)
+
+
+def add_remote_functions(
+    index: ProjectIndex, report: Report, remote: dict[Path, list[tuple[Surrogate, str]]]
+) -> None:
+    """Add each generated function to the module that defines its Function (once)."""
+    wanted: dict[Path, dict[str, Surrogate]] = {}
+    for requests in remote.values():
+        for surrogate, name in requests:
+            wanted.setdefault(surrogate.location.path, {})[name] = surrogate
+    for home, functions in sorted(wanted.items()):
+        existing = next((r for r in report.results if r.path == home), None)
+        module = index.module(home)
+        tree = cst.parse_module(existing.after) if existing else module.tree
+        present = {s.name.value for s in tree.body if isinstance(s, cst.FunctionDef)}
+        additions = [
+            (s.short_name, s, name) for name, s in sorted(functions.items()) if name not in present
+        ]
+        tree = ensure_imports(add_functions(tree, additions), ["torch"])
+        if any(s.needs_math for _, s, _ in additions):
+            tree = ensure_imports(tree, ["math"])
+        updated = FileResult(
+            home, module.tree.bytes, tree.bytes, existing.call_sites if existing else ()
+        )
+        report.results = [r for r in report.results if r.path != home] + [updated]
+
+
+def remove_unused(
+    index: ProjectIndex,
+    fileset: FileSet,
+    analyses: Mapping[str, Surrogate | Diagnostic],
+    report: Report,
+) -> None:
+    """Remove the rewritten Functions that nothing in the project names any more, then the
+    imports the rewrite left unused (see rewrite/cleanup.py)."""
+
+    def drop_stale_imports() -> None:
+        for path, result in list(results.items()):
+            after = cleanup.remove_unused_imports(result.before, result.after)
+            results[path] = FileResult(path, result.before, after, result.call_sites)
+            texts[path] = after.decode("utf-8", "replace")
+
+    texts = {p: index.text(p) for p in fileset.project}
+    results = {r.path: r for r in report.results}
+    drop_stale_imports()  # first, so that an import of an alias does not keep it alive
+    homes: dict[Path, set[str]] = {}
+    for result in report.results:
+        for site in result.call_sites:
+            surrogate = analyses.get(site.surrogate)
+            if isinstance(surrogate, Surrogate) and surrogate.qualname.count(".") >= 1:
+                home = surrogate.location.path
+                if home in fileset.targets and surrogate.class_qualname == (
+                    f"{index.module(home).qualifier}.{surrogate.short_name}"
+                ):
+                    homes.setdefault(home, set()).add(surrogate.short_name)
+    for home, classes in sorted(homes.items()):
+        names = cleanup.removable_names(texts, home, classes)
+        if not names:
+            continue
+        current = results[home].after if home in results else index.module(home).tree.bytes
+        updated = cleanup.remove_definitions(current, names)
+        texts[home] = updated.decode("utf-8", "replace")
+        old = results.get(home)
+        results[home] = FileResult(
+            home, index.module(home).tree.bytes, updated, old.call_sites if old else ()
+        )
+    drop_stale_imports()  # then what the removed classes alone used (``Function``, ``math``)
+    report.results = list(results.values())
+
+
+def function_record(function: FoundFunction, result: Surrogate | Diagnostic) -> FunctionRecord:
+    """What the report says about one Function: its extracted f and g, or why it was left."""
+    qualname, location = function.qualname, function.location
+    if isinstance(result, Diagnostic):
+        verdict = (
+            FunctionVerdict.NOT_SURROGATE
+            if result.code.severity is codes.Severity.INFO
+            else FunctionVerdict.REFUSED
+        )
+        return FunctionRecord(
+            qualname, location, verdict, code=result.code.code, message=result.message
+        )
+    params = tuple(p.name for p in result.params)
+    out = next(n for n in ("out", "_out", "__out", "_fgi_out") if n not in params)
+    mapping = {OUTPUT: cst.Name(out)}
+    grads = tuple(
+        (param, None if grad is None else symbolic.code(symbolic.substitute(grad, mapping)))
+        for param, grad in zip(params, result.grads, strict=False)
+    )
+    return FunctionRecord(
+        qualname,
+        location,
+        FunctionVerdict.SURROGATE,
+        params=params,
+        f=symbolic.code(symbolic.substitute(result.value, mapping)),
+        g=grads,
+    )
+
+
+def write_results(report: Report, skip: set[Path]) -> None:
+    """Write every changed file; one that cannot be written is reported and left as it was."""
+    for result in report.changed:
+        if result.path in skip:
+            continue
+        problem = write_checked(result)
+        if problem is not None:
+            report.results.remove(result)
+            report.diagnostics.append(
+                Diagnostic(codes.UnwritableFile, Location(result.path, 1, 1), problem)
+            )

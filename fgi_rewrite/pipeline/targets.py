@@ -1,0 +1,185 @@
+"""The per-file work of a run, in this process or in a worker (``parallel.py``): analyze the
+Functions a file defines, then check one target and rewrite its call sites.
+
+Each task is a module-level function ``task(index, context, item)`` returning a picklable value
+that ``run`` merges into the Report in path order, so the result never depends on ``--jobs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import libcst as cst
+
+from fgi_rewrite.analysis.analyze import analyze, specialization_key
+from fgi_rewrite.core import codes
+from fgi_rewrite.core.model import Diagnostic, Location, Surrogate
+from fgi_rewrite.core.results import FileResult
+from fgi_rewrite.pipeline.options import Options
+from fgi_rewrite.project.files import describe_unreadable
+from fgi_rewrite.project.index import ProjectIndex
+from fgi_rewrite.project.prefilter import CalleeNames
+from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
+from fgi_rewrite.rewrite.call_sites import rewrite_module
+from fgi_rewrite.rewrite.module_edits import add_functions, ensure_from_import, ensure_imports
+
+# ---- analyzing the Functions of a file ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FoundFunction:
+    """A Function class and its analysis; picklable (no libcst tree of its module)."""
+
+    qualname: str
+    name: str
+    location: Location
+    analysis: Surrogate | Diagnostic | None  # None: the analysis failed (``error`` says how)
+    error: str = ""
+
+
+def find_functions(index: ProjectIndex, _context: None, path: Path) -> list[FoundFunction]:
+    """The Function classes of one file, each analyzed."""
+    found = []
+    for info in index.function_classes_in(path):
+        try:
+            analysis = analyze(index, info)
+        except Exception as exc:  # this class is left alone; the others go on
+            error = f"{info.location}: analyzing {info.qualname}: {type(exc).__name__}: {exc}"
+            found.append(FoundFunction(info.qualname, info.name, info.location, None, error))
+            continue
+        found.append(FoundFunction(info.qualname, info.name, info.location, analysis))
+    return found
+
+
+# ---- checking and rewriting a target -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetContext:
+    """What every target's rewrite needs from the analysis of the whole project."""
+
+    analyses: dict[str, Surrogate | Diagnostic]  # grows by the specializations call sites need
+    names: CalleeNames
+    rewritable: bool  # some Function may be rewritten at all
+    targets: frozenset[Path]
+    options: Options
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    """One module with its call sites rewritten."""
+
+    result: FileResult
+    diagnostics: tuple[Diagnostic, ...] = ()
+    # Generated functions this file imports from their Function's module (another target),
+    # where they are added once, after the per-file work.
+    remote: tuple[tuple[Surrogate, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class TargetOutcome:
+    """What checking and rewriting one target gave; merged into the Report in target order."""
+
+    result: FileResult | None = None
+    diagnostics: tuple[Diagnostic, ...] = ()
+    internal_error: str | None = None
+    remote: tuple[tuple[Surrogate, str], ...] = ()  # see ``Rewritten.remote``
+    # Analyses specialized to this file's call-site literals (new keys of ``analyses``).
+    specializations: tuple[tuple[str, Surrogate | Diagnostic], ...] = ()
+
+
+def process_target(index: ProjectIndex, context: TargetContext, path: Path) -> TargetOutcome:
+    """Check one target's syntax, and rewrite its call sites if it may have any."""
+    text = index.text(path)
+    names = context.names
+    try:
+        # Files that cannot hold a call site are only checked for syntax (cheaply, with ast).
+        relevant = context.rewritable and names.mentioned_in(text)
+        if not relevant or not index.has_candidate_call(path, names.for_module(text)):
+            index.check_syntax(path)
+            return TargetOutcome()
+        module = index.module(path)
+    except SourceError as exc:
+        line, column, message = describe_unreadable(path, exc, index.read)
+        diagnostic = Diagnostic(codes.UnreadableFile, Location(path, line, column), message)
+        return TargetOutcome(diagnostics=(diagnostic,))
+    except Exception as exc:  # this file is left as it is; the others go on
+        return TargetOutcome(
+            internal_error=f"{path}: checking: {type(exc).__name__}: {exc}; "
+            "the file is left unchanged"
+        )
+    known = set(context.analyses)
+    try:
+        rewritten = rewrite_file(index, context, module)
+    except Exception as exc:  # this file is left as it is; the others go on
+        error = f"{path}: rewriting: {type(exc).__name__}: {exc}; the file is left unchanged"
+        return TargetOutcome(internal_error=error, specializations=_new(context, known))
+    return TargetOutcome(
+        rewritten.result,
+        rewritten.diagnostics,
+        remote=rewritten.remote,
+        specializations=_new(context, known),
+    )
+
+
+def _new(context: TargetContext, known: set[str]) -> tuple[tuple[str, Surrogate | Diagnostic], ...]:
+    return tuple((k, a) for k, a in context.analyses.items() if k not in known)
+
+
+def rewrite_file(index: ProjectIndex, context: TargetContext, module: ModuleInfo) -> Rewritten:
+    """Rewrite one module's call sites, with the generated functions and imports they need.
+    A generated function whose Function lives in another target is imported from there (see
+    ``Rewritten.remote``)."""
+    analyses = context.analyses
+    before = module.tree.bytes
+
+    def specialize(
+        info: ClassInfo,
+        constants: Mapping[str, cst.BaseExpression],
+        closure: tuple[tuple[str, str], ...],
+    ) -> Surrogate | Diagnostic:
+        key = specialization_key(info.qualname, constants, closure)
+        if key not in analyses:
+            analyses[key] = analyze(index, info, constants, closure)
+        return analyses[key]
+
+    tree, rewriter = rewrite_module(
+        index, module, analyses, context.options.style, context.names, specialize
+    )
+    diagnostics = tuple(rewriter.diagnostics)
+    if not rewriter.call_sites:
+        return Rewritten(FileResult(module.path, before, before), diagnostics)
+    functions = []
+    remote = []
+    for qualname, name in rewriter.functions.items():
+        surrogate = analyses[qualname]
+        assert isinstance(surrogate, Surrogate)
+        home = surrogate.location.path
+        if home != module.path and home in context.targets:
+            # Defined once, beside its Function, and imported here.
+            remote.append((surrogate, name))
+            tree = ensure_from_import(tree, _import_from(index, module, home), name)
+            continue
+        anchor = surrogate.short_name if surrogate.location.path == module.path else ""
+        functions.append((anchor, surrogate, name))
+    tree = add_functions(tree, functions)
+    needs = ["torch"]
+    if any(
+        isinstance(analyses[c.surrogate], Surrogate)
+        and analyses[c.surrogate].needs_math  # type: ignore[union-attr]
+        for c in rewriter.call_sites
+    ):
+        needs.append("math")
+    tree = ensure_imports(tree, needs)
+    result = FileResult(module.path, before, tree.bytes, tuple(rewriter.call_sites))
+    return Rewritten(result, diagnostics, tuple(remote))
+
+
+def _import_from(index: ProjectIndex, module: ModuleInfo, home: Path) -> str:
+    """How ``module`` imports from the module at ``home``: relatively within one package."""
+    target = index.module(home)
+    if module.package and target.package == module.package:
+        return "." + target.name.rsplit(".", 1)[-1]
+    return target.name
