@@ -52,8 +52,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from fgi_rewrite import Options, run  # noqa: E402
 from fgi_rewrite.core import codes  # noqa: E402
-from fgi_rewrite.pipeline.run import Options, run  # noqa: E402
 
 # Only what never holds source: bytecode caches and VCS internals.
 EXCLUDE = r"/(__pycache__|\.git|\.hg|\.svn)/"

@@ -6,9 +6,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from fgi_rewrite import Options, run
 from fgi_rewrite.core.codes import Severity
 from fgi_rewrite.pipeline.report import Report
-from fgi_rewrite.pipeline.run import Options, run
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 EXPECTED_FILE = "expected.py"  # expected rewrite of input.py

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from fgi_rewrite import Options, run
 from fgi_rewrite.core import codes
-from fgi_rewrite.pipeline.run import Options, run
 
 TEMPLATE = """\
 import torch

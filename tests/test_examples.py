@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fgi_rewrite.pipeline.run import Options, run
+from fgi_rewrite import Options, run
 from tests.fixture_cases import FIXTURES
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -31,8 +31,8 @@ from types import ModuleType
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 
+from fgi_rewrite import Options, run
 from fgi_rewrite.core.codes import Severity
-from fgi_rewrite.pipeline.run import Options, run
 from tests.fuzz_surrogates import FILE, Program, programs
 from tests.nonfinite import same_but_nan_at_nonfinite
 

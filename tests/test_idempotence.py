@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fgi_rewrite.pipeline.run import Options, run
+from fgi_rewrite import Options, run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from fgi_rewrite import Options, run
 from fgi_rewrite.analysis import analyze as analyze_module
 from fgi_rewrite.pipeline import targets as targets_module
-from fgi_rewrite.pipeline.run import Options, run
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ClassInfo
 from tests.sources import DEFINITION, PLAIN, REFUSED, USER

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fgi_rewrite import Options, run
 from fgi_rewrite.core.codes import UnresolvedCallSite
 from fgi_rewrite.pipeline.report import Report
-from fgi_rewrite.pipeline.run import Options, run
 from tests.sources import DEFINITION, REFUSED
 
 

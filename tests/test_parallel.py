@@ -22,8 +22,8 @@ from click.testing import CliRunner, Result
 from fgi_rewrite import cli, progress
 from fgi_rewrite.cli import main
 from fgi_rewrite.pipeline import parallel
+from fgi_rewrite.pipeline.options import ANALYZING, CHECKING, VERIFYING
 from fgi_rewrite.pipeline.report import EXIT_ERROR, EXIT_INTERRUPTED
-from fgi_rewrite.pipeline.run import ANALYZING, CHECKING, VERIFYING
 from fgi_rewrite.progress import ProgressLine
 from fgi_rewrite.project.index import ProjectIndex
 from tests import worker_hooks

@@ -17,10 +17,10 @@ import libcst as cst
 import pytest
 from click.testing import CliRunner, Result
 
+from fgi_rewrite import Options, run
 from fgi_rewrite.cli import configurable_keys, main
 from fgi_rewrite.core.model import Location, Param, Surrogate
 from fgi_rewrite.pipeline.report import EXIT_OK, EXIT_USAGE
-from fgi_rewrite.pipeline.run import Options, run
 from fgi_rewrite.verify.stage import plot_name
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import libcst as cst
 
-from fgi_rewrite.pipeline.run import Options, run
+from fgi_rewrite import Options, run
 from fgi_rewrite.project.prefilter import CalleeNames, statements_with_candidates
 from tests.sources import DEFINITION
 

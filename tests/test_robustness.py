@@ -19,10 +19,10 @@ from click.testing import CliRunner, Result
 
 import fgi_rewrite.pipeline.run as run_module
 import fgi_rewrite.pipeline.targets as targets_module
+from fgi_rewrite import Options, run
 from fgi_rewrite.cli import main
 from fgi_rewrite.core.codes import Severity
 from fgi_rewrite.pipeline.report import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, Report
-from fgi_rewrite.pipeline.run import Options, run
 from fgi_rewrite.project.files import write_atomic
 from tests.sources import DEFINITION, SURROGATE, USER
 
@@ -470,7 +470,7 @@ def test_rewrite_path_never_imports_torch_nor_runs_user_code(tmp_path: Path) -> 
         f"""
         import sys
         from pathlib import Path
-        from fgi_rewrite.pipeline.run import Options, run
+        from fgi_rewrite import Options, run
         report = run([Path({str(project)!r})], Options())
         assert report.exit_code() == 0, report.summary(True)
         assert report.call_sites == 1, report.summary(True)

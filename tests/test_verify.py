@@ -22,12 +22,12 @@ import pytest
 from click.testing import CliRunner
 
 import fgi_rewrite.pipeline.targets as targets_module
+from fgi_rewrite import Options, run
 from fgi_rewrite.analysis.analyze import analyze as real_analyze
 from fgi_rewrite.cli import main
 from fgi_rewrite.core.codes import ALL_CODES, Severity
 from fgi_rewrite.core.model import Param, Surrogate
 from fgi_rewrite.pipeline.report import Report
-from fgi_rewrite.pipeline.run import Options, run
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ClassInfo
 from fgi_rewrite.verify import isolate
@@ -258,7 +258,7 @@ def test_timeout_marks_rewrites_unverified(tmp_path: Path, monkeypatch: pytest.M
 def test_rewrite_path_never_imports_torch(tmp_path: Path) -> None:
     root = project(tmp_path, {"spikes.py": SPIKE})
     script = (
-        "import sys\nfrom pathlib import Path\nfrom fgi_rewrite.pipeline.run import Options, run\n"
+        "import sys\nfrom pathlib import Path\nfrom fgi_rewrite import Options, run\n"
         "import fgi_rewrite.cli, fgi_rewrite.verify.stage, fgi_rewrite.verify.child.checks\n"
         f"report = run([Path({str(root)!r})], Options(verify='script', diff=True))\n"
         "assert report.verifications, report\n"
