@@ -58,11 +58,21 @@ class Scenario:
     exit_code: int = 0
     changed: tuple[str, ...] = ()  # files that must change (when rewritten); empty: any
     xfail: str | None = None
+    requires: tuple[str, ...] = ()  # modules the project imports besides torch (skip without)
 
 
 def load(directory: Path) -> Scenario:
     meta: dict[str, Any] = tomllib.loads((directory / METADATA).read_text())
-    known = {"description", "driver", "expect", "codes", "exit_code", "changed", "xfail"}
+    known = {
+        "description",
+        "driver",
+        "expect",
+        "codes",
+        "exit_code",
+        "changed",
+        "xfail",
+        "requires",
+    }
     unknown = set(meta) - known
     if unknown:
         raise ValueError(f"{directory / METADATA}: unknown keys {sorted(unknown)}")
@@ -82,6 +92,7 @@ def load(directory: Path) -> Scenario:
         exit_code=int(meta.get("exit_code", 0)),
         changed=tuple(meta.get("changed", ())),
         xfail=meta.get("xfail"),
+        requires=tuple(meta.get("requires", ())),
     )
 
 
