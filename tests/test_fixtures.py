@@ -9,6 +9,7 @@ import inspect
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -62,9 +63,25 @@ def test_second_run_changes_nothing(case: Case, tmp_path: Path) -> None:
 torch = pytest.importorskip("torch")
 
 
+def top_level_names(case: Case) -> frozenset[str]:
+    """Names the fixture's own modules and packages take in ``sys.modules`` (``pkg``, ...)."""
+    return frozenset(p.parts[0] if len(p.parts) > 1 else p.stem for p in case.input_files())
+
+
 @contextmanager
-def isolated_import(directory: Path) -> Iterator[ModuleType]:
-    """Import ``directory/input.py`` (and the package beside it) without leaking modules."""
+def isolated_import(
+    directory: Path, own: frozenset[str], fresh: bool = True
+) -> Iterator[ModuleType]:
+    """Import ``directory/input.py`` and the project modules beside it, leaving ``sys.modules``
+    as it was. ``fresh``: modules already imported under the project's names (the other side of
+    the comparison, a leftover of another test) are set aside meanwhile, so that this import
+    gets its own ``pkg`` and not a cached one (``fresh=False`` is the old behaviour, kept only to
+    show that :func:`assert_separate` catches it)."""
+
+    def owned(name: str) -> bool:
+        return name.split(".")[0] in own
+
+    stashed = {n: sys.modules.pop(n) for n in list(sys.modules) if fresh and owned(n)}
     before = set(sys.modules)
     sys.path.insert(0, str(directory))
     try:
@@ -79,8 +96,60 @@ def isolated_import(directory: Path) -> Iterator[ModuleType]:
         sys.path.remove(str(directory))
         for name in set(sys.modules) - before:
             origin = getattr(sys.modules[name], "__file__", None) or ""
-            if origin.startswith(str(directory)):
+            if owned(name) or origin.startswith(str(directory)):
                 del sys.modules[name]
+        sys.modules.update(stashed)
+
+
+def _namespaces_reached(starts: list[object], roots: tuple[Path, ...]) -> dict[int, Path]:
+    """The module namespaces of the project's own files (under one of ``roots``) that ``starts``
+    reach through module globals, functions, classes, bound methods and modules: id -> file."""
+    found: dict[int, Path] = {}
+    seen: set[int] = set()
+    pending = list(starts)
+    while pending:
+        obj = pending.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        namespace: dict[str, object] | None = None
+        if isinstance(obj, ModuleType):
+            namespace = vars(obj)
+        elif isinstance(obj, (staticmethod, classmethod)):
+            pending.append(obj.__func__)
+        elif inspect.ismethod(obj):
+            pending.extend([obj.__func__, obj.__self__])
+        elif inspect.isfunction(obj):
+            namespace = obj.__globals__
+        elif inspect.isclass(obj):
+            pending.extend(vars(obj).values())
+        if namespace is None or not isinstance(namespace.get("__file__"), str):
+            continue
+        path = Path(str(namespace["__file__"])).resolve()
+        if any(path.is_relative_to(root) for root in roots):
+            found[id(namespace)] = path
+            pending.extend(namespace.values())
+    return found
+
+
+def assert_separate(
+    original: ModuleType, original_dir: Path, rewritten: ModuleType, rewritten_dir: Path
+) -> None:
+    """The comparison compares two programs: the original's entry point and everything of the
+    project it reaches come from the fixture, the rewrite's from the rewritten copy, and they
+    share no object (a rewritten ``import pkg`` that reuses the cached original ``pkg`` compares
+    the original with itself)."""
+    assert original.entry is not rewritten.entry, "original and rewritten entry are one object"
+    roots = (original_dir.resolve(), rewritten_dir.resolve())
+    reached = {
+        side: _namespaces_reached([module, module.entry], roots)
+        for side, module in (("original", original), ("rewritten", rewritten))
+    }
+    for side, directory in (("original", roots[0]), ("rewritten", roots[1])):
+        strays = sorted(str(p) for p in reached[side].values() if not p.is_relative_to(directory))
+        assert not strays, f"the {side} entry reaches modules of the other side: {strays}"
+    shared = set(reached["original"]) & set(reached["rewritten"])
+    assert not shared, f"modules shared by both sides: {[reached['original'][i] for i in shared]}"
 
 
 def grid(dtype: torch.dtype, generator: torch.Generator) -> torch.Tensor:
@@ -115,6 +184,55 @@ def make_inputs(module: ModuleType, x: torch.Tensor, grad: bool) -> list[torch.T
     return inputs
 
 
+def with_nonfinite(x: torch.Tensor) -> torch.Tensor:
+    bad = x.clone()
+    bad[0, :3] = torch.tensor([float("inf"), float("-inf"), float("nan")], dtype=x.dtype)
+    return bad
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What one side (original or rewrite) computes on the test inputs."""
+
+    module: ModuleType
+    value: torch.Tensor
+    grads: tuple[torch.Tensor | None, ...]
+    no_grad_value: torch.Tensor  # under torch.no_grad()
+    plain_value: torch.Tensor  # inputs that do not require grad
+    nonfinite_value: torch.Tensor  # ±inf/NaN inputs, with a gradient
+    nonfinite_no_grad_value: torch.Tensor
+
+
+def outputs(directory: Path, own: frozenset[str], x: torch.Tensor) -> Outputs:
+    """Import one side alone (the other side's modules are never in ``sys.modules`` meanwhile,
+    also for imports done at call time) and run it on ``x``."""
+    with isolated_import(directory, own) as module:
+        if not hasattr(module, "entry"):
+            pytest.skip("fixture has no entry point")
+        inputs = make_inputs(module, x, True)
+        value = call(module, inputs)
+        upstream = torch.randn(
+            value.shape, generator=torch.Generator().manual_seed(1), dtype=value.dtype
+        )
+        grads = torch.autograd.grad(value, inputs, upstream, allow_unused=True)
+        with torch.no_grad():
+            no_grad_value = call(module, inputs)
+        plain_value = call(module, make_inputs(module, x, False))
+        bad = with_nonfinite(x)
+        nonfinite_value = call(module, make_inputs(module, bad, True))
+        with torch.no_grad():
+            nonfinite_no_grad_value = call(module, make_inputs(module, bad, False))
+    return Outputs(
+        module,
+        value,
+        grads,
+        no_grad_value,
+        plain_value,
+        nonfinite_value,
+        nonfinite_no_grad_value,
+    )
+
+
 TOLERANCE = {torch.float32: (1e-5, 1e-6), torch.float64: (1e-10, 1e-12)}
 
 
@@ -123,43 +241,57 @@ TOLERANCE = {torch.float32: (1e-5, 1e-6), torch.float64: (1e-10, 1e-12)}
 def test_rewrite_keeps_values_and_gradients(case: Case, dtype: torch.dtype, tmp_path: Path) -> None:
     root = copy_inputs(case, tmp_path)
     run_case(root)
-    generator = torch.Generator().manual_seed(0)
-    x = grid(dtype, generator)
-    with isolated_import(case.directory) as original, isolated_import(root) as rewritten:
-        if not hasattr(original, "entry"):
-            pytest.skip("fixture has no entry point")
-        a_in, b_in = make_inputs(original, x, True), make_inputs(rewritten, x, True)
-        a, b = call(original, a_in), call(rewritten, b_in)
-        assert same_values(a, b), "forward values differ"
-        upstream = torch.randn(a.shape, generator=generator, dtype=a.dtype)
-        grads_a = torch.autograd.grad(a, a_in, upstream, allow_unused=True)
-        grads_b = torch.autograd.grad(b, b_in, upstream, allow_unused=True)
-        # A float32 forward value (``.float()`` on float64 input) makes grad_output float32, so
-        # the original's own gradient is only float32-accurate: compare at that precision.
-        precision = torch.float32 if torch.float32 in (dtype, a.dtype) else torch.float64
-        rtol, atol = TOLERANCE[precision]
-        for ga, gb in zip(grads_a, grads_b, strict=True):
-            assert (ga is None) == (gb is None)
-            if ga is not None:
-                assert ga.dtype == gb.dtype and ga.shape == gb.shape
-                # Where the original's own gradient is not finite (g overflows), the rewrite's
-                # is finite by design (README, "Semantics"); elsewhere they agree.
-                finite = torch.isfinite(ga)
-                torch.testing.assert_close(gb[finite], ga[finite], rtol=rtol, atol=atol)
-                assert bool(torch.isfinite(gb[~finite]).all())
-        # Inference paths: no_grad, and inputs that do not require grad, give the same values.
-        with torch.no_grad():
-            assert same_values(call(original, a_in), call(rewritten, b_in))
-        plain = make_inputs(original, x, False)
-        assert same_values(call(original, plain), call(rewritten, plain))
-        # Non-finite inputs: NaN where the input is ±inf or NaN (README, "Semantics"), the
-        # original's value everywhere else; and exactly the original's without a gradient.
-        bad = x.clone()
-        bad[0, :3] = torch.tensor([float("inf"), float("-inf"), float("nan")], dtype=dtype)
-        a_bad = call(original, make_inputs(original, bad, True))
-        b_bad = call(rewritten, make_inputs(rewritten, bad, True))
-        assert same_but_nan_at_nonfinite(a_bad, b_bad, [bad]), "non-finite inputs"
-        with torch.no_grad():
-            a_bad = call(original, make_inputs(original, bad, False))
-            b_bad = call(rewritten, make_inputs(rewritten, bad, False))
-        assert same_values(a_bad, b_bad), "values differ for non-finite inputs under no_grad"
+    x = grid(dtype, torch.Generator().manual_seed(0))
+    own = top_level_names(case)
+    a = outputs(case.directory, own, x)
+    b = outputs(root, own, x)
+    assert_separate(a.module, case.directory, b.module, root)
+    assert same_values(a.value, b.value), "forward values differ"
+    # A float32 forward value (``.float()`` on float64 input) makes grad_output float32, so
+    # the original's own gradient is only float32-accurate: compare at that precision.
+    precision = torch.float32 if torch.float32 in (dtype, a.value.dtype) else torch.float64
+    rtol, atol = TOLERANCE[precision]
+    for ga, gb in zip(a.grads, b.grads, strict=True):
+        assert (ga is None) == (gb is None)
+        if ga is not None:
+            assert gb is not None and ga.dtype == gb.dtype and ga.shape == gb.shape
+            # Where the original's own gradient is not finite (g overflows), the rewrite's
+            # is finite by design (README, "Semantics"); elsewhere they agree.
+            finite = torch.isfinite(ga)
+            torch.testing.assert_close(gb[finite], ga[finite], rtol=rtol, atol=atol)
+            assert bool(torch.isfinite(gb[~finite]).all())
+    # Inference paths: no_grad, and inputs that do not require grad, give the same values.
+    assert same_values(a.no_grad_value, b.no_grad_value)
+    assert same_values(a.plain_value, b.plain_value)
+    # Non-finite inputs: NaN where the input is ±inf or NaN (README, "Semantics"), the
+    # original's value everywhere else; and exactly the original's without a gradient.
+    bad = with_nonfinite(x)
+    assert same_but_nan_at_nonfinite(a.nonfinite_value, b.nonfinite_value, [bad]), "non-finite"
+    assert same_values(
+        a.nonfinite_no_grad_value, b.nonfinite_no_grad_value
+    ), "values differ for non-finite inputs under no_grad"
+
+
+# The cross-file fixtures whose rewrite used to be compared with the original itself (issue 14).
+CROSS_FILE = [
+    "crossfile_absolute",
+    "crossfile_relative",
+    "alias_in_plain_module",
+    "corpus_helper_from_other_module",
+]
+
+
+@pytest.mark.parametrize("name", CROSS_FILE)
+def test_isolation_guard_catches_a_cached_package(name: str, tmp_path: Path) -> None:
+    """The old way of importing both sides (the rewrite's ``import pkg`` finds the original's in
+    ``sys.modules``) is caught by the guard; importing each side fresh passes it."""
+    case = next(c for c in REWRITTEN if c.name == name)
+    root = copy_inputs(case, tmp_path)
+    run_case(root)
+    own = top_level_names(case)
+    with isolated_import(case.directory, own) as original:
+        with isolated_import(root, own) as rewritten:
+            assert_separate(original, case.directory, rewritten, root)
+        with isolated_import(root, own, fresh=False) as stale:
+            with pytest.raises(AssertionError, match="one object|reaches modules of the other"):
+                assert_separate(original, case.directory, stale, root)
