@@ -343,9 +343,24 @@ def split_module(module: NotebookModule, rewritten: str) -> dict[int, str]:
         for mask in cell.masks:
             if text.count(mask.token) != 1:
                 raise NotebookError(f"the rewrite changed the magic {mask.original!r}")
+        if cell.masks and original.lstrip().startswith(cell.masks[0].original):
+            text = _header_first(text, cell.masks[0])
+        for mask in cell.masks:
             text = text.replace(mask.token, mask.original)
         sources[cell.index] = text
     return sources
+
+
+def _header_first(text: str, header: Mask) -> str:
+    """A cell magic must stay the cell's first line: code a rewrite put above it (``import
+    torch`` at the top of the module) goes right below it, still inside the cell."""
+    if not header.original.startswith("%%"):
+        return text
+    lines = _LINE.findall(text)
+    at = next(i for i, line in enumerate(lines) if header.token in line)
+    if not any(line.strip() for line in lines[:at]):
+        return text
+    return "".join([lines[at], *lines[:at], *lines[at + 1 :]])
 
 
 def _originals(module: NotebookModule) -> Iterator[tuple[ModuleCell, str]]:

@@ -24,7 +24,8 @@ BOM = "\ufeff"
 _DECODER = json.JSONDecoder()
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 # A ``\uXXXX`` escape of a non-ASCII character: the file was written with ensure_ascii=True.
-_ASCII_ESCAPE = re.compile(r"(?<!\\)\\u(?:00[89a-fA-F]|0[1-9a-fA-F][0-9a-fA-F]|[1-9a-fA-F])")
+# (No look-behind for an escaped backslash: it would make the search of megabytes of outputs slow.)
+_ASCII_ESCAPE = re.compile(r"\\u(?:00[89a-fA-F]|0[1-9a-fA-F][0-9a-fA-F]|[1-9a-fA-F])")
 
 
 class NotebookError(ValueError):
