@@ -20,6 +20,8 @@ from typing import Any
 
 import libcst as cst
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fgi_rewrite.core.codes import Severity
 from fgi_rewrite.pipeline.run import Options, run
@@ -402,6 +404,75 @@ def test_tokens_never_clash_with_the_notebooks_own_text() -> None:
     assert module.prefix == "__fgi_nb2_"
     assert module.source.startswith("__fgi_nb2_magic_0__\n__fgi_nb_magic_0__ = 1\n")
     assert rewrite_notebook(module, module.source) == data
+
+
+# Lines that make cells of every kind: Python, magics, strings and brackets spanning lines
+# (where a magic-looking line is no magic), syntax errors, other endings.
+PIECES = [
+    "x = 1\n",
+    "%matplotlib inline\n",
+    "!pip install torch\n",
+    "files = !ls\n",
+    "torch.sigmoid?\n",
+    "%time y = \\\n    2\n",
+    "def f(a):\n    return Fn.apply(a)\n",
+    "if x:\n    !echo $x\n",
+    's = """\n%not a magic\n"""\n',
+    "z = (x\n     % 2)\n",
+    "# a comment %x\n",
+    "\n",
+    "y = f(x);\n",
+    "def broken(:\n",
+    "w = 2\r\n",
+    "q = 3",
+]
+cell_sources = st.builds(
+    lambda magic, pieces: magic + "".join(pieces),
+    st.sampled_from(["", "%%time\n", "%%bash\n", "\n%%capture out\n"]),
+    st.lists(st.sampled_from(PIECES), max_size=5),
+)
+
+
+def any_notebook(cells: list[tuple[str, bool]]) -> bytes:
+    notebook = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "metadata": {},
+                "outputs": [],
+                "source": source.splitlines(True) if as_list else source,
+            }
+            for source, as_list in cells
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    return json.dumps(notebook, indent=1).encode()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(cell_sources, st.booleans()), max_size=6), st.data())
+def test_any_notebook_round_trips_and_an_insertion_changes_one_cell(
+    cells: list[tuple[str, bool]], data: st.DataObject
+) -> None:
+    raw = any_notebook(cells)
+    module = build_module(read_notebook(raw))
+    assert rewrite_notebook(module, module.source) == raw
+    if not module.cells:
+        return
+    tree = cst.parse_module(module.source)
+    at = data.draw(st.integers(0, len(tree.body)), label="insert before statement")
+    body = [*tree.body[:at], cst.parse_statement("_inserted = 0\n"), *tree.body[at:]]
+    new = sources(rewrite_notebook(module, tree.with_changes(body=body).code))
+    old = sources(raw)
+    (changed,) = [i for i in old if old[i] != new[i]]
+    lines = new[changed].splitlines(True)
+    position = next(n for n, line in enumerate(lines) if line.rstrip() == "_inserted = 0")
+    del lines[position]
+    if position == len(lines) and not old[changed].endswith("\n"):
+        lines[-1] = lines[-1].rstrip("\n")
+    assert "".join(lines) == old[changed]
 
 
 # ---- writing back ------------------------------------------------------------------------------

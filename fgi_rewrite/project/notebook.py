@@ -358,9 +358,9 @@ def _header_first(text: str, header: Mask) -> str:
         return text
     lines = _LINE.findall(text)
     at = next(i for i, line in enumerate(lines) if header.token in line)
-    if not any(line.strip() for line in lines[:at]):
-        return text
-    return "".join([lines[at], *lines[:at], *lines[at + 1 :]])
+    blank = [line for line in lines[:at] if not line.strip()]
+    moved = [line for line in lines[:at] if line.strip()]
+    return "".join([*blank, lines[at], *moved, *lines[at + 1 :]])
 
 
 def _originals(module: NotebookModule) -> Iterator[tuple[ModuleCell, str]]:
