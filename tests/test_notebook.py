@@ -28,19 +28,17 @@ from fgi_rewrite.pipeline.run import Options, run
 from fgi_rewrite.project.notebook import (
     CellPosition,
     MaskedCell,
-    NotebookError,
     NotebookModule,
     build_module,
     cell_diff,
     hidden_code,
     locate,
     mask_cell,
-    read_notebook,
     rewrite_notebook,
     runnable_source,
     split_module,
 )
-from fgi_rewrite.project.notebook_json import with_sources
+from fgi_rewrite.project.notebook_json import NotebookError, read_notebook, with_sources
 from fgi_rewrite.rewrite.cleanup import removable_names
 from fgi_rewrite.rewrite.module_edits import ensure_imports
 

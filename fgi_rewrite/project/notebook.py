@@ -41,26 +41,6 @@ from fgi_rewrite.project.notebook_json import (
     with_sources,
 )
 
-__all__ = [
-    "CellPosition",
-    "Mask",
-    "MaskedCell",
-    "ModuleCell",
-    "Notebook",
-    "NotebookError",
-    "NotebookModule",
-    "SkippedCell",
-    "build_module",
-    "cell_diff",
-    "hidden_code",
-    "locate",
-    "mask_cell",
-    "read_notebook",
-    "rewrite_notebook",
-    "runnable_source",
-    "split_module",
-]
-
 # Cell magics whose body is Python run in the kernel's namespace (black's list, less the ones
 # that start another interpreter: python, python2, python3, pypy).
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun"})
@@ -335,9 +315,10 @@ def split_module(module: NotebookModule, rewritten: str) -> dict[int, str]:
             chunks[current].append(line)
     if order != [cell.index for cell in module.cells[1:]]:
         raise NotebookError("the rewrite moved or removed a boundary between cells")
+    originals = {cell.index: cell.source for cell in module.notebook.cells}
     sources = {}
-    for cell, original in _originals(module):
-        text = "".join(chunks[cell.index])
+    for cell in module.cells:
+        text, original = "".join(chunks[cell.index]), originals[cell.index]
         if not original.endswith(("\n", "\r")):
             text = re.sub(r"(\r\n|\r|\n)\Z", "", text)  # the newline the module added
         for mask in cell.masks:
@@ -361,12 +342,6 @@ def _header_first(text: str, header: Mask) -> str:
     blank = [line for line in lines[:at] if not line.strip()]
     moved = [line for line in lines[:at] if line.strip()]
     return "".join([*blank, lines[at], *moved, *lines[at + 1 :]])
-
-
-def _originals(module: NotebookModule) -> Iterator[tuple[ModuleCell, str]]:
-    by_index = {cell.index: cell.source for cell in module.notebook.cells}
-    for cell in module.cells:
-        yield cell, by_index[cell.index]
 
 
 def rewrite_notebook(module: NotebookModule, rewritten: str) -> bytes:
