@@ -33,6 +33,7 @@ from fgi_rewrite.project.notebook import (
     cell_diff,
     hidden_code,
     locate,
+    magics,
     mask_cell,
     rewrite_notebook,
     runnable_source,
@@ -603,6 +604,16 @@ def test_the_diff_is_per_cell_and_names_the_notebook_and_cell() -> None:
         " spikes.sum().backward()",
     ]
     assert cell_diff("x.ipynb", JUPYTER.read_bytes(), JUPYTER.read_bytes()) == ""
+
+
+def test_magics_are_listed_where_they_are_in_their_cells() -> None:
+    assert magics(module_of(JUPYTER)) == [
+        (CellPosition(1, 1, 1), "%matplotlib inline"),
+        (CellPosition(1, 2, 1), "!pip install torch --quiet"),
+        (CellPosition(4, 1, 1), "%%time"),
+        (CellPosition(5, 1, 1), "FastSigmoidSpike.forward?"),
+        (CellPosition(9, 8, 9), "!ls"),
+    ]
 
 
 def test_hidden_code_names_what_the_module_does_not_show() -> None:

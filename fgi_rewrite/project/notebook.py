@@ -392,6 +392,20 @@ def runnable_source(module: NotebookModule) -> str:
     return re.sub(rf"{re.escape(module.prefix)}magic_\d+__", "None", module.source)
 
 
+def magics(module: NotebookModule) -> list[tuple[CellPosition, str]]:
+    """Each masked magic with its place in its cell: what a magic runs (``%timeit Fn.apply(x)``)
+    is not rewritten, so a caller reports the ones that name a surrogate."""
+    originals = {mask.token: mask.original for cell in module.cells for mask in cell.masks}
+    token = re.compile(rf"{re.escape(module.prefix)}magic_\d+__")
+    found = []
+    for number, line in enumerate(_LINE.findall(module.source), 1):
+        for match in token.finditer(line):
+            position = locate(module, number, match.start() + 1)
+            if position is not None and match.group() in originals:
+                found.append((position, originals[match.group()]))
+    return found
+
+
 def hidden_code(module: NotebookModule) -> str:
     """The code the module does not show (masked magics, skipped cells): ``%timeit Fn.apply(x)``
     still names ``Fn``, so a pass that removes unused definitions must count it."""
