@@ -1,5 +1,6 @@
-"""Notebooks as modules (project/notebook.py, notebook_json.py): reading, IPython masking, one
-module per notebook with a cell map, writing back byte for byte except the changed cells' source.
+"""Notebooks as modules (project/notebook.py, ipython_syntax.py, notebook_json.py): reading, IPython
+masking, one module per notebook with a cell map, writing back byte for byte except the changed
+cells' source.
 
 The notebooks are in tests/notebooks/: ``surrogate_cells.ipynb`` as Jupyter writes it (nbformat:
 indent 1, sorted keys, a PNG output, magics, a ``%%time`` cell, a syntax error, ``%%bash``, an
@@ -25,16 +26,15 @@ from hypothesis import strategies as st
 
 from fgi_rewrite.core.codes import Severity
 from fgi_rewrite.pipeline.run import Options, run
+from fgi_rewrite.project.ipython_syntax import MaskedCell, mask_cell
 from fgi_rewrite.project.notebook import (
     CellPosition,
-    MaskedCell,
     NotebookModule,
     build_module,
     cell_diff,
     hidden_code,
     locate,
     magics,
-    mask_cell,
     rewrite_notebook,
     runnable_source,
     split_module,
@@ -257,6 +257,8 @@ MASKED = [
     ("if x != 1:\n    pass\n!ls\n", "if x != 1:\n    pass\n{0}\n", ["!ls"]),
     ("d = {'a': 1}  # %x\n!ls\n", "d = {{'a': 1}}  # %x\n{0}\n", ["!ls"]),
     ("%ls\r\nx = 1\r\n", "{0}\r\nx = 1\r\n", ["%ls"]),
+    ("# what?\nresult = str.split??\n", "# what?\n{0}\n", ["result = str.split??"]),
+    ("x = 'why?'  # really?\n!ls\n", "x = 'why?'  # really?\n{0}\n", ["!ls"]),
 ]
 
 
@@ -314,6 +316,7 @@ def test_cells_in_other_languages_are_not_python(source: str, reason: str) -> No
         "x = 1\n  y = 2\n",
         "%%time\ndef f(:\n",
         "print 'python 2'\n",
+        "f(x)?\n",  # IPython too: help needs a name
     ],
 )
 def test_a_cell_that_does_not_parse_says_why(source: str) -> None:
@@ -326,6 +329,21 @@ def test_the_syntax_error_line_is_the_cells_line() -> None:
     result = mask_cell("%time a = \\\n   1\n!ls\ndef f(:\n")
     assert isinstance(result, MaskedCell) and result.problem is not None
     assert result.problem.endswith("(line 4)")
+
+
+def test_a_cell_indented_as_a_whole_is_dedented_as_ipython_does() -> None:
+    source = "    %time x = 1\n      \n    y = Fn.apply(x)\n"
+    result = mask_cell(source)
+    assert isinstance(result, MaskedCell) and result.problem is None
+    assert result.indent == "    "
+    assert result.text == f"{result.masks[0].token}\n\ny = Fn.apply(x)\n"
+    module = build_module(read_notebook(notebook_bytes([source])))
+    assert locate(module, 3, 5) == CellPosition(0, 3, 9)
+    rewritten = module.source.replace("y = Fn.apply(x)", "if x:\n    pass\ny = f(x)")
+    assert split_module(module, rewritten) == {
+        0: "    %time x = 1\n      \n    if x:\n        pass\n    y = f(x)\n"
+    }
+    assert rewrite_notebook(module, module.source) == notebook_bytes([source])
 
 
 # ---- the module --------------------------------------------------------------------------------
@@ -426,9 +444,13 @@ PIECES = [
     "q = 3",
 ]
 cell_sources = st.builds(
-    lambda magic, pieces: magic + "".join(pieces),
+    lambda magic, pieces, indent: "".join(
+        indent + line if line.strip() else line
+        for line in (magic + "".join(pieces)).splitlines(True)
+    ),
     st.sampled_from(["", "%%time\n", "%%bash\n", "\n%%capture out\n"]),
     st.lists(st.sampled_from(PIECES), max_size=5),
+    st.sampled_from(["", "", "  "]),  # IPython dedents a cell indented as a whole
 )
 
 
@@ -467,7 +489,7 @@ def test_any_notebook_round_trips_and_an_insertion_changes_one_cell(
     old = sources(raw)
     (changed,) = [i for i in old if old[i] != new[i]]
     lines = new[changed].splitlines(True)
-    position = next(n for n, line in enumerate(lines) if line.rstrip() == "_inserted = 0")
+    position = next(n for n, line in enumerate(lines) if line.strip() == "_inserted = 0")
     del lines[position]
     if position == len(lines) and not old[changed].endswith("\n"):
         lines[-1] = lines[-1].rstrip("\n")

@@ -5,15 +5,9 @@ cell 3 and applied in cell 7 resolves as in one file); the rewritten module goes
 notebook with ``rewrite_notebook``, which changes only the ``source`` of the cells whose text
 changed (``notebook_json`` keeps every other byte).
 
-Masking follows IPython's own rules (``IPython.core.inputtransformer2``), without IPython: at the
-start of a logical line, ``%magic``, ``!cmd``, ``?obj``/``??obj``, ``obj?`` and the right-hand side
-of ``x = %magic``/``x = !cmd`` (with their backslash continuations) are replaced by a name that
-appears nowhere in the notebook, and put back byte for byte afterwards. A cell whose first line is
-``%%time``, ``%%timeit``, ``%%capture`` or ``%%prun`` is Python run in the kernel's namespace: its
-header line is masked. Other cell magics (``%%bash``, ``%%writefile``, ``%%python3``, which runs a
-separate process), cells VS Code marks with another language, and notebooks whose kernel is not
-Python are left out as ``SkippedCell``. Autocall lines (``/f x``, ``,f a b``, ``;f a``) hide calls,
-so they are not masked: their cell does not parse and is skipped too, reported (FGI901).
+IPython syntax is masked cell by cell (``ipython_syntax``). Cells that are not Python (other cell
+magics, cells VS Code marks with another language, notebooks whose kernel is not Python) are left
+out as ``SkippedCell``; so is a Python cell that does not parse, reported (FGI901).
 
 Cells are separated in the module by a string statement before each cell but the first
 (``"__fgi_nb_cell_7__"``): a statement, not a comment, so that no rewrite moves it (comments ride
@@ -25,14 +19,13 @@ cell.
 
 from __future__ import annotations
 
-import ast
 import difflib
 import itertools
 import re
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from fgi_rewrite.project.ipython_syntax import Mask, mask_cell, reindent, split_lines
 from fgi_rewrite.project.notebook_json import (
     CodeCell,
     Notebook,
@@ -43,26 +36,7 @@ from fgi_rewrite.project.notebook_json import (
 
 # Cell magics whose body is Python run in the kernel's namespace (black's list, less the ones
 # that start another interpreter: python, python2, python3, pypy).
-PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun"})
 PYTHON_LANGUAGES = frozenset({"python", "python3", "ipython", "ipython3"})
-_ESCAPES = ("%", "!", "?")
-# IPython's ``_help_end_re``: ``obj?``, ``obj.attr??``, ``%magic?``, ``a[0]?``.
-_HELP_END = re.compile(r"%{0,2}(?!\d)[\w*]+(?:\.(?!\d)[\w*]+|\[-?[0-9]+\])*\?\??")
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
-
-
-@dataclass(frozen=True)
-class Mask:
-    token: str  # the name standing for the IPython syntax in the module
-    original: str  # the exact text it replaces (its continuation lines included)
-
-
-@dataclass(frozen=True)
-class MaskedCell:
-    text: str
-    masks: tuple[Mask, ...]
-    cell_lines: tuple[int, ...]  # the cell's line (1-based) of each line of ``text``
-    problem: str | None = None  # why ``text`` does not parse, on the cell's lines
 
 
 @dataclass(frozen=True)
@@ -71,6 +45,7 @@ class ModuleCell:
     masks: tuple[Mask, ...]
     first_line: int  # its first line in the module (1-based)
     cell_lines: tuple[int, ...]  # the cell's line of each of its module lines
+    indent: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,153 +69,6 @@ class CellPosition:
     cell: int
     line: int
     column: int
-
-
-# ---- masking -----------------------------------------------------------------------------------
-
-
-def mask_cell(
-    source: str, prefix: str = "__fgi_nb_", tokens: Iterator[int] | None = None
-) -> MaskedCell | str:
-    """The cell with its IPython syntax masked, or why it is not Python (``"%%bash cell"``)."""
-    tokens = tokens if tokens is not None else itertools.count()
-    lines = _LINE.findall(source)
-    error = _syntax_error(source)
-    if error is None:
-        return MaskedCell(source, (), tuple(range(1, len(lines) + 1)))
-    header = next((i for i, line in enumerate(lines) if line.strip()), len(lines))
-    out: list[str] = []
-    cell_lines: list[int] = []
-    masks: list[Mask] = []
-    state = _Lex()
-    i = 0
-    while i < len(lines):
-        body = lines[i].rstrip("\r\n")
-        column = _magic_column(body) if state.at_start else None
-        if i == header and body.startswith("%%") and not _HELP_END.fullmatch(body.rstrip()):
-            name = re.split(r"\s", body[2:], maxsplit=1)[0]
-            if name not in PYTHON_CELL_MAGICS:
-                return f"%%{name} cell"
-            column = 0
-        if column is None:
-            state = state.advance(body)
-            out.append(lines[i])
-            cell_lines.append(i + 1)
-            i += 1
-            continue
-        last = i
-        while last + 1 < len(lines) and lines[last].rstrip("\r\n").endswith("\\"):
-            last += 1  # IPython joins a magic's backslash continuations
-        joined = "".join(lines[i : last + 1])
-        ending = joined[len(joined.rstrip("\r\n")) :]
-        token = f"{prefix}magic_{next(tokens)}__"
-        masks.append(Mask(token, joined[column : len(joined) - len(ending)]))
-        out.append(body[:column] + token + ending)
-        cell_lines.append(i + 1)
-        state = _Lex()
-        i = last + 1
-    text = "".join(out)
-    error = _syntax_error(text) if masks else error
-    return MaskedCell(text, tuple(masks), tuple(cell_lines), _problem(error, cell_lines))
-
-
-def _problem(error: tuple[str, int] | None, cell_lines: Sequence[int]) -> str | None:
-    if error is None:
-        return None
-    message, line = error
-    if 1 <= line <= len(cell_lines):
-        line = cell_lines[line - 1]  # a line of the cell, not of the masked text
-    return f"cannot parse: {message} (line {line})"
-
-
-def _magic_column(body: str) -> int | None:
-    """Where IPython syntax starts on a line that starts a logical line, if it has some."""
-    stripped = body.lstrip(" \t")
-    if stripped.startswith(_ESCAPES) or _HELP_END.fullmatch(stripped.rstrip()):
-        return len(body) - len(stripped)
-    return _assigned_magic(body)
-
-
-def _assigned_magic(body: str) -> int | None:
-    """The column of ``%magic``/``!cmd`` after the line's first top-level ``=`` (IPython's
-    MagicAssign and SystemAssign)."""
-    depth = 0
-    for i, char in _code_chars(body)[0]:
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth = max(depth - 1, 0)
-        elif char == "=" and depth == 0:
-            if body[i + 1 : i + 2] == "=" or (i > 0 and body[i - 1] in "=!<>:+-*/%&|^@"):
-                return None  # a comparison or an augmented assignment
-            rhs = body[i + 1 :].lstrip(" \t")
-            if rhs.startswith("!") or re.match(r"%[^\W\d]", rhs):
-                return len(body) - len(rhs)
-            return None
-    return None
-
-
-def _code_chars(text: str, quote: str = "") -> tuple[list[tuple[int, str]], str]:
-    """The characters of a line outside strings and comments, with their index, and the
-    delimiter of a string still open at its end (``quote``: the one open at its start)."""
-    chars: list[tuple[int, str]] = []
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if quote:
-            if char == "\\":
-                i += 2
-            elif text.startswith(quote, i):
-                i, quote = i + len(quote), ""
-            else:
-                i += 1
-        elif char == "#":
-            break
-        elif char in "\"'":
-            quote = text[i : i + 3] if text[i : i + 3] in ('"""', "'''") else char
-            i += len(quote)
-        else:
-            chars.append((i, char))
-            i += 1
-    return chars, quote
-
-
-@dataclass(frozen=True)
-class _Lex:
-    """Just enough of Python's tokenizer to tell where logical lines start."""
-
-    depth: int = 0  # open brackets
-    quote: str = ""  # the delimiter of a string open at the end of the previous line
-    backslash: bool = False  # the previous line ended with a continuation backslash
-
-    @property
-    def at_start(self) -> bool:
-        return not (self.depth or self.quote or self.backslash)
-
-    def advance(self, line: str) -> _Lex:
-        chars, quote = _code_chars(line, self.quote)
-        depth = self.depth
-        for _, char in chars:
-            if char in "([{":
-                depth += 1
-            elif char in ")]}":
-                depth = max(depth - 1, 0)
-        if quote in ("'", '"') and not line.endswith("\\"):
-            quote = ""  # an unterminated one-line string ends with its line (a syntax error)
-        backslash = not quote and bool(chars) and chars[-1] == (len(line) - 1, "\\")
-        return _Lex(depth, quote, backslash)
-
-
-def _syntax_error(text: str) -> tuple[str, int] | None:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # invalid escape sequences and the like
-            ast.parse(text)
-    except SyntaxError as exc:
-        return exc.msg, exc.lineno or 0
-    except ValueError as exc:  # null bytes
-        return str(exc), 0
-    return None
 
 
 # ---- the module --------------------------------------------------------------------------------
@@ -272,7 +100,7 @@ def build_module(notebook: Notebook, exclude: Mapping[int, str] | None = None) -
             parts.append(f'"{prefix}cell_{cell.index}__"\n')
             line += 1
         parts.append(masked.text if masked.text.endswith(("\n", "\r")) else masked.text + "\n")
-        cells.append(ModuleCell(cell.index, masked.masks, line, masked.cell_lines))
+        cells.append(ModuleCell(cell.index, masked.masks, line, masked.cell_lines, masked.indent))
         line += len(masked.cell_lines)
     return NotebookModule(notebook, "".join(parts), tuple(cells), tuple(skipped), prefix)
 
@@ -305,7 +133,7 @@ def split_module(module: NotebookModule, rewritten: str) -> dict[int, str]:
         return {}
     chunks: dict[int, list[str]] = {module.cells[0].index: []}
     current, order = module.cells[0].index, []
-    for line in _LINE.findall(rewritten):
+    for line in split_lines(rewritten):
         match = separator.fullmatch(line)
         if match:
             current = int(match.group(1))
@@ -328,7 +156,7 @@ def split_module(module: NotebookModule, rewritten: str) -> dict[int, str]:
             text = _header_first(text, cell.masks[0])
         for mask in cell.masks:
             text = text.replace(mask.token, mask.original)
-        sources[cell.index] = text
+        sources[cell.index] = reindent(text, original, cell.indent) if cell.indent else text
     return sources
 
 
@@ -337,7 +165,7 @@ def _header_first(text: str, header: Mask) -> str:
     torch`` at the top of the module) goes right below it, still inside the cell."""
     if not header.original.startswith("%%"):
         return text
-    lines = _LINE.findall(text)
+    lines = split_lines(text)
     at = next(i for i, line in enumerate(lines) if header.token in line)
     blank = [line for line in lines[:at] if not line.strip()]
     moved = [line for line in lines[:at] if line.strip()]
@@ -357,7 +185,8 @@ def locate(module: NotebookModule, line: int, column: int = 1) -> CellPosition |
     """The cell, line and column of a module position (None on a cell separator)."""
     for cell in module.cells:
         if cell.first_line <= line < cell.first_line + len(cell.cell_lines):
-            return CellPosition(cell.index, cell.cell_lines[line - cell.first_line], column)
+            cell_line = cell.cell_lines[line - cell.first_line]
+            return CellPosition(cell.index, cell_line, column + len(cell.indent))
     return None
 
 
@@ -398,7 +227,7 @@ def magics(module: NotebookModule) -> list[tuple[CellPosition, str]]:
     originals = {mask.token: mask.original for cell in module.cells for mask in cell.masks}
     token = re.compile(rf"{re.escape(module.prefix)}magic_\d+__")
     found = []
-    for number, line in enumerate(_LINE.findall(module.source), 1):
+    for number, line in enumerate(split_lines(module.source), 1):
         for match in token.finditer(line):
             position = locate(module, number, match.start() + 1)
             if position is not None and match.group() in originals:
