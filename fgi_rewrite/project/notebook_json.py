@@ -201,12 +201,16 @@ def with_sources(notebook: Notebook, sources: Mapping[int, str]) -> bytes:
     if not changed:
         return notebook.data
     ascii_only = bool(_ASCII_ESCAPE.search(notebook.text))
-    text = notebook.text
-    for cell in sorted(changed, key=lambda c: c.span[0], reverse=True):
+    pieces, done = [BOM if notebook.bom else ""], 0
+    for cell in sorted(changed, key=lambda c: c.span[0]):
         start, end = cell.span
-        value = _encode(notebook.text, cell, sources[cell.index], ascii_only)
-        text = text[:start] + value + text[end:]
-    return ((BOM if notebook.bom else "") + text).encode("utf-8")
+        pieces += [
+            notebook.text[done:start],
+            _encode(notebook.text, cell, sources[cell.index], ascii_only),
+        ]
+        done = end
+    pieces.append(notebook.text[done:])
+    return "".join(pieces).encode("utf-8")
 
 
 def _encode(text: str, cell: CodeCell, source: str, ascii_only: bool) -> str:
