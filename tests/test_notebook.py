@@ -328,7 +328,7 @@ def test_a_cell_that_does_not_parse_says_why(source: str) -> None:
 def test_the_syntax_error_line_is_the_cells_line() -> None:
     result = mask_cell("%time a = \\\n   1\n!ls\ndef f(:\n")
     assert isinstance(result, MaskedCell) and result.problem is not None
-    assert result.problem.endswith("(line 4)")
+    assert result.problem.endswith("(line 4)") and result.problem_line == 4
 
 
 def test_a_cell_indented_as_a_whole_is_dedented_as_ipython_does() -> None:
@@ -353,9 +353,9 @@ def test_the_module_holds_the_python_cells_in_order() -> None:
     module = module_of(JUPYTER)
     tree = cst.parse_module(module.source)  # libcst reads it
     assert [c.index for c in module.cells] == [1, 2, 4, 5, 6, 9]
-    assert [(s.index, s.reason, s.unparsable) for s in module.skipped] == [
-        (7, "cannot parse: '(' was never closed (line 1)", True),
-        (8, "%%bash cell", False),
+    assert [(s.index, s.reason, s.unparsable, s.line) for s in module.skipped] == [
+        (7, "cannot parse: '(' was never closed (line 1)", True, 1),
+        (8, "%%bash cell", False, 1),
     ]
     assert "class FastSigmoidSpike" in module.source
     assert module.source.count("FastSigmoidSpike.apply(") == 2  # cells 4 and 9, not 7 nor 8
@@ -407,9 +407,9 @@ def test_other_languages_are_left_out() -> None:
 
 def test_a_cell_libcst_refuses_can_be_excluded_by_the_caller() -> None:
     notebook = read_notebook(JUPYTER.read_bytes())
-    module = build_module(notebook, exclude={4: "cannot parse: libcst's reason"})
-    assert (4, "cannot parse: libcst's reason", True) in [
-        (s.index, s.reason, s.unparsable) for s in module.skipped
+    module = build_module(notebook, exclude={4: ("cannot parse: libcst's reason", 3)})
+    assert (4, "cannot parse: libcst's reason", True, 3) in [
+        (s.index, s.reason, s.unparsable, s.line) for s in module.skipped
     ]
     assert "spikes = FastSigmoidSpike.apply(ramp)" not in module.source
     assert rewrite_notebook(module, module.source) == notebook.data

@@ -48,7 +48,8 @@ class MaskedCell:
     text: str
     masks: tuple[Mask, ...]
     cell_lines: tuple[int, ...]  # the cell's line (1-based) of each line of ``text``
-    problem: str | None = None  # why ``text`` does not parse, on the cell's lines
+    problem: str | None = None  # why ``text`` does not parse
+    problem_line: int = 1  # where, as a line of the cell
     indent: str = ""  # removed from every line: IPython dedents a cell indented as a whole
 
 
@@ -96,8 +97,13 @@ def mask_cell(
         i = last + 1
     text = "".join(out)
     error = _syntax_error(text) if masks or indent else error
-    problem = _problem(error, cell_lines)
-    return MaskedCell(text, tuple(masks), tuple(cell_lines), problem, indent)
+    if error is None:
+        return MaskedCell(text, tuple(masks), tuple(cell_lines), indent=indent)
+    message, line = error
+    if 1 <= line <= len(cell_lines):
+        line = cell_lines[line - 1]  # a line of the cell, not of the masked text
+    problem = f"cannot parse: {message} (line {line})"
+    return MaskedCell(text, tuple(masks), tuple(cell_lines), problem, max(line, 1), indent)
 
 
 def _margin(lines: Sequence[str]) -> str:
@@ -125,15 +131,6 @@ def reindent(text: str, original: str, indent: str) -> str:
         else:
             out.extend(indent + line if line.strip() else line for line in new[j1:j2])
     return "".join(out)
-
-
-def _problem(error: tuple[str, int] | None, cell_lines: Sequence[int]) -> str | None:
-    if error is None:
-        return None
-    message, line = error
-    if 1 <= line <= len(cell_lines):
-        line = cell_lines[line - 1]  # a line of the cell, not of the masked text
-    return f"cannot parse: {message} (line {line})"
 
 
 def _magic_column(body: str) -> int | None:

@@ -53,6 +53,7 @@ class SkippedCell:
     index: int
     reason: str
     unparsable: bool  # Python that does not parse (report it: FGI901); else another language
+    line: int = 1  # of the cell, where it does not parse
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,13 @@ class CellPosition:
 # ---- the module --------------------------------------------------------------------------------
 
 
-def build_module(notebook: Notebook, exclude: Mapping[int, str] | None = None) -> NotebookModule:
+def build_module(
+    notebook: Notebook, exclude: Mapping[int, tuple[str, int]] | None = None
+) -> NotebookModule:
     """One module of the notebook's Python code cells. A cell that does not parse once masked
-    (or that ``exclude`` names, with the reason: libcst refused it) is left out and listed in
-    ``skipped``; so are cells in other languages. Empty cells are left out silently."""
+    (or that ``exclude`` names, with the reason and the cell's line: libcst refused it) is left
+    out and listed in ``skipped``; so are cells in other languages. Empty cells are left out
+    silently."""
     prefix = _prefix(notebook)
     tokens = itertools.count()
     parts: list[str] = []
@@ -92,9 +96,9 @@ def build_module(notebook: Notebook, exclude: Mapping[int, str] | None = None) -
         if isinstance(masked, str):
             skipped.append(SkippedCell(cell.index, masked, False))
             continue
-        problem = (exclude or {}).get(cell.index) or masked.problem
-        if problem is not None:
-            skipped.append(SkippedCell(cell.index, problem, True))
+        if cell.index in (exclude or {}) or masked.problem is not None:
+            reason, where = (exclude or {}).get(cell.index, (masked.problem, masked.problem_line))
+            skipped.append(SkippedCell(cell.index, str(reason), True, where))
             continue
         if cells:
             parts.append(f'"{prefix}cell_{cell.index}__"\n')
