@@ -54,7 +54,7 @@ def _hook_repository(destination: Path) -> Path:
         pytest.skip("this checkout is not a git repository")
     for name in filter(None, listing.split("\0")):
         source = REPO / name
-        if not source.is_file() or name.startswith(("fixtures/", "benchmarks/")):
+        if not source.is_file() or name.startswith(("fixtures/", "benchmarks/", "scenarios/")):
             continue
         target = destination / name
         target.parent.mkdir(parents=True, exist_ok=True)
