@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fgi_rewrite.core import codes
 from fgi_rewrite.core.model import Diagnostic, Location, Surrogate, VerifyLevel
-from fgi_rewrite.pipeline import finish, parallel
+from fgi_rewrite.pipeline import finish, notebooks, parallel
 from fgi_rewrite.pipeline.options import (
     ANALYZING,
     CHECKING,
@@ -36,7 +36,6 @@ from fgi_rewrite.pipeline.targets import (
     TargetContext,
     TargetOutcome,
     find_functions,
-    process_target,
 )
 from fgi_rewrite.project.discover import FileSet, Filters, discover
 from fgi_rewrite.project.index import ProjectIndex
@@ -123,7 +122,7 @@ def _process(
             options=options,
         )
         outcomes = mapper.map(
-            process_target,
+            notebooks.process_target,  # targets.process_target, and a notebook's magics
             context,
             fileset.targets,
             _counter(progress, CHECKING, fileset.targets),
@@ -144,6 +143,7 @@ def _process(
     finish.add_remote_functions(index, report, remote)
     if options.remove_unused:
         finish.remove_unused(index, fileset, analyses, report)
+    notebooks.write_back(index, report)  # module text -> the notebooks' bytes
     if options.verify_modules:  # opt-in: imports the rewritten files (verify/module_check.py)
         checks, problems = verify_modules(report.results, options.verify_timeout)
         report.module_checks.extend(checks)

@@ -20,6 +20,7 @@ from fgi_rewrite.core.results import FileResult
 from fgi_rewrite.pipeline.options import Options
 from fgi_rewrite.project.files import describe_unreadable
 from fgi_rewrite.project.index import ProjectIndex
+from fgi_rewrite.project.notebook import is_notebook
 from fgi_rewrite.project.prefilter import CalleeNames
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
 from fgi_rewrite.rewrite.call_sites import rewrite_module
@@ -102,7 +103,9 @@ def process_target(index: ProjectIndex, context: TargetContext, path: Path) -> T
             return TargetOutcome()
         module = index.module(path)
     except SourceError as exc:
-        line, column, message = describe_unreadable(path, exc, index.read)
+        line, column, message = (
+            (1, 1, str(exc)) if is_notebook(path) else describe_unreadable(path, exc, index.read)
+        )
         diagnostic = Diagnostic(codes.UnreadableFile, Location(path, line, column), message)
         return TargetOutcome(diagnostics=(diagnostic,))
     except Exception as exc:  # this file is left as it is; the others go on
@@ -180,6 +183,13 @@ def rewrite_file(index: ProjectIndex, context: TargetContext, module: ModuleInfo
 def _import_from(index: ProjectIndex, module: ModuleInfo, home: Path) -> str:
     """How ``module`` imports from the module at ``home``: relatively within one package."""
     target = index.module(home)
+    if module.notebook is not None:  # as the notebook imports the Function (from its directory)
+        for dotted in module.imports.values():
+            parts = dotted.split(".")
+            for cut in range(len(parts), 0, -1):
+                found = index.module_named(".".join(parts[:cut]), module.path)
+                if found is not None and found.path == home:
+                    return ".".join(parts[:cut])
     if module.package and target.package == module.package:
         return "." + target.name.rsplit(".", 1)[-1]
     return target.name
