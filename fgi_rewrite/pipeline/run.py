@@ -273,7 +273,18 @@ def _relabel(report: Report, real: Path, shown: Path) -> None:
         return replace(location, path=shown) if location.path == real else location
 
     report.diagnostics[:] = [replace(d, location=move(d.location)) for d in report.diagnostics]
-    report.results[:] = [replace(r, path=shown) if r.path == real else r for r in report.results]
+    report.results[:] = [
+        (
+            replace(
+                r,
+                path=shown,
+                call_sites=tuple(replace(s, location=move(s.location)) for s in r.call_sites),
+            )
+            if r.path == real
+            else r
+        )
+        for r in report.results
+    ]
     report.functions[:] = [replace(f, location=move(f.location)) for f in report.functions]
     report.verifications[:] = [
         replace(v, paths=tuple(shown if p == real else p for p in v.paths))
