@@ -25,7 +25,7 @@ from fgi_rewrite.project import index as index_module
 from fgi_rewrite.project.notebook import build_module, runnable_source
 from fgi_rewrite.project.notebook_json import NotebookError, read_notebook
 from fgi_rewrite.project.source_module import SourceError
-from tests.sources import DEFINITION, SURROGATE
+from tests.sources import DEFINITION, SURROGATE, notebook
 
 # A surrogate defined in a notebook cell, applied in later cells (one inside a function).
 NOTEBOOK_CELLS = [
@@ -43,28 +43,6 @@ IMPORTING_CELLS = [
 ]
 # Nothing to do: must stay the same bytes (indent 2, no final newline, an ASCII escape).
 PLAIN_CELLS = ["import math\n", "# \u03b8\nmath.pi"]
-
-
-def notebook(cells: list[str], indent: int = 1, newline: bool = True) -> bytes:
-    """A notebook as Jupyter writes it, each code cell with an output."""
-    body = {
-        "cells": [
-            {
-                "cell_type": "code",
-                "execution_count": i + 1,
-                "id": f"cell-{i}",
-                "metadata": {},
-                "outputs": [{"name": "stdout", "output_type": "stream", "text": [f"{i}\n"]}],
-                "source": source.splitlines(True),
-            }
-            for i, source in enumerate(cells)
-        ],
-        "metadata": {"kernelspec": {"language": "python", "name": "python3"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    text = json.dumps(body, indent=indent, sort_keys=indent == 1, ensure_ascii=indent != 1)
-    return (text + ("\n" if newline else "")).encode()
 
 
 def sources(data: bytes) -> dict[int, str]:
