@@ -126,7 +126,7 @@ def main() -> None:
             for name, path in paths.items():
                 seconds, sites[name] = timed(path)
                 times[name].append(seconds)
-        print(f"{args.cells} code cells, {args.output_kb} kB of output each; medians of {args.reps}")
+        print(f"{args.cells} code cells, {args.output_kb} kB outputs; medians of {args.reps}")
         for name, path in paths.items():
             size = path.stat().st_size / 1e6
             median = statistics.median(times[name])
