@@ -395,3 +395,46 @@ def test_the_python_api_reports_cells(tmp_path: Path) -> None:
     ]
     with pytest.raises(SourceError, match="invalid JSON"):
         index_module.ProjectIndex(tmp_path, [path], lambda p: b"{").notebook(path)
+
+
+CLASS_ATTRIBUTE = """class SlopeSpike(torch.autograd.Function):
+    slope = 4.0
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x > 0).float()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output / (1.0 + SlopeSpike.slope * x.abs()) ** 2"""
+
+
+def test_a_class_attribute_set_in_a_magic_is_not_inlined(tmp_path: Path) -> None:
+    """``%time SlopeSpike.slope = 2.0`` rebinds the hyperparameter the backward reads: the
+    value cannot be inlined (FGI111), as when a cell sets it."""
+    path = tmp_path / "nb.ipynb"
+    cells = ["import torch", CLASS_ATTRIBUTE, "y = SlopeSpike.apply(torch.randn(3))"]
+    path.write_bytes(notebook([*cells, "%time SlopeSpike.slope = 2.0"]))
+    result = invoke("--check", path)
+    assert "FGI111" in result.stderr and "would rewrite" not in result.stderr
+    path.write_bytes(notebook(cells))
+    assert "would rewrite" in invoke("--check", path).stderr
+
+
+def test_a_function_reached_through_another_module_is_generated_in_the_notebook(
+    tmp_path: Path,
+) -> None:
+    """The notebook does not import the Function's module itself: the generated function is
+    not imported from there (which the notebook may not reach) but defined in the notebook."""
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "surrogates.py").write_text(DEFINITION)
+    (tmp_path / "layers.py").write_text("from surrogates import SpikeFn\n")
+    path = tmp_path / "nb.ipynb"
+    path.write_bytes(notebook(["import torch\nimport layers", "y = layers.SpikeFn.apply(x)"]))
+    assert invoke("--style", "function", tmp_path).exit_code == EXIT_OK
+    new = sources(path.read_bytes())
+    assert new[0].startswith("import torch\nimport layers\n\n\ndef spike_fn_fgi(")
+    assert new[1] == "y = spike_fn_fgi(x)"
+    assert "spike_fn_fgi" not in (tmp_path / "surrogates.py").read_text()

@@ -20,8 +20,7 @@ from fgi_rewrite.pipeline.targets import FoundFunction, TargetContext, rewrite_f
 from fgi_rewrite.project.discover import FileSet
 from fgi_rewrite.project.files import write_checked
 from fgi_rewrite.project.index import ProjectIndex
-from fgi_rewrite.project.notebook import hidden_code, is_notebook
-from fgi_rewrite.project.source_module import SourceError
+from fgi_rewrite.project.notebook import is_notebook
 from fgi_rewrite.rewrite import cleanup
 from fgi_rewrite.rewrite.module_edits import add_functions, ensure_imports
 from fgi_rewrite.verify.stage import verify_rewrites
@@ -109,7 +108,7 @@ def remove_unused(
 
     texts = {p: index.text(p) for p in fileset.project}
     # What a notebook's module does not show still names things: ``%timeit Fn.apply(x)``.
-    hidden = {p: _hidden_code(index, p) for p in fileset.project if is_notebook(p)}
+    hidden = {p: index.hidden_text(p) for p in fileset.project if is_notebook(p)}
     texts.update((p.with_name(p.name + "#hidden"), text) for p, text in hidden.items())
     results = {r.path: r for r in report.results}
     drop_stale_imports()  # first, so that an import of an alias does not keep it alive
@@ -136,13 +135,6 @@ def remove_unused(
         )
     drop_stale_imports()  # then what the removed classes alone used (``Function``, ``math``)
     report.results = list(results.values())
-
-
-def _hidden_code(index: ProjectIndex, path: Path) -> str:
-    try:
-        return hidden_code(index.notebook(path))
-    except SourceError:
-        return ""
 
 
 def function_record(function: FoundFunction, result: Surrogate | Diagnostic) -> FunctionRecord:

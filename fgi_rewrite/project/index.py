@@ -35,7 +35,13 @@ from fgi_rewrite.project.entities import (
     Unknown,
     ValueRef,
 )
-from fgi_rewrite.project.notebook import NotebookModule, build_module, is_notebook, locate
+from fgi_rewrite.project.notebook import (
+    NotebookModule,
+    build_module,
+    hidden_code,
+    is_notebook,
+    locate,
+)
 from fgi_rewrite.project.notebook_json import NotebookError, read_notebook
 from fgi_rewrite.project.prefilter import CalleeNames
 from fgi_rewrite.project.source_module import (
@@ -340,7 +346,16 @@ class ProjectIndex:
         pattern = re.compile(
             rf"\b{re.escape(info.name)}\.{re.escape(attribute)}\s*(?:[-+*/]?=)(?!=)"
         )
-        return any(pattern.search(self.text(path)) for path in self._files)
+        return any(pattern.search(self.text(path)) for path in self._files) or any(
+            pattern.search(self.hidden_text(path)) for path in self._files if is_notebook(path)
+        )
+
+    def hidden_text(self, path: Path) -> str:
+        """A notebook's magics and the cells its module leaves out (``%time Fn.alpha = 2``)."""
+        try:
+            return hidden_code(self.notebook(path))
+        except SourceError:
+            return ""
 
     # -- resolution -----------------------------------------------------------------------------
     def is_function_class(self, info: ClassInfo, _seen: frozenset[str] = frozenset()) -> bool:
