@@ -314,7 +314,7 @@ def emit_inline(
             value_of[param.name] = arg
         else:
             temp = fresh(f"_fgi_{param.name}")
-            lines.append(f"{temp} = {sym.code(arg)}")
+            lines.append(f"{temp} = {_movable(arg)}")
             value_of[param.name] = sym.name(temp)
     mentioned = set().union(*(sym.names_in(v) for v in value_of.values())) if value_of else set()
     output = target if target is not None and target not in mentioned else fresh("_fgi_out")
@@ -384,6 +384,14 @@ def emit_inline(
         block = control_flow.render(control_flow.split(grads), grad_leaf, INDENT)
         lines.extend(f"{INDENT}{line}" for line in block)
     return Emission(tuple(lines), sym.name(output))
+
+
+def _movable(arg: cst.BaseExpression) -> str:
+    """An argument's code for a statement of its own. An argument split over lines inside the
+    call's parentheses (black's layout of a long argument) gets parentheses of its own, which
+    black, formatting the inserted block, keeps only where the line needs them."""
+    code = sym.code(arg)
+    return sym.code(sym.paren(arg)) if "\n" in code and not arg.lpar else code
 
 
 def _default_text(param: Param, annotation: str) -> str:
