@@ -22,10 +22,11 @@ from fgi_rewrite.project.prefilter import CalleeNames, statements_with_candidate
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
 from fgi_rewrite.rewrite.emit import Emission, emit_inline, function_name
 from fgi_rewrite.rewrite.formatting import (
+    HEADERS,
     BlackStyle,
+    edited_header,
+    edited_statement,
     format_statements,
-    indent_width,
-    is_formatted,
 )
 
 SKIP_MARKER = "fgi: skip"
@@ -90,6 +91,9 @@ class CallSiteRewriter(cst.CSTTransformer):
         self.indents: list[str] = []  # of the blocks around the current statement
         self.edits = 0  # call sites and references replaced so far
         self.edits_before: list[int] = []  # ``edits`` when each open simple statement began
+        # ``edits`` when each open compound statement began and when its body began
+        self.header_edits: list[list[int | None]] = []
+        self.elifs: set[int] = set()  # ids of the ``If`` nodes written ``elif``
         self.expression_depth = 0
         self.inlined: set[int] = set()
         self.call_sites: list[CallSite] = []
@@ -144,6 +148,8 @@ class CallSiteRewriter(cst.CSTTransformer):
     # -- statements -------------------------------------------------------------------------------
     def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
         self.indents.append(node.indent if node.indent is not None else self.module_indent)
+        if self.header_edits and self.header_edits[-1][1] is None:
+            self.header_edits[-1][1] = self.edits  # the body of the innermost compound statement
 
     def leave_IndentedBlock(
         self, original: cst.IndentedBlock, updated: cst.IndentedBlock
@@ -165,8 +171,10 @@ class CallSiteRewriter(cst.CSTTransformer):
     ) -> cst.BaseStatement | cst.FlattenSentinel[cst.BaseStatement]:
         lines = self.pending.pop()
         self.statement.pop()
-        if self.edits_before.pop() != self.edits:
-            updated = self.laid_out(original, updated)
+        if self.edits_before.pop() != self.edits and self.layout is not None:
+            updated = edited_statement(
+                original, updated, self.layout, self.indent, self.module_indent, self.source
+            )
         if not lines:
             return updated
         block = list(cst.parse_module("\n".join(lines) + "\n").body)
@@ -183,29 +191,17 @@ class CallSiteRewriter(cst.CSTTransformer):
         block[0] = block[0].with_changes(leading_lines=updated.leading_lines)
         return cst.FlattenSentinel(block)
 
-    def laid_out(
-        self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
-    ) -> cst.SimpleStatementLine:
-        """A statement with a call or reference replaced, formatted when black would have left
-        the original as it was (a black-formatted module stays so; any other keeps its
-        layout). A module not indented with four spaces is never black's output."""
-        if self.layout is None or self.module_indent != "    " or _is_self_assignment(updated):
-            return updated
-        indent = "".join(self.indents)
-        bare = updated.with_changes(leading_lines=())
-        line = cst.Module(body=[bare]).code.rstrip("\n")
-        if "\n" not in line and indent_width(indent) + len(line) <= self.layout.line_length:
-            return updated  # what black would change in it, it would have changed before
-        if not is_formatted(original.with_changes(leading_lines=()), self.layout, indent):
-            return updated
-        formatted = format_statements([bare], self.layout, indent, self.source)
-        if len(formatted) != 1 or not isinstance(formatted[0], cst.SimpleStatementLine):
-            return updated
-        return formatted[0].with_changes(leading_lines=updated.leading_lines)
+    @property
+    def indent(self) -> str:
+        return "".join(self.indents)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         if isinstance(node, _EXPRESSION_SCOPES):
             self.expression_depth += 1
+        if isinstance(node, HEADERS):
+            self.header_edits.append([self.edits, None])
+            if isinstance(node, cst.If) and isinstance(node.orelse, cst.If):
+                self.elifs.add(id(node.orelse))
         if isinstance(node, cst.Call):
             self.callees.add(id(node.func))
         return super().on_visit(node)
@@ -327,6 +323,14 @@ class CallSiteRewriter(cst.CSTTransformer):
         result = super().on_leave(original, updated)
         if isinstance(original, _EXPRESSION_SCOPES):
             self.expression_depth -= 1
+        if isinstance(original, HEADERS):
+            start, body = self.header_edits.pop()
+            edited = body is not None and body != start and id(original) not in self.elifs
+            if edited and self.layout is not None and isinstance(result, HEADERS):
+                # A reference replaced in a ``def`` line (a default argument) or another header.
+                result = edited_header(
+                    original, result, self.layout, self.indent, self.module_indent, self.source
+                )
         return result  # type: ignore[return-value]
 
     # -- calls ------------------------------------------------------------------------------------

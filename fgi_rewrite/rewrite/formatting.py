@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from black.mode import Mode, TargetVersion
 
 Statement = cst.SimpleStatementLine | cst.BaseCompoundStatement
+# Compound statements whose first line may hold a rewritten reference (``def f(spike=Fn.apply):``)
+Header = cst.FunctionDef | cst.ClassDef | cst.If | cst.While | cst.For | cst.With
+HEADERS = (cst.FunctionDef, cst.ClassDef, cst.If, cst.While, cst.For, cst.With)
 
 DEFAULT_LINE_LENGTH = 88  # black's and ruff's
 PYPROJECT = "pyproject.toml"
@@ -196,10 +199,77 @@ def format_statements(
     return list(cst.parse_module(format_code(code, style, indent, module_source)).body)
 
 
-def is_formatted(statement: Statement, style: BlackStyle, indent: str = "") -> bool:
+def is_formatted(
+    statement: Statement, style: BlackStyle, indent: str = "", module_source: str = ""
+) -> bool:
     """Whether black leaves ``statement`` as it is, at ``indent``."""
     code = _render([statement])
-    return format_code(code, style, indent) == code
+    return format_code(code, style, indent, module_source) == code
+
+
+def edited_statement(
+    original: cst.SimpleStatementLine,
+    updated: cst.SimpleStatementLine,
+    style: BlackStyle,
+    indent: str,
+    module_indent: str,
+    module_source: str = "",
+) -> cst.SimpleStatementLine:
+    """A statement with a call or reference replaced, formatted when black would have left the
+    original as it was (a black-formatted module stays so; any other keeps its layout)."""
+    if not _may_be_black(module_indent):
+        return updated
+    bare = original.with_changes(leading_lines=())
+    if not is_formatted(bare, style, indent, module_source):
+        return updated
+    formatted = format_statements(
+        [updated.with_changes(leading_lines=())], style, indent, module_source
+    )
+    if len(formatted) != 1 or not isinstance(formatted[0], cst.SimpleStatementLine):
+        return updated
+    return formatted[0].with_changes(leading_lines=updated.leading_lines)
+
+
+def edited_header(
+    original: Header,
+    updated: Header,
+    style: BlackStyle,
+    indent: str,
+    module_indent: str,
+    module_source: str = "",
+) -> Header:
+    """A compound statement whose first line (or decorators) had a reference replaced: that
+    line formatted as ``edited_statement`` formats a statement, its body kept as it is."""
+    if not isinstance(updated.body, cst.IndentedBlock) or not _may_be_black(module_indent):
+        return updated
+    if not isinstance(original.body, cst.IndentedBlock):
+        return updated
+    if not is_formatted(_stub(original), style, indent, module_source):
+        return updated
+    formatted = format_statements([_stub(updated)], style, indent, module_source)
+    if len(formatted) != 1 or type(formatted[0]) is not type(updated):
+        return updated
+    changes: dict[str, Any] = {"body": updated.body, "leading_lines": updated.leading_lines}
+    if isinstance(updated, cst.If | cst.While | cst.For):
+        changes["orelse"] = updated.orelse
+    return formatted[0].with_changes(**changes)
+
+
+_PASS = cst.SimpleStatementLine(body=[cst.Pass()])
+
+
+def _stub(node: Header) -> Header:
+    """The statement's header over a body of ``pass`` (its own comment kept), no else."""
+    assert isinstance(node.body, cst.IndentedBlock)
+    changes: dict[str, Any] = {"body": node.body.with_changes(body=[_PASS]), "leading_lines": ()}
+    if isinstance(node, cst.If | cst.While | cst.For):
+        changes["orelse"] = None
+    return node.with_changes(**changes)
+
+
+def _may_be_black(module_indent: str) -> bool:
+    """A module indented otherwise than with four spaces is never black's output."""
+    return module_indent == "    "
 
 
 def _render(statements: Sequence[Statement]) -> str:
