@@ -92,6 +92,25 @@ def test_examples_stay_black_clean_at_the_projects_settings(
     assert not run([root], Options(check=True)).changed
 
 
+def test_remove_unused_keeps_an_import_list_one_name_per_line(tmp_path: Path) -> None:
+    """``--remove-unused`` drops a name from an import black laid out one name per line: the
+    trailing comma stays, so black keeps the layout (it used to become ``(\n    a)``)."""
+    root = copy_examples(tmp_path)
+    write_pyproject(root, "[tool.black]\nline-length = 100\n")
+    model = root / "snn_demo" / "model.py"
+    exploded = (
+        "from .surrogates import (\n    atan_spike,\n    fast_sigmoid,\n)\n\nKEEP = atan_spike\n"
+    )
+    model.write_text(
+        model.read_text().replace("from .surrogates import atan_spike, fast_sigmoid\n", exploded)
+    )
+    assert black_check(root).returncode == 0
+    run([root], Options(remove_unused=True))
+    assert "from .surrogates import (\n    atan_spike,\n)\n" in model.read_text()
+    checked = black_check(root)
+    assert checked.returncode == 0, checked.stderr
+
+
 def test_examples_function_style_on_one_module_stays_black_clean(tmp_path: Path) -> None:
     """The generated functions and the import land after the imports of the calling module."""
     root = copy_examples(tmp_path)
