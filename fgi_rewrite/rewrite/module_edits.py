@@ -11,6 +11,7 @@ by the blank lines black wants (two after a function, one after an import).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import libcst as cst
@@ -50,9 +51,16 @@ def _definitions(codes: Sequence[str], layout: BlackStyle | None) -> list[Statem
     return [cst.parse_module(code).body[0] for code in codes]
 
 
+# project/notebook.py joins a notebook's cells into one module with a string statement before
+# each cell ("__fgi_nb_cell_7__"); black formats each cell on its own, and a cell ends without
+# blank lines.
+_CELL_SEPARATOR = re.compile(r'"__fgi_nb\d*_cell_\d+__"')
+
+
 def _separate(body: list[Statement], index: int, blank_lines: int) -> None:
-    """At least ``blank_lines`` blank lines before ``body[index]`` (before its comments)."""
-    if index >= len(body):
+    """At least ``blank_lines`` blank lines before ``body[index]`` (before its comments), unless
+    it starts another notebook cell."""
+    if index >= len(body) or _starts_cell(body[index]):
         return
     statement = body[index]
     leading = list(statement.leading_lines)
@@ -77,12 +85,22 @@ def _insert_position(body: Sequence[cst.BaseStatement], anchor: str) -> int:
     return position
 
 
+def _starts_cell(statement: cst.BaseStatement) -> bool:
+    string = _string_statement(statement)
+    return string is not None and _CELL_SEPARATOR.fullmatch(string) is not None
+
+
 def _is_docstring(statement: cst.BaseStatement) -> bool:
-    return (
-        isinstance(statement, cst.SimpleStatementLine)
-        and isinstance(statement.body[0], cst.Expr)
-        and isinstance(statement.body[0].value, cst.SimpleString)
-    )
+    return _string_statement(statement) is not None
+
+
+def _string_statement(statement: cst.BaseStatement) -> str | None:
+    """The literal of a statement that is only a string (a docstring, a cell separator)."""
+    if isinstance(statement, cst.SimpleStatementLine):
+        small = statement.body[0]
+        if isinstance(small, cst.Expr) and isinstance(small.value, cst.SimpleString):
+            return small.value.value
+    return None
 
 
 def ensure_from_import(
