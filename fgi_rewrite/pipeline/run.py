@@ -41,6 +41,7 @@ from fgi_rewrite.project.discover import FileSet, Filters, discover
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.prefilter import CalleeNames
 from fgi_rewrite.project.source_module import SourceReader
+from fgi_rewrite.rewrite.formatting import project_styles
 from fgi_rewrite.verify.module_check import verify_modules
 
 __all__ = ["Options", "Progress", "run"]
@@ -120,6 +121,7 @@ def _process(
             or len(function_files) < len(all_function_files),
             targets=targets,
             options=options,
+            styles=project_styles(fileset.root, fileset.targets),
         )
         outcomes = mapper.map(
             notebooks.process_target,  # targets.process_target, and a notebook's magics
@@ -140,7 +142,7 @@ def _process(
     if options.verify is not VerifyLevel.NONE or options.plot is not None:
         progress(VERIFYING, 0, len({s.surrogate for r in report.results for s in r.call_sites}))
         finish.verify(index, context, report, remote)
-    finish.add_remote_functions(index, report, remote)
+    finish.add_remote_functions(index, report, remote, context.styles)
     if options.remove_unused:
         finish.remove_unused(index, fileset, analyses, report)
     notebooks.write_back(index, report)  # module text -> the notebooks' bytes
