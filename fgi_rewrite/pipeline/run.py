@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fgi_rewrite.core import codes
 from fgi_rewrite.core.model import Diagnostic, Location, Surrogate, VerifyLevel
-from fgi_rewrite.pipeline import finish, parallel
+from fgi_rewrite.pipeline import finish, notebooks, parallel
 from fgi_rewrite.pipeline.options import (
     ANALYZING,
     CHECKING,
@@ -36,7 +36,6 @@ from fgi_rewrite.pipeline.targets import (
     TargetContext,
     TargetOutcome,
     find_functions,
-    process_target,
 )
 from fgi_rewrite.project.discover import FileSet, Filters, discover
 from fgi_rewrite.project.index import ProjectIndex
@@ -125,7 +124,7 @@ def _process(
             styles=project_styles(fileset.root, fileset.targets),
         )
         outcomes = mapper.map(
-            process_target,
+            notebooks.process_target,  # targets.process_target, and a notebook's magics
             context,
             fileset.targets,
             _counter(progress, CHECKING, fileset.targets),
@@ -146,6 +145,7 @@ def _process(
     finish.add_remote_functions(index, report, remote, context.styles)
     if options.remove_unused:
         finish.remove_unused(index, fileset, analyses, report)
+    notebooks.write_back(index, report)  # module text -> the notebooks' bytes
     if options.verify_modules:  # opt-in: imports the rewritten files (verify/module_check.py)
         checks, problems = verify_modules(report.results, options.verify_timeout)
         report.module_checks.extend(checks)
@@ -275,7 +275,18 @@ def _relabel(report: Report, real: Path, shown: Path) -> None:
         return replace(location, path=shown) if location.path == real else location
 
     report.diagnostics[:] = [replace(d, location=move(d.location)) for d in report.diagnostics]
-    report.results[:] = [replace(r, path=shown) if r.path == real else r for r in report.results]
+    report.results[:] = [
+        (
+            replace(
+                r,
+                path=shown,
+                call_sites=tuple(replace(s, location=move(s.location)) for s in r.call_sites),
+            )
+            if r.path == real
+            else r
+        )
+        for r in report.results
+    ]
     report.functions[:] = [replace(f, location=move(f.location)) for f in report.functions]
     report.verifications[:] = [
         replace(v, paths=tuple(shown if p == real else p for p in v.paths))

@@ -104,8 +104,14 @@ class CallSiteRewriter(cst.CSTTransformer):
         source = index.text(module.path) if utf8 else module.tree.code
         self.source = source
         self.callee_names = names.for_module(source)
+        # (cell, line) as locations give them: a notebook's cells have their own lines.
         self.skip_lines = {
-            i + 1 for i, line in enumerate(source.splitlines()) if SKIP_MARKER in line
+            (at.cell, at.line)
+            for at in (
+                module.position(i + 1, 1)
+                for i, line in enumerate(source.splitlines())
+                if SKIP_MARKER in line
+            )
         }
         self.mentions_autograd = "autograd" in source
 
@@ -228,10 +234,10 @@ class CallSiteRewriter(cst.CSTTransformer):
         if not isinstance(result, Surrogate):
             return updated
         location = self.module.location(original)
-        if location.line in self.skip_lines:
+        if (location.cell, location.line) in self.skip_lines:
             return updated
         name = self.functions.setdefault(result.qualname, function_name(result))
-        self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.REFERENCE))
+        self.call_sites.append(CallSite(result.qualname, location, CallStyle.REFERENCE))
         self.edits += 1
         return cst.Name(name)
 
@@ -255,7 +261,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         if not isinstance(entity, ClassRef):
             return updated
         location = self.module.location(original)
-        if location.line in self.skip_lines:
+        if (location.cell, location.line) in self.skip_lines:
             return updated
         others = [
             info
@@ -275,7 +281,7 @@ class CallSiteRewriter(cst.CSTTransformer):
             if not self.names_class(name, info):
                 continue
             function = self.functions.setdefault(result.qualname, function_name(result))
-            self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.REFERENCE))
+            self.call_sites.append(CallSite(result.qualname, location, CallStyle.REFERENCE))
             chosen.append((name, function))
         for name, function in reversed(chosen):
             test = cst.parse_expression(f"{parameter} is {name}")
@@ -341,7 +347,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         if target is None:
             return updated
         location = self.module.location(original)
-        if location.line in self.skip_lines:
+        if (location.cell, location.line) in self.skip_lines:
             return updated
         if isinstance(target, Unknown):
             if isinstance(original.func, cst.Attribute) and isinstance(updated.func, cst.Attribute):
@@ -361,7 +367,10 @@ class CallSiteRewriter(cst.CSTTransformer):
             )
             return updated
         info = target.info
-        if info.location.line in self.skip_lines and info.path == self.module.path:
+        if (
+            info.path == self.module.path
+            and (info.location.cell, info.location.line) in self.skip_lines
+        ):
             return updated
         result = self.analysis_of(info)
         if target.closure and self.specialize is not None:
@@ -381,11 +390,11 @@ class CallSiteRewriter(cst.CSTTransformer):
             emission = self.emit(result, args, original)
             self.pending[-1].extend(emission.statements)
             self.inlined.add(id(original))
-            self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.INLINE))
+            self.call_sites.append(CallSite(result.qualname, location, CallStyle.INLINE))
             self.edits += 1
             return emission.result
         name = self.functions.setdefault(result.qualname, function_name(result))
-        self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.FUNCTION))
+        self.call_sites.append(CallSite(result.qualname, location, CallStyle.FUNCTION))
         self.edits += 1
         return cst.Call(func=cst.Name(name), args=[cst.Arg(a) for a in args])
 

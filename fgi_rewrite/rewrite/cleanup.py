@@ -80,11 +80,12 @@ def _defines(stmt: cst.BaseStatement, names: set[str]) -> bool:
     return False
 
 
-def remove_unused_imports(before: bytes, after: bytes) -> bytes:
+def remove_unused_imports(before: bytes, after: bytes, also_used: str = "") -> bytes:
     """Drop names imported at module level that ``before`` used and ``after`` no longer does
-    (imports that were already unused are the user's business and stay)."""
+    (imports that were already unused are the user's business and stay); ``also_used`` is
+    code the module does not show that uses its names too (a notebook's magics)."""
     tree = cst.parse_module(after)
-    old_text, new_text = before.decode("utf-8", "replace"), tree.code
+    old_text, new_text = before.decode("utf-8", "replace"), tree.code + "\n" + also_used
     body = []
     for stmt in tree.body:
         if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1:
