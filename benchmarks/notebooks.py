@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fgi_rewrite import Options, run  # noqa: E402
 
-SURROGATE = '''class SpikeFn(torch.autograd.Function):
+SURROGATE = """class SpikeFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, v, slope=5.0):
         ctx.save_for_backward(v)
@@ -39,7 +39,7 @@ SURROGATE = '''class SpikeFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (v,) = ctx.saved_tensors
-        return grad / (1.0 + ctx.slope * v.abs()) ** 2, None'''
+        return grad / (1.0 + ctx.slope * v.abs()) ** 2, None"""
 
 
 def code_cells(count: int, surrogate: bool) -> list[str]:
