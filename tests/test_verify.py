@@ -187,13 +187,16 @@ def test_nested_class_is_dedented_and_foreign_base_cannot_be_isolated(
         "            return grad_output * torch.exp(-x.abs())\n\n"
         "    def forward(self, x):\n        return self.Inner.apply(x)\n"
     )
+    # A base class that is not at module level cannot be copied (one at module level of another
+    # project module is copied with its definitions: fixture derived_function_other_module).
     base = (
-        "import torch\n\n\nclass BaseFunction(torch.autograd.Function):\n    @staticmethod\n"
-        "    def backward(ctx, grad_output):\n        (x,) = ctx.saved_tensors\n"
-        "        return grad_output * torch.exp(-x.abs())\n"
+        "import torch\n\n\nclass Holder:\n    class BaseFunction(torch.autograd.Function):\n"
+        "        @staticmethod\n"
+        "        def backward(ctx, grad_output):\n            (x,) = ctx.saved_tensors\n"
+        "            return grad_output * torch.exp(-x.abs())\n"
     )
     child = (
-        "from base import BaseFunction\n\n\nclass Derived(BaseFunction):\n    @staticmethod\n"
+        "from base import Holder\n\n\nclass Derived(Holder.BaseFunction):\n    @staticmethod\n"
         "    def forward(ctx, x):\n        ctx.save_for_backward(x)\n"
         "        return (x > 0).float()\n\n\ndef f(x):\n    return Derived.apply(x)\n"
     )
@@ -711,24 +714,25 @@ from log import mark
 mark("base")
 
 
-class BaseFunction(torch.autograd.Function):
-    @staticmethod
-    def backward(ctx, grad_output):
-        (x,) = ctx.saved_tensors
-        return grad_output * torch.exp(-x.abs())
+class Holder:
+    class BaseFunction(torch.autograd.Function):
+        @staticmethod
+        def backward(ctx, grad_output):
+            (x,) = ctx.saved_tensors
+            return grad_output * torch.exp(-x.abs())
 """
 
 DERIVED = """\
 import torch
 
-from base import BaseFunction
+from base import Holder
 from log import mark, registry
 
 mark("derived")
 register = registry()  # built by the user's code: not in the isolated module
 
 
-class Derived(BaseFunction):
+class Derived(Holder.BaseFunction):
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -761,7 +765,7 @@ def test_import_user_code_is_opt_in(tmp_path: Path) -> None:
     report = run([root], Options(verify="grad", diff=True))
     assert not (root / "imported.txt").exists()  # nothing of the project was imported
     verdicts = by_name(report)
-    assert verdicts["Derived"].status == "isolation"  # FGI304: a base class from another module
+    assert verdicts["Derived"].status == "isolation"  # FGI304: a base class nested in a class
     assert "NameError: name 'register' is not defined" in verdicts["Registered"].detail
     assert codes_of(report) == ["FGI304", "FGI304"]
 

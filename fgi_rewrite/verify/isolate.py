@@ -147,7 +147,9 @@ def _definitions(
                     add("import", text)
                 elif depth < MAX_FOREIGN_DEPTH:
                     for small in smalls:
-                        chunks += _foreign(index, module, small, namespace, seen, depth + 1)
+                        chunks += _foreign(
+                            index, module, small, namespace, seen, depth + 1, keep_class
+                        )
             elif all(isinstance(s, (cst.Assign, cst.AnnAssign)) for s in smalls) and all(
                 _calls_allowed(module, s) for s in smalls
             ):
@@ -171,6 +173,7 @@ def _foreign(
     namespace: str,
     seen: set[str],
     depth: int,
+    keep_class: Callable[[cst.ClassDef], str] = lambda node: "",
 ) -> list[Chunk]:
     """Chunks giving the names an import of project modules binds (``from pkg.steps import
     step``, ``import pkg.steps as steps``): each such module's definitions in a namespace of
@@ -203,7 +206,7 @@ def _foreign(
             continue  # not a project module: left out as before
         if found.name not in seen:
             seen.add(found.name)
-            inner, future = _definitions(index, found, found.name, seen, depth)
+            inner, future = _definitions(index, found, found.name, seen, depth, keep_class)
             chunks += [replace(chunk, future=future) for chunk in inner]
         link = f"# {local} = {found.name}{'.' + attribute if attribute else ''} (source copied)\n"
         chunks.append(
@@ -220,11 +223,12 @@ def build_chunks(
     module = index.module(info.path)
     mro = index.mro(info)
     for base in mro[1:]:
-        if base.path != info.path or base.qualname != f"{module.qualifier}.{base.name}":
+        if base.qualname != f"{index.module(base.path).qualifier}.{base.name}":
             raise NotIsolated(
-                f"its base class {base.name} is defined in {base.module}"
-                f"{'' if base.path != info.path else ' (not at module level)'}"
+                f"its base class {base.name} is not defined at module level of {base.module}"
             )
+    # A base class of another project module is copied with that module's definitions, in
+    # its namespace, when the Function's module imports it from there.
     bases = {id(b.node) for b in mro[1:]}
     top = info.qualname == f"{module.qualifier}.{info.name}"
     chunks = [Chunk("header", "import math\nimport torch\n")]
@@ -233,6 +237,13 @@ def build_chunks(
         return "class" if node is info.node else "base" if id(node) in bases else ""
 
     found, future = _definitions(index, module, "", {module.name}, 0, keep_class)
+    copied = {c.what for c in found if c.kind == "base"}
+    for base in mro[1:]:
+        if f"class {base.name}" not in copied:
+            raise NotIsolated(
+                f"its base class {base.name} is defined in {base.module}, which its module "
+                "does not import it from"
+            )
     chunks += found
     for name, value in closure:
         chunks.append(Chunk("constant", f"{name} = {value}\n", name))
