@@ -124,6 +124,12 @@ def test_every_code_has_an_explanation_with_example_and_fix(code: str) -> None:
     assert "Example:" in result.stdout and "Fix:" in result.stdout
 
 
+def test_explain_renders_rst_literals_for_a_terminal() -> None:
+    result = invoke("--explain", "FGI302")
+    assert "``" not in result.stdout
+    assert "`torch.jit.script`" in result.stdout and "`--allow-unscriptable`" in result.stdout
+
+
 def test_explain_unknown_code_is_a_usage_error() -> None:
     result = invoke("--explain", "FGI999")
     assert result.exit_code == EXIT_USAGE
@@ -208,10 +214,15 @@ def test_unreadable_file_exits_123_and_others_are_still_rewritten(tmp_path: Path
     assert "SpikeFn.apply" not in good.read_text()
 
 
-def test_missing_path_exits_123(tmp_path: Path) -> None:
-    result = invoke(tmp_path / "nope.py")
-    assert result.exit_code == EXIT_ERROR
-    assert "nope.py:1:1: FGI901 no such file or directory" in result.stderr
+def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
+    """As black and ruff: exit 2 before anything runs, so nothing else is written either."""
+    target = write(tmp_path / "snn.py", SURROGATE)
+    result = invoke(target, tmp_path / "nope.py")
+    assert result.exit_code == EXIT_USAGE
+    assert f"'{tmp_path / 'nope.py'}': no such file or directory" in result.stderr
+    assert target.read_text() == SURROGATE
+    relative = invoke("--check", "nope.py", cwd=tmp_path)
+    assert relative.exit_code == EXIT_USAGE and "'nope.py': no such file" in relative.stderr
 
 
 def test_quiet_and_verbose(tmp_path: Path) -> None:
@@ -630,6 +641,20 @@ def test_explicit_config_file(tmp_path: Path) -> None:
         ('jobs = "many"\n', "bad value for 'jobs'"),
         ('exclude = "("\n', "bad value for 'exclude'"),
         ("check = [\n", "cannot read"),
+        # TOML types are checked before click converts a value (issue 18, item 6).
+        ("check = 1\n", "'check' in [tool.fgi-rewrite]: expected true or false, got 1 (an"),
+        ('quiet = "yes"\n', "'quiet' in [tool.fgi-rewrite]: expected true or false, got \"yes\""),
+        ("color = 0\n", "'color' in [tool.fgi-rewrite]: expected true or false, got 0"),
+        ("jobs = 2.5\n", "'jobs' in [tool.fgi-rewrite]: expected an integer, got 2.5 (a float)"),
+        ("jobs = 1e9\n", "'jobs' in [tool.fgi-rewrite]: expected an integer, got 1000000000.0"),
+        ("jobs = true\n", "'jobs' in [tool.fgi-rewrite]: expected an integer, got true"),
+        ("jobs = 0\n", "bad value for 'jobs'"),
+        ("style = 3\n", "'style' in [tool.fgi-rewrite]: expected a string, got 3"),
+        ("plot = 5\n", "'plot' in [tool.fgi-rewrite]: expected a string, got 5"),
+        ("extend-exclude = 1\n", "expected a regular expression, or a list of them, got 1"),
+        ('extend-exclude = ["a", 1]\n', "got a list holding 1 (an integer)"),
+        ("extend-exclude = {a = 1}\n", "got a table"),
+        ('extend-exclude = ["*.pyi"]\n', "'*.pyi': nothing to repeat at position 0 (a regular"),
     ],
 )
 def test_bad_config_is_a_usage_error(tmp_path: Path, table: str, message: str) -> None:
@@ -637,7 +662,28 @@ def test_bad_config_is_a_usage_error(tmp_path: Path, table: str, message: str) -
     result = invoke(target)
     assert result.exit_code == EXIT_USAGE
     assert message in result.stderr
+    assert "Traceback" not in result.stderr
     assert target.read_text() == SURROGATE
+
+
+def test_bad_config_is_reported_also_when_the_command_line_overrides_it(tmp_path: Path) -> None:
+    target = config_project(tmp_path, "check = 1\n")
+    result = invoke("--check", target)
+    assert result.exit_code == EXIT_USAGE and "expected true or false" in result.stderr
+
+
+@pytest.mark.parametrize("key", ["exclude", "extend-exclude", "force-exclude"])
+def test_config_excludes_take_ruffs_list_form(tmp_path: Path, key: str) -> None:
+    """A list of regexes: a path matching any of them is excluded (before, the list's text
+    ``['x']`` was taken as one regex, a character class excluding nearly every file)."""
+    config_project(tmp_path, f'{key} = ["^/vendor/", "^/third_party/"]\n')
+    write(tmp_path / "vendor" / "snn.py", SURROGATE)
+    write(tmp_path / "third_party" / "snn.py", SURROGATE)
+    write(tmp_path / "exp" / "snn.py", SURROGATE)
+    expected = {str(tmp_path / "exp/snn.py"), str(tmp_path / "src/snn.py")}
+    assert changed_files(invoke("--check", tmp_path)) == expected
+    write(tmp_path / "pyproject.toml", f'[tool.fgi-rewrite]\n{key} = ["x"]\n')
+    assert str(tmp_path / "src/snn.py") in changed_files(invoke("--check", tmp_path))
 
 
 def test_verbose_names_the_config_file(tmp_path: Path) -> None:

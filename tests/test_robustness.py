@@ -22,7 +22,7 @@ import fgi_rewrite.pipeline.targets as targets_module
 from fgi_rewrite import Options, run
 from fgi_rewrite.cli import main
 from fgi_rewrite.core.codes import Severity
-from fgi_rewrite.pipeline.report import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, Report
+from fgi_rewrite.pipeline.report import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Report
 from fgi_rewrite.project.files import write_atomic
 from tests.sources import DEFINITION, SURROGATE, USER
 
@@ -63,6 +63,17 @@ BAD_INPUTS: dict[str, tuple[bytes, str]] = {
     "python2_print": (b'print "hello"\n', "looks like Python 2 code"),
     "python2_raise": (b"import os\nraise ValueError, 'bad'\n", "looks like Python 2 code"),
     "python2_octal": (b"mode = 0777\n", "1:8: FGI901 cannot parse: leading zeros"),
+    # latin-1 in a comment, no coding cookie: ``ast.parse`` accepts it, ``python`` does not
+    "latin1_comment": (b"# caf\xe9\nx = 1\n", "2:6: FGI901 cannot decode: byte 0xe9 is not UTF-8"),
+    "latin1_comment_in_a_function_file": (
+        b"import torch\n\n\nclass Step(torch.autograd.Function):  # caf\xe9\n    pass\n",
+        "4:44: FGI901 cannot decode: byte 0xe9 is not UTF-8 and the file declares no encoding",
+    ),
+    "latin1_cookie_wrong": (
+        b"# -*- coding: ascii -*-\nimport torch\n\n\nclass Step(torch.autograd.Function):\n"
+        b"    pass  # caf\xe9\n",
+        "FGI901 cannot",
+    ),
 }
 
 
@@ -108,9 +119,9 @@ def test_broken_symlink(tmp_path: Path) -> None:
     walked = invoke("-v", tmp_path)  # met while walking: skipped, noted
     assert walked.exit_code == EXIT_OK
     assert f"{link}:1:1: FGI002 broken symbolic link" in walked.stderr
-    explicit = invoke(link)  # given explicitly: an error naming the link
-    assert explicit.exit_code == EXIT_ERROR
-    assert f"{link}:1:1: FGI901 broken symbolic link" in explicit.stderr
+    explicit = invoke(link)  # given explicitly: a usage error naming the link (as a missing path)
+    assert explicit.exit_code == EXIT_USAGE
+    assert f"'{link}' is a broken symbolic link (to {tmp_path / 'nowhere.py'})" in explicit.stderr
     assert link.is_symlink() and not (tmp_path / "nowhere.py").exists()
 
 

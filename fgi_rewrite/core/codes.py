@@ -7,6 +7,7 @@ code means, an example and what to do about it. Codes never change meaning once 
 from __future__ import annotations
 
 import inspect
+import re
 from enum import Enum
 
 
@@ -25,7 +26,13 @@ class Code:
 
     @classmethod
     def explain(cls) -> str:
-        return f"{cls.code} ({cls.severity.value}): {inspect.cleandoc(cls.__doc__ or '')}\n"
+        """The docstring for a terminal: RST literals in double backquotes shown as `x`, as
+        Markdown (and ``ruff rule``) write them."""
+        text = _LITERAL.sub(r"`\1`", inspect.cleandoc(cls.__doc__ or ""))
+        return f"{cls.code} ({cls.severity.value}): {text}\n"
+
+
+_LITERAL = re.compile(r"``(.+?)``", re.DOTALL)
 
 
 class NotSurrogate(Code):

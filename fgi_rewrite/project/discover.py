@@ -60,37 +60,48 @@ def compile_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(f"(?x){pattern}" if "\n" in pattern else pattern)
 
 
+Patterns = tuple[re.Pattern[str], ...]
+
+
+def compile_regexes(patterns: str | Sequence[str] | None) -> Patterns:
+    """One regex, or a list of them (ruff's list form in pyproject.toml): a path matching any
+    one of them is excluded."""
+    if patterns is None:
+        return ()
+    return tuple(compile_regex(p) for p in ((patterns,) if isinstance(patterns, str) else patterns))
+
+
 @dataclass(frozen=True)
 class Filters:
-    exclude: re.Pattern[str] | None = None  # None: DEFAULT_EXCLUDE
-    extend_exclude: re.Pattern[str] | None = None
-    force_exclude: re.Pattern[str] | None = None
+    exclude: Patterns | None = None  # None: DEFAULT_EXCLUDE
+    extend_exclude: Patterns = ()
+    force_exclude: Patterns = ()
     gitignore: bool = True
 
     @classmethod
     def from_strings(
         cls,
-        exclude: str | None = None,
-        extend_exclude: str | None = None,
-        force_exclude: str | None = None,
+        exclude: str | Sequence[str] | None = None,
+        extend_exclude: str | Sequence[str] | None = None,
+        force_exclude: str | Sequence[str] | None = None,
         gitignore: bool = True,
     ) -> Filters:
         return cls(
-            exclude=compile_regex(exclude) if exclude is not None else None,
-            extend_exclude=compile_regex(extend_exclude) if extend_exclude else None,
-            force_exclude=compile_regex(force_exclude) if force_exclude else None,
+            exclude=compile_regexes(exclude) if exclude is not None else None,
+            extend_exclude=compile_regexes(extend_exclude or None),
+            force_exclude=compile_regexes(force_exclude or None),
             gitignore=gitignore,
         )
 
     def walked_excluded(self, relative: str) -> bool:
-        exclude = self.exclude if self.exclude is not None else compile_regex(DEFAULT_EXCLUDE)
+        exclude = self.exclude if self.exclude is not None else (compile_regex(DEFAULT_EXCLUDE),)
         return any(
-            regex is not None and regex.search(relative)
-            for regex in (exclude, self.extend_exclude, self.force_exclude)
+            regex.search(relative)
+            for regex in (*exclude, *self.extend_exclude, *self.force_exclude)
         )
 
     def force_excluded(self, relative: str) -> bool:
-        return self.force_exclude is not None and bool(self.force_exclude.search(relative))
+        return any(regex.search(relative) for regex in self.force_exclude)
 
 
 @dataclass(frozen=True)
