@@ -24,7 +24,6 @@ from fgi_rewrite import __version__
 from fgi_rewrite.config import ConfigError, load_config
 from fgi_rewrite.core.codes import ALL_CODES, Severity
 from fgi_rewrite.core.model import Style, VerifyLevel
-from fgi_rewrite.core.results import verifications_for
 from fgi_rewrite.pipeline.options import STDIN, Options, stdin_display
 from fgi_rewrite.pipeline.parallel import default_jobs
 from fgi_rewrite.pipeline.report import (
@@ -406,16 +405,11 @@ def _write_stdout(report: Report, shown: Path, source: bytes) -> None:
 
 def _print(report: Report, options: Options, params: dict[str, Any], to_stdout: bool) -> None:
     quiet, verbose = params["quiet"], params["verbose"]
-    if options.diff and to_stdout:
+    if options.diff and to_stdout:  # stdout is the patch alone (``git apply``, ``patch -p0``)
         color = use_color(params["color"])
         for result in report.changed:
             text = unified_diff(result)
             click.echo(color_diff(text) if color else text, nl=False, color=color)
-            for verification in verifications_for(report.verifications, result.path):
-                click.echo(verification.line())
-            for check in report.module_checks:
-                if check.path == result.path:
-                    click.echo(check.line())
     for diagnostic in report.diagnostics_sorted():
         severity = diagnostic.code.severity
         if severity is Severity.INFO and not verbose:
@@ -434,11 +428,10 @@ def _print(report: Report, options: Options, params: dict[str, Any], to_stdout: 
         elif options.check and not options.diff:
             for result in report.changed:
                 click.echo(f"would rewrite {result.path}", err=True)
-        if not options.diff:
-            for verification in report.verifications:
-                click.echo(verification.line(), err=True)
-            for check in report.module_checks:
-                click.echo(check.line(), err=True)
+        for verification in report.verifications:  # verdicts go to stderr, as black's messages
+            click.echo(verification.line(), err=True)
+        for check in report.module_checks:
+            click.echo(check.line(), err=True)
         for verification in report.verifications:
             if verification.plot:
                 click.echo(f"plot: {verification.plot}", err=True)

@@ -198,6 +198,83 @@ def test_diff_prints_a_unified_diff_sorted_by_path(tmp_path: Path) -> None:
     assert invoke("--diff", "--check", tmp_path).exit_code == EXIT_CHANGES
 
 
+def git_repository(root: Path) -> Path:
+    """A committed git repository holding a surrogate at the top and one in a subdirectory."""
+    write(root / "top.py", SURROGATE)
+    write(root / "src" / "pkg" / "snn.py", SURROGATE)
+    for command in (
+        ["init", "-q"],
+        ["add", "-A"],
+        ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
+    ):
+        subprocess.run(["git", *command], cwd=root, check=True, capture_output=True)
+    return root
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+@pytest.mark.parametrize("apply", ["git apply", "patch -p0", "patch -p1"])
+def test_diff_of_a_relative_path_is_a_patch_that_applies(tmp_path: Path, apply: str) -> None:
+    """``fgi-rewrite --diff . > x.patch && git apply x.patch`` (issue 18, item 5)."""
+    if apply.startswith("patch") and shutil.which("patch") is None:
+        pytest.skip("needs patch")
+    repo = git_repository(tmp_path / "repo")
+    written = git_repository(tmp_path / "written")
+    assert subprocess_cli(".", cwd=written).returncode == 0
+    diff = subprocess_cli("--diff", ".", cwd=repo)
+    assert diff.returncode == 0, diff.stderr
+    headers = [line for line in diff.stdout.decode().splitlines() if line[:4] in ("--- ", "+++ ")]
+    assert [h.split("\t")[0] for h in headers] == [
+        "--- ./src/pkg/snn.py",
+        "+++ ./src/pkg/snn.py",
+        "--- ./top.py",
+        "+++ ./top.py",
+    ]
+    inner = subprocess_cli("--diff", "pkg", cwd=repo / "src")  # from a subdirectory
+    assert b"--- ./pkg/snn.py\t(original)" in inner.stdout
+    patch = tmp_path / "x.patch"
+    patch.write_bytes(diff.stdout)
+    command = [*apply.split(), *(["-i"] if apply.startswith("patch") else []), str(patch)]
+    done = subprocess.run(command, cwd=repo, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert tree(repo) == tree(written)
+
+
+def test_diff_stdout_is_the_patch_alone_and_verdicts_go_to_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    monkeypatch.delenv("FGI_REWRITE_VERIFY")
+    write(tmp_path / "a.py", SURROGATE)
+    write(tmp_path / "b.py", SURROGATE)
+    for quiet in ((), ("-q",)):
+        result = invoke("--diff", "--verify", "grad", *quiet, ".", cwd=tmp_path)
+        assert result.exit_code == EXIT_OK
+        lines = result.stdout.splitlines()
+        assert lines[0] == "--- ./a.py\t(original)" and "--- ./b.py\t(original)" in lines
+        assert all(line[:1] in ("-", "+", "@", " ", "\\") for line in lines), result.stdout
+        assert "verify" not in result.stdout
+        assert ("verify SpikeFn: grad ✓" in result.stderr) is not bool(quiet)
+
+
+def test_paths_are_shown_as_given(tmp_path: Path) -> None:
+    """Relative paths stay relative to the current directory in every message and in JSON;
+    absolute ones stay absolute."""
+    write(tmp_path / "src" / "snn.py", SURROGATE)
+    write(tmp_path / "src" / "norm.py", REFUSED)
+    relative = invoke("--check", "src", cwd=tmp_path)
+    assert "would rewrite src/snn.py" in relative.stderr
+    assert "src/norm.py:4:1: FGI101" in relative.stderr and str(tmp_path) not in relative.stderr
+    payload = json.loads(invoke("--check", "--format", "json", "src", cwd=tmp_path).stdout)
+    paths = {f["path"] for f in payload["functions"]} | {d["path"] for d in payload["diagnostics"]}
+    assert paths == {"src/snn.py", "src/norm.py"}
+    (entry,) = payload["files"]
+    assert entry["path"] == "src/snn.py" and entry["call_sites"][0]["path"] == "src/snn.py"
+    inside = invoke("--check", ".", cwd=tmp_path / "src")
+    assert "would rewrite snn.py" in inside.stderr
+    absolute = invoke("--check", tmp_path / "src", cwd=tmp_path)
+    assert f"would rewrite {tmp_path / 'src' / 'snn.py'}" in absolute.stderr
+
+
 def test_style_function_generates_one_function(tmp_path: Path) -> None:
     target = write(tmp_path / "snn.py", SURROGATE)
     assert invoke("--style", "function", target).exit_code == EXIT_OK

@@ -12,6 +12,7 @@ writing) runs here, afterwards.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from fgi_rewrite.core import codes
 from fgi_rewrite.core.model import Diagnostic, Location, Surrogate, VerifyLevel
+from fgi_rewrite.core.results import CallSite
 from fgi_rewrite.pipeline import finish, parallel
 from fgi_rewrite.pipeline.options import (
     ANALYZING,
@@ -78,10 +80,34 @@ def run(paths: Sequence[Path], options: Options, progress: Progress | None = Non
             report.internal_errors.append(f"{type(exc).__name__}: {exc}")
             report.results.clear()
     for real in overlay:
-        _relabel(report, real, stdin_display(options))
+        _relabel(report, _renamed(real, stdin_display(options)))
     if not options.check and not options.diff:
         finish.write_results(report, skip={stdin_display(options)} if overlay else set())
+    if _given_relative(paths, options):
+        _relabel(report, relative_to_cwd)
     return report
+
+
+def _given_relative(paths: Sequence[Path], options: Options) -> bool:
+    """Paths are reported as the user gave them: relative to the current directory when no path
+    given (nor ``--stdin-filename``) is absolute, so that ``--diff`` is a patch to apply here."""
+    given = [p for p in paths if str(p) != STDIN]
+    if options.stdin_filename is not None:
+        given.append(Path(options.stdin_filename))
+    return not any(p.is_absolute() for p in given)
+
+
+def _renamed(real: Path, shown: Path) -> Callable[[Path], Path]:
+    return lambda path: shown if path == real else path
+
+
+def relative_to_cwd(path: Path) -> Path:
+    if not path.is_absolute():
+        return path
+    try:
+        return Path(os.path.relpath(path))
+    except ValueError:  # another drive (Windows)
+        return path
 
 
 def _process(
@@ -268,14 +294,30 @@ def _counter(progress: Progress, stage: str, items: Sequence[object]) -> Callabl
     return advance
 
 
-def _relabel(report: Report, real: Path, shown: Path) -> None:
+def _relabel(report: Report, shown: Callable[[Path], Path]) -> None:
+    """Every path of the report (after the writes) as the user is shown it."""
+
     def move(location: Location) -> Location:
-        return replace(location, path=shown) if location.path == real else location
+        return replace(location, path=shown(location.path))
+
+    def site(call: CallSite) -> CallSite:
+        parts = call.location.rsplit(":", 2)
+        if len(parts) != 3:
+            return call
+        return replace(call, location=f"{shown(Path(parts[0]))}:{parts[1]}:{parts[2]}")
+
+    def error(text: str) -> str:
+        head, colon, rest = text.partition(": ")
+        return f"{shown(Path(head))}{colon}{rest}" if colon and Path(head).is_absolute() else text
 
     report.diagnostics[:] = [replace(d, location=move(d.location)) for d in report.diagnostics]
-    report.results[:] = [replace(r, path=shown) if r.path == real else r for r in report.results]
+    report.results[:] = [
+        replace(r, path=shown(r.path), call_sites=tuple(map(site, r.call_sites)))
+        for r in report.results
+    ]
     report.functions[:] = [replace(f, location=move(f.location)) for f in report.functions]
     report.verifications[:] = [
-        replace(v, paths=tuple(shown if p == real else p for p in v.paths))
-        for v in report.verifications
+        replace(v, paths=tuple(map(shown, v.paths))) for v in report.verifications
     ]
+    report.module_checks[:] = [replace(c, path=shown(c.path)) for c in report.module_checks]
+    report.internal_errors[:] = [error(e) for e in report.internal_errors]

@@ -83,14 +83,22 @@ def _undecodable(data: bytes) -> tuple[int, int, str] | None:
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         byte = data[exc.start : exc.start + 1].hex()
         if not any(_CODING_COOKIE.match(line) for line in head):
-            return line, column, (
-                f"cannot decode: byte 0x{byte} is not UTF-8 and the file declares no encoding "
-                "(PEP 263; `python` refuses to run it): save it as UTF-8, or declare its "
-                "encoding in its first line, e.g. '# -*- coding: latin-1 -*-'"
+            return (
+                line,
+                column,
+                (
+                    f"cannot decode: byte 0x{byte} is not UTF-8 and the file declares no encoding "
+                    "(PEP 263; `python` refuses to run it): save it as UTF-8, or declare its "
+                    "encoding in its first line, e.g. '# -*- coding: latin-1 -*-'"
+                ),
             )
-        return line, column, (
-            f"cannot decode: byte 0x{byte} is not {encoding}, the encoding its coding cookie "
-            "declares: fix the cookie or save the file in that encoding"
+        return (
+            line,
+            column,
+            (
+                f"cannot decode: byte 0x{byte} is not {encoding}, the encoding its coding cookie "
+                "declares: fix the cookie or save the file in that encoding"
+            ),
         )
     return None
 
