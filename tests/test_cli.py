@@ -841,7 +841,7 @@ def validate(payload: dict[str, Any]) -> None:
     assert all(isinstance(v, int) for v in payload["summary"].values())
     for function in payload["functions"]:
         check_keys(function, FUNCTION)
-        assert function["verdict"] in {"surrogate", "refused", "not_surrogate"}
+        assert function["verdict"] in {"surrogate", "refused", "not_surrogate", "skipped"}
         if function["verdict"] == "surrogate":
             assert function["f"] and function["code"] is None
             assert set(function["g"]) == set(function["params"])

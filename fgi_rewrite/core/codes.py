@@ -74,6 +74,20 @@ class NoCallSite(Code):
     severity = Severity.INFO
 
 
+class SkippedFunction(Code):
+    """A Function marked ``# fgi: skip`` on its header (the ``class`` line, a line of its bases
+    or decorators) is left alone everywhere: no call site of it is rewritten, in its own module
+    or any other, and nothing else is reported about it (no refusal, no FGI003), so ``--check``
+    passes. Only this note says so, with ``-v``. On a call's line, the marker keeps that one call.
+
+    Example: ``class Spike(torch.autograd.Function):  # fgi: skip``.
+    Fix: nothing to fix; remove the marker to have the Function rewritten (or reported).
+    """
+
+    code = "FGI007"
+    severity = Severity.INFO
+
+
 class BackwardNotElementwise(Code):
     """The backward uses an operation that mixes elements (a reduction, matmul, indexing, roll,
     reshape) or an operation fgi-rewrite does not know to be elementwise. Forward gradient injection
