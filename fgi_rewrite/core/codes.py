@@ -88,6 +88,21 @@ class SkippedFunction(Code):
     severity = Severity.INFO
 
 
+class LinkOutsideProject(Code):
+    """A symbolic link met while walking a directory points outside the project (the directory
+    holding ``.git`` or ``pyproject.toml`` above the paths given): it is neither followed nor
+    rewritten, so that a run never changes another project's file through a link. Links inside
+    the project are followed, and each file is processed once, under its real path.
+
+    Example: ``src/common.py -> /home/me/shared/common.py``, met by ``fgi-rewrite src/``.
+    Fix: nothing to fix; pass the link (or its target) explicitly to rewrite the file it points
+    to, or exclude it to silence this note.
+    """
+
+    code = "FGI008"
+    severity = Severity.INFO
+
+
 class BackwardNotElementwise(Code):
     """The backward uses an operation that mixes elements (a reduction, matmul, indexing, roll,
     reshape) or an operation fgi-rewrite does not know to be elementwise. Forward gradient injection

@@ -73,6 +73,10 @@ def run(paths: Sequence[Path], options: Options, progress: Progress | None = Non
         report.diagnostics.append(Diagnostic(codes.UnreadableFile, Location(path, 1, 1), reason))
     for path, reason in fileset.skipped:
         report.diagnostics.append(Diagnostic(codes.SkippedFile, Location(path, 1, 1), reason))
+    for path, reason in fileset.links_outside:
+        report.diagnostics.append(
+            Diagnostic(codes.LinkOutsideProject, Location(path, 1, 1), reason)
+        )
     if fileset.targets:
         try:
             _process(fileset, SourceReader(overlay), options, report, progress or no_progress)

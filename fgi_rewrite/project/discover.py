@@ -6,6 +6,10 @@ relative to the project root, written with ``/`` and a leading ``/``, directorie
 ``/``; files that ``.gitignore`` rules exclude are skipped too. Files given explicitly are matched
 only against ``--force-exclude`` (what a pre-commit hook or an editor passes). Files whose first
 lines carry the generated-file marker (``GENERATED_MARKER``) are never rewritten.
+
+Symbolic links met while walking are followed when they point inside the project (every file is
+processed once, under its real path) and skipped, with a note, when they point outside it: a
+walk never rewrites another project's file. A path given explicitly counts wherever it points.
 """
 
 from __future__ import annotations
@@ -111,6 +115,9 @@ class FileSet:
     project: tuple[Path, ...]  # every project file, for the index
     errors: tuple[tuple[Path, str], ...] = ()  # paths given that cannot be processed
     skipped: tuple[tuple[Path, str], ...] = field(default=())  # left alone on purpose
+    # Symbolic links met while walking that point outside the project: neither followed nor
+    # rewritten (a file given explicitly is used wherever it points).
+    links_outside: tuple[tuple[Path, str], ...] = ()
 
     @property
     def missing(self) -> tuple[Path, ...]:
@@ -157,9 +164,16 @@ def iter_python_files(
     *,
     root: Path | None = None,
     filters: Filters | None = None,
+    outside: list[Path] | None = None,
 ) -> Iterable[Path]:
-    """Python files under ``directory`` (not following directory symlinks), sorted, pruned."""
-    for dirpath, dirnames, filenames in os.walk(directory):
+    """Python files under ``directory``, sorted, pruned.
+
+    As black: a symbolic link to a directory is followed when it points inside ``root`` (each
+    real directory is walked once, so a link to an ancestor ends there); one pointing outside
+    is not walked, and is added to ``outside``. Files are yielded as found (links included).
+    """
+    walked = {directory.resolve()}
+    for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
         here = Path(dirpath)
         kept = []
         for name in sorted(dirnames):
@@ -171,6 +185,14 @@ def iter_python_files(
                     continue
             elif name in excludes or name.endswith(".egg-info"):
                 continue
+            real = (here / name).resolve()
+            if real in walked:
+                continue
+            if root is not None and (here / name).is_symlink() and not real.is_relative_to(root):
+                if outside is not None:
+                    outside.append(here / name)
+                continue
+            walked.add(real)
             kept.append(name)
         dirnames[:] = kept
         for name in sorted(filenames):
@@ -210,14 +232,19 @@ def discover(
 
     targets: list[Path] = []
     walked: list[Path] = []
+    outside: list[Path] = []
     for path in existing:
         if path.is_dir():
             top = path.absolute().resolve()
-            for found in iter_python_files(top, root=root, filters=filters):
+            for found in iter_python_files(top, root=root, filters=filters, outside=outside):
                 if found.is_symlink() and not found.exists():
                     skipped.append((found, "broken symbolic link"))
                     continue
-                walked.append(found.resolve())
+                real = found.resolve()
+                if found.is_symlink() and not real.is_relative_to(root):
+                    outside.append(found)
+                    continue
+                walked.append(real)
         else:
             resolved = path.absolute().resolve()
             if filters.force_excluded(relative_for_regex(resolved, root)):
@@ -241,9 +268,12 @@ def discover(
         else:
             kept.append(path)
 
+    links = [(p, f"symbolic link to {p.resolve()}, outside the project") for p in outside]
+
     project: set[Path] = set()
     if walk_project and root.is_dir():
-        found_files = [p.absolute().resolve() for p in iter_python_files(root)]
+        # Linked files outside the project stay in the index (imports resolve through them).
+        found_files = [p.absolute().resolve() for p in iter_python_files(root, root=root)]
         found_files = [p for p in found_files if p.is_file()]
         if filters.gitignore:
             ignored = ignored_files(root, found_files)
@@ -256,4 +286,5 @@ def discover(
         project=tuple(sorted(project)),
         errors=tuple(errors),
         skipped=tuple(skipped),
+        links_outside=tuple(dict.fromkeys(links)),
     )
