@@ -40,6 +40,7 @@ from fgi_rewrite.pipeline.targets import (
     find_functions,
     process_target,
 )
+from fgi_rewrite.project import elide
 from fgi_rewrite.project.discover import FileSet, Filters, discover
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.prefilter import CalleeNames
@@ -79,7 +80,8 @@ def run(paths: Sequence[Path], options: Options, progress: Progress | None = Non
         )
     if fileset.targets:
         try:
-            _process(fileset, SourceReader(overlay), options, report, progress or no_progress)
+            read = SourceReader(overlay, fileset.project)
+            _process(fileset, read, options, report, progress or no_progress)
         except Exception as exc:  # nothing is written after an internal error in the index
             report.internal_errors.append(f"{type(exc).__name__}: {exc}")
             report.results.clear()
@@ -174,11 +176,26 @@ def _process(
     finish.add_remote_functions(index, report, remote)
     if options.remove_unused:
         finish.remove_unused(index, fileset, analyses, report)
+    _restore_elided(report, fileset.project)
     if options.verify_modules:  # opt-in: imports the rewritten files (verify/module_check.py)
         checks, problems = verify_modules(report.results, options.verify_timeout)
         report.module_checks.extend(checks)
         report.diagnostics.extend(problems)
     _list_functions(found, analyses, targets, report)
+
+
+def _restore_elided(report: Report, project: tuple[Path, ...]) -> None:
+    """Put back the statements a big file was read without (``elide``) into its results."""
+    restored = []
+    for result in report.results:
+        try:
+            before = elide.restore(result.path, result.before, project)
+            after = elide.restore(result.path, result.after, project)
+        except (OSError, ValueError) as exc:
+            report.internal_errors.append(f"{result.path}: {exc}; the file is left unchanged")
+            continue
+        restored.append(replace(result, before=before, after=after))
+    report.results = restored
 
 
 def _analyses(found: Sequence[FoundFunction], report: Report) -> Analyses:

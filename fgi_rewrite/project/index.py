@@ -12,7 +12,9 @@ from __future__ import annotations
 import ast
 import builtins
 import functools
+import io
 import re
+import tokenize
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -112,11 +114,21 @@ class ProjectIndex:
         return tree
 
     def check_syntax(self, path: Path) -> None:
-        """Raise SourceError if ``path`` is not valid Python, without building a libcst tree."""
+        """Raise SourceError if ``path`` is not valid Python (or not in its encoding, also where
+        the parser does not look), without building a libcst tree nor keeping a stdlib one."""
         if path in self._by_path:
             self.module(path)
-        else:
-            self.ast_tree(path)
+            return
+        data = self.read(path)
+        try:
+            encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+            data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"cannot decode: {exc}") from exc
+        except (SyntaxError, LookupError):
+            pass  # a bad coding cookie: the parser says so
+        self.ast_tree(path)
+        self._ast.pop(path, None)  # a file only checked: its tree is not needed again
 
     def has_candidate_call(self, path: Path, names: CalleeNames) -> bool:
         """Whether some call in ``path`` may reach a Function's apply (stdlib AST, no libcst).

@@ -17,6 +17,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from fgi_rewrite.core.model import Location
+from fgi_rewrite.project import elide
 
 
 class SourceError(Exception):
@@ -267,9 +268,11 @@ class ModuleInfo:
     def function_facts(self, func: cst.FunctionDef) -> FunctionFacts:
         return self._facts.facts[id(func)]
 
-    @property
+    @cached_property
     def names(self) -> set[str]:
-        return self._facts.module_names
+        """Every name the module uses (also those of the statements a big file was read
+        without: ``elide``)."""
+        return self._facts.module_names | elide.names_left_out(self.tree)
 
     @cached_property
     def self_assignments(self) -> dict[int, dict[str, list[cst.BaseExpression]]]:
@@ -344,10 +347,13 @@ class SourceReader:
     under the path it stands for), served from memory. Picklable, for worker processes."""
 
     overlay: Mapping[Path, bytes] = field(default_factory=dict)
+    # The project's files: what a big file's statements may be used by (``elide``).
+    project: tuple[Path, ...] = ()
 
     def __call__(self, path: Path) -> bytes:
         data = self.overlay.get(path)
-        return data if data is not None else read_source(path)
+        # A big file is read reduced to what a run may need (``elide``: restored before writing).
+        return data if data is not None else elide.reduce(path, read_source(path), self.project)
 
 
 FROM_DISK = SourceReader()
