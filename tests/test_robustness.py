@@ -71,7 +71,7 @@ BAD_INPUTS: dict[str, tuple[bytes, str]] = {
     "python2_raise": (b"import os\nraise ValueError, 'bad'\n", "looks like Python 2 code"),
     "python2_octal": (b"mode = 0777\n", "1:8: FGI901 cannot parse: leading zeros"),
     # latin-1 in a comment, no coding cookie: ``ast.parse`` accepts it, ``python`` does not
-    "latin1_comment": (b"# caf\xe9\nx = 1\n", "2:6: FGI901 cannot decode: byte 0xe9 is not UTF-8"),
+    "latin1_comment": (b"# caf\xe9\nx = 1\n", "1:6: FGI901 cannot decode: byte 0xe9 is not UTF-8"),
     "latin1_comment_in_a_function_file": (
         b"import torch\n\n\nclass Step(torch.autograd.Function):  # caf\xe9\n    pass\n",
         "4:44: FGI901 cannot decode: byte 0xe9 is not UTF-8 and the file declares no encoding",

@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import ast
 import codecs
-import io
 import os
 import re
 import stat
 import tempfile
-import tokenize
 from collections.abc import Callable
 from pathlib import Path
 
 from fgi_rewrite.core.results import FileResult
 from fgi_rewrite.project import source_module
-from fgi_rewrite.project.source_module import SourceError
+from fgi_rewrite.project.source_module import SourceError, source_encoding
 
 # ---- bad input --------------------------------------------------------------------------------
 
@@ -73,15 +71,16 @@ _CODING_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+")  # PEP 263
 def _undecodable(data: bytes) -> tuple[int, int, str] | None:
     """Bytes that are not in the file's encoding where Python's parser does not look (a comment):
     ``ast.parse`` and ``import`` accept them, ``python file.py`` refuses the file (PEP 263)."""
+    encoding = source_encoding(data)
     try:
-        encoding, head = tokenize.detect_encoding(io.BytesIO(data).readline)
         data.decode(encoding)
-    except (SyntaxError, LookupError):
-        return None  # an unknown or conflicting coding cookie: ``ast.parse`` reports those
+    except LookupError:
+        return None  # an unknown coding cookie: ``ast.parse`` reports it
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         byte = data[exc.start : exc.start + 1].hex()
+        head = data.split(b"\n", 2)[:2]
         if not any(_CODING_COOKIE.match(line) for line in head):
             return (
                 line,

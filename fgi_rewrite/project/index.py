@@ -12,9 +12,7 @@ from __future__ import annotations
 import ast
 import builtins
 import functools
-import io
 import re
-import tokenize
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -46,6 +44,7 @@ from fgi_rewrite.project.source_module import (
     import_bindings,
     module_name_for,
     parse_source,
+    source_encoding,
 )
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
@@ -121,12 +120,11 @@ class ProjectIndex:
             return
         data = self.read(path)
         try:
-            encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
-            data.decode(encoding)
+            data.decode(source_encoding(data))
         except UnicodeDecodeError as exc:
             raise SourceError(f"cannot decode: {exc}") from exc
-        except (SyntaxError, LookupError):
-            pass  # a bad coding cookie: the parser says so
+        except LookupError:
+            pass  # an unknown coding cookie: the parser says so
         self.ast_tree(path)
         self._ast.pop(path, None)  # a file only checked: its tree is not needed again
 

@@ -8,6 +8,8 @@ some files (stdin) from memory instead.
 
 from __future__ import annotations
 
+import io
+import tokenize
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -366,6 +368,16 @@ def read_source(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise SourceError(exc.strerror or str(exc)) from exc
+
+
+def source_encoding(data: bytes) -> str:
+    """The encoding Python reads ``data`` in: its BOM or coding cookie, else UTF-8 (also when
+    the first lines cannot be decoded to look for a cookie)."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError:  # not UTF-8 in the first two lines, or a BOM with another cookie
+        return "utf-8"
+    return encoding
 
 
 def parse_source(source: bytes) -> cst.Module:
