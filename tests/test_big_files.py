@@ -227,3 +227,20 @@ def test_a_checked_file_calling_into_a_big_module(tmp_path: Path, reduce_everyth
     )
     result = CliRunner().invoke(main, ["--check", str(user)], catch_exceptions=False)
     assert result.exit_code == EXIT_CHANGES and f"would rewrite {user}" in result.stderr
+
+
+def test_a_big_file_that_no_call_needs_is_only_read(tmp_path: Path) -> None:
+    """pre-commit passes one file of a project holding a big generated module: that module is
+    searched as text, never parsed."""
+    (tmp_path / "pyproject.toml").write_text("")
+    tables = tmp_path / "tables.py"
+    tables.write_text("import torch\n\n" + padding("a", 3000))
+    assert tables.stat().st_size > elide.THRESHOLD
+    model = tmp_path / "model.py"
+    model.write_text(SURROGATE)
+    elide.forget()
+    report = run([model], Options(check=True))
+    assert report.call_sites == 1
+    assert elide.reduction_count(tables) == 0
+    run([tmp_path], Options(check=True))  # given: parsed (its syntax is checked), reduced
+    assert elide.reduction_count(tables) == 1

@@ -72,6 +72,11 @@ _cache: dict[Path, tuple[bytes, int, Reduced | None]] = {}
 _words: dict[int, tuple[set[str], dict[Path, set[str]]]] = {}
 
 
+def reduction_count(path: Path) -> int:
+    """How many reductions of ``path`` this process holds (tests: 0 or 1)."""
+    return int(path in _cache)
+
+
 def forget() -> None:
     """Drop the reductions computed so far (tests)."""
     _cache.clear()

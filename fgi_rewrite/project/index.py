@@ -69,7 +69,8 @@ class ProjectIndex:
     def text(self, path: Path) -> str:
         if path not in self._texts:
             try:
-                self._texts[path] = self.read(path).decode("utf-8", errors="replace")
+                # Unreduced (``elide``): a superset of what the parsed source holds.
+                self._texts[path] = self.read.whole(path).decode("utf-8", errors="replace")
             except SourceError:
                 self._texts[path] = ""
         return self._texts[path]

@@ -353,9 +353,15 @@ class SourceReader:
     project: tuple[Path, ...] = ()
 
     def __call__(self, path: Path) -> bytes:
+        """The source to parse: a big file is reduced to what a run may need (``elide``; its
+        results are restored before they are written or shown)."""
         data = self.overlay.get(path)
-        # A big file is read reduced to what a run may need (``elide``: restored before writing).
         return data if data is not None else elide.reduce(path, read_source(path), self.project)
+
+    def whole(self, path: Path) -> bytes:
+        """The source as it is, for text searches (which need no parse)."""
+        data = self.overlay.get(path)
+        return data if data is not None else read_source(path)
 
 
 FROM_DISK = SourceReader()
