@@ -30,7 +30,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
-SURROGATE = '''
+SURROGATE = """
 
 class SpikeFn(torch.autograd.Function):
     @staticmethod
@@ -46,7 +46,7 @@ class SpikeFn(torch.autograd.Function):
 
 def fire(v):
     return SpikeFn.apply(v - 1.0)
-'''
+"""
 
 
 def generated_module(size: int) -> str:
