@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import libcst as cst
 import pytest
@@ -16,6 +17,7 @@ from click.testing import CliRunner
 
 from fgi_rewrite import Options, run
 from fgi_rewrite.cli import main
+from fgi_rewrite.pipeline import parallel
 from fgi_rewrite.pipeline.report import EXIT_CHANGES, EXIT_ERROR
 from fgi_rewrite.project import elide
 from fgi_rewrite.project.index import ProjectIndex
@@ -291,3 +293,29 @@ def test_a_rewritten_big_module_runs_as_before(tmp_path: Path) -> None:
         )
         outputs.append(ran.stdout)
     assert outputs[0] == outputs[1]
+
+
+def test_a_big_file_rewritten_in_a_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reduced in a worker process, restored in the main one: the same files as one process."""
+    monkeypatch.setattr(parallel, "MIN_WORK", 0)
+    pools: list[int] = []
+    start = parallel.Workers.__init__
+
+    def counting(self: parallel.Workers, jobs: int, *args: Any) -> None:
+        pools.append(jobs)
+        start(self, jobs, *args)
+
+    monkeypatch.setattr(parallel.Workers, "__init__", counting)
+    written = {}
+    for jobs in (1, 2):
+        root = tmp_path / str(jobs)
+        (root / ".git").mkdir(parents=True)
+        (root / "tables.py").write_text(padding("a", 3000) + SURROGATE + padding("z", 3000))
+        for i in range(4):
+            (root / f"user_{i}.py").write_text(SURROGATE)
+        elide.forget()
+        report = run([root], Options(jobs=jobs))
+        assert not report.internal_errors and len(report.changed) == 5
+        written[jobs] = {p.name: p.read_bytes() for p in sorted(root.glob("*.py"))}
+    assert pools == [2] and written[1] == written[2]
+    assert b"@fgi-elided" not in written[2]["tables.py"]
