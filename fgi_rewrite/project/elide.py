@@ -1,7 +1,7 @@
 """Big files in bounded memory: the top-level statements a run cannot need are left out.
 
 A libcst tree takes about a thousand times its source's size and a stdlib AST about a hundred
-(a 5 MB generated module: 4.8 GB, 9 minutes). For a file of ``THRESHOLD`` bytes or more, the
+(a 5 MB generated module with one call: 4.5 GB and 208 s of CPU, docs/benchmarks.md). For a file of ``THRESHOLD`` bytes or more, the
 reader (``source_module.SourceReader``) serves a *reduced* source instead: the top-level
 statements are found by parsing the file in groups of about ``GROUP`` bytes (the stdlib AST of
 one group at a time, which is also the file's syntax check), and each statement that nothing
@@ -17,12 +17,12 @@ original statements back into any rewritten version of the reduced source (they 
 edited), before the result is written, shown or imported.
 
 A statement is kept (conservatively, by its text and its stdlib AST) when it mentions
-``Function``, ``apply`` or ``autograd``, imports, calls ``globals``/``setattr``/...,
-uses a name that a kept statement binds (other than an import of the standard library, torch or
-numpy), or binds a name a kept statement uses; to a fixed point. What is left out therefore
-defines no Function, holds no call that may reach one, and changes no value the kept statements
-read. One difference remains: a value defined by a left-out statement and read from another
-module (``from tables import K``) is unresolved there (FGI108) instead of inlined.
+``Function``, ``apply`` or ``autograd``, imports, names ``globals``/``setattr``/..., binds a name
+another file of the project mentions (that file may import it), uses a name that a kept
+statement binds (other than an import of the standard library, torch or numpy), or binds a name
+a kept statement uses or binds; to a fixed point. What is left out therefore defines no
+Function, holds no call that may reach one, changes no value the kept statements read, and is
+named nowhere else in the project.
 """
 
 from __future__ import annotations
