@@ -1,10 +1,11 @@
 """Big files in bounded memory: the top-level statements a run cannot need are left out.
 
 A libcst tree takes about a thousand times its source's size and a stdlib AST about a hundred
-(a 5 MB generated module with one call: 4.5 GB and 208 s of CPU, docs/benchmarks.md). For a file of ``THRESHOLD`` bytes or more, the
-reader (``source_module.SourceReader``) serves a *reduced* source instead: the top-level
-statements are found by parsing the file in groups of about ``GROUP`` bytes (the stdlib AST of
-one group at a time, which is also the file's syntax check), and each statement that nothing
+(a 5 MB generated module with one call: 4.5 GB and 208 s of CPU, docs/benchmarks.md). For a
+file of ``THRESHOLD`` bytes or more, the reader (``source_module.SourceReader``) serves a
+*reduced* source instead: the top-level statements are found by parsing the file in groups of
+about ``GROUP`` bytes (the stdlib AST of one group at a time, which is also the file's syntax
+check), and each statement that nothing
 relevant can depend on is replaced by a placeholder of as many lines: a string statement (three
 double quotes) holding the marker, the identifiers it stands for and the statement's line ends,
 as in ``@fgi-elided 17: W_17 layer_17 torch`` followed by the newlines.
