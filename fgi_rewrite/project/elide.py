@@ -5,10 +5,10 @@ A libcst tree takes about a thousand times its source's size and a stdlib AST ab
 file of ``THRESHOLD`` bytes or more, the reader (``source_module.SourceReader``) serves a
 *reduced* source instead: the top-level statements are found by parsing the file in groups of
 about ``GROUP`` bytes (the stdlib AST of one group at a time, which is also the file's syntax
-check), and each statement that nothing
-relevant can depend on is replaced by a placeholder of as many lines: a string statement (three
-double quotes) holding the marker, the identifiers it stands for and the statement's line ends,
-as in ``@fgi-elided 17: W_17 layer_17 torch`` followed by the newlines.
+check), and each statement that nothing relevant can depend on is replaced by a placeholder of
+as many lines: a string statement (three double quotes) holding the marker, the identifiers it
+stands for and the statement's line ends, as in ``@fgi-elided 17: W_17 layer_17 torch``
+followed by the newlines.
 
 Line numbers (and the columns of the statements kept) are those of the file; consecutive
 statements left out share one placeholder, which names every identifier of what it replaces
