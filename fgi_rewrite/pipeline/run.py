@@ -20,8 +20,7 @@ from pathlib import Path
 
 from fgi_rewrite.core import codes
 from fgi_rewrite.core.model import Diagnostic, Location, Surrogate, VerifyLevel
-from fgi_rewrite.core.results import CallSite
-from fgi_rewrite.pipeline import finish, parallel
+from fgi_rewrite.pipeline import finish, notebooks, parallel
 from fgi_rewrite.pipeline.options import (
     ANALYZING,
     CHECKING,
@@ -38,13 +37,13 @@ from fgi_rewrite.pipeline.targets import (
     TargetContext,
     TargetOutcome,
     find_functions,
-    process_target,
 )
 from fgi_rewrite.project import elide
 from fgi_rewrite.project.discover import FileSet, Filters, discover
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.prefilter import CalleeNames
 from fgi_rewrite.project.source_module import SourceReader
+from fgi_rewrite.rewrite.formatting import project_styles
 from fgi_rewrite.verify.module_check import verify_modules
 
 __all__ = ["Options", "Progress", "run"]
@@ -153,9 +152,10 @@ def _process(
             or len(function_files) < len(all_function_files),
             targets=targets,
             options=options,
+            styles=project_styles(fileset.root, fileset.targets),
         )
         outcomes = mapper.map(
-            process_target,
+            notebooks.process_target,  # targets.process_target, and a notebook's magics
             context,
             fileset.targets,
             _counter(progress, CHECKING, fileset.targets),
@@ -173,10 +173,11 @@ def _process(
     if options.verify is not VerifyLevel.NONE or options.plot is not None:
         progress(VERIFYING, 0, len({s.surrogate for r in report.results for s in r.call_sites}))
         finish.verify(index, context, report, remote)
-    finish.add_remote_functions(index, report, remote)
+    finish.add_remote_functions(index, report, remote, context.styles)
     if options.remove_unused:
         finish.remove_unused(index, fileset, analyses, report)
-    _restore_elided(report, fileset.project)
+    _restore_elided(report, fileset.project)  # a big module's statements read without
+    notebooks.write_back(index, report)  # module text -> the notebooks' bytes
     if options.verify_modules:  # opt-in: imports the rewritten files (verify/module_check.py)
         checks, problems = verify_modules(report.results, options.verify_timeout)
         report.module_checks.extend(checks)
@@ -321,19 +322,17 @@ def _relabel(report: Report, shown: Callable[[Path], Path]) -> None:
     def move(location: Location) -> Location:
         return replace(location, path=shown(location.path))
 
-    def site(call: CallSite) -> CallSite:
-        parts = call.location.rsplit(":", 2)
-        if len(parts) != 3:
-            return call
-        return replace(call, location=f"{shown(Path(parts[0]))}:{parts[1]}:{parts[2]}")
-
     def error(text: str) -> str:
         head, colon, rest = text.partition(": ")
         return f"{shown(Path(head))}{colon}{rest}" if colon and Path(head).is_absolute() else text
 
     report.diagnostics[:] = [replace(d, location=move(d.location)) for d in report.diagnostics]
     report.results[:] = [
-        replace(r, path=shown(r.path), call_sites=tuple(map(site, r.call_sites)))
+        replace(
+            r,
+            path=shown(r.path),
+            call_sites=tuple(replace(s, location=move(s.location)) for s in r.call_sites),
+        )
         for r in report.results
     ]
     report.functions[:] = [replace(f, location=move(f.location)) for f in report.functions]
