@@ -24,7 +24,6 @@ from fgi_rewrite import __version__
 from fgi_rewrite.config import ConfigError, load_config
 from fgi_rewrite.core.codes import ALL_CODES, Severity
 from fgi_rewrite.core.model import Style, VerifyLevel
-from fgi_rewrite.core.results import verifications_for
 from fgi_rewrite.pipeline.options import STDIN, Options, stdin_display
 from fgi_rewrite.pipeline.parallel import default_jobs
 from fgi_rewrite.pipeline.report import (
@@ -43,20 +42,41 @@ from fgi_rewrite.project.discover import compile_regex
 
 # Options that make no sense in a configuration file.
 NOT_CONFIGURABLE = frozenset({"help", "version", "explain", "config", "stdin_filename"})
+# Keys that also take ruff's list form in the configuration file: a list of regexes, a path
+# matching any of them is excluded.
+LIST_KEYS = frozenset({"exclude", "extend_exclude", "force_exclude"})
+Regexes = str | tuple[str, ...] | None
 
 
-def _regex(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        compile_regex(value)
-    except re.error as exc:
-        raise click.BadParameter(f"not a valid regular expression: {exc}") from exc
+def _regex(ctx: click.Context, param: click.Parameter, value: Regexes) -> Regexes:
+    for pattern in (value,) if isinstance(value, str) else value or ():
+        try:
+            compile_regex(pattern)
+        except re.error as exc:
+            glob = " (a regular expression, as black's, not a glob)" if "*" in pattern else ""
+            raise click.BadParameter(
+                f"not a valid regular expression: {pattern!r}: {exc}{glob}"
+            ) from exc
+    return value
+
+
+def _existing_paths(
+    ctx: click.Context, param: click.Parameter, value: tuple[Path, ...]
+) -> tuple[Path, ...]:
+    """A mistyped path is a usage error before anything runs (exit 2, as black and ruff)."""
+    for path in value:
+        if str(path) == STDIN or path.exists():
+            continue
+        if path.is_symlink():
+            raise click.BadParameter(
+                f"'{path}' is a broken symbolic link (to {os.readlink(path)})", ctx, param
+            )
+        raise click.BadParameter(f"'{path}': no such file or directory", ctx, param)
     return value
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path), callback=_existing_paths)
 @click.option("--diff", is_flag=True, help="Print a unified diff (sorted by path); write nothing.")
 @click.option(
     "--check",
@@ -178,8 +198,9 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     """Rewrite surrogate-gradient autograd.Functions into forward gradient injection code.
 
     PATH may be files or directories; '-' reads a source from stdin and writes the result to
-    stdout. Exit status: 0 ok, 1 --check found changes or refusals, 2 usage error, 123 a file could
-    not be read, parsed or written (or internal error), 130 interrupted.
+    stdout. Exit status: 0 ok, 1 --check found changes or refusals, 2 usage error (also a path
+    that does not exist), 123 a file could not be read, parsed or written (or internal error),
+    130 interrupted.
     """
     if params["explain"] is not None:
         _explain(params["explain"])
@@ -294,7 +315,8 @@ def configurable_keys(command: click.Command) -> list[str]:
 def _apply_config(
     ctx: click.Context, params: dict[str, Any], config: dict[str, Any], path: Path | None
 ) -> dict[str, Any]:
-    """Config values for every option left at its default (the command line wins)."""
+    """Config values for every option left at its default (the command line wins); every key is
+    checked, also those the command line overrides."""
     options = {
         p.name: p
         for p in ctx.command.params
@@ -309,20 +331,56 @@ def _apply_config(
                 f"{path}: unknown key '{key.replace('_', '-')}' in [tool.fgi-rewrite]; "
                 f"known keys: {known}"
             )
-        source = ctx.get_parameter_source(param.name)
-        if source not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
-            continue  # the command line (or an environment variable) wins
         try:
-            cast = param.type_cast_value(ctx, value)
-            if param.callback is not None:
-                cast = param.callback(ctx, param, cast)
+            cast = _config_value(ctx, param, value)
         except click.BadParameter as exc:
             raise click.UsageError(
                 f"{path}: bad value for '{key.replace('_', '-')}' in [tool.fgi-rewrite]: "
                 f"{exc.message}"
             ) from exc
-        merged[param.name] = cast
+        source = ctx.get_parameter_source(param.name)
+        if source in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+            merged[param.name] = cast  # else the command line (or an environment variable) wins
     return merged
+
+
+def _config_value(ctx: click.Context, param: click.Option, value: object) -> Any:
+    """A configuration value checked against its TOML type before click converts it: click
+    would take ``1`` for true, ``2.5`` for 2 and ``["x"]`` for the regex ``['x']``."""
+    if isinstance(param.type, click.types.BoolParamType):
+        expected, ok = "true or false", isinstance(value, bool)
+    elif isinstance(param.type, click.types.IntParamType):
+        expected, ok = "an integer", isinstance(value, int) and not isinstance(value, bool)
+    elif param.name in LIST_KEYS:
+        expected = "a regular expression, or a list of them"
+        ok = isinstance(value, str) or (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        )
+        if ok and isinstance(value, list):
+            return _regex(ctx, param, tuple(value))
+    else:
+        expected, ok = "a string", isinstance(value, str)
+    if not ok:
+        raise click.BadParameter(f"expected {expected}, got {_toml(value)}")
+    cast = param.type_cast_value(ctx, value)
+    return param.callback(ctx, param, cast) if param.callback is not None else cast
+
+
+def _toml(value: object) -> str:
+    """A value as it is written in TOML, with its type: ``1 (an integer)``."""
+    kinds = {bool: "a boolean", int: "an integer", float: "a float", str: "a string"}
+    if isinstance(value, bool):
+        shown = "true" if value else "false"
+    elif isinstance(value, str):
+        shown = json.dumps(value)
+    elif isinstance(value, list):
+        odd = next((v for v in value if not isinstance(v, str)), None)
+        return "a list of strings" if odd is None else f"a list holding {_toml(odd)}"
+    elif isinstance(value, dict):
+        return "a table"
+    else:
+        shown = str(value)
+    return f"{shown} ({kinds.get(type(value), type(value).__name__)})"
 
 
 def use_color(color: bool | None) -> bool:
@@ -347,16 +405,11 @@ def _write_stdout(report: Report, shown: Path, source: bytes) -> None:
 
 def _print(report: Report, options: Options, params: dict[str, Any], to_stdout: bool) -> None:
     quiet, verbose = params["quiet"], params["verbose"]
-    if options.diff and to_stdout:
+    if options.diff and to_stdout:  # stdout is the patch alone (``git apply``, ``patch -p0``)
         color = use_color(params["color"])
         for result in report.changed:
             text = unified_diff(result)
             click.echo(color_diff(text) if color else text, nl=False, color=color)
-            for verification in verifications_for(report.verifications, result.path):
-                click.echo(verification.line())
-            for check in report.module_checks:
-                if check.path == result.path:
-                    click.echo(check.line())
     for diagnostic in report.diagnostics_sorted():
         severity = diagnostic.code.severity
         if severity is Severity.INFO and not verbose:
@@ -375,11 +428,10 @@ def _print(report: Report, options: Options, params: dict[str, Any], to_stdout: 
         elif options.check and not options.diff:
             for result in report.changed:
                 click.echo(f"would rewrite {result.path}", err=True)
-        if not options.diff:
-            for verification in report.verifications:
-                click.echo(verification.line(), err=True)
-            for check in report.module_checks:
-                click.echo(check.line(), err=True)
+        for verification in report.verifications:  # verdicts go to stderr, as black's messages
+            click.echo(verification.line(), err=True)
+        for check in report.module_checks:
+            click.echo(check.line(), err=True)
         for verification in report.verifications:
             if verification.plot:
                 click.echo(f"plot: {verification.plot}", err=True)

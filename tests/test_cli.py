@@ -124,6 +124,12 @@ def test_every_code_has_an_explanation_with_example_and_fix(code: str) -> None:
     assert "Example:" in result.stdout and "Fix:" in result.stdout
 
 
+def test_explain_renders_rst_literals_for_a_terminal() -> None:
+    result = invoke("--explain", "FGI302")
+    assert "``" not in result.stdout
+    assert "`torch.jit.script`" in result.stdout and "`--allow-unscriptable`" in result.stdout
+
+
 def test_explain_unknown_code_is_a_usage_error() -> None:
     result = invoke("--explain", "FGI999")
     assert result.exit_code == EXIT_USAGE
@@ -192,6 +198,83 @@ def test_diff_prints_a_unified_diff_sorted_by_path(tmp_path: Path) -> None:
     assert invoke("--diff", "--check", tmp_path).exit_code == EXIT_CHANGES
 
 
+def git_repository(root: Path) -> Path:
+    """A committed git repository holding a surrogate at the top and one in a subdirectory."""
+    write(root / "top.py", SURROGATE)
+    write(root / "src" / "pkg" / "snn.py", SURROGATE)
+    for command in (
+        ["init", "-q"],
+        ["add", "-A"],
+        ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
+    ):
+        subprocess.run(["git", *command], cwd=root, check=True, capture_output=True)
+    return root
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+@pytest.mark.parametrize("apply", ["git apply", "patch -p0", "patch -p1"])
+def test_diff_of_a_relative_path_is_a_patch_that_applies(tmp_path: Path, apply: str) -> None:
+    """``fgi-rewrite --diff . > x.patch && git apply x.patch`` (issue 18, item 5)."""
+    if apply.startswith("patch") and shutil.which("patch") is None:
+        pytest.skip("needs patch")
+    repo = git_repository(tmp_path / "repo")
+    written = git_repository(tmp_path / "written")
+    assert subprocess_cli(".", cwd=written).returncode == 0
+    diff = subprocess_cli("--diff", ".", cwd=repo)
+    assert diff.returncode == 0, diff.stderr
+    headers = [line for line in diff.stdout.decode().splitlines() if line[:4] in ("--- ", "+++ ")]
+    assert [h.split("\t")[0] for h in headers] == [
+        "--- ./src/pkg/snn.py",
+        "+++ ./src/pkg/snn.py",
+        "--- ./top.py",
+        "+++ ./top.py",
+    ]
+    inner = subprocess_cli("--diff", "pkg", cwd=repo / "src")  # from a subdirectory
+    assert b"--- ./pkg/snn.py\t(original)" in inner.stdout
+    patch = tmp_path / "x.patch"
+    patch.write_bytes(diff.stdout)
+    command = [*apply.split(), *(["-i"] if apply.startswith("patch") else []), str(patch)]
+    done = subprocess.run(command, cwd=repo, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert tree(repo) == tree(written)
+
+
+def test_diff_stdout_is_the_patch_alone_and_verdicts_go_to_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    monkeypatch.delenv("FGI_REWRITE_VERIFY")
+    write(tmp_path / "a.py", SURROGATE)
+    write(tmp_path / "b.py", SURROGATE)
+    for quiet in ((), ("-q",)):
+        result = invoke("--diff", "--verify", "grad", *quiet, ".", cwd=tmp_path)
+        assert result.exit_code == EXIT_OK
+        lines = result.stdout.splitlines()
+        assert lines[0] == "--- ./a.py\t(original)" and "--- ./b.py\t(original)" in lines
+        assert all(line[:1] in ("-", "+", "@", " ", "\\") for line in lines), result.stdout
+        assert "verify" not in result.stdout
+        assert ("verify SpikeFn: grad ✓" in result.stderr) is not bool(quiet)
+
+
+def test_paths_are_shown_as_given(tmp_path: Path) -> None:
+    """Relative paths stay relative to the current directory in every message and in JSON;
+    absolute ones stay absolute."""
+    write(tmp_path / "src" / "snn.py", SURROGATE)
+    write(tmp_path / "src" / "norm.py", REFUSED)
+    relative = invoke("--check", "src", cwd=tmp_path)
+    assert "would rewrite src/snn.py" in relative.stderr
+    assert "src/norm.py:4:1: FGI101" in relative.stderr and str(tmp_path) not in relative.stderr
+    payload = json.loads(invoke("--check", "--format", "json", "src", cwd=tmp_path).stdout)
+    paths = {f["path"] for f in payload["functions"]} | {d["path"] for d in payload["diagnostics"]}
+    assert paths == {"src/snn.py", "src/norm.py"}
+    (entry,) = payload["files"]
+    assert entry["path"] == "src/snn.py" and entry["call_sites"][0]["path"] == "src/snn.py"
+    inside = invoke("--check", ".", cwd=tmp_path / "src")
+    assert "would rewrite snn.py" in inside.stderr
+    absolute = invoke("--check", tmp_path / "src", cwd=tmp_path)
+    assert f"would rewrite {tmp_path / 'src' / 'snn.py'}" in absolute.stderr
+
+
 def test_style_function_generates_one_function(tmp_path: Path) -> None:
     target = write(tmp_path / "snn.py", SURROGATE)
     assert invoke("--style", "function", target).exit_code == EXIT_OK
@@ -208,10 +291,15 @@ def test_unreadable_file_exits_123_and_others_are_still_rewritten(tmp_path: Path
     assert "SpikeFn.apply" not in good.read_text()
 
 
-def test_missing_path_exits_123(tmp_path: Path) -> None:
-    result = invoke(tmp_path / "nope.py")
-    assert result.exit_code == EXIT_ERROR
-    assert "nope.py:1:1: FGI901 no such file or directory" in result.stderr
+def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
+    """As black and ruff: exit 2 before anything runs, so nothing else is written either."""
+    target = write(tmp_path / "snn.py", SURROGATE)
+    result = invoke(target, tmp_path / "nope.py")
+    assert result.exit_code == EXIT_USAGE
+    assert f"'{tmp_path / 'nope.py'}': no such file or directory" in result.stderr
+    assert target.read_text() == SURROGATE
+    relative = invoke("--check", "nope.py", cwd=tmp_path)
+    assert relative.exit_code == EXIT_USAGE and "'nope.py': no such file" in relative.stderr
 
 
 def test_quiet_and_verbose(tmp_path: Path) -> None:
@@ -630,6 +718,20 @@ def test_explicit_config_file(tmp_path: Path) -> None:
         ('jobs = "many"\n', "bad value for 'jobs'"),
         ('exclude = "("\n', "bad value for 'exclude'"),
         ("check = [\n", "cannot read"),
+        # TOML types are checked before click converts a value (issue 18, item 6).
+        ("check = 1\n", "'check' in [tool.fgi-rewrite]: expected true or false, got 1 (an"),
+        ('quiet = "yes"\n', "'quiet' in [tool.fgi-rewrite]: expected true or false, got \"yes\""),
+        ("color = 0\n", "'color' in [tool.fgi-rewrite]: expected true or false, got 0"),
+        ("jobs = 2.5\n", "'jobs' in [tool.fgi-rewrite]: expected an integer, got 2.5 (a float)"),
+        ("jobs = 1e9\n", "'jobs' in [tool.fgi-rewrite]: expected an integer, got 1000000000.0"),
+        ("jobs = true\n", "'jobs' in [tool.fgi-rewrite]: expected an integer, got true"),
+        ("jobs = 0\n", "bad value for 'jobs'"),
+        ("style = 3\n", "'style' in [tool.fgi-rewrite]: expected a string, got 3"),
+        ("plot = 5\n", "'plot' in [tool.fgi-rewrite]: expected a string, got 5"),
+        ("extend-exclude = 1\n", "expected a regular expression, or a list of them, got 1"),
+        ('extend-exclude = ["a", 1]\n', "got a list holding 1 (an integer)"),
+        ("extend-exclude = {a = 1}\n", "got a table"),
+        ('extend-exclude = ["*.pyi"]\n', "'*.pyi': nothing to repeat at position 0 (a regular"),
     ],
 )
 def test_bad_config_is_a_usage_error(tmp_path: Path, table: str, message: str) -> None:
@@ -637,7 +739,28 @@ def test_bad_config_is_a_usage_error(tmp_path: Path, table: str, message: str) -
     result = invoke(target)
     assert result.exit_code == EXIT_USAGE
     assert message in result.stderr
+    assert "Traceback" not in result.stderr
     assert target.read_text() == SURROGATE
+
+
+def test_bad_config_is_reported_also_when_the_command_line_overrides_it(tmp_path: Path) -> None:
+    target = config_project(tmp_path, "check = 1\n")
+    result = invoke("--check", target)
+    assert result.exit_code == EXIT_USAGE and "expected true or false" in result.stderr
+
+
+@pytest.mark.parametrize("key", ["exclude", "extend-exclude", "force-exclude"])
+def test_config_excludes_take_ruffs_list_form(tmp_path: Path, key: str) -> None:
+    """A list of regexes: a path matching any of them is excluded (before, the list's text
+    ``['x']`` was taken as one regex, a character class excluding nearly every file)."""
+    config_project(tmp_path, f'{key} = ["^/vendor/", "^/third_party/"]\n')
+    write(tmp_path / "vendor" / "snn.py", SURROGATE)
+    write(tmp_path / "third_party" / "snn.py", SURROGATE)
+    write(tmp_path / "exp" / "snn.py", SURROGATE)
+    expected = {str(tmp_path / "exp/snn.py"), str(tmp_path / "src/snn.py")}
+    assert changed_files(invoke("--check", tmp_path)) == expected
+    write(tmp_path / "pyproject.toml", f'[tool.fgi-rewrite]\n{key} = ["x"]\n')
+    assert str(tmp_path / "src/snn.py") in changed_files(invoke("--check", tmp_path))
 
 
 def test_verbose_names_the_config_file(tmp_path: Path) -> None:
@@ -735,7 +858,7 @@ def validate(payload: dict[str, Any]) -> None:
     assert all(isinstance(v, int) for v in payload["summary"].values())
     for function in payload["functions"]:
         check_keys(function, FUNCTION)
-        assert function["verdict"] in {"surrogate", "refused", "not_surrogate"}
+        assert function["verdict"] in {"surrogate", "refused", "not_surrogate", "skipped"}
         if function["verdict"] == "surrogate":
             assert function["f"] and function["code"] is None
             assert set(function["g"]) == set(function["params"])

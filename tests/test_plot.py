@@ -168,7 +168,7 @@ def test_plot_draws_one_png_per_surrogate(tmp_path: Path) -> None:
     assert png_size(plots / "threshold_spike.png")[0] > png_size(plots / "sigmoid_surrogate.png")[0]
     # The diff and the files are as without --plot.
     assert "-    return SigmoidSurrogate.apply(x, 4.0)" in result.stdout
-    assert "verify SigmoidSurrogate: grad ✓ [alpha=4.0 (call site)]" in result.stdout
+    assert "verify SigmoidSurrogate: grad ✓ [alpha=4.0 (call site)]" in result.stderr
     assert (root / "sj_sigmoid" / "input.py").read_bytes() == (
         FIXTURES / "sj_sigmoid" / "input.py"
     ).read_bytes()

@@ -22,7 +22,14 @@ import fgi_rewrite.pipeline.targets as targets_module
 from fgi_rewrite import Options, run
 from fgi_rewrite.cli import main
 from fgi_rewrite.core.codes import Severity
-from fgi_rewrite.pipeline.report import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, Report
+from fgi_rewrite.pipeline.report import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Report,
+)
 from fgi_rewrite.project.files import write_atomic
 from tests.sources import DEFINITION, SURROGATE, USER
 
@@ -63,6 +70,17 @@ BAD_INPUTS: dict[str, tuple[bytes, str]] = {
     "python2_print": (b'print "hello"\n', "looks like Python 2 code"),
     "python2_raise": (b"import os\nraise ValueError, 'bad'\n", "looks like Python 2 code"),
     "python2_octal": (b"mode = 0777\n", "1:8: FGI901 cannot parse: leading zeros"),
+    # latin-1 in a comment, no coding cookie: ``ast.parse`` accepts it, ``python`` does not
+    "latin1_comment": (b"# caf\xe9\nx = 1\n", "1:6: FGI901 cannot decode: byte 0xe9 is not UTF-8"),
+    "latin1_comment_in_a_function_file": (
+        b"import torch\n\n\nclass Step(torch.autograd.Function):  # caf\xe9\n    pass\n",
+        "4:44: FGI901 cannot decode: byte 0xe9 is not UTF-8 and the file declares no encoding",
+    ),
+    "latin1_cookie_wrong": (
+        b"# -*- coding: ascii -*-\nimport torch\n\n\nclass Step(torch.autograd.Function):\n"
+        b"    pass  # caf\xe9\n",
+        "FGI901 cannot",
+    ),
 }
 
 
@@ -108,9 +126,9 @@ def test_broken_symlink(tmp_path: Path) -> None:
     walked = invoke("-v", tmp_path)  # met while walking: skipped, noted
     assert walked.exit_code == EXIT_OK
     assert f"{link}:1:1: FGI002 broken symbolic link" in walked.stderr
-    explicit = invoke(link)  # given explicitly: an error naming the link
-    assert explicit.exit_code == EXIT_ERROR
-    assert f"{link}:1:1: FGI901 broken symbolic link" in explicit.stderr
+    explicit = invoke(link)  # given explicitly: a usage error naming the link (as a missing path)
+    assert explicit.exit_code == EXIT_USAGE
+    assert f"'{link}' is a broken symbolic link (to {tmp_path / 'nowhere.py'})" in explicit.stderr
     assert link.is_symlink() and not (tmp_path / "nowhere.py").exists()
 
 
@@ -132,6 +150,62 @@ def test_symlinked_file_is_rewritten_through_the_link(tmp_path: Path) -> None:
     link.symlink_to(real)
     assert invoke(link).exit_code == EXIT_OK
     assert link.is_symlink() and CALL not in real.read_bytes()
+
+
+def outside_project(tmp_path: Path) -> tuple[Path, Path]:
+    """A project (with ``.git``) and, beside it, another directory holding a surrogate."""
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / "src").mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "snn.py").write_text(SURROGATE)
+    return project, elsewhere
+
+
+def test_walking_never_rewrites_a_file_outside_the_project(tmp_path: Path) -> None:
+    project, elsewhere = outside_project(tmp_path)
+    link = project / "src" / "linked.py"
+    link.symlink_to(elsewhere / "snn.py")
+    (project / "src" / "own.py").write_text(SURROGATE)
+    result = invoke("-v", project)
+    assert result.exit_code == EXIT_OK
+    assert (elsewhere / "snn.py").read_text() == SURROGATE and link.is_symlink()
+    assert CALL not in (project / "src" / "own.py").read_bytes()
+    assert f"{link}:1:1: FGI008 symbolic link to {elsewhere / 'snn.py'}" in result.stderr
+    assert "1 file scanned" in result.stderr
+    assert "FGI008" not in invoke(project).stderr  # a note: shown with -v
+    assert invoke(link).exit_code == EXIT_OK  # given explicitly: it counts
+    assert CALL not in (elsewhere / "snn.py").read_bytes()
+
+
+def test_directory_links_are_followed_inside_the_project_only(tmp_path: Path) -> None:
+    project, elsewhere = outside_project(tmp_path)
+    (project / "lib").mkdir()
+    (project / "lib" / "snn.py").write_text(SURROGATE)
+    (project / "src" / "lib").symlink_to(project / "lib")  # inside: followed, as black
+    (project / "src" / "ext").symlink_to(elsewhere)  # outside: not walked
+    (project / "src" / "loop").symlink_to(project / "src")  # a cycle ends
+    result = invoke("-v", "--check", project / "src")
+    assert result.exit_code == EXIT_CHANGES
+    assert result.stderr.count("would rewrite") == 1
+    assert f"would rewrite {project / 'lib' / 'snn.py'}" in result.stderr  # its real path
+    assert f"{project / 'src' / 'ext'}:1:1: FGI008 symbolic link to {elsewhere}" in result.stderr
+    assert invoke(project / "src").exit_code == EXIT_OK
+    assert (elsewhere / "snn.py").read_text() == SURROGATE
+    assert CALL not in (project / "lib" / "snn.py").read_bytes()
+
+
+def test_a_link_to_a_project_file_is_rewritten_once(tmp_path: Path) -> None:
+    project, _ = outside_project(tmp_path)
+    real = project / "src" / "snn.py"
+    real.write_text(SURROGATE)
+    (project / "alias.py").symlink_to(real)
+    result = invoke("--check", project)
+    assert result.stderr.count("would rewrite") == 1 and "1 file scanned" in result.stderr
+    report = run([project], Options())
+    assert [r.path for r in report.changed] == [real]
+    assert (project / "alias.py").is_symlink() and CALL not in real.read_bytes()
 
 
 # ---- files that cannot be written -------------------------------------------------------------

@@ -437,13 +437,14 @@ def test_allow_unscriptable_writes_and_reports(
 
 
 @needs_torch
-def test_cli_prints_verdicts_under_each_diff(tmp_path: Path) -> None:
+def test_cli_prints_verdicts_on_stderr_with_diff(tmp_path: Path) -> None:
+    """stdout is the patch alone (``git apply``); the verdicts follow the summary on stderr."""
     root = project(tmp_path, {"spikes.py": SPIKE})
     result = CliRunner().invoke(main, ["--diff", str(root)], env={"FGI_REWRITE_VERIFY": None})
     assert result.exit_code == 0, result.output
-    diff, _, after = result.stdout.partition("\nverify ")
-    assert diff.startswith("---") and "+++" in diff
-    lines = ("verify " + after).splitlines()
+    assert result.stdout.startswith("---") and "+++" in result.stdout
+    assert "verify " not in result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.startswith("verify ")]
     assert lines[0].startswith("verify SigmoidSpike: grad ✓  script ✓ (original: torch.jit.save")
     assert lines[1].startswith("verify ThresholdSpike: grad ✓  script ✓")
 
@@ -845,8 +846,9 @@ def test_verify_modules_from_the_configuration(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(main, ["--diff", str(root)], env={"FGI_REWRITE_VERIFY": None})
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    lines = result.stderr.splitlines()
     assert "module model.Net: script ✓ (original: torch.jit.save fails)" in lines
+    assert "module " not in result.stdout
     result = CliRunner().invoke(
         main, ["--format", "json", "--check", str(root)], env={"FGI_REWRITE_VERIFY": None}
     )

@@ -7,6 +7,7 @@ code means, an example and what to do about it. Codes never change meaning once 
 from __future__ import annotations
 
 import inspect
+import re
 from enum import Enum
 
 
@@ -25,7 +26,13 @@ class Code:
 
     @classmethod
     def explain(cls) -> str:
-        return f"{cls.code} ({cls.severity.value}): {inspect.cleandoc(cls.__doc__ or '')}\n"
+        """The docstring for a terminal: RST literals in double backquotes shown as `x`, as
+        Markdown (and ``ruff rule``) write them."""
+        text = _LITERAL.sub(r"`\1`", inspect.cleandoc(cls.__doc__ or ""))
+        return f"{cls.code} ({cls.severity.value}): {text}\n"
+
+
+_LITERAL = re.compile(r"``(.+?)``", re.DOTALL)
 
 
 class NotSurrogate(Code):
@@ -64,6 +71,35 @@ class NoCallSite(Code):
     """
 
     code = "FGI003"
+    severity = Severity.INFO
+
+
+class SkippedFunction(Code):
+    """A Function marked ``# fgi: skip`` on its header (the ``class`` line, a line of its bases
+    or decorators) is left alone everywhere: no call site of it is rewritten, in its own module
+    or any other, and nothing else is reported about it (no refusal, no FGI003), so ``--check``
+    passes. Only this note says so, with ``-v``. On a call's line, the marker keeps that one call.
+
+    Example: ``class Spike(torch.autograd.Function):  # fgi: skip``.
+    Fix: nothing to fix; remove the marker to have the Function rewritten (or reported).
+    """
+
+    code = "FGI007"
+    severity = Severity.INFO
+
+
+class LinkOutsideProject(Code):
+    """A symbolic link met while walking a directory points outside the project (the directory
+    holding ``.git`` or ``pyproject.toml`` above the paths given): it is neither followed nor
+    rewritten, so that a run never changes another project's file through a link. Links inside
+    the project are followed, and each file is processed once, under its real path.
+
+    Example: ``src/common.py -> /home/me/shared/common.py``, met by ``fgi-rewrite src/``.
+    Fix: nothing to fix; pass the link (or its target) explicitly to rewrite the file it points
+    to, or exclude it to silence this note.
+    """
+
+    code = "FGI008"
     severity = Severity.INFO
 
 

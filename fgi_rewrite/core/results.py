@@ -34,6 +34,7 @@ class FunctionVerdict(StrEnum):
     SURROGATE = "surrogate"  # extracted: its call sites are rewritten
     REFUSED = "refused"  # a surrogate-like Function fgi-rewrite cannot express (code says why)
     NOT_SURROGATE = "not_surrogate"  # not elementwise (a kernel, plumbing): left alone
+    SKIPPED = "skipped"  # marked ``# fgi: skip`` (FGI007): left alone, not analyzed
 
 
 @dataclass(frozen=True)

@@ -147,11 +147,12 @@ def function_record(function: FoundFunction, result: Surrogate | Diagnostic) -> 
     """What the report says about one Function: its extracted f and g, or why it was left."""
     qualname, location = function.qualname, function.location
     if isinstance(result, Diagnostic):
-        verdict = (
-            FunctionVerdict.NOT_SURROGATE
-            if result.code.severity is codes.Severity.INFO
-            else FunctionVerdict.REFUSED
-        )
+        if result.code is codes.SkippedFunction:
+            verdict = FunctionVerdict.SKIPPED
+        elif result.code.severity is codes.Severity.INFO:
+            verdict = FunctionVerdict.NOT_SURROGATE
+        else:
+            verdict = FunctionVerdict.REFUSED
         return FunctionRecord(
             qualname, location, verdict, code=result.code.code, message=result.message
         )

@@ -33,6 +33,7 @@ from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.notebook import NotebookModule, is_notebook, magics, rewrite_notebook
 from fgi_rewrite.project.notebook_json import NotebookError
 from fgi_rewrite.project.source_module import ModuleInfo, SourceError
+from fgi_rewrite.rewrite.call_sites import skipped_function
 
 # A dotted name in a magic's text: a callee or an ``apply`` reference to resolve.
 _DOTTED = re.compile(r"(?<![\w.$])[A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*")
@@ -133,7 +134,8 @@ def _surrogate_of(
     info = entity.info
     analysis = context.analyses.get(info.qualname)
     if analysis is None:  # defined outside the files given: analyzed as a call site would be
-        analysis = context.analyses[info.qualname] = analyze(index, info)
+        analysis = skipped_function(index, info) or analyze(index, info)
+        context.analyses[info.qualname] = analysis
     return analysis if isinstance(analysis, Surrogate) else None
 
 

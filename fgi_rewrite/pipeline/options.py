@@ -3,7 +3,7 @@ line and the configuration file) and the stages it reports progress for."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +17,11 @@ class Options:
     style: Style = Style.INLINE
     check: bool = False
     diff: bool = False
-    exclude: str | None = None  # regex replacing discover.DEFAULT_EXCLUDE
-    extend_exclude: str | None = None
-    force_exclude: str | None = None
+    # Regexes, or sequences of regexes (any one matching excludes a path): ``exclude`` replaces
+    # discover.DEFAULT_EXCLUDE.
+    exclude: str | Sequence[str] | None = None
+    extend_exclude: str | Sequence[str] | None = None
+    force_exclude: str | Sequence[str] | None = None
     gitignore: bool = True
     # Source read from standard input (``-``): rewritten in memory, never written to disk.
     stdin: bytes | None = None

@@ -17,6 +17,7 @@ import difflib
 import io
 import tokenize
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from fgi_rewrite import __version__
@@ -112,15 +113,24 @@ def source_encoding(data: bytes) -> str:
     return encoding
 
 
+def diff_header_path(path: Path) -> str:
+    """A relative path as ``./src/x.py``: ``git apply`` (which strips one component) and
+    ``patch -p0`` (and ``-p1``) then all apply the patch in the current directory; a plain
+    ``src/x.py`` would be ``x.py`` to ``git apply``. Absolute paths and ``-`` are kept."""
+    text = path.as_posix()
+    if path.is_absolute() or text == "-":
+        return str(path)
+    return text if text.startswith("./") else f"./{text}"
+
+
 def unified_diff(result: FileResult, encoding: str | None = None) -> str:
     if is_notebook(result.path):  # per changed cell, headed ``<path>:cell_<index>``
         return cell_diff(str(result.path), result.before, result.after)
     encoding = encoding or source_encoding(result.before)
     before = result.before.decode(encoding, errors="replace").splitlines(keepends=True)
     after = result.after.decode(encoding, errors="replace").splitlines(keepends=True)
-    lines = difflib.unified_diff(
-        before, after, f"{result.path}\t(original)", f"{result.path}\t(rewritten)"
-    )
+    shown = diff_header_path(result.path)
+    lines = difflib.unified_diff(before, after, f"{shown}\t(original)", f"{shown}\t(rewritten)")
     out = []
     for line in lines:
         out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")

@@ -12,6 +12,7 @@ writing) runs here, afterwards.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -37,6 +38,7 @@ from fgi_rewrite.pipeline.targets import (
     TargetOutcome,
     find_functions,
 )
+from fgi_rewrite.project import elide
 from fgi_rewrite.project.discover import FileSet, Filters, discover
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.prefilter import CalleeNames
@@ -71,17 +73,46 @@ def run(paths: Sequence[Path], options: Options, progress: Progress | None = Non
         report.diagnostics.append(Diagnostic(codes.UnreadableFile, Location(path, 1, 1), reason))
     for path, reason in fileset.skipped:
         report.diagnostics.append(Diagnostic(codes.SkippedFile, Location(path, 1, 1), reason))
+    for path, reason in fileset.links_outside:
+        report.diagnostics.append(
+            Diagnostic(codes.LinkOutsideProject, Location(path, 1, 1), reason)
+        )
     if fileset.targets:
         try:
-            _process(fileset, SourceReader(overlay), options, report, progress or no_progress)
+            read = SourceReader(overlay, fileset.project)
+            _process(fileset, read, options, report, progress or no_progress)
         except Exception as exc:  # nothing is written after an internal error in the index
             report.internal_errors.append(f"{type(exc).__name__}: {exc}")
             report.results.clear()
     for real in overlay:
-        _relabel(report, real, stdin_display(options))
+        _relabel(report, _renamed(real, stdin_display(options)))
     if not options.check and not options.diff:
         finish.write_results(report, skip={stdin_display(options)} if overlay else set())
+    if _given_relative(paths, options):
+        _relabel(report, relative_to_cwd)
     return report
+
+
+def _given_relative(paths: Sequence[Path], options: Options) -> bool:
+    """Paths are reported as the user gave them: relative to the current directory when no path
+    given (nor ``--stdin-filename``) is absolute, so that ``--diff`` is a patch to apply here."""
+    given = [p for p in paths if str(p) != STDIN]
+    if options.stdin_filename is not None:
+        given.append(Path(options.stdin_filename))
+    return not any(p.is_absolute() for p in given)
+
+
+def _renamed(real: Path, shown: Path) -> Callable[[Path], Path]:
+    return lambda path: shown if path == real else path
+
+
+def relative_to_cwd(path: Path) -> Path:
+    if not path.is_absolute():
+        return path
+    try:
+        return Path(os.path.relpath(path))
+    except ValueError:  # another drive (Windows)
+        return path
 
 
 def _process(
@@ -145,12 +176,27 @@ def _process(
     finish.add_remote_functions(index, report, remote, context.styles)
     if options.remove_unused:
         finish.remove_unused(index, fileset, analyses, report)
+    _restore_elided(report, fileset.project)  # a big module's statements read without
     notebooks.write_back(index, report)  # module text -> the notebooks' bytes
     if options.verify_modules:  # opt-in: imports the rewritten files (verify/module_check.py)
         checks, problems = verify_modules(report.results, options.verify_timeout)
         report.module_checks.extend(checks)
         report.diagnostics.extend(problems)
     _list_functions(found, analyses, targets, report)
+
+
+def _restore_elided(report: Report, project: tuple[Path, ...]) -> None:
+    """Put back the statements a big file was read without (``elide``) into its results."""
+    restored = []
+    for result in report.results:
+        try:
+            before = elide.restore(result.path, result.before, project)
+            after = elide.restore(result.path, result.after, project)
+        except (OSError, ValueError) as exc:
+            report.internal_errors.append(f"{result.path}: {exc}; the file is left unchanged")
+            continue
+        restored.append(replace(result, before=before, after=after))
+    report.results = restored
 
 
 def _analyses(found: Sequence[FoundFunction], report: Report) -> Analyses:
@@ -270,25 +316,28 @@ def _counter(progress: Progress, stage: str, items: Sequence[object]) -> Callabl
     return advance
 
 
-def _relabel(report: Report, real: Path, shown: Path) -> None:
+def _relabel(report: Report, shown: Callable[[Path], Path]) -> None:
+    """Every path of the report (after the writes) as the user is shown it."""
+
     def move(location: Location) -> Location:
-        return replace(location, path=shown) if location.path == real else location
+        return replace(location, path=shown(location.path))
+
+    def error(text: str) -> str:
+        head, colon, rest = text.partition(": ")
+        return f"{shown(Path(head))}{colon}{rest}" if colon and Path(head).is_absolute() else text
 
     report.diagnostics[:] = [replace(d, location=move(d.location)) for d in report.diagnostics]
     report.results[:] = [
-        (
-            replace(
-                r,
-                path=shown,
-                call_sites=tuple(replace(s, location=move(s.location)) for s in r.call_sites),
-            )
-            if r.path == real
-            else r
+        replace(
+            r,
+            path=shown(r.path),
+            call_sites=tuple(replace(s, location=move(s.location)) for s in r.call_sites),
         )
         for r in report.results
     ]
     report.functions[:] = [replace(f, location=move(f.location)) for f in report.functions]
     report.verifications[:] = [
-        replace(v, paths=tuple(shown if p == real else p for p in v.paths))
-        for v in report.verifications
+        replace(v, paths=tuple(map(shown, v.paths))) for v in report.verifications
     ]
+    report.module_checks[:] = [replace(c, path=shown(c.path)) for c in report.module_checks]
+    report.internal_errors[:] = [error(e) for e in report.internal_errors]

@@ -23,7 +23,7 @@ from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.notebook import is_notebook
 from fgi_rewrite.project.prefilter import CalleeNames
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
-from fgi_rewrite.rewrite.call_sites import rewrite_module
+from fgi_rewrite.rewrite.call_sites import rewrite_module, skipped_function
 from fgi_rewrite.rewrite.formatting import ProjectStyles
 from fgi_rewrite.rewrite.module_edits import add_functions, ensure_from_import, ensure_imports
 
@@ -46,7 +46,7 @@ def find_functions(index: ProjectIndex, _context: None, path: Path) -> list[Foun
     found = []
     for info in index.function_classes_in(path):
         try:
-            analysis = analyze(index, info)
+            analysis = skipped_function(index, info) or analyze(index, info)
         except Exception as exc:  # this class is left alone; the others go on
             error = f"{info.location}: analyzing {info.qualname}: {type(exc).__name__}: {exc}"
             found.append(FoundFunction(info.qualname, info.name, info.location, None, error))
@@ -147,7 +147,8 @@ def rewrite_file(index: ProjectIndex, context: TargetContext, module: ModuleInfo
     ) -> Surrogate | Diagnostic:
         key = specialization_key(info.qualname, constants, closure)
         if key not in analyses:
-            analyses[key] = analyze(index, info, constants, closure)
+            skipped = skipped_function(index, info)
+            analyses[key] = skipped or analyze(index, info, constants, closure)
         return analyses[key]
 
     layout = context.styles.for_file(module.path)

@@ -6,6 +6,10 @@ relative to the project root, written with ``/`` and a leading ``/``, directorie
 ``/``; files that ``.gitignore`` rules exclude are skipped too. Files given explicitly are matched
 only against ``--force-exclude`` (what a pre-commit hook or an editor passes). Files whose first
 lines carry the generated-file marker (``GENERATED_MARKER``) are never rewritten.
+
+Symbolic links met while walking are followed when they point inside the project (every file is
+processed once, under its real path) and skipped, with a note, when they point outside it: a
+walk never rewrites another project's file. A path given explicitly counts wherever it points.
 """
 
 from __future__ import annotations
@@ -62,37 +66,48 @@ def compile_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(f"(?x){pattern}" if "\n" in pattern else pattern)
 
 
+Patterns = tuple[re.Pattern[str], ...]
+
+
+def compile_regexes(patterns: str | Sequence[str] | None) -> Patterns:
+    """One regex, or a list of them (ruff's list form in pyproject.toml): a path matching any
+    one of them is excluded."""
+    if patterns is None:
+        return ()
+    return tuple(compile_regex(p) for p in ((patterns,) if isinstance(patterns, str) else patterns))
+
+
 @dataclass(frozen=True)
 class Filters:
-    exclude: re.Pattern[str] | None = None  # None: DEFAULT_EXCLUDE
-    extend_exclude: re.Pattern[str] | None = None
-    force_exclude: re.Pattern[str] | None = None
+    exclude: Patterns | None = None  # None: DEFAULT_EXCLUDE
+    extend_exclude: Patterns = ()
+    force_exclude: Patterns = ()
     gitignore: bool = True
 
     @classmethod
     def from_strings(
         cls,
-        exclude: str | None = None,
-        extend_exclude: str | None = None,
-        force_exclude: str | None = None,
+        exclude: str | Sequence[str] | None = None,
+        extend_exclude: str | Sequence[str] | None = None,
+        force_exclude: str | Sequence[str] | None = None,
         gitignore: bool = True,
     ) -> Filters:
         return cls(
-            exclude=compile_regex(exclude) if exclude is not None else None,
-            extend_exclude=compile_regex(extend_exclude) if extend_exclude else None,
-            force_exclude=compile_regex(force_exclude) if force_exclude else None,
+            exclude=compile_regexes(exclude) if exclude is not None else None,
+            extend_exclude=compile_regexes(extend_exclude or None),
+            force_exclude=compile_regexes(force_exclude or None),
             gitignore=gitignore,
         )
 
     def walked_excluded(self, relative: str) -> bool:
-        exclude = self.exclude if self.exclude is not None else compile_regex(DEFAULT_EXCLUDE)
+        exclude = self.exclude if self.exclude is not None else (compile_regex(DEFAULT_EXCLUDE),)
         return any(
-            regex is not None and regex.search(relative)
-            for regex in (exclude, self.extend_exclude, self.force_exclude)
+            regex.search(relative)
+            for regex in (*exclude, *self.extend_exclude, *self.force_exclude)
         )
 
     def force_excluded(self, relative: str) -> bool:
-        return self.force_exclude is not None and bool(self.force_exclude.search(relative))
+        return any(regex.search(relative) for regex in self.force_exclude)
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,9 @@ class FileSet:
     project: tuple[Path, ...]  # every project file, for the index
     errors: tuple[tuple[Path, str], ...] = ()  # paths given that cannot be processed
     skipped: tuple[tuple[Path, str], ...] = field(default=())  # left alone on purpose
+    # Symbolic links met while walking that point outside the project: neither followed nor
+    # rewritten (a file given explicitly is used wherever it points).
+    links_outside: tuple[tuple[Path, str], ...] = ()
 
     @property
     def missing(self) -> tuple[Path, ...]:
@@ -148,10 +166,16 @@ def iter_python_files(
     *,
     root: Path | None = None,
     filters: Filters | None = None,
+    outside: list[Path] | None = None,
 ) -> Iterable[Path]:
-    """Python files and notebooks under ``directory`` (not following directory symlinks),
-    sorted, pruned."""
-    for dirpath, dirnames, filenames in os.walk(directory):
+    """Python files and notebooks under ``directory``, sorted, pruned.
+
+    As black: a symbolic link to a directory is followed when it points inside ``root`` (each
+    real directory is walked once, so a link to an ancestor ends there); one pointing outside
+    is not walked, and is added to ``outside``. Files are yielded as found (links included).
+    """
+    walked = {directory.resolve()}
+    for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
         here = Path(dirpath)
         kept = []
         for name in sorted(dirnames):
@@ -163,6 +187,14 @@ def iter_python_files(
                     continue
             elif name in excludes or name.endswith(".egg-info"):
                 continue
+            real = (here / name).resolve()
+            if real in walked:
+                continue
+            if root is not None and (here / name).is_symlink() and not real.is_relative_to(root):
+                if outside is not None:
+                    outside.append(here / name)
+                continue
+            walked.add(real)
             kept.append(name)
         dirnames[:] = kept
         for name in sorted(filenames):
@@ -202,14 +234,19 @@ def discover(
 
     targets: list[Path] = []
     walked: list[Path] = []
+    outside: list[Path] = []
     for path in existing:
         if path.is_dir():
             top = path.absolute().resolve()
-            for found in iter_python_files(top, root=root, filters=filters):
+            for found in iter_python_files(top, root=root, filters=filters, outside=outside):
                 if found.is_symlink() and not found.exists():
                     skipped.append((found, "broken symbolic link"))
                     continue
-                walked.append(found.resolve())
+                real = found.resolve()
+                if found.is_symlink() and not real.is_relative_to(root):
+                    outside.append(found)
+                    continue
+                walked.append(real)
         else:
             resolved = path.absolute().resolve()
             if filters.force_excluded(relative_for_regex(resolved, root)):
@@ -233,9 +270,12 @@ def discover(
         else:
             kept.append(path)
 
+    links = [(p, f"symbolic link to {p.resolve()}, outside the project") for p in outside]
+
     project: set[Path] = set()
     if walk_project and root.is_dir():
-        found_files = [p.absolute().resolve() for p in iter_python_files(root)]
+        # Linked files outside the project stay in the index (imports resolve through them).
+        found_files = [p.absolute().resolve() for p in iter_python_files(root, root=root)]
         found_files = [p for p in found_files if p.is_file()]
         if filters.gitignore:
             ignored = ignored_files(root, found_files)
@@ -248,4 +288,5 @@ def discover(
         project=tuple(sorted(project)),
         errors=tuple(errors),
         skipped=tuple(skipped),
+        links_outside=tuple(dict.fromkeys(links)),
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 from fgi_rewrite.core.results import FileResult
 from fgi_rewrite.project import source_module
 from fgi_rewrite.project.notebook import is_notebook
-from fgi_rewrite.project.source_module import SourceError
+from fgi_rewrite.project.source_module import SourceError, source_encoding
 
 # ---- bad input --------------------------------------------------------------------------------
 
@@ -60,7 +60,47 @@ def describe_unreadable(
         return max(exc.lineno or 1, 1), max(exc.offset or 1, 1), message
     except (ValueError, UnicodeDecodeError, LookupError) as exc:
         return 1, 1, f"cannot decode: {exc}"
+    undecodable = _undecodable(data)
+    if undecodable is not None:
+        return undecodable
     return 1, 1, f"{error} (Python itself accepts the file; please report this)"
+
+
+_CODING_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*[-\w.]+")  # PEP 263
+
+
+def _undecodable(data: bytes) -> tuple[int, int, str] | None:
+    """Bytes that are not in the file's encoding where Python's parser does not look (a comment):
+    ``ast.parse`` and ``import`` accept them, ``python file.py`` refuses the file (PEP 263)."""
+    encoding = source_encoding(data)
+    try:
+        data.decode(encoding)
+    except LookupError:
+        return None  # an unknown coding cookie: ``ast.parse`` reports it
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        byte = data[exc.start : exc.start + 1].hex()
+        head = data.split(b"\n", 2)[:2]
+        if not any(_CODING_COOKIE.match(line) for line in head):
+            return (
+                line,
+                column,
+                (
+                    f"cannot decode: byte 0x{byte} is not UTF-8 and the file declares no encoding "
+                    "(PEP 263; `python` refuses to run it): save it as UTF-8, or declare its "
+                    "encoding in its first line, e.g. '# -*- coding: latin-1 -*-'"
+                ),
+            )
+        return (
+            line,
+            column,
+            (
+                f"cannot decode: byte 0x{byte} is not {encoding}, the encoding its coding cookie "
+                "declares: fix the cookie or save the file in that encoding"
+            ),
+        )
+    return None
 
 
 def _looks_like_python2(data: bytes) -> bool:

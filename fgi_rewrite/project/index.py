@@ -56,6 +56,7 @@ from fgi_rewrite.project.source_module import (
     import_bindings,
     module_name_for,
     parse_source,
+    source_encoding,
 )
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
@@ -103,7 +104,8 @@ class ProjectIndex:
     def text(self, path: Path) -> str:
         if path not in self._texts:
             try:
-                source = self.source(path)
+                # A big module unreduced (``elide``): a superset of what its parse holds.
+                source = self.source(path) if is_notebook(path) else self.read.whole(path)
             except SourceError:
                 source = ""
             text = source if isinstance(source, str) else source.decode("utf-8", "replace")
@@ -187,11 +189,20 @@ class ProjectIndex:
         return tree
 
     def check_syntax(self, path: Path) -> None:
-        """Raise SourceError if ``path`` is not valid Python, without building a libcst tree."""
+        """Raise SourceError if ``path`` is not valid Python (or not in its encoding, also where
+        the parser does not look), without building a libcst tree nor keeping a stdlib one."""
         if path in self._by_path:
             self.module(path)
-        else:
-            self.ast_tree(path)
+            return
+        data = b"" if is_notebook(path) else self.read(path)
+        try:
+            data.decode(source_encoding(data))
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"cannot decode: {exc}") from exc
+        except LookupError:
+            pass  # an unknown coding cookie: the parser says so
+        self.ast_tree(path)
+        self._ast.pop(path, None)  # a file only checked: its tree is not needed again
 
     def has_candidate_call(self, path: Path, names: CalleeNames) -> bool:
         """Whether some call in ``path`` may reach a Function's apply (stdlib AST, no libcst).

@@ -8,6 +8,8 @@ some files (stdin) from memory instead.
 
 from __future__ import annotations
 
+import io
+import tokenize
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -17,6 +19,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from fgi_rewrite.core.model import Location
+from fgi_rewrite.project import elide
 from fgi_rewrite.project.notebook import NotebookModule, locate
 
 
@@ -270,9 +273,11 @@ class ModuleInfo:
     def function_facts(self, func: cst.FunctionDef) -> FunctionFacts:
         return self._facts.facts[id(func)]
 
-    @property
+    @cached_property
     def names(self) -> set[str]:
-        return self._facts.module_names
+        """Every name the module uses (also those of the statements a big file was read
+        without: ``elide``)."""
+        return self._facts.module_names | elide.names_left_out(self.tree)
 
     @cached_property
     def self_assignments(self) -> dict[int, dict[str, list[cst.BaseExpression]]]:
@@ -357,8 +362,17 @@ class SourceReader:
     under the path it stands for), served from memory. Picklable, for worker processes."""
 
     overlay: Mapping[Path, bytes] = field(default_factory=dict)
+    # The project's files: what a big file's statements may be used by (``elide``).
+    project: tuple[Path, ...] = ()
 
     def __call__(self, path: Path) -> bytes:
+        """The source to parse: a big file is reduced to what a run may need (``elide``; its
+        results are restored before they are written or shown)."""
+        data = self.overlay.get(path)
+        return data if data is not None else elide.reduce(path, read_source(path), self.project)
+
+    def whole(self, path: Path) -> bytes:
+        """The source as it is, for text searches (which need no parse)."""
         data = self.overlay.get(path)
         return data if data is not None else read_source(path)
 
@@ -373,6 +387,16 @@ def read_source(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise SourceError(exc.strerror or str(exc)) from exc
+
+
+def source_encoding(data: bytes) -> str:
+    """The encoding Python reads ``data`` in: its BOM or coding cookie, else UTF-8 (also when
+    the first lines cannot be decoded to look for a cookie)."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError:  # not UTF-8 in the first two lines, or a BOM with another cookie
+        return "utf-8"
+    return encoding
 
 
 def parse_source(source: bytes | str) -> cst.Module:

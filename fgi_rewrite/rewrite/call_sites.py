@@ -6,6 +6,7 @@ The generated functions and the imports the rewritten sites need are added after
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 import libcst as cst
@@ -30,6 +31,7 @@ from fgi_rewrite.rewrite.formatting import (
 )
 
 SKIP_MARKER = "fgi: skip"
+_NEWLINE = re.compile(r"\r\n?|\n")  # line ends as Python counts them (not form feeds)
 MAX_DISPATCH = 8  # classes in a run-time dispatch on a class-valued parameter
 
 
@@ -106,12 +108,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         self.callee_names = names.for_module(source)
         # (cell, line) as locations give them: a notebook's cells have their own lines.
         self.skip_lines = {
-            (at.cell, at.line)
-            for at in (
-                module.position(i + 1, 1)
-                for i, line in enumerate(source.splitlines())
-                if SKIP_MARKER in line
-            )
+            (at.cell, at.line) for at in (module.position(n, 1) for n in skip_lines(source))
         }
         self.mentions_autograd = "autograd" in source
 
@@ -367,11 +364,6 @@ class CallSiteRewriter(cst.CSTTransformer):
             )
             return updated
         info = target.info
-        if (
-            info.path == self.module.path
-            and (info.location.cell, info.location.line) in self.skip_lines
-        ):
-            return updated
         result = self.analysis_of(info)
         if target.closure and self.specialize is not None:
             result = self.specialize(info, {}, target.closure)
@@ -596,6 +588,45 @@ class CallSiteRewriter(cst.CSTTransformer):
         if len(assigned) > 1:
             return Unknown(f"self.{attr} is assigned more than once")
         return self.index.attribute(ClassRef(cls), attr)
+
+
+def skip_lines(source: str) -> set[int]:
+    """The lines that carry ``# fgi: skip``."""
+    if SKIP_MARKER not in source:
+        return set()
+    return {i + 1 for i, line in enumerate(_NEWLINE.split(source)) if SKIP_MARKER in line}
+
+
+def skipped_function(index: ProjectIndex, info: ClassInfo) -> Diagnostic | None:
+    """FGI007 for a Function marked ``# fgi: skip`` on its header (a decorator, the ``class``
+    line or a line of its bases down to the colon): the run takes it for its analysis, so that
+    it is left alone everywhere and nothing else is reported about it."""
+    marked = skip_lines(index.text(info.path))
+    if not marked:
+        return None
+    module = info.defined_in
+    start = getattr(module.positions.get(info.node), "start", None)
+    if start is None:
+        return None
+    first = start.line  # the ``class`` keyword's line in the module's text
+    node = info.node
+    header = node.with_changes(
+        body=cst.SimpleStatementSuite(body=[cst.Pass()]),
+        decorators=(),
+        leading_lines=(),
+        lines_after_decorators=(),
+    )
+    last = first + module.tree.code_for_node(header).count("\n") - 1
+    above = sum(module.tree.code_for_node(d).count("\n") for d in node.decorators)
+    above += len(node.lines_after_decorators)
+    if not marked & set(range(first - above, last + 1)):
+        return None
+    return Diagnostic(
+        codes.SkippedFunction,
+        info.location,
+        f"{info.name}: marked '# {SKIP_MARKER}': left alone, its call sites too",
+        subject=info.qualname,
+    )
 
 
 def _is_candidate(func: cst.BaseExpression, names: CalleeNames) -> bool:
