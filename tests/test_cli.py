@@ -685,6 +685,7 @@ FUNCTION = {
 VERIFICATION = {
     "status": str,
     "checks": dict,
+    "accepted": bool,
     "written": bool,
     "detail": str,
     "hyperparameters": str,

@@ -1,0 +1,259 @@
+"""Honest verification: what cannot be verified is not written unless asked for, verification
+never runs I/O from module constants, hyperparameters are passed the way call sites pass them
+(``.grad is None`` parity), repeated values are checked once, TorchScript results are compared
+at the gradient check's tolerance (issues 14, 15 and 18)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import libcst as cst
+import pytest
+from click.testing import CliRunner
+
+from fgi_rewrite import Options, run
+from fgi_rewrite.cli import main
+from fgi_rewrite.core.model import RunMode
+from fgi_rewrite.pipeline.report import Report, to_json
+from fgi_rewrite.project.source_module import ModuleInfo, collect_definitions
+from fgi_rewrite.verify import stage as verify
+from fgi_rewrite.verify.pure import impure_calls
+from tests.sources import SURROGATE
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None  # found, not imported
+needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+
+
+def project(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "pyproject.toml").write_text("")
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def codes_of(report: Report) -> list[str]:
+    return sorted(d.code.code for d in report.diagnostics if d.code.code.startswith("FGI3"))
+
+
+def stub_child(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Replace the subprocess by one that records the job and verifies everything."""
+    jobs: list[dict[str, Any]] = []
+
+    def fake(cases: Any, level: str, timeout: float, python: str | None = None) -> Any:
+        cases = [case.to_json() for case in cases]  # as the child reads them
+        jobs.append({"level": level, "cases": cases})
+        out = verify.ChildOutput(torch_ok=True)
+        for case in cases:
+            out.results[case["id"]] = {
+                "id": case["id"],
+                "checks": {"grad": {"ok": True}, "script": {"ok": True}},
+                "original": {},
+            }
+        return out
+
+    monkeypatch.setattr(verify, "run_child", fake)
+    return jobs
+
+
+# ---- unverified writes are opt-in (issue 18 item 2) --------------------------------------------
+
+
+def _cli(root: Path, *args: str) -> tuple[int, dict[str, Any]]:
+    result = CliRunner().invoke(
+        main,
+        ["--format", "json", *args, str(root)],
+        env={"FGI_REWRITE_VERIFY_NO_TORCH": "1", "FGI_REWRITE_VERIFY": None},
+    )
+    return result.exit_code, json.loads(result.stdout)
+
+
+def _codes(data: dict[str, Any]) -> list[str]:
+    return sorted(d["code"] for d in data["diagnostics"] if d["code"].startswith("FGI3"))
+
+
+def test_without_torch_nothing_is_written_and_exit_1(tmp_path: Path) -> None:
+    root = project(tmp_path, {"spikes.py": SURROGATE})
+    status, data = _cli(root)
+    assert status == 1 and data["exit_code"] == 1
+    assert _codes(data) == ["FGI305", "FGI309"]
+    assert (root / "spikes.py").read_text() == SURROGATE
+    (function,) = data["functions"]
+    assert function["verification"]["status"] == "unverified"
+    assert function["verification"]["written"] is False
+    # --diff still shows what would change, marked unverified; it exits 1 too.
+    status, data = _cli(root, "--diff")
+    assert status == 1 and "SpikeFn.apply" in data["files"][0]["diff"]
+    assert data["functions"][0]["verification"]["accepted"] is False
+    assert (root / "spikes.py").read_text() == SURROGATE
+
+
+@pytest.mark.parametrize("opt_in", [["--allow-unverified"], ["--verify", "none"]])
+def test_unverified_writes_on_purpose(tmp_path: Path, opt_in: list[str]) -> None:
+    root = project(tmp_path, {"spikes.py": SURROGATE})
+    status, data = _cli(root, *opt_in)
+    assert status == 0, data
+    assert "SpikeFn.apply" not in (root / "spikes.py").read_text()
+    assert _codes(data) == ([] if "none" in opt_in else ["FGI303", "FGI309"])
+
+
+def test_allow_unverified_and_require_verify(tmp_path: Path) -> None:
+    root = project(tmp_path, {"spikes.py": SURROGATE})
+    result = CliRunner().invoke(main, ["--allow-unverified", "--require-verify", str(root)])
+    assert result.exit_code == 2 and "contradict" in result.output
+    # The command line wins over the configuration, either way.
+    (root / "pyproject.toml").write_text("[tool.fgi-rewrite]\nallow-unverified = true\n")
+    status, data = _cli(root, "--check", "--require-verify")
+    assert status == 1 and _codes(data) == ["FGI305", "FGI309"]
+    status, data = _cli(root, "--check")
+    assert _codes(data) == ["FGI303", "FGI309"]
+    (root / "pyproject.toml").write_text("[tool.fgi-rewrite]\nrequire-verify = true\n")
+    status, data = _cli(root, "--check", "--allow-unverified")
+    assert _codes(data) == ["FGI303", "FGI309"]
+    status, data = _cli(root, "--check")
+    assert _codes(data) == ["FGI305", "FGI309"]
+
+
+# ---- JSON "written" (issue 18 item 11) ---------------------------------------------------------
+
+
+def test_json_written_is_false_unless_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = project(tmp_path, {"spikes.py": SURROGATE})
+    stub_child(monkeypatch)
+    for options, written in (
+        (Options(verify="grad", check=True), False),
+        (Options(verify="grad", diff=True), False),
+        (Options(verify="grad"), True),
+    ):
+        report = run([root], options)
+        (function,) = to_json(report, options.mode)["functions"]
+        assert function["verification"]["accepted"] is True
+        assert function["verification"]["written"] is written, options.mode
+    assert options.mode is RunMode.WRITE and "SpikeFn.apply" not in (root / "spikes.py").read_text()
+
+
+# ---- no I/O from module constants (issue 18 item 4) -----------------------------------------
+
+
+def _module(source: str) -> ModuleInfo:
+    info = ModuleInfo("m", Path("m.py"), "", False, cst.parse_module(source))
+    collect_definitions(info)
+    return info
+
+
+@pytest.mark.parametrize(
+    "statement, impure",
+    [
+        ("K = 4.0 + 0 * torch.load('x.pkl', weights_only=False)", ["torch.load"]),
+        ("K = fetch('x.pkl')", ["torch.load"]),
+        ("K = np.load('x.npy')", ["numpy.load"]),
+        ("K = torch.hub.load('a', 'b')", ["torch.hub.load"]),
+        ("K = float(open('k.txt').read())", ["open", "open('k.txt').read"]),
+        ("K = __import__('os').system('touch x')", ["__import__", "__import__('os').system"]),
+        ("K = torch.from_file('x.bin')", ["torch.from_file"]),
+        ("K = np.fromfile('x.bin')[0]", ["numpy.fromfile"]),
+        ("K = subprocess.check_output(['ls'])", ["subprocess.check_output"]),
+        ("K = torch.tensor(2.0).item()", ["torch.tensor(2.0).item"]),
+        ("K = 4.0 * math.sqrt(2.0) + torch.tensor([1.0, 2.0]).numel", []),
+        ("K = np.exp(np.float32(1.5)) + torch.sigmoid(torch.tensor(0.5))", []),
+        ("K = [max(1, i) for i in range(3)]", []),
+        ("K = torch.distributions.Normal(0.0, 1.0)", []),
+        (
+            "def helper(x, k=torch.load('x.pkl')):\n    return torch.load(x)\n",
+            ["torch.load"],  # the default is evaluated when defined, the body is not
+        ),
+        ("@torch.jit.script\ndef helper(x: torch.Tensor):\n    return torch.load(x)\n", []),
+        ("@functools.lru_cache\ndef helper(x):\n    return x\n", ["@functools.lru_cache"]),
+        ("class A:\n    K = torch.load('x.pkl')\n", ["torch.load"]),
+    ],
+)
+def test_only_pure_calls_run_when_the_module_is_built(statement: str, impure: list[str]) -> None:
+    header = (
+        "import functools\nimport math\nimport subprocess\nimport numpy as np\nimport torch\n"
+        "from torch import load as fetch\n"
+    )
+    module = _module(header + statement)
+    node = module.tree.body[-1]
+    assert sorted(impure_calls(module, node)) == sorted(impure)
+
+
+SPIKES_WITH_PAYLOADS = """\
+import math
+
+import numpy as np
+import torch
+from torch import load as fetch
+from torch.autograd import Function
+
+K_LOAD = 4.0 + 0 * torch.load({torch_load!r}, weights_only=False)
+K_ALIAS = fetch({alias!r}, weights_only=False)
+K_NUMPY = np.load({numpy!r}, allow_pickle=True)
+K_PURE = 4.0
+K_MATH = math.sqrt(16.0)
+
+
+class PureSpike(Function):
+    # Uses only the pure constant: the module's other constants must not run.
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x > 0).float()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output / (1.0 + K_PURE * x.abs()) ** 2
+
+
+class BodySpike(PureSpike):
+    SCALE = torch.load({body!r}, weights_only=False)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output / (1.0 + 4.0 * x.abs()) ** 2
+
+
+def fire(v):
+    return PureSpike.apply(v) + BodySpike.apply(v)
+"""
+
+
+class _Marker:
+    """Unpickling it creates its file: the payload a loaded constant would run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (open, (str(self.path), "w"))
+
+
+@needs_torch
+def test_verification_never_runs_a_payload_from_a_module_constant(tmp_path: Path) -> None:
+    payloads = {}
+    markers = []
+    for name in ("torch_load", "alias", "numpy", "body"):
+        marker = tmp_path / f"ran_{name}"
+        payload = tmp_path / f"{name}.pkl"
+        payload.write_bytes(pickle.dumps(_Marker(marker)))
+        payloads[name] = str(payload)
+        markers.append(marker)
+    root = project(tmp_path, {"spikes.py": SPIKES_WITH_PAYLOADS.format(**payloads)})
+    for options in (Options(verify="grad", check=True), Options(verify="script", diff=True)):
+        report = run([root], options)
+        assert [m.name for m in markers if m.exists()] == []
+        verdicts = {v.name: v for v in report.verifications}
+        assert verdicts["PureSpike"].status == "verified"  # a pure constant still resolves
+        assert verdicts["BodySpike"].status == "isolation"
+        assert "torch.load when it is defined" in verdicts["BodySpike"].detail
+        assert report.exit_code() == 1  # not verified: not written
