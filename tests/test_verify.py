@@ -152,8 +152,10 @@ def test_job_isolates_the_class_and_takes_call_site_hyperparameters(
     assert "def sg(x, alpha)" in text and "class SigmoidSpike(Function)" in text
     assert "mypkg" not in text and "other" not in text  # the user's own modules stay out
     configs = cases["SigmoidSpike"]["configs"]
-    # alpha=5.0 from one call site; the other passes a variable: its default 2.0 is used.
-    assert [c["values"] for c in configs] == [{"alpha": 5.0}, {"alpha": 2.0}]
+    # alpha=5.0 from one call site; the other passes a variable: its default 2.0 is used, and
+    # (a caller may pass an nn.Parameter there) the first values once as a parameter.
+    assert [c["values"] for c in configs] == [{"alpha": 5.0}, {"alpha": 2.0}, {"alpha": 5.0}]
+    assert [c["parameters"] for c in configs] == [[], [], ["alpha"]]
     assert [c["values"] for c in cases["ThresholdSpike"]["configs"]] == [{}]
     assert [p["grad"] for p in cases["ThresholdSpike"]["params"]] == [True, True]
     line = by_name(report)["SigmoidSpike"].line()
@@ -404,7 +406,8 @@ def {name}(x: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
     if torch.is_grad_enabled() and x.requires_grad:
         x_d = x.detach()
         s = (lambda t: torch.sigmoid(alpha * t))(x_d)
-        out = out.detach() + torch.nan_to_num((x - x_d) * (alpha * s * (1.0 - s))).to(out.dtype)
+        g = (alpha * s * (1.0 - s)).detach()
+        out = out.detach() + torch.nan_to_num((x - x_d) * g).to(out.dtype)
     return out
 """,
     # The original Function itself: scripts as prim::PythonOp, cannot be saved.
@@ -941,11 +944,13 @@ def test_defaults_of_enclosing_functions_are_used_with_the_samples(
     jobs = stub_child(monkeypatch)
     report = run([root], Options(verify="grad", diff=True))
     case = next(c for c in jobs[0]["cases"] if c["class_name"] == "SigmoidSpike")
-    # MAX_CONFIGS (4) cuts the last sample; the verdict names only the values checked.
-    assert [c["values"]["alpha"] for c in case["configs"]] == [4.0, 6.0, 1.0, 2.0]
+    # MAX_CONFIGS (4) cuts the last samples, keeping one slot for alpha passed as an
+    # nn.Parameter (a caller may); the verdict names only the values checked.
+    assert [c["values"]["alpha"] for c in case["configs"]] == [4.0, 6.0, 1.0, 4.0]
+    assert [c["parameters"] for c in case["configs"]] == [[], [], [], ["alpha"]]
     assert [c["sampled"] for c in case["configs"]] == [False, False, True, True]
     # 3.0 is not what ``rebinding`` passes: only the samples stand for it.
     assert by_name(report)["SigmoidSpike"].hyper == (
         "alpha=4.0 (default of make); alpha=6.0 (default of Layer.__init__); "
-        "alpha=1.0, 2.0 (sample)"
+        "alpha=1.0, Parameter(4.0) (sample)"
     )

@@ -30,7 +30,7 @@ needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
 
 def project(tmp_path: Path, files: dict[str, str]) -> Path:
     root = tmp_path / "proj"
-    root.mkdir()
+    root.mkdir(parents=True)
     (root / "pyproject.toml").write_text("")
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -257,3 +257,164 @@ def test_verification_never_runs_a_payload_from_a_module_constant(tmp_path: Path
         assert verdicts["BodySpike"].status == "isolation"
         assert "torch.load when it is defined" in verdicts["BodySpike"].detail
         assert report.exit_code() == 1  # not verified: not written
+
+
+# ---- hyperparameters passed as the call sites pass them (issue 14 item 5) ----------------------
+
+ATAN = """\
+import math
+
+import torch
+from torch import nn
+
+
+class ATanSpike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v, alpha):
+        ctx.save_for_backward(v, alpha)
+        return (v > 0).type_as(v)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        v, alpha = ctx.saved_tensors
+        return grad_output * alpha / 2 / (1 + (math.pi / 2 * alpha * v) ** 2), None
+"""
+
+LEARNABLE = """
+
+class Layer(nn.Module):
+    def __init__(self, alpha=2.0):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.tensor(alpha))
+
+    def forward(self, v):
+        return ATanSpike.apply(v - 1.0, self.alpha)
+"""
+
+PLAIN = """
+
+class SigmoidSpike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, alpha):
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        s = torch.sigmoid(ctx.alpha * x)
+        return grad_output * ctx.alpha * s * (1.0 - s), None
+
+
+def literal(v):
+    return SigmoidSpike.apply(v, 4.0)
+
+
+def passed_on(v, alpha):
+    return SigmoidSpike.apply(v, alpha)
+"""
+
+
+def _case(jobs: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    return next(c for c in jobs[-1]["cases"] if c["class_name"] == name)
+
+
+def test_a_parameter_is_passed_as_a_parameter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = project(tmp_path, {"spikes.py": ATAN + LEARNABLE})
+    jobs = stub_child(monkeypatch)
+    report = run([root], Options(verify="script", diff=True))
+    configs = _case(jobs, "ATanSpike")["configs"]
+    assert [c["values"]["alpha"] for c in configs] == [2.0, 1.0, 5.0]
+    assert all(c["parameters"] == ["alpha"] == c["tensors"] for c in configs)
+    assert report.verifications[0].hyper == (
+        "alpha=Parameter(2.0) (default of Layer.__init__); "
+        "alpha=Parameter(1.0), Parameter(5.0) (sample)"
+    )
+    wrapper = next(
+        c["text"] for c in _case(jobs, "ATanSpike")["chunks"] if "_FgiVerify" in c["text"]
+    )
+    assert "alpha: torch.Tensor" in wrapper  # typed as passed, for the TorchScript check
+
+
+def test_an_argument_of_unknown_kind_is_checked_as_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = project(tmp_path, {"spikes.py": "import torch\n" + PLAIN})
+    jobs = stub_child(monkeypatch)
+    run([root], Options(verify="grad", diff=True))
+    configs = _case(jobs, "SigmoidSpike")["configs"]
+    # 4.0 from the literal call, the samples for ``alpha`` passed on, then the same values once
+    # as an nn.Parameter (a guess: a caller may pass one), which is kept within MAX_CONFIGS.
+    assert [(c["values"]["alpha"], c["parameters"]) for c in configs] == [
+        (4.0, []),
+        (1.0, []),
+        (2.0, []),
+        (4.0, ["alpha"]),
+    ]
+    assert [c["sampled"] for c in configs] == [False, True, True, True]
+    # Only literals: a number, nothing else.
+    source = "import torch\n" + PLAIN.replace("SigmoidSpike.apply(v, alpha)", "v")
+    root = project(tmp_path / "literal", {"spikes.py": source})
+    run([root], Options(verify="grad", diff=True))
+    assert [c["parameters"] for c in _case(jobs, "SigmoidSpike")["configs"]] == [[]]
+
+
+@needs_torch
+def test_grad_is_none_parity_is_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The emitted gradient reads ``alpha`` detached; without that, ``alpha.grad`` becomes a zero
+    tensor where the original leaves None, and verification must refuse the rewrite."""
+    import fgi_rewrite.rewrite.emit as emit
+
+    root = project(tmp_path, {"spikes.py": ATAN + LEARNABLE})
+    report = run([root], Options(verify="script", check=True))
+    (verdict,) = report.verifications
+    assert verdict.status == "verified", verdict.line()
+    monkeypatch.setattr(emit, "_reads_tensor_hyperparameter", lambda *args: False)
+    report = run([root], Options(verify="grad", check=True))
+    (verdict,) = report.verifications
+    assert verdict.status == "failed"
+    assert "alpha.grad after backward: the original leaves it None, the rewrite sets it" in (
+        verdict.detail
+    )
+    assert [d.code.code for d in report.diagnostics] == ["FGI301"]
+
+
+@needs_torch
+def test_an_original_that_cannot_run_as_called_is_not_written(tmp_path: Path) -> None:
+    """``save_for_backward(alpha)`` with the float the call site passes raises in the original:
+    nothing shows the rewrite right, so it is a refusal by default (``--check`` exits 1)."""
+    calls = "\n\ndef fire(v):\n    return ATanSpike.apply(v, 2.0)\n"
+    root = project(tmp_path, {"spikes.py": ATAN + calls})
+    before = (root / "spikes.py").read_text()
+    report = run([root], Options(verify="grad", check=True))
+    assert [d.code.code for d in report.diagnostics] == ["FGI305"]
+    assert "save_for_backward" in report.diagnostics[0].message
+    assert report.exit_code() == 1
+    report = run([root], Options(verify="grad"))
+    assert report.exit_code() == 1 and (root / "spikes.py").read_text() == before
+    report = run([root], Options(verify="grad", allow_unverified=True))
+    assert [d.code.code for d in report.diagnostics] == ["FGI304"]
+    assert (root / "spikes.py").read_text() != before
+
+
+# ---- each hyperparameter value once (issue 18 item 9) ------------------------------------------
+
+
+def test_repeated_values_are_checked_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The issue's case: 2.0 at a call site, as a default passed on, and among the samples.
+    source = "import torch\n" + PLAIN.replace(
+        "SigmoidSpike.apply(v, 4.0)", "SigmoidSpike.apply(v, 2.0)"
+    ).replace("def passed_on(v, alpha)", "def passed_on(v, alpha=2.0)")
+    root = project(tmp_path, {"spikes.py": source})
+    jobs = stub_child(monkeypatch)
+    report = run([root], Options(verify="grad", diff=True))
+    configs = _case(jobs, "SigmoidSpike")["configs"]
+    numbers = [c["values"]["alpha"] for c in configs if not c["parameters"]]
+    assert numbers == [2.0, 1.0, 5.0]  # 2.0 (call site, default, sample) once; 5.0 kept
+    assert len({c["label"] for c in configs}) == len(configs)  # the plot legend too
+    assert report.verifications[0].hyper == (
+        "alpha=2.0 (call site); alpha=1.0, 5.0, Parameter(2.0) (sample)"
+    )

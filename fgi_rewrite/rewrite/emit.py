@@ -110,18 +110,26 @@ def _is_number(node: cst.BaseExpression) -> bool:
 
 
 def _injection(
-    deltas: Sequence[cst.BaseExpression], grads: Sequence[cst.BaseExpression], output: str
+    deltas: Sequence[cst.BaseExpression],
+    grads: Sequence[cst.BaseExpression],
+    output: str,
+    detach: bool = False,
 ) -> str:
     """``out.detach()`` plus ``(x_i - x_i.detach()) * g_i`` for each differentiable input: one
     ``torch.addcmul`` per input (one kernel, where a product and a sum take two), each ``g_i``
     masked with ``torch.nan_to_num(g_i, 0, 0, 0)`` so that a ``g`` that overflows leaves the value
-    exact and gives a zero gradient. A literal ``g`` needs no mask and no ``addcmul``."""
+    exact and gives a zero gradient. A literal ``g`` needs no mask and no ``addcmul``. With
+    ``detach`` the masked ``g_i`` is detached too: it reads a hyperparameter that may be a tensor
+    requiring grad (an ``nn.Parameter``), which the original's backward gives no gradient (its
+    ``.grad`` stays None; through ``(x - x.detach()) * g`` it would become a zero tensor)."""
     result, is_sum = f"{output}.detach()", False
     for delta, g in zip(deltas, grads, strict=True):
         if not _is_number(g):
             finite = (
                 sym.code(g) if _bounded(g) else f"torch.nan_to_num({sym.code(g)}, 0.0, 0.0, 0.0)"
             )
+            if detach and not _bounded(g):
+                finite += ".detach()"
             result, is_sum = f"torch.addcmul({result}, {_bare(delta)}, {finite})", False
             continue
         term = sym.paren(delta) if sym.literal_value(g) == 1 else sym.mul(sym.paren(delta), g)
@@ -322,11 +330,12 @@ def emit_inline(
         ]
 
         first_detached = detached_of[surrogate.params[differentiable[0]].name]
+        detach = _reads_tensor_hyperparameter(surrogate, value_of, grads)
 
         def grad_leaf(expressions: tuple[cst.BaseExpression, ...]) -> list[str]:
             looped, expressions_ = control_flow.hoist(expressions, fresh, first_detached, INDENT)
             shared, grads = share_common(expressions_, fresh)
-            injection = _injection(deltas, grads, output)
+            injection = _injection(deltas, grads, output, detach)
             return [
                 *looped,
                 *(f"{name} = {sym.code(e)}" for name, e in shared),
@@ -336,6 +345,21 @@ def emit_inline(
         block = control_flow.render(control_flow.split(grads), grad_leaf, INDENT)
         lines.extend(f"{INDENT}{line}" for line in block)
     return Emission(tuple(lines), sym.name(output))
+
+
+def _reads_tensor_hyperparameter(
+    surrogate: Surrogate,
+    value_of: dict[str, cst.BaseExpression],
+    grads: Sequence[cst.BaseExpression],
+) -> bool:
+    """Whether a gradient reads a hyperparameter (an input without a gradient) that is not a
+    number literal here, so may be a tensor that requires grad."""
+    names = {
+        sym.code(value_of[p.name])
+        for p, g in zip(surrogate.params, surrogate.grads, strict=True)
+        if g is None and not _is_number(value_of[p.name])
+    }
+    return bool(names) and any(names & sym.names_in(g) for g in grads)
 
 
 def _default_text(param: Param, annotation: str) -> str:

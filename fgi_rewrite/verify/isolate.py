@@ -224,7 +224,8 @@ def fgi_chunks(
     """The emitted code, and ``nn.Module`` wrappers that TorchScript/compile/export can take."""
     params = [p.name for p in surrogate.params]
     grads = set(surrogate.differentiable())
-    tensors = {name for c in configs for name in c.tensors}  # passed as tensors
+    # Typed as the first configuration passes them: the one the TorchScript check uses.
+    tensors = set(configs[0].tensors) if configs else set()
     annotated = []
     for i, name in enumerate(params):
         tensor = i in grads or name in tensors

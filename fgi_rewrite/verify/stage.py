@@ -54,6 +54,7 @@ from fgi_rewrite.core.model import Diagnostic, Location, Style, Surrogate, Verif
 from fgi_rewrite.core.results import CallStyle, FileResult, Verification, VerificationStatus
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.rewrite.emit import snake
+from fgi_rewrite.verify.hyper_kinds import saved_params
 from fgi_rewrite.verify.hyper_samples import (
     SAMPLES,
     call_nodes,
@@ -195,7 +196,9 @@ def verify_rewrites(
             if info is not None
             else None
         )
-        configs, hyper = hyper_configs(index, surrogate, entry["sites"], integer_params(forward))
+        configs, hyper = hyper_configs(
+            index, surrogate, entry["sites"], integer_params(forward), saved_params(forward)
+        )
         base = Verification(qualname, surrogate.short_name, tuple(entry["paths"]), hyper=hyper)
         importable = user_import(index, info) if import_user_code else None
         not_isolated = ""

@@ -162,6 +162,8 @@ class Checker:
         for p in self.params:
             if p["grad"]:
                 args.append(next(it).detach().clone().requires_grad_(grad))
+            elif p["name"] in config.get("parameters", ()):
+                args.append(parameter(config["values"][p["name"]], tensors[0].dtype))
             elif p["name"] in config.get("tensors", ()):
                 args.append(torch.tensor(config["values"][p["name"]]))
             else:
@@ -208,7 +210,71 @@ class Checker:
                         except Mismatch as exc:
                             suffix = f" [{form} form]" if len(self.forms) > 1 else ""
                             raise Mismatch(f"{exc} ({where_}){suffix}") from None
+            self.grad_presence_check(config, generator)
         return f"{checked} inputs"
+
+    def grad_presence_check(self, config: dict[str, Any], generator: Any) -> None:
+        """``.grad is None`` parity for every form at one configuration (float32, same-shape
+        inputs): with the differentiable inputs requiring grad, and (unless the way the
+        hyperparameters are passed is a guess, ``sampled``) without."""
+        main = grid(torch.float32, list(config["values"].values()), generator, self.domain)
+        shapes = variants(main, len(self.diff) - 1, generator, self.domain)
+        tensors = next(t for label, t in shapes if label in SAME_SHAPE)
+        for grad in (True, False) if not config.get("sampled") else (True,):
+            for form, candidate in self.forms.items():
+                try:
+                    self.grad_presence(candidate, tensors, config, grad, generator)
+                except Mismatch as exc:
+                    suffix = f" [{form} form]" if len(self.forms) > 1 else ""
+                    inputs = "" if grad else ", inputs not requiring grad"
+                    raise Mismatch(f"{exc} (float32{inputs}, {config['label']}){suffix}") from None
+
+    def grad_presence(
+        self,
+        candidate: Callable[..., Any],
+        tensors: Sequence[Any],
+        config: dict[str, Any],
+        grad: bool,
+        generator: Any,
+    ) -> None:
+        """After ``backward`` on each side, every argument that requires grad (a differentiable
+        input, a hyperparameter passed as an ``nn.Parameter``) has a ``.grad`` after the rewrite
+        exactly where it has one after the original, equal within the tolerance: a backward that
+        returns None for an ``nn.Parameter`` leaves its ``.grad`` None, and a zero tensor there
+        would let weight decay and momentum move it. An output that does not require grad
+        counts as a backward that reaches nothing."""
+        sides = []
+        upstream = None
+        for fn, what in ((self.original, "original"), (candidate, "rewrite")):
+            args = self.arguments(tensors, config, grad)
+            out = self.call(fn, args, what)
+            if upstream is None:  # the same upstream gradient on both sides
+                upstream = torch.randn(out.shape, generator=generator, dtype=torch.float64)
+            if out.requires_grad:
+                try:
+                    out.backward(upstream.to(out.dtype))
+                except Exception as exc:
+                    kind = Isolation if what == "original" else Mismatch
+                    raise kind(
+                        f"the {what}'s backward raised {type(exc).__name__}: {first_line(exc)}"
+                    ) from None
+            sides.append(args)
+        named = self.named(sides[0])
+        for i, (a, b) in enumerate(zip(*sides, strict=True)):
+            if not (isinstance(a, torch.Tensor) and a.requires_grad):
+                continue
+            name = self.params[i]["name"]
+            if (a.grad is None) != (b.grad is None):
+                what = "a zero tensor" if b.grad is not None and not b.grad.any() else "a tensor"
+                raise Mismatch(
+                    f"{name}.grad after backward: the original leaves it None, the rewrite "
+                    f"sets it ({what})"
+                    if a.grad is None
+                    else f"{name}.grad after backward: the original sets it, the rewrite leaves "
+                    "it None"
+                )
+            if a.grad is not None:
+                compare_gradient(f"{name}.grad", a.grad, b.grad, "float32", named, self.notes)
 
     def usable_configs(self) -> list[dict[str, Any]]:
         """The hyperparameter combinations to compare at. A combination made of sample values
@@ -336,8 +402,11 @@ class Checker:
 
     @property
     def config(self) -> dict[str, Any]:
-        """The hyperparameters of the TorchScript/compile/export checks: the first usable."""
-        return (self.usable or self.case["configs"])[0]
+        """The hyperparameters of the TorchScript/compile/export checks: the first usable that
+        passes them as the first configuration does (the wrappers are typed after it)."""
+        configs = self.usable or self.case["configs"]
+        typed = self.case["configs"][0].get("tensors", [])
+        return next((c for c in configs if c.get("tensors", []) == typed), configs[0])
 
     def against_eager(
         self,
@@ -479,6 +548,12 @@ class Checker:
             if (x is None) != (y is None) or (x is not None and not torch.allclose(x, y)):
                 return "torch.export drops the custom backward (gradient differs)"
         return "exports with its gradient"
+
+
+def parameter(value: object, dtype: Any) -> Any:
+    """A 0-dim ``nn.Parameter`` holding ``value``, in the inputs' floating dtype (as after
+    ``model.double()``)."""
+    return torch.nn.Parameter(torch.tensor(float(value), dtype=dtype))  # type: ignore[arg-type]
 
 
 def first_line(exc: BaseException) -> str:
