@@ -29,7 +29,6 @@ from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ModuleInfo, dotted_name
 from fgi_rewrite.rewrite.emit import tensor_default, used_as_tensor
 from fgi_rewrite.verify.hyper_kinds import (
-    NUMBER,
     PARAMETER,
     TENSOR,
     UNKNOWN,
