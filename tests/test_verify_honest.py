@@ -418,3 +418,88 @@ def test_repeated_values_are_checked_once(tmp_path: Path, monkeypatch: pytest.Mo
     assert report.verifications[0].hyper == (
         "alpha=2.0 (call site); alpha=1.0, 5.0, Parameter(2.0) (sample)"
     )
+
+
+# ---- TorchScript at the gradient check's tolerance (issue 15 item 7) ---------------------------
+
+TANH_CASE = """\
+import torch
+
+
+class TanhSpike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * (1 - torch.tanh(x) ** 2)
+
+
+def candidate(x: torch.Tensor) -> torch.Tensor:
+    out = (x > 0).to(x.dtype)
+    if torch.is_grad_enabled() and x.requires_grad:
+        x_d = x.detach()
+        out = torch.addcmul(out.detach(), x - x_d, 1 - torch.tanh(x_d) ** 2).to(out.dtype)
+    return out
+
+
+class Wrapper(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return candidate(x)
+"""
+
+
+@needs_torch
+@pytest.mark.parametrize("relative, accepted", [(1.5e-8, True), (1e-3, False)])
+def test_scripted_results_are_compared_at_the_gradient_tolerance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, relative: float, accepted: bool
+) -> None:
+    """A loaded module whose gradient differs from eager by ``relative`` (1.5e-8 was measured on a
+    published surrogate in float64, beyond the float64 tolerance of 1e-10) passes the script
+    check; a real difference does not."""
+    import sys
+    import types
+
+    import torch
+
+    from fgi_rewrite.verify.child import checks as child
+
+    child.torch = child.compare.torch = torch
+    path = tmp_path / "tanh_case.py"
+    path.write_text(TANH_CASE)
+    module = types.ModuleType("tanh_case")
+    module.__file__ = str(path)
+    monkeypatch.setitem(sys.modules, "tanh_case", module)
+    exec(compile(TANH_CASE, str(path), "exec"), module.__dict__)
+    case = {
+        "id": "TanhSpike",
+        "class_name": "TanhSpike",
+        "params": [{"name": "x", "grad": True}],
+        "forms": {"function": "candidate"},
+        "wrappers": {"function": "Wrapper"},
+        "configs": [{"values": {}, "label": "", "tensors": []}],
+    }
+    checker = child.Checker(case, module)
+    real_load = torch.jit.load
+
+    class Perturbed(torch.nn.Module):
+        """The loaded module, with its gradient scaled by (1 + relative)."""
+
+        def __init__(self, loaded: Any) -> None:
+            super().__init__()
+            self.loaded = loaded
+            self.inlined_graph = loaded.inlined_graph
+
+        def forward(self, x: Any) -> Any:
+            out = self.loaded(x)
+            return out + (x - x.detach()) * (relative * (1 - torch.tanh(x.detach()) ** 2))
+
+    monkeypatch.setattr(torch.jit, "load", lambda buffer: Perturbed(real_load(buffer)))
+    if accepted:
+        assert checker.script_check() == ""
+    else:
+        with pytest.raises(child.Mismatch, match="differs beyond rtol 1e-05"):
+            checker.script_check()

@@ -76,6 +76,43 @@ class _Tidy(cst.CSTTransformer):
     ) -> cst.BaseExpression:
         return _folded(updated)
 
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        return _float_arguments(updated)
+
+
+# Arguments that TorchScript types ``float`` in ``torch.nn.functional`` (their Python signatures
+# are annotated, unlike the ``Scalar`` of ``torch.clamp``): an int literal there is a compile
+# error, ``hardtanh(Tensor input, float min_val=-1., ...)``. Positions count the input as 0.
+FLOAT_ARGUMENTS: dict[str, tuple[tuple[int, ...], frozenset[str]]] = {
+    "torch.nn.functional.hardtanh": ((1, 2), frozenset({"min_val", "max_val"})),
+    "torch.nn.functional.threshold": ((1, 2), frozenset({"threshold", "value"})),
+    "torch.nn.functional.elu": ((1,), frozenset({"alpha"})),
+    "torch.nn.functional.celu": ((1,), frozenset({"alpha"})),
+    "torch.nn.functional.leaky_relu": ((1,), frozenset({"negative_slope"})),
+    "torch.nn.functional.rrelu": ((1, 2), frozenset({"lower", "upper"})),
+    "torch.nn.functional.dropout": ((1,), frozenset({"p"})),
+    "torch.nn.functional.normalize": ((1, 3), frozenset({"p", "eps"})),
+}
+
+
+def _float_arguments(call: cst.Call) -> cst.Call:
+    """``F.hardtanh(x, 0, 4)`` as ``F.hardtanh(x, 0.0, 4.0)``: the same values in eager mode
+    (the function converts them), and the types TorchScript's schema wants."""
+    spec = FLOAT_ARGUMENTS.get(sym.code(call.func))
+    if spec is None:
+        return call
+    positions, keywords = spec
+    args = []
+    for position, arg in enumerate(call.args):
+        wanted = arg.keyword.value in keywords if arg.keyword else position in positions
+        value = sym.literal_value(arg.value)
+        exact = isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53
+        if wanted and exact and not arg.star:
+            assert isinstance(value, int)
+            arg = arg.with_changes(value=cst.parse_expression(repr(float(value))))
+        args.append(arg)
+    return call.with_changes(args=args)
+
 
 def _folded(node: cst.BaseExpression) -> cst.BaseExpression:
     value = sym.literal_value(node)

@@ -44,6 +44,7 @@ from typing import Any
 
 MARKER = "@@fgi-verify@@ "
 SEED = 1234
+SCRIPT_TOLERANCE = "float32"  # saved-and-loaded TorchScript against eager (script_check)
 
 torch: Any = None  # bound in main()
 plotter: Any = None  # the plot module, loaded in main() when a case is plotted
@@ -416,7 +417,11 @@ class Checker:
         exact: bool,
         runs: int = 2,
         inference: bool = True,
+        tolerance: str | None = None,
     ) -> None:
+        """``compiled`` against ``eager`` on the small inputs: values bitwise when ``exact``
+        (else within the float32 tolerance, noted), gradients at ``tolerance`` (a precision of
+        ``compare.TOLERANCE``; by default the dtype's, as the gradient check)."""
         config = self.config
         tensors = self.small_inputs(getattr(torch, dtype_name))
         generator = torch.Generator().manual_seed(2)
@@ -435,21 +440,29 @@ class Checker:
                 if exact:
                     raise Mismatch(value_difference(e, c, named) + f" ({dtype_name})")
                 compare_gradient("the value", e, c, "float32", named, self.notes)
-                self.notes.add("compiled values equal eager within tolerance, not bitwise")
+                self.notes.add(
+                    "compiled or scripted values equal eager within tolerance, not bitwise"
+                )
             if ge is None:
                 continue
             if not c.requires_grad:
                 raise Mismatch(f"no gradient ({dtype_name})")
             gc = torch.autograd.grad(c, [c_in[i] for i in self.diff], upstream, allow_unused=True)
             precision = "float32" if "float32" in (dtype_name, str(e.dtype)[6:]) else "float64"
+            precision = tolerance or precision
             for i, x, y in zip(self.diff, ge, gc, strict=True):
                 compare_gradient(self.params[i]["name"], x, y, precision, named, self.notes)
         if not inference:
             return
         with torch.no_grad():
             c0 = self.call(compiled, self.arguments(tensors, config, False), "rewrite")
-        if exact and not same_values(e, c0):
-            raise Mismatch("under torch.no_grad(): " + value_difference(e, c0, self.named(e_in)))
+        if not same_values(e, c0):
+            if exact:
+                raise Mismatch(
+                    "under torch.no_grad(): " + value_difference(e, c0, self.named(e_in))
+                )
+            named = self.named(e_in)
+            compare_gradient("the value under torch.no_grad()", e, c0, "float32", named, set())
 
     def script_check(self) -> str:
         for form, eager in self.forms.items():
@@ -478,7 +491,15 @@ class Checker:
                 raise Mismatch(f"{form} form: the loaded graph calls Python (prim::PythonOp)")
             for dtype_name in ("float32", "float64"):
                 try:
-                    self.against_eager(loaded, module, dtype_name, exact=True)
+                    # The gradient check's tolerance at float32 precision, in both dtypes: the
+                    # TorchScript fuser reorders float operations, and a gradient with
+                    # cancellation (``1 - tanh(x) ** 2`` at large x) then differs from eager by
+                    # far more than float64 ulps (2.35e-11 absolute, 1.5e-8 relative measured on
+                    # a published surrogate). A wrong emission is caught by the eager gradient
+                    # check against the original at the dtype's own tolerance.
+                    self.against_eager(
+                        loaded, module, dtype_name, exact=False, tolerance=SCRIPT_TOLERANCE
+                    )
                 except Mismatch as exc:
                     raise Mismatch(f"{form} form, saved and loaded: {exc}") from None
         return ""
