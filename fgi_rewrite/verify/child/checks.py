@@ -69,6 +69,7 @@ grid, variants, SAME_SHAPE = compare.grid, compare.variants, compare.SAME_SHAPE
 same_values, value_difference = compare.same_values, compare.value_difference
 forgive_nan_at_nonfinite = compare.forgive_nan_at_nonfinite
 compare_gradient = compare.compare_gradient
+compare_grad_presence, parameter = compare.compare_grad_presence, compare.parameter
 
 
 # ---- building a case's module ----------------------------------------------------------------
@@ -238,12 +239,8 @@ class Checker:
         grad: bool,
         generator: Any,
     ) -> None:
-        """After ``backward`` on each side, every argument that requires grad (a differentiable
-        input, a hyperparameter passed as an ``nn.Parameter``) has a ``.grad`` after the rewrite
-        exactly where it has one after the original, equal within the tolerance: a backward that
-        returns None for an ``nn.Parameter`` leaves its ``.grad`` None, and a zero tensor there
-        would let weight decay and momentum move it. An output that does not require grad
-        counts as a backward that reaches nothing."""
+        """``backward`` on each side, then ``compare_grad_presence``; an output that does not
+        require grad counts as a backward that reaches nothing."""
         sides = []
         upstream = None
         for fn, what in ((self.original, "original"), (candidate, "rewrite")):
@@ -260,22 +257,8 @@ class Checker:
                         f"the {what}'s backward raised {type(exc).__name__}: {first_line(exc)}"
                     ) from None
             sides.append(args)
-        named = self.named(sides[0])
-        for i, (a, b) in enumerate(zip(*sides, strict=True)):
-            if not (isinstance(a, torch.Tensor) and a.requires_grad):
-                continue
-            name = self.params[i]["name"]
-            if (a.grad is None) != (b.grad is None):
-                what = "a zero tensor" if b.grad is not None and not b.grad.any() else "a tensor"
-                raise Mismatch(
-                    f"{name}.grad after backward: the original leaves it None, the rewrite "
-                    f"sets it ({what})"
-                    if a.grad is None
-                    else f"{name}.grad after backward: the original sets it, the rewrite leaves "
-                    "it None"
-                )
-            if a.grad is not None:
-                compare_gradient(f"{name}.grad", a.grad, b.grad, "float32", named, self.notes)
+        names = [p["name"] for p in self.params]
+        compare_grad_presence(sides[0], sides[1], names, self.named(sides[0]), self.notes)
 
     def usable_configs(self) -> list[dict[str, Any]]:
         """The hyperparameter combinations to compare at. A combination made of sample values
@@ -569,12 +552,6 @@ class Checker:
             if (x is None) != (y is None) or (x is not None and not torch.allclose(x, y)):
                 return "torch.export drops the custom backward (gradient differs)"
         return "exports with its gradient"
-
-
-def parameter(value: object, dtype: Any) -> Any:
-    """A 0-dim ``nn.Parameter`` holding ``value``, in the inputs' floating dtype (as after
-    ``model.double()``)."""
-    return torch.nn.Parameter(torch.tensor(float(value), dtype=dtype))  # type: ignore[arg-type]
 
 
 def first_line(exc: BaseException) -> str:
