@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sources import DEFINITION, USER
+from tests.sources import DEFINITION, USER, notebook
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,6 +75,9 @@ def _project(tmp_path: Path) -> tuple[Path, Path]:
     (project / "snn" / "surrogates.py").write_text(DEFINITION)
     model = project / "snn" / "model.py"
     model.write_text(USER.replace("from surrogates", "from snn.surrogates"))
+    # A notebook too (types_or: [python, jupyter]), calling the surrogate in a cell.
+    cells = ["%matplotlib inline\nfrom snn.surrogates import SpikeFn\n", "y = SpikeFn.apply(x)"]
+    (project / "explore.ipynb").write_bytes(notebook(cells))
     _git("init", "-q", cwd=project)
     _git("add", "-A", cwd=project)
     return project, model
@@ -90,6 +93,8 @@ def test_pre_commit_hooks_verify_or_write_nothing(tmp_path: Path) -> None:
     hooks = _hook_repository(tmp_path / "hooks")
     project, model = _project(tmp_path)
     original = model.read_text()
+    explore = project / "explore.ipynb"
+    notebook_before = explore.read_bytes()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("FGI_REWRITE_")}
     base_env.update(PRE_COMMIT_HOME=str(tmp_path / "cache"), NO_COLOR="1")
 
@@ -109,14 +114,15 @@ def test_pre_commit_hooks_verify_or_write_nothing(tmp_path: Path) -> None:
     assert check.returncode == 1, check.stdout + check.stderr
     assert "+++" in check.stdout and "SpikeFn.apply" in check.stdout
     assert "unverified: not written" in check.stdout
-    assert model.read_text() == original
+    assert "explore.ipynb:cell_1\t(rewritten)" in check.stdout
+    assert model.read_text() == original and explore.read_bytes() == notebook_before
     # The writing hook fails, writes nothing, and says how to get verification.
     unverified = try_repo("fgi-rewrite")
     assert unverified.returncode == 1, unverified.stdout + unverified.stderr
     assert "files were modified by this hook" not in unverified.stdout
     for advice in ("FGI309", "pip install 'fgi-rewrite[verify]'", "language: system"):
         assert advice in unverified.stdout, unverified.stdout
-    assert model.read_text() == original
+    assert model.read_text() == original and explore.read_bytes() == notebook_before
 
     # The hook's environment, verified by the project's interpreter.
     first = try_repo("fgi-rewrite", FGI_REWRITE_VERIFY_PYTHON=sys.executable)
@@ -125,6 +131,7 @@ def test_pre_commit_hooks_verify_or_write_nothing(tmp_path: Path) -> None:
     assert "verify SpikeFn: grad ✓" in first.stdout, first.stdout
     assert "SpikeFn.apply" not in model.read_text()
     assert (project / "snn" / "surrogates.py").read_text() == DEFINITION
+    assert b"SpikeFn.apply" not in explore.read_bytes()
     _git("add", "-A", cwd=project)
     second = try_repo("fgi-rewrite", FGI_REWRITE_VERIFY_PYTHON=sys.executable)
     assert second.returncode == 0 and "Passed" in second.stdout, second.stdout + second.stderr
@@ -133,6 +140,7 @@ def test_pre_commit_hooks_verify_or_write_nothing(tmp_path: Path) -> None:
     # language: system runs the fgi-rewrite of the environment pre-commit runs in (here the one
     # of these tests, which has torch), as a project's own virtualenv would.
     model.write_text(original)
+    explore.write_bytes(notebook_before)
     _git("add", "-A", cwd=project)
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     first = try_repo("fgi-rewrite-system", PATH=path)
