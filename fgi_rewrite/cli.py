@@ -149,13 +149,22 @@ def _existing_paths(
     envvar="FGI_REWRITE_VERIFY",
     help="Check every rewrite in a subprocess before writing: grad (values and "
     "gradients equal the original's), script (+ TorchScript script/save/load), "
-    "full (+ torch.compile and torch.export). Needs torch; without it rewrites "
-    "are reported unverified (FGI303). A gradient failure is never written.",
+    "full (+ torch.compile and torch.export). Needs torch: without it nothing is written "
+    "(FGI309, FGI305) unless --allow-unverified. none: write without verifying. A gradient "
+    "failure is never written.",
+)
+@click.option(
+    "--allow-unverified",
+    is_flag=True,
+    help="Write rewrites that could not be verified (no torch, a timeout, a Function that "
+    "cannot be rebuilt in isolation), reported as FGI303/FGI304. Default: leave them "
+    "unchanged (FGI305) and exit 1.",
 )
 @click.option(
     "--require-verify",
     is_flag=True,
-    help="Refuse (leave unchanged) every rewrite that could not be verified.",
+    help="Leave every rewrite that could not be verified unchanged (FGI305): the default, "
+    "spelled out; overrides allow-unverified from the configuration.",
 )
 @click.option(
     "--allow-unscriptable",
@@ -198,9 +207,10 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     """Rewrite surrogate-gradient autograd.Functions into forward gradient injection code.
 
     PATH may be files or directories; '-' reads a source from stdin and writes the result to
-    stdout. Exit status: 0 ok, 1 --check found changes or refusals, 2 usage error (also a path
-    that does not exist), 123 a file could not be read, parsed or written (or internal error),
-    130 interrupted.
+    stdout. Exit status: 0 ok, 1 --check found changes or refusals (or, in any mode, a rewrite
+    could not be verified and was left unchanged), 2 usage error (also a path that does not
+    exist), 123 a file could not be read, parsed or written (or internal error), 130
+    interrupted.
     """
     if params["explain"] is not None:
         _explain(params["explain"])
@@ -228,6 +238,7 @@ def main(ctx: click.Context, /, **params: Any) -> None:
             f"--plot draws its figures while verifying: it cannot be used with --verify none"
             f"{where}; use --verify grad, the quickest level that plots"
         )
+    params = _unverified_choice(ctx, params)
     as_json = params["format"] == "json"
     if use_stdin and as_json and not (params["check"] or params["diff"]):
         raise click.UsageError(
@@ -249,6 +260,7 @@ def main(ctx: click.Context, /, **params: Any) -> None:
         stdin=source,
         stdin_filename=stdin_filename,
         verify=params["verify"],
+        allow_unverified=params["allow_unverified"],
         require_verify=params["require_verify"],
         allow_unscriptable=params["allow_unscriptable"],
         remove_unused=params["remove_unused"],
@@ -281,6 +293,24 @@ def main(ctx: click.Context, /, **params: Any) -> None:
     else:
         _print(report, options, params, to_stdout=source is None or options.diff)
     sys.exit(report.exit_code())
+
+
+def _unverified_choice(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]:
+    """``--allow-unverified`` and ``--require-verify`` contradict each other: both on the
+    command line is a usage error; otherwise the one given on the command line wins over the
+    configuration file (with both from the file, ``require-verify``)."""
+    if not (params["allow_unverified"] and params["require_verify"]):
+        return params
+    given = {
+        name
+        for name in ("allow_unverified", "require_verify")
+        if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    }
+    if len(given) == 2:
+        raise click.UsageError("--allow-unverified and --require-verify contradict each other")
+    if given == {"allow_unverified"}:
+        return {**params, "require_verify": False}
+    return {**params, "allow_unverified": False}
 
 
 def _shows_progress(params: dict[str, Any]) -> bool:

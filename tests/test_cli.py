@@ -810,6 +810,7 @@ FUNCTION = {
 VERIFICATION = {
     "status": str,
     "checks": dict,
+    "accepted": bool,
     "written": bool,
     "detail": str,
     "hyperparameters": str,

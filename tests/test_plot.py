@@ -134,12 +134,14 @@ def test_plot_without_torch_says_so_once_and_the_api_implies_grad(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Options(plot=...) verifies even at the API's default verify="none"; without torch the
-    rewrites are unverified (FGI303) and no plot is drawn (FGI307, once)."""
+    rewrites are unverified (FGI309 once, FGI303 each: verify="none" asked for unverified
+    writes) and no plot is drawn (FGI307, once)."""
     monkeypatch.setenv("FGI_REWRITE_VERIFY_NO_TORCH", "1")
     root = project(tmp_path, list(PLOTTED))
     report = run([root], Options(check=True, plot=tmp_path / "plots"))
     found = [d.code.code for d in report.diagnostics]
-    assert found.count("FGI303") == 1 and found.count("FGI307") == 1
+    assert found.count("FGI309") == 1 and found.count("FGI307") == 1
+    assert found.count("FGI303") == len(PLOTTED) and "FGI305" not in found
     assert len(report.verifications) == len(PLOTTED)
     assert all(v.status == "unverified" and not v.plot for v in report.verifications)
     assert list((tmp_path / "plots").iterdir()) == []

@@ -1,7 +1,9 @@
 """The pre-commit hooks, run by real pre-commit (``try-repo``) in a temporary git repository.
 
 pre-commit installs this repository into a fresh virtualenv (from the package index), which takes
-a while: the test is marked slow.
+a while: the test is marked slow. That virtualenv has no torch, so the hooks there write nothing
+unless verification is pointed at an interpreter that has it; the ``language: system`` hook runs
+the project's own environment (README, "pre-commit").
 """
 
 from __future__ import annotations
@@ -65,10 +67,7 @@ def _hook_repository(destination: Path) -> Path:
     return destination
 
 
-def test_pre_commit_hooks_rewrite_then_pass(tmp_path: Path) -> None:
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
-    hooks = _hook_repository(tmp_path / "hooks")
+def _project(tmp_path: Path) -> tuple[Path, Path]:
     project = tmp_path / "project"
     (project / "snn").mkdir(parents=True)
     (project / "pyproject.toml").write_text("[project]\nname = 'snn'\n")
@@ -76,46 +75,78 @@ def test_pre_commit_hooks_rewrite_then_pass(tmp_path: Path) -> None:
     (project / "snn" / "surrogates.py").write_text(DEFINITION)
     model = project / "snn" / "model.py"
     model.write_text(USER.replace("from surrogates", "from snn.surrogates"))
-    original = model.read_text()
     # A notebook too (types_or: [python, jupyter]), calling the surrogate in a cell.
     cells = ["%matplotlib inline\nfrom snn.surrogates import SpikeFn\n", "y = SpikeFn.apply(x)"]
-    explore = project / "explore.ipynb"
-    explore.write_bytes(notebook(cells))
-    notebook_before = explore.read_bytes()
+    (project / "explore.ipynb").write_bytes(notebook(cells))
     _git("init", "-q", cwd=project)
     _git("add", "-A", cwd=project)
+    return project, model
 
-    env = {**os.environ, "PRE_COMMIT_HOME": str(tmp_path / "cache"), "NO_COLOR": "1"}
 
-    def try_repo(hook: str) -> subprocess.CompletedProcess[str]:
+def test_pre_commit_hooks_verify_or_write_nothing(tmp_path: Path) -> None:
+    """The hooks in pre-commit's own environment have no torch: nothing is written and the output
+    says how to get verification. ``FGI_REWRITE_VERIFY_PYTHON`` (the project's interpreter, which
+    has torch) and the ``language: system`` hook verify: the first run rewrites and fails, as
+    pre-commit hooks that modify files do, the second passes."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    hooks = _hook_repository(tmp_path / "hooks")
+    project, model = _project(tmp_path)
+    original = model.read_text()
+    explore = project / "explore.ipynb"
+    notebook_before = explore.read_bytes()
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("FGI_REWRITE_")}
+    base_env.update(PRE_COMMIT_HOME=str(tmp_path / "cache"), NO_COLOR="1")
+
+    def try_repo(hook: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*_pre_commit(), "try-repo", str(hooks), hook, "--all-files", "--color", "never"],
             cwd=project,
-            env=env,
+            env={**base_env, **env},
             capture_output=True,
             text=True,
             timeout=900,
             check=False,
         )
 
-    # The check hook fails with a diff and writes nothing.
+    # Without torch: the check hook fails with the diff, marked unverified, and writes nothing.
     check = try_repo("fgi-rewrite-check")
     assert check.returncode == 1, check.stdout + check.stderr
     assert "+++" in check.stdout and "SpikeFn.apply" in check.stdout
+    assert "unverified: not written" in check.stdout
     assert "explore.ipynb:cell_1\t(rewritten)" in check.stdout
     assert model.read_text() == original and explore.read_bytes() == notebook_before
+    # The writing hook fails, writes nothing, and says how to get verification.
+    unverified = try_repo("fgi-rewrite")
+    assert unverified.returncode == 1, unverified.stdout + unverified.stderr
+    assert "files were modified by this hook" not in unverified.stdout
+    for advice in ("FGI309", "pip install 'fgi-rewrite[verify]'", "language: system"):
+        assert advice in unverified.stdout, unverified.stdout
+    assert model.read_text() == original and explore.read_bytes() == notebook_before
 
-    # The writing hook rewrites the call site and fails, as pre-commit hooks that modify files do.
-    first = try_repo("fgi-rewrite")
+    # The hook's environment, verified by the project's interpreter.
+    first = try_repo("fgi-rewrite", FGI_REWRITE_VERIFY_PYTHON=sys.executable)
     assert first.returncode == 1, first.stdout + first.stderr
     assert "files were modified by this hook" in first.stdout
+    assert "verify SpikeFn: grad ✓" in first.stdout, first.stdout
     assert "SpikeFn.apply" not in model.read_text()
     assert (project / "snn" / "surrogates.py").read_text() == DEFINITION
     assert b"SpikeFn.apply" not in explore.read_bytes()
-
-    # Staged again, both hooks pass.
     _git("add", "-A", cwd=project)
-    second = try_repo("fgi-rewrite")
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert "Passed" in second.stdout
+    second = try_repo("fgi-rewrite", FGI_REWRITE_VERIFY_PYTHON=sys.executable)
+    assert second.returncode == 0 and "Passed" in second.stdout, second.stdout + second.stderr
     assert try_repo("fgi-rewrite-check").returncode == 0
+
+    # language: system runs the fgi-rewrite of the environment pre-commit runs in (here the one
+    # of these tests, which has torch), as a project's own virtualenv would.
+    model.write_text(original)
+    explore.write_bytes(notebook_before)
+    _git("add", "-A", cwd=project)
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    first = try_repo("fgi-rewrite-system", PATH=path)
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "files were modified by this hook" in first.stdout
+    assert "verify SpikeFn: grad ✓" in first.stdout, first.stdout
+    _git("add", "-A", cwd=project)
+    second = try_repo("fgi-rewrite-system", PATH=path)
+    assert second.returncode == 0 and "Passed" in second.stdout, second.stdout + second.stderr

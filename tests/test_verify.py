@@ -105,7 +105,7 @@ def by_name(report: Report) -> dict[str, verify.Verification]:
 
 
 def test_codes_are_documented() -> None:
-    for code in ("FGI301", "FGI302", "FGI303", "FGI304", "FGI305", "FGI306"):
+    for code in ("FGI301", "FGI302", "FGI303", "FGI304", "FGI305", "FGI306", "FGI309"):
         text = ALL_CODES[code].explain()
         assert "Example" in text and "Fix" in text, code
     assert ALL_CODES["FGI301"].severity is Severity.REFUSAL
@@ -152,8 +152,10 @@ def test_job_isolates_the_class_and_takes_call_site_hyperparameters(
     assert "def sg(x, alpha)" in text and "class SigmoidSpike(Function)" in text
     assert "mypkg" not in text and "other" not in text  # the user's own modules stay out
     configs = cases["SigmoidSpike"]["configs"]
-    # alpha=5.0 from one call site; the other passes a variable: its default 2.0 is used.
-    assert [c["values"] for c in configs] == [{"alpha": 5.0}, {"alpha": 2.0}]
+    # alpha=5.0 from one call site; the other passes a variable: its default 2.0 is used, and
+    # (a caller may pass an nn.Parameter there) the first values once as a parameter.
+    assert [c["values"] for c in configs] == [{"alpha": 5.0}, {"alpha": 2.0}, {"alpha": 5.0}]
+    assert [c["parameters"] for c in configs] == [[], [], ["alpha"]]
     assert [c["values"] for c in cases["ThresholdSpike"]["configs"]] == [{}]
     assert [p["grad"] for p in cases["ThresholdSpike"]["params"]] == [True, True]
     line = by_name(report)["SigmoidSpike"].line()
@@ -206,33 +208,58 @@ def test_nested_class_is_dedented_and_foreign_base_cannot_be_isolated(
     (case,) = jobs[0]["cases"]
     class_chunk = next(c for c in case["chunks"] if c["kind"] == "class")
     assert class_chunk["text"].startswith("class Inner(torch.autograd.Function):\n    @static")
-    assert codes_of(report) == ["FGI304"]
+    # By default what cannot be verified is not written, but --diff still shows it.
+    assert codes_of(report) == ["FGI305"]
     assert by_name(report)["Derived"].status == "isolation"
+    assert "-> unverified: not written" in by_name(report)["Derived"].line()
     assert any(r.changed and r.path.name == "derived.py" for r in report.results)
-    # --require-verify: what cannot be verified is left unchanged.
-    report = run([root], Options(verify="script", diff=True, require_verify=True))
+    assert report.exit_code() == 1
+    # --allow-unverified: written unverified, on purpose.
+    report = run([root], Options(verify="script", diff=True, allow_unverified=True))
+    assert codes_of(report) == ["FGI304"]
+    assert any(r.changed and r.path.name == "derived.py" for r in report.results)
+    assert report.exit_code() == 0
+    # Writing: the unverified rewrite is left unchanged, the verified one written, exit 1.
+    report = run([root], Options(verify="script"))
     assert codes_of(report) == ["FGI305"]
     assert not any(r.changed and r.path.name == "derived.py" for r in report.results)
     assert any(r.changed and r.path.name == "nested.py" for r in report.results)
+    assert report.exit_code() == 1
 
 
-def test_torch_missing_is_said_once_and_require_verify_refuses(
+def test_torch_missing_is_said_once_and_nothing_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = project(tmp_path, {"spikes.py": SPIKE})
     before = (root / "spikes.py").read_bytes()
     monkeypatch.setenv("FGI_REWRITE_VERIFY_NO_TORCH", "1")
     report = run([root], Options(verify="script", check=True))
-    assert codes_of(report) == ["FGI303"]  # once, for both surrogates
-    assert "torch is not importable" in report.diagnostics[-1].message
+    assert codes_of(report) == ["FGI305", "FGI305", "FGI309"]  # FGI309 once, for both
+    (why,) = [d.message for d in report.diagnostics if d.code.code == "FGI309"]
+    assert "torch is not importable" in why
+    for advice in ("fgi-rewrite[verify]", "FGI_REWRITE_VERIFY_PYTHON", "language: system"):
+        assert advice in why
+    assert "--allow-unverified" in why and "--verify none" in why
     assert {v.status for v in report.verifications} == {"unverified"}
     line = by_name(report)["SigmoidSpike"].line()
     assert line.startswith("verify SigmoidSpike: not verified (torch is not importable"), line
-    assert report.changed  # unverified rewrites are still rewritten
-    report = run([root], Options(verify="script", require_verify=True))
-    assert codes_of(report) == ["FGI303", "FGI305", "FGI305"]
-    assert report.exit_code() == 0 and not report.changed
-    assert (root / "spikes.py").read_bytes() == before
+    assert line.endswith("-> unverified: not written (--allow-unverified writes it)")
+    assert report.changed  # --check still shows what would change
+    assert report.exit_code() == 1
+    for options in (Options(verify="script"), Options(verify="script", require_verify=True)):
+        report = run([root], options)
+        assert codes_of(report) == ["FGI305", "FGI305", "FGI309"]
+        assert report.exit_code() == 1 and not report.changed
+        assert (root / "spikes.py").read_bytes() == before
+    # On purpose: written unverified, and said so per rewrite.
+    report = run([root], Options(verify="script", allow_unverified=True))
+    assert codes_of(report) == ["FGI303", "FGI303", "FGI309"]
+    assert report.exit_code() == 0 and report.changed
+    assert (root / "spikes.py").read_bytes() != before
+    # --require-verify wins over --allow-unverified (API).
+    root.joinpath("spikes.py").write_bytes(before)
+    report = run([root], Options(verify="script", allow_unverified=True, require_verify=True))
+    assert report.exit_code() == 1 and not report.changed
 
 
 def test_interpreter_without_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -244,7 +271,7 @@ def test_interpreter_without_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     wrapper.chmod(0o755)
     monkeypatch.setenv("FGI_REWRITE_VERIFY_PYTHON", str(wrapper))
     report = run([root], Options(verify="grad", diff=True))
-    (diagnostic,) = [d for d in report.diagnostics if d.code.code == "FGI303"]
+    (diagnostic,) = [d for d in report.diagnostics if d.code.code == "FGI309"]
     assert "ModuleNotFoundError" in diagnostic.message
 
 
@@ -254,8 +281,10 @@ def test_timeout_marks_rewrites_unverified(tmp_path: Path, monkeypatch: pytest.M
     start = time.perf_counter()
     report = run([root], Options(verify="grad", diff=True))
     assert time.perf_counter() - start < 10
-    assert codes_of(report) == ["FGI303", "FGI303"]
+    assert codes_of(report) == ["FGI305", "FGI305", "FGI309"]
     assert all("timed out" in v.detail for v in report.verifications)
+    (why,) = [d.message for d in report.diagnostics if d.code.code == "FGI309"]
+    assert "FGI_REWRITE_VERIFY_TIMEOUT" in why
 
 
 def test_rewrite_path_never_imports_torch(tmp_path: Path) -> None:
@@ -380,7 +409,8 @@ def {name}(x: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
     if torch.is_grad_enabled() and x.requires_grad:
         x_d = x.detach()
         s = (lambda t: torch.sigmoid(alpha * t))(x_d)
-        out = out.detach() + torch.nan_to_num((x - x_d) * (alpha * s * (1.0 - s))).to(out.dtype)
+        g = (alpha * s * (1.0 - s)).detach()
+        out = out.detach() + torch.nan_to_num((x - x_d) * g).to(out.dtype)
     return out
 """,
     # The original Function itself: scripts as prim::PythonOp, cannot be saved.
@@ -767,13 +797,13 @@ def test_import_user_code_is_opt_in(tmp_path: Path) -> None:
     assert not (root / "imported.txt").exists()  # nothing of the project was imported
     verdicts = by_name(report)
     assert verdicts["Derived"].status == "isolation"  # FGI304: a base class nested in a class
-    assert "NameError: name 'register' is not defined" in verdicts["Registered"].detail
-    assert codes_of(report) == ["FGI304", "FGI304"]
+    assert "its class calls @register when it is defined" in verdicts["Registered"].detail
+    assert codes_of(report) == ["FGI305", "FGI305"]  # not verified: not written by default
 
     report = run([root], Options(verify="grad", diff=True, verify_import_user_code=True))
     assert not codes_of(report), [d.render() for d in report.diagnostics]
     verdicts = by_name(report)
-    for name, why in (("Derived", "its base class"), ("Registered", "NameError")):
+    for name, why in (("Derived", "its base class"), ("Registered", "@register")):
         assert verdicts[name].checks == (("grad", "ok"),), verdicts[name].line()
         assert verdicts[name].imported == "derived"
         assert "(original imported from derived)" in verdicts[name].line()
@@ -895,7 +925,7 @@ def test_module_check_regressions_are_reported() -> None:
     assert checks[1].line() == "module model.B: script ✗ (torch.jit.script fails: Y)"
     assert checks[2].line() == f"module {path} (import): script ✗ (import fails: E)"
     _, diagnostics = judge_modules([], "verification timed out after 1 s", Path(path))
-    assert [d.code.code for d in diagnostics] == ["FGI303"]
+    assert [d.code.code for d in diagnostics] == ["FGI309"]
 
 
 def test_defaults_of_enclosing_functions_are_used_with_the_samples(
@@ -920,11 +950,13 @@ def test_defaults_of_enclosing_functions_are_used_with_the_samples(
     jobs = stub_child(monkeypatch)
     report = run([root], Options(verify="grad", diff=True))
     case = next(c for c in jobs[0]["cases"] if c["class_name"] == "SigmoidSpike")
-    # MAX_CONFIGS (4) cuts the last sample; the verdict names only the values checked.
-    assert [c["values"]["alpha"] for c in case["configs"]] == [4.0, 6.0, 1.0, 2.0]
+    # MAX_CONFIGS (4) cuts the last samples, keeping one slot for alpha passed as an
+    # nn.Parameter (a caller may); the verdict names only the values checked.
+    assert [c["values"]["alpha"] for c in case["configs"]] == [4.0, 6.0, 1.0, 4.0]
+    assert [c["parameters"] for c in case["configs"]] == [[], [], [], ["alpha"]]
     assert [c["sampled"] for c in case["configs"]] == [False, False, True, True]
     # 3.0 is not what ``rebinding`` passes: only the samples stand for it.
     assert by_name(report)["SigmoidSpike"].hyper == (
         "alpha=4.0 (default of make); alpha=6.0 (default of Layer.__init__); "
-        "alpha=1.0, 2.0 (sample)"
+        "alpha=1.0, Parameter(4.0) (sample)"
     )

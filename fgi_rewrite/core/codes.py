@@ -401,14 +401,14 @@ class NotScriptable(Code):
 
 
 class Unverified(Code):
-    """A rewrite could not be verified: torch is not importable by the verification interpreter
-    (said once per run), the verification subprocess timed out, or it failed. The rewrite is
-    written unverified.
+    """A rewrite that could not be verified was written (with ``--check``/``--diff``: would be
+    written) because ``--allow-unverified`` was given: torch is not importable by the verification
+    interpreter, the verification subprocess timed out, or it failed (FGI309 says why, once).
+    Without that flag such a rewrite is not written (FGI305).
 
-    Example: fgi-rewrite installed in an environment without torch.
-    Fix: install torch (``pip install 'fgi-rewrite[verify]'``), or point
-    ``FGI_REWRITE_VERIFY_PYTHON`` at an interpreter that has it; ``--verify none`` silences this,
-    ``--require-verify`` refuses unverified rewrites (FGI305).
+    Example: ``fgi-rewrite --allow-unverified src/`` in an environment without torch.
+    Fix: get verification (see FGI309), or drop ``--allow-unverified`` to leave such rewrites
+    unchanged.
     """
 
     code = "FGI303"
@@ -417,15 +417,16 @@ class Unverified(Code):
 
 class CannotIsolate(Code):
     """The Function cannot be rebuilt in an isolated verification module (its class, imports of
-    torch/math/the standard library, module-level helpers and simple constants, also those copied
-    from the project modules it imports from), because it needs code that only runs when the
-    user's modules are imported, so it is not verified. The rewrite is written unverified.
+    torch/math/the standard library, module-level helpers and constants built by pure functions,
+    also those copied from the project modules it imports from), or the original does not run
+    there as the call sites use it; so it is not verified, and ``--allow-unverified`` was given:
+    the rewrite is written unverified. Without that flag it is not written (FGI305).
 
     Example: ``class Spike(SurrogateBase)`` with ``SurrogateBase`` imported from another module
-    of the project, or a decorator or module-level value built by the user's own code.
-    Fix: none needed; ``--verify-import-user-code`` verifies it against the Function imported
-    from its module (which executes that module); ``--require-verify`` refuses such rewrites
-    (FGI305).
+    of the project, a decorator or module-level value built by the user's own code, or a
+    constant loaded from a file (``K = torch.load("k.pt")``, never run by verification).
+    Fix: ``--verify-import-user-code`` verifies it against the Function imported from its
+    module (which executes that module); or drop ``--allow-unverified`` to leave it unchanged.
     """
 
     code = "FGI304"
@@ -433,11 +434,18 @@ class CannotIsolate(Code):
 
 
 class VerificationRequired(Code):
-    """``--require-verify`` was given and a rewrite could not be verified (torch missing, a timeout,
-    or a Function that cannot be rebuilt in isolation), so it is left unchanged.
+    """A rewrite could not be verified, so it is left unchanged (the default; ``--require-verify``
+    asks for it explicitly): torch is missing or the verification process timed out or failed
+    (FGI309 says why and how to get verification, once per run), or the Function cannot be
+    rebuilt in isolation, or the original does not run with the inputs its call sites pass. The
+    run exits 1, also when writing. ``--check`` and ``--diff`` still show the rewrite, marked
+    unverified.
 
-    Example: ``fgi-rewrite --require-verify src/`` in an environment without torch.
-    Fix: install torch for the verification, or drop ``--require-verify``.
+    Example: ``fgi-rewrite src/`` in an environment without torch; or ``Fn.apply(v, self.alpha)``
+    whose original raises with the value verification passes.
+    Fix: get verification (FGI309); for a Function that cannot be isolated,
+    ``--verify-import-user-code``; or pass ``--allow-unverified`` (or ``--verify none``) to write
+    unverified rewrites on purpose (reported as FGI303/FGI304).
     """
 
     code = "FGI305"
@@ -486,6 +494,26 @@ class ModuleNotScriptable(Code):
     """
 
     code = "FGI308"
+    severity = Severity.WARNING
+
+
+class VerificationUnavailable(Code):
+    """Verification could not run at all, said once per run: torch is not importable by the
+    verification interpreter, that interpreter cannot be started, or the verification process
+    timed out or failed. Its rewrites are not written (FGI305) unless ``--allow-unverified``
+    (FGI303). For the ``--verify-modules`` check (``--verify-modules: not checked``), the files
+    are written or not as without that flag.
+
+    Example: the pre-commit hook ``id: fgi-rewrite`` runs in an isolated environment of its
+    own, without torch.
+    Fix: ``pip install 'fgi-rewrite[verify]'`` (torch beside fgi-rewrite); or set
+    ``FGI_REWRITE_VERIFY_PYTHON`` to the project's own interpreter (the one that has torch); or
+    run the pre-commit hook with ``language: system`` in the project's environment (README,
+    "pre-commit"); on a timeout, ``FGI_REWRITE_VERIFY_TIMEOUT`` raises the limit. To write
+    unverified rewrites on purpose: ``--allow-unverified`` (or ``--verify none``).
+    """
+
+    code = "FGI309"
     severity = Severity.WARNING
 
 

@@ -85,7 +85,7 @@ class Verification:
     hyper: str = ""  # the hyperparameter values used, and where they came from
     status: VerificationStatus = VerificationStatus.VERIFIED
     detail: str = ""
-    written: bool = True
+    written: bool = True  # the verdict lets it be written (with --check/--diff: would be)
     seconds: float = 0.0
     plot: str = ""  # the PNG drawn with --plot (as the user named its directory)
     notes: tuple[str, ...] = ()  # what the comparison found but accepted (non-finite, shapes)
@@ -103,7 +103,12 @@ class Verification:
             text += f" (original imported from {self.imported})"
         if self.hyper:
             text += f" [{self.hyper}]"
-        if not self.written:
+        if not self.written and self.status in (
+            VerificationStatus.UNVERIFIED,
+            VerificationStatus.ISOLATION,
+        ):
+            text += " -> unverified: not written (--allow-unverified writes it)"
+        elif not self.written:
             text += " -> left unchanged"
         return text
 

@@ -13,7 +13,7 @@ import libcst as cst
 
 from fgi_rewrite.core import codes, symbolic
 from fgi_rewrite.core.ir import OUTPUT
-from fgi_rewrite.core.model import Diagnostic, Location, Surrogate, VerifyLevel
+from fgi_rewrite.core.model import Diagnostic, Location, RunMode, Surrogate, VerifyLevel
 from fgi_rewrite.core.results import FileResult, FunctionRecord, FunctionVerdict
 from fgi_rewrite.pipeline.report import Report
 from fgi_rewrite.pipeline.targets import FoundFunction, TargetContext, rewrite_file
@@ -34,8 +34,10 @@ def verify(
     remote: dict[Path, list[tuple[Surrogate, str]]],
 ) -> None:
     """Verify every surrogate about to be rewritten; files using one that is refused (a wrong
-    gradient, or unscriptable, or unverified with --require-verify) are rewritten again without
-    it, so its call sites are left unchanged (and ``analyses`` records the refusal)."""
+    gradient, or unscriptable, or unverified without --allow-unverified) are rewritten again
+    without it, so its call sites are left unchanged (and ``analyses`` records the refusal).
+    With --check or --diff an unverified rewrite is still shown (its verdict and FGI305 say it
+    would not be written)."""
     options, analyses = context.options, context.analyses
     outcome = verify_rewrites(
         index,
@@ -44,7 +46,8 @@ def verify(
         level=(
             options.verify if options.verify is not VerifyLevel.NONE else VerifyLevel.GRAD
         ),  # --plot needs grad
-        require=options.require_verify,
+        # verify="none" with a plot (API): verified only to draw; unverified writes were asked for.
+        allow_unverified=options.writes_unverified or options.verify is VerifyLevel.NONE,
         allow_unscriptable=options.allow_unscriptable,
         timeout=options.verify_timeout,
         plot=options.plot,
@@ -52,11 +55,16 @@ def verify(
     )
     report.verifications.extend(outcome.verifications)
     report.diagnostics.extend(outcome.diagnostics)
-    if not outcome.rejected:
+    rejected = {
+        qualname: why
+        for qualname, why in outcome.rejected.items()
+        if options.mode is RunMode.WRITE or qualname not in outcome.unverified
+    }
+    if not rejected:
         return
-    analyses.update(outcome.rejected)
+    analyses.update(rejected)
     for i, result in enumerate(report.results):
-        if any(site.surrogate in outcome.rejected for site in result.call_sites):
+        if any(site.surrogate in rejected for site in result.call_sites):
             # Its diagnostics were reported by the first rewrite.
             rewritten = rewrite_file(index, context, index.module(result.path))
             report.results[i] = rewritten.result

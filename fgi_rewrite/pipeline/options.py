@@ -29,7 +29,11 @@ class Options:
     # Verification (verify/stage.py). The API default is none; the CLI's is script. A surrogate
     # failing the gradient check is never rewritten.
     verify: VerifyLevel = VerifyLevel.NONE
-    require_verify: bool = False  # an unverified rewrite is refused
+    # A rewrite that could not be verified (no torch, a timeout, a Function that cannot be
+    # isolated) is not written (FGI305) unless ``allow_unverified`` (FGI303/FGI304).
+    # ``require_verify`` is that default, spelled out; it wins over ``allow_unverified``.
+    allow_unverified: bool = False
+    require_verify: bool = False
     allow_unscriptable: bool = False  # write rewrites that fail TorchScript/compile/export
     verify_timeout: float | None = None  # seconds for the whole verification subprocess
     remove_unused: bool = False  # drop Functions, aliases and imports nothing uses any more
@@ -48,6 +52,11 @@ class Options:
         # The Python API also takes the plain strings (``Options(style="function")``).
         object.__setattr__(self, "style", Style(self.style))
         object.__setattr__(self, "verify", VerifyLevel(self.verify))
+
+    @property
+    def writes_unverified(self) -> bool:
+        """Whether a rewrite that could not be verified is written (``--allow-unverified``)."""
+        return self.allow_unverified and not self.require_verify
 
     @property
     def mode(self) -> RunMode:

@@ -3,7 +3,9 @@
 Exit codes (as black):
 
 * 0: nothing to change, or the changes were written (also when no file was given or found);
-* 1: with ``--check``, a file would change or a surrogate was refused;
+* 1: with ``--check``, a file would change or a surrogate was refused; in any mode, a rewrite was
+  left unchanged because it could not be verified (FGI305: no torch, a timeout, a Function that
+  cannot be isolated), since the run could not do what it was asked;
 * 2: a usage error (unknown option, bad value, bad configuration file), reported by click;
 * 123: a file could not be read, parsed or written, or an internal error occurred;
 * 130: interrupted (Ctrl-C); files already written are complete, the others untouched.
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fgi_rewrite import __version__
+from fgi_rewrite.core import codes
 from fgi_rewrite.core.codes import Severity
 from fgi_rewrite.core.model import Diagnostic, Location, RunMode
 from fgi_rewrite.core.results import (
@@ -73,7 +76,14 @@ class Report:
             return EXIT_ERROR
         if self.check and (self.changed or self.of(Severity.REFUSAL)):
             return EXIT_CHANGES
+        if self.withheld_unverified:
+            return EXIT_CHANGES
         return EXIT_OK
+
+    @property
+    def withheld_unverified(self) -> bool:
+        """A rewrite was left unchanged only because it could not be verified (FGI305)."""
+        return any(d.code is codes.VerificationRequired for d in self.diagnostics)
 
     def summary(self, wrote: bool) -> str:
         verb = "rewritten" if wrote else "would be rewritten"
@@ -178,13 +188,16 @@ def _call_site(site: CallSite) -> dict[str, Any]:
     return {"surrogate": site.surrogate, **_location(site.location), "style": site.style}
 
 
-def _verification(verification: Verification | None) -> dict[str, Any] | None:
+def _verification(verification: Verification | None, mode: RunMode) -> dict[str, Any] | None:
     if verification is None:
         return None
     return {
         "status": verification.status,
         "checks": dict(verification.checks),
-        "written": verification.written,
+        # accepted: the verdict lets the rewrite be written; written: it was (never with
+        # --check or --diff).
+        "accepted": verification.written,
+        "written": verification.written and mode is RunMode.WRITE,
         "detail": verification.detail,
         "hyperparameters": verification.hyper,
         "notes": list(verification.notes),
@@ -220,7 +233,7 @@ def to_json(report: Report, mode: RunMode, diffs: bool = False) -> dict[str, Any
                 "g": dict(record.g) if record.verdict is FunctionVerdict.SURROGATE else None,
                 "code": record.code,
                 "message": record.message,
-                "verification": _verification(verifications.get(record.qualname)),
+                "verification": _verification(verifications.get(record.qualname), mode),
             }
             for record in sorted(
                 report.functions,

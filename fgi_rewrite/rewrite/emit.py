@@ -82,6 +82,43 @@ class _Tidy(cst.CSTTransformer):
     ) -> cst.BaseExpression:
         return _folded(updated)
 
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+        return _float_arguments(updated)
+
+
+# Arguments that TorchScript types ``float`` in ``torch.nn.functional`` (their Python signatures
+# are annotated, unlike the ``Scalar`` of ``torch.clamp``): an int literal there is a compile
+# error, ``hardtanh(Tensor input, float min_val=-1., ...)``. Positions count the input as 0.
+FLOAT_ARGUMENTS: dict[str, tuple[tuple[int, ...], frozenset[str]]] = {
+    "torch.nn.functional.hardtanh": ((1, 2), frozenset({"min_val", "max_val"})),
+    "torch.nn.functional.threshold": ((1, 2), frozenset({"threshold", "value"})),
+    "torch.nn.functional.elu": ((1,), frozenset({"alpha"})),
+    "torch.nn.functional.celu": ((1,), frozenset({"alpha"})),
+    "torch.nn.functional.leaky_relu": ((1,), frozenset({"negative_slope"})),
+    "torch.nn.functional.rrelu": ((1, 2), frozenset({"lower", "upper"})),
+    "torch.nn.functional.dropout": ((1,), frozenset({"p"})),
+    "torch.nn.functional.normalize": ((1, 3), frozenset({"p", "eps"})),
+}
+
+
+def _float_arguments(call: cst.Call) -> cst.Call:
+    """``F.hardtanh(x, 0, 4)`` as ``F.hardtanh(x, 0.0, 4.0)``: the same values in eager mode
+    (the function converts them), and the types TorchScript's schema wants."""
+    spec = FLOAT_ARGUMENTS.get(sym.code(call.func))
+    if spec is None:
+        return call
+    positions, keywords = spec
+    args = []
+    for position, arg in enumerate(call.args):
+        wanted = arg.keyword.value in keywords if arg.keyword else position in positions
+        value = sym.literal_value(arg.value)
+        exact = isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**53
+        if wanted and exact and not arg.star:
+            assert isinstance(value, int)
+            arg = arg.with_changes(value=cst.parse_expression(repr(float(value))))
+        args.append(arg)
+    return call.with_changes(args=args)
+
 
 def _folded(node: cst.BaseExpression) -> cst.BaseExpression:
     value = sym.literal_value(node)
@@ -115,10 +152,16 @@ def _is_number(node: cst.BaseExpression) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _finite(g: cst.BaseExpression) -> str:
+def _finite(g: cst.BaseExpression, detach: bool = False) -> str:
     """``g`` masked with ``torch.nan_to_num(g, 0, 0, 0)`` so that a ``g`` that overflows leaves
-    the value exact and gives a zero gradient (a bounded ``g`` needs no mask)."""
-    return _bare(g) if _bounded(g) else f"torch.nan_to_num({_bare(g)}, 0.0, 0.0, 0.0)"
+    the value exact and gives a zero gradient (a bounded ``g`` needs no mask). With ``detach``
+    the masked ``g`` is detached too: it reads a hyperparameter that may be a tensor requiring
+    grad (an ``nn.Parameter``), which the original's backward gives no gradient (its ``.grad``
+    stays None; through ``(x - x.detach()) * g`` it would become a zero tensor). A bounded ``g``
+    is built from comparisons, which carry no gradient."""
+    if _bounded(g):
+        return _bare(g)
+    return f"torch.nan_to_num({_bare(g)}, 0.0, 0.0, 0.0)" + (".detach()" if detach else "")
 
 
 def _injection(
@@ -361,6 +404,7 @@ def emit_inline(
 
         first_detached = detached_of[surrogate.params[differentiable[0]].name]
         grad_names: dict[int, str] = {}  # one name per input, in every branch
+        detach = _reads_tensor_hyperparameter(surrogate, value_of, grads)
 
         def grad_leaf(expressions: tuple[cst.BaseExpression, ...]) -> list[str]:
             looped, expressions_ = control_flow.hoist(expressions, fresh, first_detached, INDENT)
@@ -372,7 +416,7 @@ def emit_inline(
                 if position not in grad_names:
                     input_name = surrogate.params[differentiable[position]].name
                     grad_names[position] = fresh(f"_fgi_{input_name}_grad")
-                bound.append(f"{grad_names[position]} = {_finite(g)}")
+                bound.append(f"{grad_names[position]} = {_finite(g, detach)}")
                 grads[position] = sym.name(grad_names[position])
             return [
                 *looped,
@@ -384,6 +428,21 @@ def emit_inline(
         block = control_flow.render(control_flow.split(grads), grad_leaf, INDENT)
         lines.extend(f"{INDENT}{line}" for line in block)
     return Emission(tuple(lines), sym.name(output))
+
+
+def _reads_tensor_hyperparameter(
+    surrogate: Surrogate,
+    value_of: dict[str, cst.BaseExpression],
+    grads: Sequence[cst.BaseExpression],
+) -> bool:
+    """Whether a gradient reads a hyperparameter (an input without a gradient) that is not a
+    number literal here, so may be a tensor that requires grad."""
+    names = {
+        sym.code(value_of[p.name])
+        for p, g in zip(surrogate.params, surrogate.grads, strict=True)
+        if g is None and not _is_number(value_of[p.name])
+    }
+    return bool(names) and any(names & sym.names_in(g) for g in grads)
 
 
 def _movable(arg: cst.BaseExpression) -> str:

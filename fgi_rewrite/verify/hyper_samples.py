@@ -4,8 +4,12 @@
 module-constant value each call site passes, else the forward's default, else the default of an
 enclosing function's parameter or ``self`` attribute the call site passes on (and then the samples
 too, since a caller may pass another value), else the documented ``SAMPLES`` (``INT_SAMPLES``
-where ``integer_params`` finds the code needs ints, ``BOOL_SAMPLES`` for a flag); at most
-``MAX_CONFIGS`` combinations. ``probability_params`` names the inputs sampled in [0, 1], and
+where ``integer_params`` finds the code needs ints, ``BOOL_SAMPLES`` for a flag); each
+combination once (``_distinct``), at most ``MAX_CONFIGS`` of them. Each hyperparameter is passed
+the way the call sites pass it (``hyper_kinds``: a number, a 0-dim tensor or an ``nn.Parameter``;
+an argument of unknown kind as a number and, in one further combination kept within
+``MAX_CONFIGS``, as an ``nn.Parameter``). ``probability_params`` names the inputs sampled in
+[0, 1], and
 ``call_nodes`` maps call-site positions to their call nodes. This reads the user's source only;
 the isolated module the values are checked in is built by ``isolate``.
 """
@@ -24,6 +28,15 @@ from fgi_rewrite.project.entities import ValueRef
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ModuleInfo, dotted_name
 from fgi_rewrite.rewrite.emit import tensor_default, used_as_tensor
+from fgi_rewrite.verify.hyper_kinds import (
+    PARAMETER,
+    TENSOR,
+    UNKNOWN,
+    argument_kind,
+    call_owners,
+    kinds_to_check,
+    tensor_payload,
+)
 from fgi_rewrite.verify.job import HyperConfig
 
 SAMPLES = (1.0, 2.0, 5.0)  # hyperparameter values when neither the call site nor a default says
@@ -146,7 +159,7 @@ def _self_defaults(
     for attr, values in module.self_assignments.get(id(node), {}).items():
         if len(values) != 1:
             continue
-        value = values[0]
+        value = _unwrapped(module, values[0])
         if isinstance(value, cst.Name) and value.value in defaults:
             found[attr] = (f"default of {node.name.value}.__init__", defaults[value.value])
         elif sym.literal_value(value) is not NotImplemented:
@@ -268,14 +281,38 @@ def probability_params(surrogate: Surrogate) -> set[str]:
     return found
 
 
+def _distinct(
+    configs: Sequence[HyperConfig], used: Sequence[dict[str, str]]
+) -> tuple[list[HyperConfig], list[dict[str, str]]]:
+    """Each combination once (the first: known values come before samples), so that
+    ``MAX_CONFIGS`` is not spent on repeats (``alpha=2.0`` from a call site, a default and the
+    samples is checked once, and the sample 5.0 is not dropped for it)."""
+    kept: list[HyperConfig] = []
+    sources: list[dict[str, str]] = []
+    seen: set[tuple[object, ...]] = set()
+    for config, source in zip(configs, used, strict=True):
+        key = (
+            tuple((name, type(value), value) for name, value in config.values.items()),
+            config.tensors,
+            config.parameters,
+        )
+        if key not in seen:
+            seen.add(key)
+            kept.append(config)
+            sources.append(source)
+    return kept, sources
+
+
 def hyper_configs(
     index: ProjectIndex,
     surrogate: Surrogate,
     sites: Sequence[tuple[ModuleInfo, cst.Call | None]],
     integers: AbstractSet[str] = frozenset(),
+    saved: AbstractSet[str] = frozenset(),
 ) -> tuple[list[HyperConfig], str]:
     """Hyperparameter combinations to check, and a summary of where their values came from;
-    ``integers`` names the hyperparameters that get integer samples."""
+    ``integers`` names the hyperparameters that get integer samples, ``saved`` those the forward
+    saves with ``save_for_backward`` (so they are tensors; ``hyper_kinds``)."""
     hyper = [i for i, g in enumerate(surrogate.grads) if g is None]
     samples: dict[str, tuple[float, ...] | tuple[int, ...] | tuple[bool, ...]] = {
         surrogate.params[i].name: INT_SAMPLES if surrogate.params[i].name in integers else SAMPLES
@@ -294,7 +331,7 @@ def hyper_configs(
         passed_on = False  # a parameter of the enclosing function, with a literal default
         for i in hyper:
             expr, source = bound[i]
-            value = _literal(index, module, expr) if source else NotImplemented
+            value = _literal(index, module, _unwrapped(module, expr)) if source else NotImplemented
             default = surrogate.params[i].default
             if value is NotImplemented and source == "call site" and default is not None:
                 value, source = _literal(index, module, default), "default"
@@ -342,14 +379,137 @@ def hyper_configs(
                     for i, (_, source) in zip(hyper, combo, strict=True)
                 }
             )
-    configs, used = configs[:MAX_CONFIGS], used[:MAX_CONFIGS]
+    names = [surrogate.params[i].name for i in hyper]
+    integral = _integral(names, set(integers) | _flags(samples), seen)
+    sites = sites or [(index.module(surrogate.location.path), None)]
+    kinds = _kinds(index, surrogate, sites, hyper, set(tensors) | set(saved), integral)
+    configs, used = _distinct(*_with_kinds(configs, used, kinds))
+    configs, used = _cut(configs, used, kinds)
     summary = []  # the values checked (after the cut), grouped by where they came from
     for i in hyper:
         name = surrogate.params[i].name
         by_source: dict[str, list[str]] = {}
         for config, sources in zip(configs, used, strict=True):
-            shown = repr(config.values[name])
+            shown = _shown(config, name)
             if shown not in by_source.setdefault(sources[name], []):
                 by_source[sources[name]].append(shown)
         summary.append("; ".join(f"{name}={', '.join(v)} ({s})" for s, v in by_source.items()))
     return configs, ", ".join(summary)
+
+
+# ---- how the call sites pass each hyperparameter (hyper_kinds.py) -----------------------------
+
+Kinds = dict[str, tuple[tuple[str, ...], bool]]  # name -> (kinds to check, main first; guessed)
+
+
+def _unwrapped(module: ModuleInfo, node: cst.BaseExpression) -> cst.BaseExpression:
+    """The value a tensor-building expression holds (``nn.Parameter(torch.tensor(2.0))``: 2.0)."""
+    value = tensor_payload(module, node)[0]
+    return value if value is not None else node
+
+
+def _integral(
+    names: Sequence[str],
+    integers: AbstractSet[str],
+    seen: Sequence[tuple[tuple[object, str], ...]],
+) -> set[str]:
+    """The hyperparameters that hold anything but floats (ints, flags, strings: known values, or
+    ``integer_params``): they are never passed as parameters (only floating tensors require
+    grad)."""
+    found = set(integers)
+    for combo in seen:
+        for name, (value, source) in zip(names, combo, strict=True):
+            if source != "sample" and not isinstance(value, float):
+                found.add(name)
+    return found
+
+
+def _kinds(
+    index: ProjectIndex,
+    surrogate: Surrogate,
+    sites: Sequence[tuple[ModuleInfo, cst.Call | None]],
+    hyper: Sequence[int],
+    needs_tensor: AbstractSet[str],
+    integral: AbstractSet[str],
+) -> Kinds:
+    """Per hyperparameter: the kinds to check (``kinds_to_check``) and whether the kinds beyond
+    the main one are a guess (an argument of unknown kind) rather than seen at a call site."""
+    passed: dict[str, list[str]] = {surrogate.params[i].name: [] for i in hyper}
+    owners: dict[int, dict[int, cst.ClassDef]] = {}
+    for module, call in sites:
+        if id(module) not in owners:
+            owners[id(module)] = call_owners(module)
+        owner = owners[id(module)].get(id(call)) if call is not None else None
+        bound = _bind(surrogate, call)
+        for i in hyper:
+            expr, source = bound[i]
+            name = surrogate.params[i].name
+            if not source:  # neither passed nor defaulted
+                passed[name].append(UNKNOWN)
+            elif source == "default" and tensor_default(expr):
+                passed[name].append(TENSOR)
+            else:
+                number = isinstance(_literal(index, module, expr), (int, float))
+                passed[name].append(argument_kind(module, owner, expr, number))
+    kinds: Kinds = {}
+    for i in hyper:
+        name = surrogate.params[i].name
+        tensor, integer = name in needs_tensor, name in integral
+        checked = kinds_to_check(passed[name], tensor, integer)
+        seen = [kind for kind in passed[name] if kind != UNKNOWN]
+        visible = kinds_to_check(seen, tensor, integer) if seen else ()
+        kinds[name] = (checked, not set(checked[1:]) <= set(visible))
+    return kinds
+
+
+def _flags(samples: dict[str, tuple[float, ...] | tuple[int, ...] | tuple[bool, ...]]) -> set[str]:
+    return {name for name, values in samples.items() if values is BOOL_SAMPLES}
+
+
+def _with_kinds(
+    configs: Sequence[HyperConfig], used: Sequence[dict[str, str]], kinds: Kinds
+) -> tuple[list[HyperConfig], list[dict[str, str]]]:
+    """Every configuration with the main kind of each hyperparameter."""
+    tensors = tuple(sorted(n for n, (k, _) in kinds.items() if k[0] in (TENSOR, PARAMETER)))
+    parameters = tuple(sorted(n for n, (k, _) in kinds.items() if k[0] == PARAMETER))
+    return [_as_kinds(c, tensors, parameters, c.sampled) for c in configs], list(used)
+
+
+def _as_kinds(
+    config: HyperConfig, tensors: tuple[str, ...], parameters: tuple[str, ...], sampled: bool
+) -> HyperConfig:
+    changed = HyperConfig(config.values, "", sampled, tensors, parameters)
+    label = ", ".join(f"{name}={_shown(changed, name)}" for name in config.values)
+    return HyperConfig(config.values, label, sampled, tensors, parameters)
+
+
+def _shown(config: HyperConfig, name: str) -> str:
+    value = config.values[name]
+    return f"Parameter({value!r})" if name in config.parameters else repr(value)
+
+
+def _cut(
+    configs: Sequence[HyperConfig], used: Sequence[dict[str, str]], kinds: Kinds
+) -> tuple[list[HyperConfig], list[dict[str, str]]]:
+    """At most ``MAX_CONFIGS``, one of them kept for each further kind a hyperparameter is
+    checked as (the first configuration's values, those hyperparameters switched to it)."""
+    variants: list[tuple[HyperConfig, dict[str, str]]] = []
+    first = configs[0]
+    for kind in (TENSOR, PARAMETER):
+        names = [n for n, (k, _) in kinds.items() if kind in k[1:]]
+        if not names:
+            continue
+        tensors = tuple(sorted(set(first.tensors) | set(names)))
+        parameters = set(first.parameters) - set(names)
+        if kind == PARAMETER:
+            parameters |= set(names)
+        guessed = any(kinds[n][1] for n in names)
+        variant = _as_kinds(first, tensors, tuple(sorted(parameters)), first.sampled or guessed)
+        # A kind that no call site shows is a sample, as the values nothing gives are.
+        sources = {n: "sample" if n in names and kinds[n][1] else s for n, s in used[0].items()}
+        if variant not in configs:
+            variants.append((variant, sources))
+    keep = max(1, MAX_CONFIGS - len(variants))
+    kept = list(configs[:keep]) + [variant for variant, _ in variants]
+    kept_used = list(used[:keep]) + [sources for _, sources in variants]
+    return kept[:MAX_CONFIGS], kept_used[:MAX_CONFIGS]

@@ -2,7 +2,8 @@
 
 ``build_chunks`` gives the statements that rebuild the original Function: its class (dedented if
 nested), in-module base classes, the imports of torch/math/numpy/the standard library, module-level
-helper functions and constants whose definitions call nothing else, and the same definitions of
+helper functions and constants whose definitions call only pure functions (``pure.py``: never I/O
+or loading while the module is built), and the same definitions of
 the project modules it imports names from, each in a namespace of its own. ``fgi_chunks`` gives
 the emitted code and the ``nn.Module`` wrappers the checks script. The hyperparameter values
 (call sites, defaults, else documented samples, ints where the code needs ints) and the inputs
@@ -27,32 +28,13 @@ from fgi_rewrite.project.notebook import is_notebook
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, dotted_name
 from fgi_rewrite.rewrite.emit import emit_function, emit_inline
 from fgi_rewrite.verify.job import Chunk, HyperConfig, UserImport
+from fgi_rewrite.verify.pure import impure_calls
 
 CANDIDATE = "_fgi_verify_candidate"
 WRAPPERS = {Style.INLINE: "_FgiVerifyInline", Style.FUNCTION: "_FgiVerifyFunction"}
 ORIGINAL = "_FgiVerifyOriginal"
 # Module roots whose imports are copied into the verification module (plus the standard library).
 ALLOWED_ROOTS = frozenset({"torch", "math", "numpy", "typing_extensions"})
-SAFE_BUILTINS = frozenset(
-    {
-        "float",
-        "int",
-        "bool",
-        "complex",
-        "tuple",
-        "list",
-        "dict",
-        "set",
-        "frozenset",
-        "str",
-        "range",
-        "abs",
-        "min",
-        "max",
-        "round",
-        "pow",
-    }
-)
 
 
 # ---- building the isolated module ------------------------------------------------------------
@@ -83,32 +65,6 @@ def _import_ok(index: ProjectIndex, small: cst.BaseSmallStatement) -> bool:
     return False
 
 
-def _calls_allowed(module: ModuleInfo, node: cst.CSTNode) -> bool:
-    """Only calls of torch/math/standard functions and plain builtins run at definition time."""
-    ok = True
-
-    class Visitor(cst.CSTVisitor):
-        def visit_Lambda(self, n: cst.Lambda) -> bool:
-            return False  # its body runs only when called
-
-        def visit_Call(self, n: cst.Call) -> None:
-            nonlocal ok
-            full = dotted_name(n.func) or ""
-            head = _root(full)
-            target = module.imports.get(head, "")
-            if not (head in SAFE_BUILTINS and head not in module.imports and "." not in full) and (
-                _root(target) not in ALLOWED_ROOTS
-            ):
-                ok = False
-
-        def visit_Await(self, n: cst.Await) -> None:
-            nonlocal ok
-            ok = False
-
-    node.visit(Visitor())
-    return ok
-
-
 MAX_FOREIGN_DEPTH = 4  # project modules reached through imports of imports
 
 
@@ -122,7 +78,7 @@ def _definitions(
 ) -> tuple[list[Chunk], bool]:
     """The isolatable top-level statements of ``module`` as chunks executed in ``namespace``
     ('' is the verification module itself): imports of torch/math/the standard library,
-    constants built by allowed calls, functions with allowed decorators, the classes
+    constants built by pure calls, functions with pure decorators and defaults, the classes
     ``keep_class`` names a chunk kind for; and, for each name imported from another project
     module, that module's own definitions (their source, never an import) linked under the name.
     Returns the chunks and whether the module has ``from __future__ import annotations``."""
@@ -150,16 +106,12 @@ def _definitions(
                         chunks += _foreign(
                             index, module, small, namespace, seen, depth + 1, keep_class
                         )
-            elif all(isinstance(s, (cst.Assign, cst.AnnAssign)) for s in smalls) and all(
-                _calls_allowed(module, s) for s in smalls
+            elif all(isinstance(s, (cst.Assign, cst.AnnAssign)) for s in smalls) and not (
+                impure_calls(module, stmt)
             ):
-                add("constant", text)
+                add("constant", text)  # only pure calls: never I/O at definition (pure.py)
         elif isinstance(stmt, cst.FunctionDef):
-            if all(
-                _root(module.imports.get(_root(dotted_name(d.decorator) or "?"), ""))
-                in ALLOWED_ROOTS
-                for d in stmt.decorators
-            ):
+            if not impure_calls(module, stmt):  # its decorators and defaults
                 add("helper", text)
         elif isinstance(stmt, cst.ClassDef) and keep_class(stmt):
             add(keep_class(stmt), text, f"class {stmt.name.value}")
@@ -229,6 +181,14 @@ def build_chunks(
             )
     # A base class of another project module is copied with that module's definitions, in
     # its namespace, when the Function's module imports it from there.
+    for definition in mro:
+        impure = impure_calls(index.module(definition.path), definition.node)
+        if impure:  # a class body, decorator or default that would run them when defined
+            what = "its class" if definition is info else f"its base class {definition.name}"
+            raise NotIsolated(
+                f"{what} calls {', '.join(sorted(set(impure)))} when it is defined, which "
+                "verification does not run (only pure torch, numpy and math functions)"
+            )
     bases = {id(b.node) for b in mro[1:]}
     top = info.qualname == f"{module.qualifier}.{info.name}"
     chunks = [Chunk("header", "import math\nimport torch\n")]
@@ -276,7 +236,8 @@ def fgi_chunks(
     """The emitted code, and ``nn.Module`` wrappers that TorchScript/compile/export can take."""
     params = [p.name for p in surrogate.params]
     grads = set(surrogate.differentiable())
-    tensors = {name for c in configs for name in c.tensors}  # passed as tensors
+    # Typed as the first configuration passes them: the one the TorchScript check uses.
+    tensors = set(configs[0].tensors) if configs else set()
     annotated = []
     for i, name in enumerate(params):
         tensor = i in grads or name in tensors

@@ -56,13 +56,15 @@ class Chunk:
 class HyperConfig:
     """One combination of hyperparameter values (forward inputs without a gradient) to check.
 
-    ``sampled``: some value is a documented sample, not one the code gives; ``tensors``: the
-    hyperparameters passed as 0-dim tensors of their value."""
+    ``sampled``: some value (or the way it is passed) is a documented sample, not one the code
+    gives; ``tensors``: the hyperparameters passed as 0-dim tensors of their value;
+    ``parameters``: those of them passed as ``nn.Parameter`` (they require grad)."""
 
     values: Mapping[str, object]
     label: str
     sampled: bool = False
     tensors: tuple[str, ...] = ()
+    parameters: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +72,7 @@ class HyperConfig:
             "label": self.label,
             "sampled": self.sampled,
             "tensors": list(self.tensors),
+            "parameters": list(self.parameters),
         }
 
 

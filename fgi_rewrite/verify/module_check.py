@@ -84,7 +84,7 @@ def judge_modules(
     if problem and first is not None:
         diagnostics.append(
             Diagnostic(
-                codes.Unverified,
+                codes.VerificationUnavailable,
                 Location(first, 1, 1),
                 f"--verify-modules: not checked ({problem})",
             )

@@ -12,6 +12,12 @@ All cases go to ONE subprocess (``verify/child/checks.py``, run with ``sys.execu
 imports torch and never executes the user's code: it writes a job as JSON and parses the JSON
 lines the child prints. See ``child/checks.py`` for the checks and tolerances.
 
+A rewrite that cannot be verified (torch missing, a timeout or crash of the child, a Function
+that cannot be rebuilt in isolation or whose original does not run as its call sites use it) is
+withheld (FGI305; ``Outcome.unverified``) unless ``allow_unverified`` (``--allow-unverified``:
+FGI303/FGI304); when the child could not run at all, FGI309 says once why and how to get
+verification.
+
 Hyperparameters (forward inputs without a gradient) take the literal or module-constant value
 each call site passes, else the forward's default, else each value of ``SAMPLES`` (``INT_SAMPLES``
 for an integer); every verdict says which was used. Levels: ``grad`` (values and gradients),
@@ -48,6 +54,7 @@ from fgi_rewrite.core.model import Diagnostic, Location, Style, Surrogate, Verif
 from fgi_rewrite.core.results import CallStyle, FileResult, Verification, VerificationStatus
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.rewrite.emit import snake
+from fgi_rewrite.verify.hyper_kinds import saved_params
 from fgi_rewrite.verify.hyper_samples import (
     SAMPLES,
     call_nodes,
@@ -74,6 +81,9 @@ class Outcome:
     verifications: list[Verification] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     rejected: dict[str, Diagnostic] = field(default_factory=dict)  # qualname -> why
+    # The rejected only because they could not be verified (FGI305): ``--check``/``--diff`` still
+    # show them, marked unverified.
+    unverified: set[str] = field(default_factory=set)
     torch_seconds: float = 0.0
     seconds: float = 0.0
 
@@ -141,7 +151,7 @@ def verify_rewrites(
     results: Sequence[FileResult],
     *,
     level: VerifyLevel = VerifyLevel.SCRIPT,
-    require: bool = False,
+    allow_unverified: bool = False,
     allow_unscriptable: bool = False,
     timeout: float | None = None,
     python: str | None = None,
@@ -151,8 +161,9 @@ def verify_rewrites(
     """Verify every surrogate that has call sites in ``results``, in one subprocess.
 
     ``Outcome.rejected`` holds the surrogates that must not be rewritten (gradient failure;
-    unscriptable unless ``allow_unscriptable``; unverified with ``require``), each with the
-    refusal the caller puts in place of the Surrogate. With ``plot`` (a directory, created if
+    unscriptable unless ``allow_unscriptable``; not verified unless ``allow_unverified``), each
+    with the refusal the caller puts in place of the Surrogate; ``Outcome.unverified`` names
+    those rejected only because they could not be verified. With ``plot`` (a directory, created if
     needed) the child draws a PNG per verified surrogate; ``Verification.plot`` names it. With
     ``import_user_code`` a Function that cannot be rebuilt in isolation is taken from its
     module, which the child imports (executing the user's code: opt-in, documented).
@@ -183,7 +194,9 @@ def verify_rewrites(
             if info is not None
             else None
         )
-        configs, hyper = hyper_configs(index, surrogate, entry["sites"], integer_params(forward))
+        configs, hyper = hyper_configs(
+            index, surrogate, entry["sites"], integer_params(forward), saved_params(forward)
+        )
         base = Verification(qualname, surrogate.short_name, tuple(entry["paths"]), hyper=hyper)
         importable = user_import(index, info) if import_user_code else None
         not_isolated = ""
@@ -193,7 +206,9 @@ def verify_rewrites(
             chunks, future = build_chunks(index, info, surrogate.closure)
         except NotIsolated as exc:
             if importable is None:
-                verdicts[qualname] = _isolation(base, str(exc), surrogate, require, outcome)
+                verdicts[qualname] = _isolation(
+                    base, str(exc), surrogate, allow_unverified, outcome
+                )
                 continue
             chunks, future, not_isolated = (), False, str(exc)  # the child imports the original
         fgi, forms = fgi_chunks(surrogate, entry["forms"], configs)
@@ -227,15 +242,15 @@ def verify_rewrites(
         child = run_child(cases, level, timeout or default_timeout(level, len(cases)), python)
         outcome.torch_seconds = child.torch_seconds
         outcome.seconds = sum(float(r.get("seconds", 0.0)) for r in child.results.values())
-        if child.torch_ok is False:
+        missing = [case for case in cases if case.id not in child.results]
+        if child.torch_ok is False or (child.problem and missing):
             first = next(iter(used.values()))["paths"][0]
+            count = len(cases) if child.torch_ok is False else len(missing)
             outcome.diagnostics.append(
                 Diagnostic(
-                    codes.Unverified,
+                    codes.VerificationUnavailable,
                     Location(first, 1, 1),
-                    "torch is not importable by the verification interpreter "
-                    f"({child.torch_error}); {len(cases)} rewrite(s) not verified "
-                    "(install torch, or pass --verify none)",
+                    unavailable_message(child, count, allow_unverified),
                 )
             )
         for case in cases:
@@ -243,7 +258,13 @@ def verify_rewrites(
             surrogate = analyses[qualname]
             assert isinstance(surrogate, Surrogate)
             verdicts[qualname] = _judge(
-                verdicts[qualname], surrogate, child, level, require, allow_unscriptable, outcome
+                verdicts[qualname],
+                surrogate,
+                child,
+                level,
+                allow_unverified,
+                allow_unscriptable,
+                outcome,
             )
             if case.plot:
                 verdicts[qualname] = _plotted(
@@ -312,27 +333,59 @@ def _refuse(outcome: Outcome, code: type[codes.Code], surrogate: Surrogate, mess
 
 
 def _isolation(
-    base: Verification, reason: str, surrogate: Surrogate, require: bool, outcome: Outcome
+    base: Verification, reason: str, surrogate: Surrogate, allow: bool, outcome: Outcome
 ) -> Verification:
-    if require:
-        _refuse(
-            outcome,
-            codes.VerificationRequired,
-            surrogate,
-            f"cannot verify in isolation ({reason}); left unchanged (--require-verify)",
-        )
-    else:
+    if allow:
         _refuse(
             outcome,
             codes.CannotIsolate,
             surrogate,
-            f"cannot verify in isolation: {reason}; rewritten unverified",
+            f"cannot verify in isolation: {reason}; rewritten unverified (--allow-unverified)",
         )
+    else:
+        _withhold(outcome, surrogate, f"cannot verify in isolation ({reason})")
     return _with(
         base,
         status=VerificationStatus.ISOLATION,
         detail=f"cannot verify in isolation: {reason}",
-        written=not require,
+        written=allow,
+    )
+
+
+def _withhold(outcome: Outcome, surrogate: Surrogate, reason: str) -> None:
+    """An unverified rewrite, left unchanged by default (FGI305)."""
+    _refuse(
+        outcome,
+        codes.VerificationRequired,
+        surrogate,
+        f"not verified: {reason}; left unchanged (--allow-unverified writes it)",
+    )
+    outcome.unverified.add(surrogate.qualname)
+
+
+# How to get verification, said once when it cannot run (FGI309).
+GET_VERIFICATION = (
+    "get verification with pip install 'fgi-rewrite[verify]' (torch beside fgi-rewrite), or "
+    "FGI_REWRITE_VERIFY_PYTHON=<the project's python, with torch>, or a pre-commit hook with "
+    "'language: system'"
+)
+
+
+def unavailable_message(child: ChildOutput, count: int, allow: bool) -> str:
+    """Why verification could not run, what became of the ``count`` rewrites, and what to do."""
+    if child.torch_ok is False:
+        why = f"torch is not importable by the verification interpreter ({child.torch_error})"
+    else:
+        why = child.problem or "the verification process stopped early"
+        if "timed out" in why:
+            why += " (FGI_REWRITE_VERIFY_TIMEOUT sets the limit in seconds)"
+    if allow:
+        return f"verification cannot run: {why}; {count} rewrite(s) written unverified " + (
+            f"(--allow-unverified); {GET_VERIFICATION}"
+        )
+    return (
+        f"verification cannot run: {why}; {count} rewrite(s) not written; {GET_VERIFICATION}; "
+        "or pass --allow-unverified (or --verify none) to write unverified rewrites on purpose"
     )
 
 
@@ -345,7 +398,7 @@ def _judge(
     surrogate: Surrogate,
     child: ChildOutput,
     level: VerifyLevel,
-    require: bool,
+    allow_unverified: bool,
     allow_unscriptable: bool,
     outcome: Outcome,
 ) -> Verification:
@@ -359,18 +412,20 @@ def _judge(
         if result is not None and "crash" in result:
             last = result["crash"].strip().splitlines()[-1]
             reason = f"internal error in the verification: {last}"
-        if require:
+        if allow_unverified:
             _refuse(
                 outcome,
-                codes.VerificationRequired,
+                codes.Unverified,
                 surrogate,
-                f"not verified ({reason}); left unchanged (--require-verify)",
+                f"not verified: {reason}; rewritten unverified (--allow-unverified)",
             )
-        elif child.torch_ok is not False:
-            _refuse(outcome, codes.Unverified, surrogate, f"not verified: {reason}")
-        return _with(base, status=VerificationStatus.UNVERIFIED, detail=reason, written=not require)
+        else:
+            _withhold(outcome, surrogate, reason)
+        return _with(
+            base, status=VerificationStatus.UNVERIFIED, detail=reason, written=allow_unverified
+        )
     if "isolation" in result:
-        return _isolation(base, result["isolation"], surrogate, require, outcome)
+        return _isolation(base, result["isolation"], surrogate, allow_unverified, outcome)
     order = ["grad", "script", "compile", "export"][
         : {VerifyLevel.GRAD: 1, VerifyLevel.SCRIPT: 2}.get(level, 4)
     ]

@@ -44,6 +44,7 @@ from typing import Any
 
 MARKER = "@@fgi-verify@@ "
 SEED = 1234
+SCRIPT_TOLERANCE = "float32"  # saved-and-loaded TorchScript against eager (script_check)
 
 torch: Any = None  # bound in main()
 plotter: Any = None  # the plot module, loaded in main() when a case is plotted
@@ -68,6 +69,7 @@ grid, variants, SAME_SHAPE = compare.grid, compare.variants, compare.SAME_SHAPE
 same_values, value_difference = compare.same_values, compare.value_difference
 forgive_nan_at_nonfinite = compare.forgive_nan_at_nonfinite
 compare_gradient = compare.compare_gradient
+compare_grad_presence, parameter = compare.compare_grad_presence, compare.parameter
 
 
 # ---- building a case's module ----------------------------------------------------------------
@@ -162,6 +164,8 @@ class Checker:
         for p in self.params:
             if p["grad"]:
                 args.append(next(it).detach().clone().requires_grad_(grad))
+            elif p["name"] in config.get("parameters", ()):
+                args.append(parameter(config["values"][p["name"]], tensors[0].dtype))
             elif p["name"] in config.get("tensors", ()):
                 args.append(torch.tensor(config["values"][p["name"]]))
             else:
@@ -208,7 +212,53 @@ class Checker:
                         except Mismatch as exc:
                             suffix = f" [{form} form]" if len(self.forms) > 1 else ""
                             raise Mismatch(f"{exc} ({where_}){suffix}") from None
+            self.grad_presence_check(config, generator)
         return f"{checked} inputs"
+
+    def grad_presence_check(self, config: dict[str, Any], generator: Any) -> None:
+        """``.grad is None`` parity for every form at one configuration (float32, same-shape
+        inputs): with the differentiable inputs requiring grad, and (unless the way the
+        hyperparameters are passed is a guess, ``sampled``) without."""
+        main = grid(torch.float32, list(config["values"].values()), generator, self.domain)
+        shapes = variants(main, len(self.diff) - 1, generator, self.domain)
+        tensors = next(t for label, t in shapes if label in SAME_SHAPE)
+        for grad in (True, False) if not config.get("sampled") else (True,):
+            for form, candidate in self.forms.items():
+                try:
+                    self.grad_presence(candidate, tensors, config, grad, generator)
+                except Mismatch as exc:
+                    suffix = f" [{form} form]" if len(self.forms) > 1 else ""
+                    inputs = "" if grad else ", inputs not requiring grad"
+                    raise Mismatch(f"{exc} (float32{inputs}, {config['label']}){suffix}") from None
+
+    def grad_presence(
+        self,
+        candidate: Callable[..., Any],
+        tensors: Sequence[Any],
+        config: dict[str, Any],
+        grad: bool,
+        generator: Any,
+    ) -> None:
+        """``backward`` on each side, then ``compare_grad_presence``; an output that does not
+        require grad counts as a backward that reaches nothing."""
+        sides = []
+        upstream = None
+        for fn, what in ((self.original, "original"), (candidate, "rewrite")):
+            args = self.arguments(tensors, config, grad)
+            out = self.call(fn, args, what)
+            if upstream is None:  # the same upstream gradient on both sides
+                upstream = torch.randn(out.shape, generator=generator, dtype=torch.float64)
+            if out.requires_grad:
+                try:
+                    out.backward(upstream.to(out.dtype))
+                except Exception as exc:
+                    kind = Isolation if what == "original" else Mismatch
+                    raise kind(
+                        f"the {what}'s backward raised {type(exc).__name__}: {first_line(exc)}"
+                    ) from None
+            sides.append(args)
+        names = [p["name"] for p in self.params]
+        compare_grad_presence(sides[0], sides[1], names, self.named(sides[0]), self.notes)
 
     def usable_configs(self) -> list[dict[str, Any]]:
         """The hyperparameter combinations to compare at. A combination made of sample values
@@ -336,8 +386,11 @@ class Checker:
 
     @property
     def config(self) -> dict[str, Any]:
-        """The hyperparameters of the TorchScript/compile/export checks: the first usable."""
-        return (self.usable or self.case["configs"])[0]
+        """The hyperparameters of the TorchScript/compile/export checks: the first usable that
+        passes them as the first configuration does (the wrappers are typed after it)."""
+        configs = self.usable or self.case["configs"]
+        typed = self.case["configs"][0].get("tensors", [])
+        return next((c for c in configs if c.get("tensors", []) == typed), configs[0])
 
     def against_eager(
         self,
@@ -347,7 +400,11 @@ class Checker:
         exact: bool,
         runs: int = 2,
         inference: bool = True,
+        tolerance: str | None = None,
     ) -> None:
+        """``compiled`` against ``eager`` on the small inputs: values bitwise when ``exact``
+        (else within the float32 tolerance, noted), gradients at ``tolerance`` (a precision of
+        ``compare.TOLERANCE``; by default the dtype's, as the gradient check)."""
         config = self.config
         tensors = self.small_inputs(getattr(torch, dtype_name))
         generator = torch.Generator().manual_seed(2)
@@ -366,21 +423,29 @@ class Checker:
                 if exact:
                     raise Mismatch(value_difference(e, c, named) + f" ({dtype_name})")
                 compare_gradient("the value", e, c, "float32", named, self.notes)
-                self.notes.add("compiled values equal eager within tolerance, not bitwise")
+                self.notes.add(
+                    "compiled or scripted values equal eager within tolerance, not bitwise"
+                )
             if ge is None:
                 continue
             if not c.requires_grad:
                 raise Mismatch(f"no gradient ({dtype_name})")
             gc = torch.autograd.grad(c, [c_in[i] for i in self.diff], upstream, allow_unused=True)
             precision = "float32" if "float32" in (dtype_name, str(e.dtype)[6:]) else "float64"
+            precision = tolerance or precision
             for i, x, y in zip(self.diff, ge, gc, strict=True):
                 compare_gradient(self.params[i]["name"], x, y, precision, named, self.notes)
         if not inference:
             return
         with torch.no_grad():
             c0 = self.call(compiled, self.arguments(tensors, config, False), "rewrite")
-        if exact and not same_values(e, c0):
-            raise Mismatch("under torch.no_grad(): " + value_difference(e, c0, self.named(e_in)))
+        if not same_values(e, c0):
+            if exact:
+                raise Mismatch(
+                    "under torch.no_grad(): " + value_difference(e, c0, self.named(e_in))
+                )
+            named = self.named(e_in)
+            compare_gradient("the value under torch.no_grad()", e, c0, "float32", named, set())
 
     def script_check(self) -> str:
         for form, eager in self.forms.items():
@@ -409,7 +474,15 @@ class Checker:
                 raise Mismatch(f"{form} form: the loaded graph calls Python (prim::PythonOp)")
             for dtype_name in ("float32", "float64"):
                 try:
-                    self.against_eager(loaded, module, dtype_name, exact=True)
+                    # The gradient check's tolerance at float32 precision, in both dtypes: the
+                    # TorchScript fuser reorders float operations, and a gradient with
+                    # cancellation (``1 - tanh(x) ** 2`` at large x) then differs from eager by
+                    # far more than float64 ulps (2.35e-11 absolute, 1.5e-8 relative measured on
+                    # a published surrogate). A wrong emission is caught by the eager gradient
+                    # check against the original at the dtype's own tolerance.
+                    self.against_eager(
+                        loaded, module, dtype_name, exact=False, tolerance=SCRIPT_TOLERANCE
+                    )
                 except Mismatch as exc:
                     raise Mismatch(f"{form} form, saved and loaded: {exc}") from None
         return ""

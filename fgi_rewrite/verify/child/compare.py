@@ -97,6 +97,12 @@ def unit_grid(dtype: Any, generator: Any) -> Any:
     return values.reshape(-1, C)
 
 
+def parameter(value: object, dtype: Any) -> Any:
+    """A 0-dim ``nn.Parameter`` holding ``value`` (a hyperparameter the call sites pass as one),
+    in the inputs' floating dtype (as after ``model.double()``)."""
+    return torch.nn.Parameter(torch.tensor(float(value), dtype=dtype))  # type: ignore[arg-type]
+
+
 # Labels of the input shapes every Function must accept; the broadcast ones may be refused.
 SAME_SHAPE = ("", "same shape")
 
@@ -239,3 +245,31 @@ def compare_gradient(
             f"{ga.reshape(-1)[flat].item()!r}, rewrite {gb.reshape(-1)[flat].item()!r}"
         )
     return largest
+
+
+def compare_grad_presence(
+    original: Sequence[Any],
+    rewrite: Sequence[Any],
+    names: Sequence[str],
+    inputs: Sequence[tuple[str, Any]],
+    notes: set[str],
+) -> None:
+    """The arguments of the original's and of the rewrite's call, after ``backward`` on each:
+    every one that requires grad has a ``.grad`` after the rewrite exactly where it has one after
+    the original (a backward returning None for an ``nn.Parameter`` leaves it None; a zero
+    tensor there would let weight decay and momentum move it), equal within the tolerance."""
+    for name, a, b in zip(names, original, rewrite, strict=True):
+        if not (isinstance(a, torch.Tensor) and a.requires_grad):
+            continue
+        if (a.grad is None) != (b.grad is None):
+            if a.grad is None:
+                what = "a zero tensor" if not bool(b.grad.any()) else "a tensor"
+                raise Mismatch(
+                    f"{name}.grad after backward: the original leaves it None, the rewrite sets "
+                    f"it ({what})"
+                )
+            raise Mismatch(
+                f"{name}.grad after backward: the original sets it, the rewrite leaves it None"
+            )
+        if a.grad is not None:
+            compare_gradient(f"{name}.grad", a.grad, b.grad, "float32", inputs, notes)
