@@ -10,6 +10,7 @@ expression in ``grad_output``. A gradient is accepted when it is provably ``grad
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeVar
 
 import libcst as cst
 
@@ -24,6 +25,8 @@ from fgi_rewrite.core.model import Diagnostic, Param, Surrogate
 from fgi_rewrite.project.entities import ClassRef, External
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, dotted_name
+
+_Operator = TypeVar("_Operator", cst.BaseBinaryOp, cst.BaseCompOp)
 
 # ---- the class ---------------------------------------------------------------------------------
 
@@ -172,7 +175,7 @@ def _analyze(
         ) from None
     if isinstance(value, tuple):
         raise Refuse(codes.SeveralOutputs, "forward returns several values", forward)
-    f = interpreter.expr(value, forward)
+    f = _standalone(interpreter.expr(value, forward))
     try:
         check_elementwise(f, allow_random=True, what="forward", allowed=names)
     except Refuse as refusal:
@@ -220,7 +223,7 @@ def _analyze(
         if _is_none(slot):
             grads.append(None)
             continue
-        expression = _grad_output_metadata(interpreter.expr(slot, backward))
+        expression = _standalone(_grad_output_metadata(interpreter.expr(slot, backward)))
         c = one(coefficient(expression))
         check_elementwise(c, allow_random=False, what="backward", allowed=names)
         grads.append(c)
@@ -294,6 +297,39 @@ def _grad_output_metadata(node: cst.BaseExpression) -> cst.BaseExpression:
     return result
 
 
+def _standalone(node: cst.BaseExpression) -> cst.BaseExpression:
+    """An extracted expression on one line without the parentheses that only wrapped it in its
+    statement (black's ``return (\n    ...\n)``): the same, however the source is laid out, in
+    what the report says and what is emitted."""
+    flat = sym.one_line(node).visit(_Spaced())
+    assert isinstance(flat, cst.BaseExpression)
+    if isinstance(flat, (cst.Tuple, cst.GeneratorExp, cst.NamedExpr, cst.Yield)):
+        return flat
+    return flat.with_changes(lpar=[], rpar=[])
+
+
+class _Spaced(cst.CSTTransformer):
+    """One space around binary operators and comparisons (black writes ``x**2`` where the
+    source may say ``x ** 2``)."""
+
+    def leave_BinaryOperation(
+        self, original: cst.BinaryOperation, updated: cst.BinaryOperation
+    ) -> cst.BinaryOperation:
+        return updated.with_changes(operator=_spaced(updated.operator))
+
+    def leave_ComparisonTarget(
+        self, original: cst.ComparisonTarget, updated: cst.ComparisonTarget
+    ) -> cst.ComparisonTarget:
+        return updated.with_changes(operator=_spaced(updated.operator))
+
+
+_SPACE = cst.SimpleWhitespace(" ")
+
+
+def _spaced(operator: _Operator) -> _Operator:
+    return operator.with_changes(whitespace_before=_SPACE, whitespace_after=_SPACE)
+
+
 def _is_none(value: Value) -> bool:
     return isinstance(value, cst.Name) and value.value == "None"
 
@@ -303,7 +339,7 @@ def _output_placeholders(ctx: Ctx, f: cst.BaseExpression) -> Ctx:
     target = sym.code(f)
 
     def swap(v: Value) -> Value:
-        if isinstance(v, cst.BaseExpression) and sym.code(v) == target:
+        if isinstance(v, cst.BaseExpression) and sym.code(_standalone(v)) == target:
             return cst.Name(OUTPUT)
         return v
 

@@ -129,9 +129,10 @@ class ProjectIndex:
             if (
                 isinstance(node, ast.Attribute)
                 and node.attr == "apply"
-                and _ast_key(node.value) in names.classes
+                and _ast_key(node.value.func if isinstance(node.value, ast.Call) else node.value)
+                in names.classes
             ):
-                return True  # ``Fn.apply`` stored or passed: a reference to rewrite
+                return True  # ``Fn.apply`` (or ``Fn().apply``) stored, passed or called
             if (
                 any_apply
                 and isinstance(node, ast.Attribute)

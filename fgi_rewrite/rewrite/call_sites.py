@@ -182,7 +182,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         if not isinstance(result, Surrogate):
             return updated
         location = self.module.location(original)
-        if location.line in self.skip_lines:
+        if self.skipped(original):
             return updated
         name = self.functions.setdefault(result.qualname, function_name(result))
         self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.REFERENCE))
@@ -208,7 +208,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         if not isinstance(entity, ClassRef):
             return updated
         location = self.module.location(original)
-        if location.line in self.skip_lines:
+        if self.skipped(original):
             return updated
         others = [
             info
@@ -222,7 +222,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         chosen: list[tuple[str, str]] = []  # (class name, generated function)
         for info in candidates:
             result = self.surrogates.get(info.qualname)
-            name = info.name if info.path == self.module.path else sym.code(default)
+            name = info.name if info.path == self.module.path else sym.code(sym.one_line(default))
             if not isinstance(result, Surrogate) or info.in_function or info.owner is not None:
                 continue
             if not self.names_class(name, info):
@@ -269,6 +269,20 @@ class CallSiteRewriter(cst.CSTTransformer):
             return len(assigned.get(target.attr.value, [])) == 1
         return False
 
+    def skipped(self, node: cst.CSTNode) -> bool:
+        """A ``# fgi: skip`` on any line of ``node`` or of its statement: black moves the
+        comment of a statement it wraps over lines after the closing bracket."""
+        if not self.skip_lines:
+            return False
+        statement = self.statement[-1] if self.statement else None
+        for part in (node, statement):
+            position = self.module.positions.get(part) if part is not None else None
+            if position is not None:
+                start, end = position.start.line, position.end.line  # type: ignore[attr-defined]
+                if any(line in self.skip_lines for line in range(start, end + 1)):
+                    return True
+        return False
+
     def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]
         result = super().on_leave(original, updated)
         if isinstance(original, _EXPRESSION_SCOPES):
@@ -283,7 +297,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         if target is None:
             return updated
         location = self.module.location(original)
-        if location.line in self.skip_lines:
+        if self.skipped(original):
             return updated
         if isinstance(target, Unknown):
             if isinstance(original.func, cst.Attribute) and isinstance(updated.func, cst.Attribute):
@@ -327,7 +341,7 @@ class CallSiteRewriter(cst.CSTTransformer):
             return emission.result
         name = self.functions.setdefault(result.qualname, function_name(result))
         self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.FUNCTION))
-        return cst.Call(func=cst.Name(name), args=[cst.Arg(a) for a in args])
+        return cst.Call(func=cst.Name(name), args=[cst.Arg(sym.one_line(a)) for a in args])
 
     def emit(
         self, surrogate: Surrogate, args: Sequence[cst.BaseExpression], call: cst.Call
@@ -470,12 +484,14 @@ class CallSiteRewriter(cst.CSTTransformer):
             and (
                 self.module_mentions_functions()
                 or entity.from_parameter
-                or sym.code(func.value) in self.callee_names.classes  # a Function's name
+                or sym.code(sym.one_line(func.value))
+                in self.callee_names.classes  # a Function's name
             )
             and not (call is not None and self.passes_a_function(call))
         ):
             return Unknown(
-                f"cannot resolve '{sym.code(func)}' statically ({entity.reason}); " "left unchanged"
+                f"cannot resolve '{sym.code(sym.one_line(func))}' statically ({entity.reason}); "
+                "left unchanged"
             )
         return None
 
@@ -540,7 +556,7 @@ def _is_candidate(func: cst.BaseExpression, names: CalleeNames) -> bool:
     )
     receiver = None
     if isinstance(func, cst.Attribute):
-        inner = func.value
+        inner = func.value.func if isinstance(func.value, cst.Call) else func.value  # Fn().apply
         receiver = (
             inner.value
             if isinstance(inner, cst.Name)

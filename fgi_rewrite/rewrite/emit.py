@@ -58,13 +58,8 @@ def function_name(surrogate: Surrogate) -> str:
 
 
 class _Tidy(cst.CSTTransformer):
-    """One line of whitespace, and arithmetic on number literals folded (``6.0 * 0.5`` is
-    ``3.0``): Python computes it in the same doubles at run time, so values are unchanged."""
-
-    def leave_ParenthesizedWhitespace(
-        self, original: cst.ParenthesizedWhitespace, updated: cst.ParenthesizedWhitespace
-    ) -> cst.SimpleWhitespace:
-        return cst.SimpleWhitespace(" ")
+    """Arithmetic on number literals folded (``6.0 * 0.5`` is ``3.0``): Python computes it in
+    the same doubles at run time, so values are unchanged."""
 
     def leave_BinaryOperation(
         self, original: cst.BinaryOperation, updated: cst.BinaryOperation
@@ -93,11 +88,20 @@ def _folded(node: cst.BaseExpression) -> cst.BaseExpression:
 
 
 def _clean(node: cst.BaseExpression) -> cst.BaseExpression:
-    """Single-line, tidy expressions, so that extracted code reads well wherever it goes."""
+    """Single-line, tidy expressions, so that extracted code reads well wherever it goes. Made
+    from the tree: a backslash continuation or a comment inside the original is whitespace
+    there, and a string literal keeps its spaces."""
     result = node.visit(_Tidy())
     assert isinstance(result, cst.BaseExpression)
-    code = sym.code(result)
-    return cst.parse_expression(" ".join(code.split()).replace("( ", "(").replace(" )", ")"))
+    return sym.one_line(result)
+
+
+def _assigned(node: cst.BaseExpression) -> str:
+    """``node`` rendered as the right-hand side of ``name = ...`` on one line: an argument black
+    split over lines inside the call's parentheses has none of its own (``f(\n    a\n    - b,\n)``),
+    and a walrus needs its own there."""
+    flat = sym.one_line(node)
+    return sym.code(sym.paren(flat) if isinstance(flat, cst.NamedExpr) and not flat.lpar else flat)
 
 
 def _is_literal(node: cst.BaseExpression) -> bool:
@@ -276,7 +280,7 @@ def emit_inline(
             value_of[param.name] = arg
         else:
             temp = fresh(f"_fgi_{param.name}")
-            lines.append(f"{temp} = {sym.code(arg)}")
+            lines.append(f"{temp} = {_assigned(arg)}")
             value_of[param.name] = sym.name(temp)
     mentioned = set().union(*(sym.names_in(v) for v in value_of.values())) if value_of else set()
     output = target if target is not None and target not in mentioned else fresh("_fgi_out")
