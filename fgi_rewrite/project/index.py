@@ -349,7 +349,8 @@ class ProjectIndex:
             callee = self.resolve_expr(module, node.func, depth + 1, local)
             if isinstance(callee, FunctionRef):
                 return self.factory_result(callee, depth + 1, node)
-            return Unknown("the value of a call is not known statically")
+            instance_of = callee.info if isinstance(callee, ClassRef) else None
+            return Unknown("the value of a call is not known statically", instance_of=instance_of)
         return Unknown("not a name")
 
     def attribute(self, base: Entity, attr: str, depth: int = 0) -> Entity:
@@ -372,10 +373,62 @@ class ProjectIndex:
                         return Unknown(f"'{attr}' is assigned more than once in the class")
                     return self.resolve_value(self.module(cls.path), values[0], depth + 1)
             return Unknown(f"class {base.info.name} has no attribute '{attr}'")
+        if isinstance(base, Unknown) and base.instance_of is not None:
+            return self.instance_attribute(base.instance_of, attr, depth + 1)
         if isinstance(base, Unknown) and base.from_parameter:
             # The case users meet most: ``spike_fn.apply(x)`` in a layer taking ``spike_fn``.
             return Unknown(f"{base.reason}: each caller chooses the Function", from_parameter=True)
         return Unknown("attribute of an unknown value")
+
+    def self_attribute(self, info: ClassInfo, attr: str, depth: int = 0) -> Entity:
+        """What ``self.attr`` is in the methods of ``info``: the one ``self.attr = value`` of the
+        class and its project bases (resolved where it is assigned), else the class
+        attribute."""
+        assigned = [
+            (cls, value)
+            for cls in self.mro(info)
+            for value in self.module(cls.path).self_assignments.get(id(cls.node), {}).get(attr, [])
+        ]
+        if len(assigned) > 1:
+            return Unknown(f"self.{attr} is assigned more than once")
+        if not assigned:
+            entity = self.attribute(ClassRef(info), attr, depth + 1)
+        else:
+            cls, value = assigned[0]
+            module = self.module(cls.path)
+            method = next(m for m in cls.methods().values() if _contains(m, value))
+            local = local_entities(self, module, method)
+            entity = self.resolve_value(module, value, depth + 1, local)
+        if isinstance(entity, ApplyRef | ClassRef) and self._assigned_from_outside(attr):
+            # ``layer.spike_fn = Other.apply`` somewhere: what ``self.spike_fn`` calls depends
+            # on the run.
+            return Unknown(f"'{attr}' is also assigned from outside {info.name}")
+        return entity
+
+    def instance_attribute(self, info: ClassInfo, attr: str, depth: int = 0) -> Entity:
+        """An attribute of an instance of ``info`` read from outside its class
+        (``layer.spike_fct``, ``Fn().apply``): only a Function's ``apply`` or class, or another
+        instance, is resolved (what a call site needs), never a value, which any code holding
+        the instance may change; nor an attribute assigned anywhere but through ``self``."""
+        unknown = Unknown(f"an attribute of a {info.name} instance is not known statically")
+        entity = self.self_attribute(info, attr, depth + 1)
+        if isinstance(entity, ApplyRef) or (
+            isinstance(entity, ClassRef) and self.is_function_class(entity.info)
+        ):
+            return entity
+        if isinstance(entity, Unknown) and entity.instance_of is not None:
+            return entity
+        return unknown
+
+    @functools.cache  # noqa: B019 - one index per run
+    def _assigned_from_outside(self, attr: str) -> bool:
+        """``obj.attr = ...`` (or ``setattr(obj, "attr", ...)``) anywhere in the project with
+        ``obj`` other than ``self``."""
+        pattern = re.compile(
+            rf"(?:\b(?!self\b)\w+\s*\.\s*{re.escape(attr)}\s*=(?!=))"
+            rf"|setattr\([^,]*,\s*['\"]{re.escape(attr)}['\"]"
+        )
+        return any(attr in text and pattern.search(text) for text in map(self.text, self._files))
 
     def factory_result(self, ref: FunctionRef, depth: int, call: cst.Call | None = None) -> Entity:
         """A function whose every return gives the same ``Fn.apply`` (a factory) returns that;
@@ -514,6 +567,19 @@ def local_entities(
     index: ProjectIndex, module: ModuleInfo, func: cst.FunctionDef, depth: int = 0
 ) -> LocalScope:
     return LocalScope(index, module, func, depth)
+
+
+def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
+    found = False
+
+    class Finder(cst.CSTVisitor):
+        def on_visit(self, n: cst.CSTNode) -> bool:
+            nonlocal found
+            found = found or n is node
+            return not found
+
+    tree.visit(Finder())
+    return found
 
 
 def _ast_root(node: ast.expr) -> str | None:

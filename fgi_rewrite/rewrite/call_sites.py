@@ -169,8 +169,8 @@ class CallSiteRewriter(cst.CSTTransformer):
         with the same parameters. Aliases the index follows are left as they are."""
         if original.attr.value != "apply" or id(original) in self.callees:
             return updated
-        if self.is_followed_alias(original):
-            return updated
+        if self.is_followed_alias(original) and isinstance(self.resolve_entity(original), ApplyRef):
+            return updated  # calls through the alias are rewritten where they are
         if not _is_candidate(original, self.callee_names):
             return updated
         target = self.resolve_callee(original)
@@ -198,15 +198,15 @@ class CallSiteRewriter(cst.CSTTransformer):
 
             (step_fgi if spike_fn is Step else exp_fgi if spike_fn is Exp else spike_fn.apply)
         """
-        if not isinstance(original.value, cst.Name) or self.expression_depth:
+        if self.expression_depth:
             return updated
-        parameter = original.value.value
-        default = self.parameter_default(parameter)
+        default = self.class_default(original.value)
         if default is None:
             return updated
         entity = self.index.resolve_value(self.module, default)
         if not isinstance(entity, ClassRef):
             return updated
+        chooser = sym.code(sym.one_line(original.value))
         location = self.module.location(original)
         if self.skipped(original):
             return updated
@@ -231,21 +231,37 @@ class CallSiteRewriter(cst.CSTTransformer):
             self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.REFERENCE))
             chosen.append((name, function))
         for name, function in reversed(chosen):
-            test = cst.parse_expression(f"{parameter} is {name}")
+            test = cst.parse_expression(f"{chooser} is {name}")
             chain = cst.IfExp(test=test, body=cst.Name(function), orelse=chain)
         return sym.paren(chain) if chosen else updated
 
-    def parameter_default(self, name: str) -> cst.BaseExpression | None:
-        """The default of ``name`` when it is a parameter of the enclosing function that its
-        body never rebinds."""
-        func = self.taken[-1]
-        if not isinstance(func, cst.FunctionDef) or name in sym.rebound_names(func):
+    def class_default(self, chooser: cst.BaseExpression) -> cst.BaseExpression | None:
+        """The default that decides what ``chooser`` (the receiver of ``.apply``) holds unless
+        a caller passes something else: a parameter of the enclosing function, or ``self.attr``
+        whose one assignment in the class stores a parameter of that method
+        (``def __init__(self, spike=MultiSpike): self.spike = spike``)."""
+        if isinstance(chooser, cst.Name):
+            func = self.taken[-1]
+            return (
+                _parameter_default(func, chooser.value)
+                if isinstance(func, cst.FunctionDef)
+                else None
+            )
+        method = next((s for s in reversed(self.scopes) if s.cls is not None), None)
+        if (
+            method is None
+            or method.cls is None
+            or not isinstance(chooser, cst.Attribute)
+            or not isinstance(chooser.value, cst.Name)
+            or chooser.value.value != method.self_name
+        ):
             return None
-        params = func.params
-        for param in (*params.posonly_params, *params.params, *params.kwonly_params):
-            if param.name.value == name:
-                return param.default
-        return None
+        assigned = self.module.self_assignments.get(id(method.cls.node), {})
+        values = assigned.get(chooser.attr.value, [])
+        if len(values) != 1 or not isinstance(values[0], cst.Name):
+            return None
+        home = next((m for m in method.cls.methods().values() if sym.contains(m, values[0])), None)
+        return _parameter_default(home, values[0].value) if home is not None else None
 
     def names_class(self, name: str, info: ClassInfo) -> bool:
         """Whether ``name`` (a dotted name) means ``info`` at the reference."""
@@ -531,18 +547,18 @@ class CallSiteRewriter(cst.CSTTransformer):
                     return self.resolve_self_attribute(method.cls, node.attr.value)
             base = self.resolve_entity(node.value)
             return self.index.attribute(base, node.attr.value)
+        if isinstance(node, cst.Call):  # ``Fn().apply``, ``make_spike()(x)``
+            callee = self.resolve_entity(node.func)
+            if isinstance(callee, FunctionRef):
+                return self.index.factory_result(callee, 0, node)
+            if isinstance(callee, ClassRef):
+                return Unknown(
+                    "the value of a call is not known statically", instance_of=callee.info
+                )
         return Unknown("not a name")
 
     def resolve_self_attribute(self, cls: ClassInfo, attr: str) -> Entity:
-        assigned = self.module.self_assignments.get(id(cls.node), {}).get(attr, [])
-        if len(assigned) == 1:
-            value = assigned[0]
-            method = next(m for m in cls.methods().values() if sym.contains(m, value))
-            local = local_entities(self.index, self.module, method)
-            return self.index.resolve_value(self.module, value, 0, local)
-        if len(assigned) > 1:
-            return Unknown(f"self.{attr} is assigned more than once")
-        return self.index.attribute(ClassRef(cls), attr)
+        return self.index.self_attribute(cls, attr)
 
 
 def _is_candidate(func: cst.BaseExpression, names: CalleeNames) -> bool:
@@ -564,6 +580,17 @@ def _is_candidate(func: cst.BaseExpression, names: CalleeNames) -> bool:
         )
     bare = isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
     return names.candidate(key, receiver, legacy, bare)
+
+
+def _parameter_default(func: cst.FunctionDef, name: str) -> cst.BaseExpression | None:
+    """The default of ``func``'s parameter ``name`` when its body never rebinds it."""
+    if name in sym.rebound_names(func):
+        return None
+    params = func.params
+    for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+        if param.name.value == name:
+            return param.default
+    return None
 
 
 def _assigns(statement: cst.SimpleStatementLine, user: cst.SimpleStatementLine) -> bool:
