@@ -41,12 +41,14 @@ from fgi_rewrite.project.source_module import (
     assignments,
     bound_names,
     collect_definitions,
+    exported_names,
     import_bindings,
     module_name_for,
     parse_source,
 )
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
+_NOT_DEFINED = "is not defined at module level"
 
 
 class ProjectIndex:
@@ -306,6 +308,10 @@ class ProjectIndex:
             return self.resolve_value(module, values[0], depth + 1)
         if name in module.imports:
             return self.resolve_dotted(module.imports[name], module.path, depth + 1)
+        for source in reversed(module.star_imports):  # the last one binding it wins
+            found = self.star_imported(module, source, name, depth + 1)
+            if found is not None:
+                return found
         if name in module.function_imports and name not in _BUILTIN_NAMES:
             # Only functions import it: the name a class defined in one of them sees.
             return self.resolve_dotted(module.function_imports[name], module.path, depth + 1)
@@ -313,7 +319,25 @@ class ProjectIndex:
             submodule = self.module_named(f"{module.name}.{name}", module.path)
             if submodule is not None and submodule is not module:
                 return ModuleRef(submodule)
-        return Unknown(f"'{name}' is not defined at module level")
+        return Unknown(f"'{name}' {_NOT_DEFINED}")
+
+    def star_imported(
+        self, module: ModuleInfo, source: str, name: str, depth: int
+    ) -> Entity | None:
+        """What ``from source import *`` in ``module`` binds ``name`` to, if it binds it: a
+        name of the project module ``source`` that its ``__all__`` lists, or, without one, a
+        public name defined there (also through its own star imports: a package
+        ``__init__`` re-exporting its modules)."""
+        found = self.module_named(source, module.path)
+        if found is None or found is module:
+            return None
+        exported = exported_names(found)
+        if (name not in exported) if exported is not None else name.startswith("_"):
+            return None
+        entity = self.resolve_name(found, name, depth + 1)
+        if isinstance(entity, Unknown) and entity.reason.endswith(_NOT_DEFINED):
+            return None
+        return entity
 
     def resolve_value(
         self,
