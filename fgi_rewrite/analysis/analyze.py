@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import libcst as cst
 
-from fgi_rewrite.analysis import elementwise as ew
+from fgi_rewrite.analysis import shape
 from fgi_rewrite.analysis.expressions import call_name, non_float
 from fgi_rewrite.analysis.interpret import Ctx, Frame, Interpreter, Refuse, Value
 from fgi_rewrite.analysis.linear import check_elementwise, coefficient, one
@@ -22,7 +22,6 @@ from fgi_rewrite.core import codes
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.ir import GRAD_OUTPUT, OUTPUT
 from fgi_rewrite.core.model import Diagnostic, Param, Surrogate
-from fgi_rewrite.project.entities import ClassRef, External
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, dotted_name
 
@@ -65,8 +64,9 @@ def analyze(
             # A generic "cannot read this" may hide the real reason: the body indexes along an
             # axis (a scan over time steps, a time shift), which no call site can make elementwise.
             refusal = _axis_refusal(index, info) or refusal
-        if refusal.code is not codes.NotSurrogate and not _looks_like_surrogate(index, info):
-            # Kernels, solvers and plumbing are not surrogates: a note, not a refusal.
+        if refusal.code is not codes.NotSurrogate and not _surrogate_shaped(index, info):
+            # Kernels, solvers, plumbing and linear layers are not surrogates: a note, not a
+            # refusal (analysis/shape.py says which Functions have a surrogate's shape).
             refusal = Refuse(
                 codes.NotSurrogate,
                 f"not an elementwise step ({refusal.code.code}: {refusal.message})",
@@ -137,6 +137,13 @@ def _analyze(
         raise Refuse(codes.NotSurrogate, "no forward/backward pair in the project", info.node)
     forward, forward_cls = methods["forward"]
     backward, backward_cls = methods["backward"]
+    if shape.is_abstract(forward) or shape.is_abstract(backward):
+        raise Refuse(
+            codes.NotSurrogate,
+            f"{'forward' if shape.is_abstract(forward) else 'backward'} raises "
+            "NotImplementedError: an abstract base",
+            info.node,
+        )
     setup = methods.get("setup_context")
     interpreter = Interpreter(index, info, closure, runtime)
     forward_params = _plain_params(forward)
@@ -163,13 +170,16 @@ def _analyze(
             forward, Frame(forward_module, env, forward=True, params=frozenset(env))
         )
     except Refuse as refusal:
-        # A forward we cannot read is a surrogate's only when it thresholds something and the
-        # failure could be lifted (a condition on a hyperparameter) or is a side effect;
-        # kernels, solvers and plumbing are simply not surrogates.
-        if refusal.code is codes.SideEffectForward or (
-            refusal.specializable and _looks_like_step(forward)
+        # A forward we cannot read is a surrogate's only when the failure could be lifted (a
+        # condition on a hyperparameter), names what was not understood (a name, a callable)
+        # or is a side effect, and the Function has a surrogate's shape; kernels, solvers and
+        # plumbing are simply not surrogates.
+        if refusal.specializable or refusal.code in (
+            codes.SideEffectForward,
+            codes.UnresolvedName,
+            codes.CallableHyperparameter,
         ):
-            raise
+            raise  # reported when the Function has a surrogate's shape (``analyze``)
         raise Refuse(
             codes.NotSurrogate, f"forward is not elementwise ({refusal.message})", refusal.node
         ) from None
@@ -347,9 +357,6 @@ def _output_placeholders(ctx: Ctx, f: cst.BaseExpression) -> Ctx:
     return Ctx({k: swap(v) for k, v in ctx.attrs.items()}, saved)
 
 
-_KERNEL_FREE_ROOTS = frozenset({"torch", "math", "numpy"})
-
-
 def _axis_refusal(index: ProjectIndex, info: ClassInfo) -> Refuse | None:
     """Why a Function that indexes along a tensor axis is not an elementwise surrogate: a loop over
     an axis (``for t in range(x.shape[-1]): out[..., t] = ...``) is a multi-step kernel; slicing
@@ -430,62 +437,14 @@ def _axis_loop(node: cst.CSTNode) -> cst.For | None:
     return found[0] if found else None
 
 
-def _looks_like_surrogate(index: ProjectIndex, info: ClassInfo) -> bool:
-    """A forward that thresholds (compares, rounds...) and calls nothing but torch, math,
-    numpy, builtins and project functions: no extension kernel, no class instantiation (also
-    in parameter defaults). Refusals of such a class are reported; others are FGI001 notes."""
+def _surrogate_shaped(index: ProjectIndex, info: ClassInfo) -> bool:
     methods = _methods(index, info)
     if "forward" not in methods:
         return False
     forward, forward_cls = methods["forward"]
-    if not _looks_like_step(forward):
-        return False
-    module = index.module(forward_cls.path)
-    kernel = False
-
-    def visit(node: cst.CSTNode) -> None:
-        nonlocal kernel
-        if not isinstance(node, cst.Call):
-            return
-        root = node.func
-        while isinstance(root, cst.Attribute):
-            root = root.value
-        if not isinstance(root, cst.Name) or root.value in ew.BUILTINS:
-            return
-        entity = index.resolve_name(module, root.value)
-        if isinstance(entity, External) and entity.dotted.split(".")[0] not in _KERNEL_FREE_ROOTS:
-            kernel = True
-        elif isinstance(entity, ClassRef):
-            kernel = True
-
-    sym.walk(forward, visit)
-    return not kernel
-
-
-def _looks_like_step(func: cst.FunctionDef) -> bool:
-    """A forward that compares, rounds or thresholds: refusals inside it are reported."""
-    found = False
-
-    def visit(n: cst.CSTNode) -> None:
-        nonlocal found
-        if isinstance(n, cst.Comparison):
-            found = True
-        if isinstance(n, cst.Call):
-            full, method = call_name(n)
-            short = method or (full or "").rsplit(".", 1)[-1]
-            if short in {
-                "round",
-                "heaviside",
-                "sign",
-                "floor",
-                "ceil",
-                "gt",
-                "ge",
-                "lt",
-                "le",
-                "bernoulli",
-            }:
-                found = True
-
-    sym.walk(func, visit)
-    return found
+    backward = methods.get("backward")
+    return shape.surrogate_shaped(
+        index,
+        (forward, index.module(forward_cls.path)),
+        (backward[0], index.module(backward[1].path)) if backward else None,
+    )

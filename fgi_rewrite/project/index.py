@@ -319,6 +319,9 @@ class ProjectIndex:
             submodule = self.module_named(f"{module.name}.{name}", module.path)
             if submodule is not None and submodule is not module:
                 return ModuleRef(submodule)
+        outside = [s for s in module.star_imports if self.module_named(s, module.path) is None]
+        if outside:  # ``from spikeutils.ops import *``: a package the index does not read
+            return Unknown(f"'{name}' {_NOT_DEFINED} (from {outside[-1]} import * perhaps)")
         return Unknown(f"'{name}' {_NOT_DEFINED}")
 
     def star_imported(
@@ -335,7 +338,7 @@ class ProjectIndex:
         if (name not in exported) if exported is not None else name.startswith("_"):
             return None
         entity = self.resolve_name(found, name, depth + 1)
-        if isinstance(entity, Unknown) and entity.reason.endswith(_NOT_DEFINED):
+        if isinstance(entity, Unknown) and _NOT_DEFINED in entity.reason:
             return None
         return entity
 
@@ -445,6 +448,27 @@ class ProjectIndex:
         return unknown
 
     @functools.cache  # noqa: B019 - one index per run
+    def apply_attribute_owners(self, attr: str) -> tuple[tuple[ClassInfo, ApplyRef], ...]:
+        """The classes of the project whose instances hold a Function's ``apply`` as ``attr``
+        (``self.spike_fct = SpikeFn.apply``, resolved): what an unresolved ``obj.attr(x)`` may
+        be calling."""
+        found: list[tuple[ClassInfo, ApplyRef]] = []
+        for path in self.alias_files():
+            if attr not in self.text(path):
+                continue
+            try:
+                module = self.module(path)
+            except SourceError:
+                continue
+            for cls in module.classes:
+                own = module.self_assignments.get(id(cls.node), {})
+                if attr in own or attr in cls.body_assignments():
+                    entity = self.self_attribute(cls, attr)
+                    if isinstance(entity, ApplyRef):
+                        found.append((cls, entity))
+        return tuple(found)
+
+    @functools.cache  # noqa: B019 - one index per run
     def _assigned_from_outside(self, attr: str) -> bool:
         """``obj.attr = ...`` (or ``setattr(obj, "attr", ...)``) anywhere in the project with
         ``obj`` other than ``self``."""
@@ -488,6 +512,8 @@ class ProjectIndex:
                 if result.info.in_function and call is not None:
                     return ApplyRef(result.info, _literal_arguments(ref.node, call))
                 return result
+        if not any(isinstance(r, ApplyRef) for r in results):
+            return Unknown(f"the value of a call of {ref.node.name.value} is not known statically")
         return Unknown("a factory that does not always return the same Function")
 
 

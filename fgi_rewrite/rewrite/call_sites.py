@@ -13,6 +13,7 @@ import libcst as cst
 from fgi_rewrite.analysis.analyze import forward_params
 from fgi_rewrite.core import codes
 from fgi_rewrite.core import symbolic as sym
+from fgi_rewrite.core.codes import Severity
 from fgi_rewrite.core.model import Diagnostic, Location, Param, Style, Surrogate
 from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.core.results import CallSite, CallStyle
@@ -179,11 +180,13 @@ class CallSiteRewriter(cst.CSTTransformer):
         if not isinstance(target, ApplyRef) or target.closure:
             return updated
         result = self.analysis_of(target.info)
-        if not isinstance(result, Surrogate):
-            return updated
-        location = self.module.location(original)
         if self.skipped(original):
             return updated
+        if not isinstance(result, Surrogate):
+            if not target.info.in_function:  # a factory's ``return Fn.apply``: its calls count
+                self.left_unchanged(original, target.info, result)
+            return updated
+        location = self.module.location(original)
         name = self.functions.setdefault(result.qualname, function_name(result))
         self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.REFERENCE))
         return cst.Name(name)
@@ -281,8 +284,10 @@ class CallSiteRewriter(cst.CSTTransformer):
         if isinstance(target, cst.Name):
             return not self.containers or self.containers[-1] == "class"
         if isinstance(target, cst.Attribute) and self.classes:
-            assigned = self.module.self_assignments.get(id(self.classes[-1].node), {})
-            return len(assigned.get(target.attr.value, [])) == 1
+            # Followed only where calls through ``self.f`` resolve to it (one assignment, none
+            # from outside the class): else the stored value itself is rewritten.
+            entity = self.index.self_attribute(self.classes[-1], target.attr.value)
+            return isinstance(entity, ApplyRef)
         return False
 
     def skipped(self, node: cst.CSTNode) -> bool:
@@ -311,6 +316,7 @@ class CallSiteRewriter(cst.CSTTransformer):
             return updated  # cheap syntactic filter: most calls cannot reach a surrogate
         target = self.resolve_callee(original.func, original)
         if target is None:
+            self.report_unresolved_alias(original)
             return updated
         location = self.module.location(original)
         if self.skipped(original):
@@ -335,7 +341,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         info = target.info
         if info.location.line in self.skip_lines and info.path == self.module.path:
             return updated
-        result = self.analysis_of(info)
+        result = analysis = self.analysis_of(info)
         if target.closure and self.specialize is not None:
             result = self.specialize(info, {}, target.closure)
         if isinstance(result, Diagnostic) and result.specializable:
@@ -345,6 +351,7 @@ class CallSiteRewriter(cst.CSTTransformer):
             if isinstance(literal, Surrogate) and not literal.runtime_branches:
                 result = literal
         if not isinstance(result, Surrogate):
+            self.left_unchanged(original, info, result or analysis)
             return updated
         args = self.bind_arguments(result.params, result.short_name, updated, location)
         if args is None:
@@ -358,6 +365,63 @@ class CallSiteRewriter(cst.CSTTransformer):
         name = self.functions.setdefault(result.qualname, function_name(result))
         self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.FUNCTION))
         return cst.Call(func=cst.Name(name), args=[cst.Arg(sym.one_line(a)) for a in args])
+
+    # -- uses left as they are ------------------------------------------------------------------
+    def left_unchanged(
+        self,
+        node: cst.Call | cst.Attribute,
+        info: ClassInfo,
+        analysis: Surrogate | Diagnostic | None,
+    ) -> None:
+        """A use of a Function that is a surrogate, or would be but is refused, is left: say so
+        there (FGI206), with the refusal's reason. Uses of Functions that are not surrogates
+        (an FGI001 note) are not reported."""
+        if not isinstance(analysis, Diagnostic) or not _is_surrogate(analysis):
+            return
+        used = sym.code(sym.one_line(node.func if isinstance(node, cst.Call) else node))
+        self.diagnostics.append(
+            Diagnostic(
+                codes.SurrogateUseLeft,
+                self.module.location(node),
+                f"{used} left unchanged: {info.name} is refused "
+                f"({analysis.code.code} at {analysis.location}: {analysis.message})",
+                subject=info.qualname,
+            )
+        )
+
+    def report_unresolved_alias(self, call: cst.Call) -> None:
+        """``layer.spike_fct(u)`` where some class holds a surrogate's ``apply`` as
+        ``spike_fct`` but ``layer`` cannot be resolved to an instance: left, and said so."""
+        func = call.func
+        if (
+            not isinstance(func, cst.Attribute)
+            or func.attr.value == "apply"
+            or func.attr.value not in self.callee_names.aliases
+            or self.skipped(call)
+        ):
+            return
+        entity = self.resolve_entity(func)
+        if not isinstance(entity, Unknown):
+            return
+        owners = [
+            (cls, ref)
+            for cls, ref in self.index.apply_attribute_owners(func.attr.value)
+            if _is_surrogate(self.analysis_of(ref.info))
+        ]
+        if not owners:
+            return
+        holders = ", ".join(sorted({f"{ref.info.name}.apply in {cls.name}" for cls, ref in owners}))
+        receiver = sym.code(sym.one_line(func.value))
+        self.diagnostics.append(
+            Diagnostic(
+                codes.SurrogateUseLeft,
+                self.module.location(call),
+                f"{sym.code(sym.one_line(func))}(...) left unchanged: '{func.attr.value}' is "
+                f"{holders}, but what '{receiver}' holds is not known statically "
+                f"({entity.reason})",
+                subject=owners[0][1].info.qualname,
+            )
+        )
 
     def emit(
         self, surrogate: Surrogate, args: Sequence[cst.BaseExpression], call: cst.Call
@@ -580,6 +644,13 @@ def _is_candidate(func: cst.BaseExpression, names: CalleeNames) -> bool:
         )
     bare = isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
     return names.candidate(key, receiver, legacy, bare)
+
+
+def _is_surrogate(analysis: Surrogate | Diagnostic | None) -> bool:
+    """A surrogate, or a refused one (not an FGI001 note on a kernel or plumbing)."""
+    return isinstance(analysis, Surrogate) or (
+        isinstance(analysis, Diagnostic) and analysis.code.severity is not Severity.INFO
+    )
 
 
 def _parameter_default(func: cst.FunctionDef, name: str) -> cst.BaseExpression | None:
