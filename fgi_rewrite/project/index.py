@@ -41,6 +41,7 @@ from fgi_rewrite.project.source_module import (
     assignments,
     bound_names,
     collect_definitions,
+    dotted_name,
     exported_names,
     import_bindings,
     module_name_for,
@@ -49,6 +50,7 @@ from fgi_rewrite.project.source_module import (
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
 _NOT_DEFINED = "is not defined at module level"
+_CALLER_CHOOSES = ": each caller chooses the Function"
 
 
 class ProjectIndex:
@@ -404,7 +406,8 @@ class ProjectIndex:
             return self.instance_attribute(base.instance_of, attr, depth + 1)
         if isinstance(base, Unknown) and base.from_parameter:
             # The case users meet most: ``spike_fn.apply(x)`` in a layer taking ``spike_fn``.
-            return Unknown(f"{base.reason}: each caller chooses the Function", from_parameter=True)
+            reason = base.reason.removesuffix(_CALLER_CHOOSES) + _CALLER_CHOOSES
+            return Unknown(reason, from_parameter=True)
         return Unknown("attribute of an unknown value")
 
     def self_attribute(self, info: ClassInfo, attr: str, depth: int = 0) -> Entity:
@@ -565,6 +568,12 @@ class LocalScope(Mapping[str, Entity]):
             bindings[param.name.value] = Unknown(
                 f"'{param.name.value}' is a parameter", from_parameter=True
             )
+        owner = self._method_of()
+        if owner is not None:  # ``self``: an instance of the class (``layer = self.layer``)
+            first = [*params.posonly_params, *params.params][0].name.value
+            bindings[first] = Unknown(
+                f"'{first}' is a parameter", from_parameter=True, instance_of=owner
+            )
         for star in (params.star_arg, params.star_kwarg):
             if isinstance(star, cst.Param):
                 bindings[star.name.value] = Unknown("star parameter")
@@ -584,6 +593,17 @@ class LocalScope(Mapping[str, Entity]):
         for name in bound_names(self.func.body) - set(bindings):
             bindings[name] = Unknown(f"'{name}' is bound in a nested block")
         return bindings
+
+    def _method_of(self) -> ClassInfo | None:
+        """The class ``func`` is a plain method of (taking ``self`` first), if any."""
+        params = [*self.func.params.posonly_params, *self.func.params.params]
+        decorators = {dotted_name(d.decorator) for d in self.func.decorators}
+        if not params or decorators & {"staticmethod", "classmethod"}:
+            return None
+        for info in self.module.classes:
+            if any(s is self.func for s in info.node.body.body):
+                return info
+        return None
 
     def __getitem__(self, name: str) -> Entity:
         if name not in self._resolved:

@@ -73,12 +73,37 @@ def assignments(body: Iterable[cst.CSTNode]) -> dict[str, list[cst.BaseExpressio
                 for target in small.targets:
                     if isinstance(target.target, cst.Name):
                         found.setdefault(target.target.value, []).append(small.value)
+                    for name, value in _unpacked(target.target, small.value):
+                        found.setdefault(name, []).append(value)
             elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
                 if small.value is not None:
                     found.setdefault(small.target.value, []).append(small.value)
             elif isinstance(small, cst.AugAssign) and isinstance(small.target, cst.Name):
                 found.setdefault(small.target.value, []).append(cst.Name("__fgi_augmented__"))
     return found
+
+
+def _unpacked(
+    target: cst.BaseExpression, value: cst.BaseExpression
+) -> list[tuple[str, cst.BaseExpression]]:
+    """``a, b = x, y``: each name with its own value (Python evaluates the right side first,
+    and a name assigned once cannot be read there); any other unpacking binds its names to a
+    value that is not known."""
+    if not isinstance(target, (cst.Tuple, cst.List)):
+        return []
+    names = [e.value for e in target.elements]
+    if (
+        isinstance(value, (cst.Tuple, cst.List))
+        and len(value.elements) == len(names)
+        and not any(isinstance(e, cst.StarredElement) for e in (*target.elements, *value.elements))
+    ):
+        return [
+            (n.value, e.value)
+            for n, e in zip(names, value.elements, strict=True)
+            if isinstance(n, cst.Name)
+        ]
+    unknown = cst.Name("__fgi_unpacked__")
+    return [(n.value, unknown) for n in names if isinstance(n, cst.Name)]
 
 
 def bound_names(node: cst.CSTNode) -> set[str]:
