@@ -64,7 +64,11 @@ def outcome(report: Report, root: Path) -> Outcome:
     (by file, code and message; lines move) and the internal errors (none)."""
     sites = sorted((s.surrogate, s.style.value) for r in report.results for s in r.call_sites)
     diagnostics = sorted(
-        (d.location.path.relative_to(root).as_posix(), d.code.code, d.message)
+        (
+            d.location.path.relative_to(root).as_posix(),
+            d.code.code,
+            d.message.replace(f"{root}/", ""),
+        )
         for d in report.diagnostics
     )
     return sites, diagnostics, report.internal_errors

@@ -228,7 +228,7 @@ def _report_uses_left(rewritten: Sequence[CallSite], analyses: Analyses, report:
                 codes.SurrogateUseLeft,
                 Location(Path(path), int(line), int(column)),
                 f"use of {refusal.message.split(':', 1)[0]} left unchanged: its rewrite is "
-                f"refused ({refusal.code.code} at {refusal.location})",
+                f"refused ({refusal.code.code} in {refusal.location.path})",
                 subject=site.surrogate,
             )
         )

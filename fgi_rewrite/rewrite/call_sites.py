@@ -383,8 +383,8 @@ class CallSiteRewriter(cst.CSTTransformer):
             Diagnostic(
                 codes.SurrogateUseLeft,
                 self.module.location(node),
-                f"{used} left unchanged: {info.name} is refused "
-                f"({analysis.code.code} at {analysis.location}: {analysis.message})",
+                f"{used} left unchanged: {info.name} is refused ({analysis.code.code} in "
+                f"{analysis.location.path}: {analysis.message})",
                 subject=info.qualname,
             )
         )
