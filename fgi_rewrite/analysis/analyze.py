@@ -9,6 +9,7 @@ expression in ``grad_output``. A gradient is accepted when it is provably ``grad
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
 from typing import TypeVar
 
@@ -25,6 +26,7 @@ from fgi_rewrite.core.model import Diagnostic, Param, Surrogate
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, dotted_name
 
+_BUILTINS = frozenset(dir(builtins))
 _Operator = TypeVar("_Operator", cst.BaseBinaryOp, cst.BaseCompOp)
 
 # ---- the class ---------------------------------------------------------------------------------
@@ -174,6 +176,19 @@ def _analyze(
         # condition on a hyperparameter), names what was not understood (a name, a callable)
         # or is a side effect, and the Function has a surrogate's shape; kernels, solvers and
         # plumbing are simply not surrogates.
+        node = refusal.node
+        if (
+            refusal.code is codes.UnresolvedName
+            and isinstance(node, cst.Name)
+            and node.value in _BUILTINS
+        ):
+            # ``len(centers)``: not a name the project lacks, a builtin the analysis does not model
+            raise Refuse(
+                codes.UnsupportedStatement,
+                f"uses the builtin '{node.value}' on a value known only at run time",
+                node,
+                specializable=refusal.specializable,
+            ) from None
         if refusal.specializable or refusal.code in (
             codes.SideEffectForward,
             codes.UnresolvedName,

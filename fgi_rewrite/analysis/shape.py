@@ -12,6 +12,7 @@ so there is nothing to refuse. A Function whose forward or backward only raises
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable
 
 import libcst as cst
@@ -27,6 +28,7 @@ Method = tuple[cst.FunctionDef, ModuleInfo]
 _Holds = Callable[[cst.BaseExpression, set[str]], bool]
 
 _KERNEL_FREE_ROOTS = frozenset({"torch", "math", "numpy"})
+_BUILTINS = frozenset(dir(builtins))  # ``len``, ``tuple``: never a step the analysis missed
 _THRESHOLDS = frozenset(
     {"round", "heaviside", "sign", "floor", "ceil", "gt", "ge", "lt", "le", "bernoulli"}
 )
@@ -102,7 +104,7 @@ def thresholds(index: ProjectIndex, forward: Method) -> bool:
     local = _local_names(func)
     for call in _calls(func):
         root = _root(call.func)
-        if root is None or root in local or root in ew.BUILTINS:
+        if root is None or root in local or root in _BUILTINS:
             continue
         entity = index.resolve_expr(module, call.func)
         if isinstance(entity, FunctionRef) and looks_like_step(entity.node):

@@ -475,8 +475,8 @@ class ProjectIndex:
     def _assigned_from_outside(self, attr: str) -> bool:
         """``obj.attr = ...`` (or ``setattr(obj, "attr", ...)``) anywhere in the project with
         ``obj`` other than ``self``."""
-        pattern = re.compile(
-            rf"(?:\b(?!self\b)\w+\s*\.\s*{re.escape(attr)}\s*=(?!=))"
+        pattern = re.compile(  # in any layout: black's brackets, backslash continuations
+            rf"(?:\b(?!self\b)\w+[\s\\]*\.[\s\\]*{re.escape(attr)}[\s\\]*=(?!=))"
             rf"|setattr\([^,]*,\s*['\"]{re.escape(attr)}['\"]"
         )
         return any(attr in text and pattern.search(text) for text in map(self.text, self._files))
