@@ -31,7 +31,7 @@ from fgi_rewrite.project.entities import (
     Unknown,
     ValueRef,
 )
-from fgi_rewrite.project.prefilter import CalleeNames
+from fgi_rewrite.project.prefilter import CalleeNames, assigns_apply
 from fgi_rewrite.project.source_module import (
     FROM_DISK,
     ClassInfo,
@@ -457,7 +457,7 @@ class ProjectIndex:
         be calling."""
         found: list[tuple[ClassInfo, ApplyRef]] = []
         for path in self.alias_files():
-            if attr not in self.text(path):
+            if not assigns_apply(self.text(path), attr):
                 continue
             try:
                 module = self.module(path)

@@ -36,6 +36,17 @@ def _joined(text: str) -> str:
     return _CONTINUATION.sub(" ", text) if "\\" in text else text
 
 
+def assigns_apply(text: str, attr: str) -> bool:
+    """Whether ``text`` may set ``attr`` to some ``Fn.apply`` on ``self`` or in a class body
+    (``self.spike_fct = SpikeFn.apply``, in any layout): where an alias attribute's owners are
+    looked for, without parsing every file that mentions the name."""
+    if attr not in text or "apply" not in text:
+        return False
+    target = rf"(?:\bself\s*\.\s*|^[ \t]+){re.escape(attr)}"
+    pattern = rf"{target}\s*(?::[^=\n]*)?=[\s(]*{_DOTTED}\s*\.\s*apply\b"
+    return re.search(pattern, _joined(text), re.MULTILINE) is not None
+
+
 def _factories(text: str) -> set[str]:
     """Functions with a ``return Fn.apply`` directly in their body (found by indentation; the
     returned value may be wrapped over the next lines)."""
