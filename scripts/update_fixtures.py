@@ -1,4 +1,5 @@
-"""Regenerate fixtures/<case>/expected*.{py,txt} from the current tool. Review the diff after!"""
+"""Regenerate fixtures/<case>/expected*.{py,ipynb,txt} from the current tool. Review the diff
+after!"""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fixture_cases import (  # noqa: E402
     EXPECTED_DIR,
-    EXPECTED_FILE,
+    EXPECTED_FILES,
     EXPECTED_REPORT,
+    SOURCE_PATTERNS,
     cases,
     copy_inputs,
     report_lines,
@@ -27,18 +29,17 @@ def main() -> None:
             if report.internal_errors:
                 print(f"{case.name}: INTERNAL ERROR, expected files kept: {report.internal_errors}")
                 continue
-            (case.directory / EXPECTED_FILE).unlink(missing_ok=True)
-            for old in (case.directory / EXPECTED_DIR).rglob("*.py"):
-                old.unlink()
+            for expected in EXPECTED_FILES.values():
+                (case.directory / expected).unlink(missing_ok=True)
+            for pattern in SOURCE_PATTERNS:
+                for old in (case.directory / EXPECTED_DIR).rglob(pattern):
+                    old.unlink()
             for relative in case.input_files():
                 before = (case.directory / relative).read_bytes()
                 after = (root / relative).read_bytes()
                 if before == after:
                     continue
-                if relative == Path("input.py"):
-                    target = case.directory / EXPECTED_FILE
-                else:
-                    target = case.directory / EXPECTED_DIR / relative
+                target = case.expected_path(relative)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(after)
             lines = report_lines(report, root)

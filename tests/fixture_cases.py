@@ -11,10 +11,13 @@ from fgi_rewrite.core.codes import Severity
 from fgi_rewrite.pipeline.report import Report
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-EXPECTED_FILE = "expected.py"  # expected rewrite of input.py
+# The case's entry (a module, or a Jupyter notebook) and its expected rewrite.
+EXPECTED_FILES = {"input.py": "expected.py", "input.ipynb": "expected.ipynb"}
+EXPECTED_FILE = EXPECTED_FILES["input.py"]
 EXPECTED_DIR = "expected"  # expected rewrite of other files of the case, mirrored
 EXPECTED_REPORT = "expected_report.txt"
-_NOT_INPUT = {EXPECTED_FILE, EXPECTED_DIR, EXPECTED_REPORT, "__pycache__"}
+SOURCE_PATTERNS = ("*.py", "*.ipynb")
+_NOT_INPUT = {*EXPECTED_FILES.values(), EXPECTED_DIR, EXPECTED_REPORT, "__pycache__"}
 
 
 @dataclass(frozen=True)
@@ -22,19 +25,30 @@ class Case:
     name: str
     directory: Path
 
+    @property
+    def entry(self) -> str:
+        return "input.py" if (self.directory / "input.py").is_file() else "input.ipynb"
+
+    @property
+    def notebook(self) -> bool:
+        return self.entry == "input.ipynb"
+
     def input_files(self) -> list[Path]:
         return sorted(
             p.relative_to(self.directory)
-            for p in self.directory.rglob("*.py")
+            for pattern in SOURCE_PATTERNS
+            for p in self.directory.rglob(pattern)
             if not (set(p.relative_to(self.directory).parts) & _NOT_INPUT)
         )
 
+    def expected_path(self, relative: Path) -> Path:
+        """Where the expected rewrite of an input file is (or would be)."""
+        if relative == Path(self.entry):
+            return self.directory / EXPECTED_FILES[self.entry]
+        return self.directory / EXPECTED_DIR / relative
+
     def expected(self, relative: Path) -> Path | None:
-        candidate = (
-            self.directory / EXPECTED_FILE
-            if relative == Path("input.py")
-            else self.directory / EXPECTED_DIR / relative
-        )
+        candidate = self.expected_path(relative)
         return candidate if candidate.is_file() else None
 
     @property
@@ -46,7 +60,7 @@ def cases() -> list[Case]:
     return [
         Case(d.name, d)
         for d in sorted(FIXTURES.iterdir())
-        if d.is_dir() and (d / "input.py").is_file()
+        if d.is_dir() and any((d / entry).is_file() for entry in EXPECTED_FILES)
     ]
 
 

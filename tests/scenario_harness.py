@@ -283,8 +283,8 @@ def check_record_is_evidence(steps: list[dict[str, Any]] | None, scenario: Scena
 def changed_files(original: Path, rewritten: Path) -> dict[str, str]:
     """Relative path -> unified diff of each file of ``original`` that differs in ``rewritten``."""
     diffs = {}
-    for path in sorted(original.rglob("*.py")):
-        if "__pycache__" in path.parts:
+    for path in sorted([*original.rglob("*.py"), *original.rglob("*.ipynb")]):
+        if "__pycache__" in path.parts or ".ipynb_checkpoints" in path.parts:
             continue
         relative = path.relative_to(original).as_posix()
         other = rewritten / relative

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 # A surrogate Function and a call site in one module.
 SURROGATE = '''\
 """Spiking step with a fast-sigmoid surrogate."""
@@ -60,3 +62,26 @@ PLAIN = """\
 def add(a, b):
     return a + b
 """
+
+
+def notebook(cells: list[str], indent: int = 1, newline: bool = True) -> bytes:
+    """A Jupyter notebook of these code cells, each with an output: as Jupyter (nbformat) writes
+    it, or with ``indent=2`` as another writer might (keys unsorted, ASCII escapes)."""
+    body = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": i + 1,
+                "id": f"cell-{i}",
+                "metadata": {},
+                "outputs": [{"name": "stdout", "output_type": "stream", "text": [f"{i}\n"]}],
+                "source": source.splitlines(True),
+            }
+            for i, source in enumerate(cells)
+        ],
+        "metadata": {"kernelspec": {"language": "python", "name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    text = json.dumps(body, indent=indent, sort_keys=indent == 1, ensure_ascii=indent != 1)
+    return (text + ("\n" if newline else "")).encode()

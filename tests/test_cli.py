@@ -648,6 +648,7 @@ def test_verbose_names_the_config_file(tmp_path: Path) -> None:
 # ---- JSON -------------------------------------------------------------------------------------
 
 NULLABLE_STR = (str, type(None))
+CELL = (int, type(None))  # a notebook's cell index; null for a module
 TOP = {
     "schema_version": int,
     "tool": str,
@@ -674,6 +675,7 @@ FUNCTION = {
     "path": str,
     "line": int,
     "column": int,
+    "cell": CELL,
     "verdict": str,
     "params": list,
     "f": NULLABLE_STR,
@@ -692,8 +694,23 @@ VERIFICATION = {
     "plot": NULLABLE_STR,
 }
 FILE = {"path": str, "changed": bool, "call_sites": list, "diff": NULLABLE_STR}
-CALL_SITE = {"surrogate": str, "path": str, "line": int, "column": int, "style": str}
-DIAGNOSTIC = {"code": str, "severity": str, "path": str, "line": int, "column": int, "message": str}
+CALL_SITE = {
+    "surrogate": str,
+    "path": str,
+    "line": int,
+    "column": int,
+    "cell": CELL,
+    "style": str,
+}
+DIAGNOSTIC = {
+    "code": str,
+    "severity": str,
+    "path": str,
+    "line": int,
+    "column": int,
+    "cell": CELL,
+    "message": str,
+}
 MODULE = {
     "path": str,
     "class": NULLABLE_STR,
@@ -773,6 +790,7 @@ def test_json_report(tmp_path: Path) -> None:
             "path": str(tmp_path / "snn.py"),
             "line": 18,
             "column": 12,
+            "cell": None,
             "style": "inline",
         }
     ]

@@ -101,7 +101,7 @@ def test_layout_gives_the_same_rewrite(case: Case, layout: str, tmp_path: Path) 
     relayout(root, layout)
     report = run([root], Options(verify="none"))
     assert outcome(report, root) == want
-    if not case.rewritten:
+    if not case.rewritten or case.notebook:  # notebooks: their modules are reformatted only
         return
     for result in report.results:
         compile(result.after, str(result.path), "exec")  # the rewrite of any layout parses

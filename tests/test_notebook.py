@@ -656,13 +656,9 @@ def test_hidden_code_keeps_a_function_that_only_a_magic_still_names(tmp_path: Pa
     assert removable_names(texts, home, ["FastSigmoidSpike"]) == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="integration: module_edits inserts imports and generated functions after the last "
-    "import of the module; a notebook runs its cells in order, so they must land before the "
-    "first top-level statement that uses them",
-)
 def test_inserted_code_comes_before_its_first_use_in_cell_order(tmp_path: Path) -> None:
+    """The module's last import is in a later cell than the first use: a notebook runs its
+    cells top to bottom, so ``import torch`` and the generated function go before the use."""
     (tmp_path / "spikes.py").write_text(SPIKES_MODULE)
     cells = [
         "from spikes import HeavisideBoxcar\nimport torch as th\n",
@@ -672,3 +668,5 @@ def test_inserted_code_comes_before_its_first_use_in_cell_order(tmp_path: Path) 
     module = build_module(read_notebook(notebook_bytes(cells)))
     new = split_module(module, rewrite_module(tmp_path, module, "function"))
     assert "import torch\n" not in new[2] and "def heaviside_boxcar_fgi" not in new[2]
+    assert new[0].startswith(cells[0] + "import torch\n\n\ndef heaviside_boxcar_fgi(")
+    assert new[1] == "v = th.randn(5)\nz = heaviside_boxcar_fgi(v)\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sources import DEFINITION, USER
+from tests.sources import DEFINITION, USER, notebook
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -77,6 +77,11 @@ def test_pre_commit_hooks_rewrite_then_pass(tmp_path: Path) -> None:
     model = project / "snn" / "model.py"
     model.write_text(USER.replace("from surrogates", "from snn.surrogates"))
     original = model.read_text()
+    # A notebook too (types_or: [python, jupyter]), calling the surrogate in a cell.
+    cells = ["%matplotlib inline\nfrom snn.surrogates import SpikeFn\n", "y = SpikeFn.apply(x)"]
+    explore = project / "explore.ipynb"
+    explore.write_bytes(notebook(cells))
+    notebook_before = explore.read_bytes()
     _git("init", "-q", cwd=project)
     _git("add", "-A", cwd=project)
 
@@ -97,7 +102,8 @@ def test_pre_commit_hooks_rewrite_then_pass(tmp_path: Path) -> None:
     check = try_repo("fgi-rewrite-check")
     assert check.returncode == 1, check.stdout + check.stderr
     assert "+++" in check.stdout and "SpikeFn.apply" in check.stdout
-    assert model.read_text() == original
+    assert "explore.ipynb:cell_1\t(rewritten)" in check.stdout
+    assert model.read_text() == original and explore.read_bytes() == notebook_before
 
     # The writing hook rewrites the call site and fails, as pre-commit hooks that modify files do.
     first = try_repo("fgi-rewrite")
@@ -105,6 +111,7 @@ def test_pre_commit_hooks_rewrite_then_pass(tmp_path: Path) -> None:
     assert "files were modified by this hook" in first.stdout
     assert "SpikeFn.apply" not in model.read_text()
     assert (project / "snn" / "surrogates.py").read_text() == DEFINITION
+    assert b"SpikeFn.apply" not in explore.read_bytes()
 
     # Staged again, both hooks pass.
     _git("add", "-A", cwd=project)

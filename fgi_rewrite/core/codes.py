@@ -67,6 +67,21 @@ class NoCallSite(Code):
     severity = Severity.INFO
 
 
+class NotebookCellSkipped(Code):
+    """A cell of a Jupyter notebook is not Python, so it is left as it is: a cell magic that runs
+    another program (``%%bash``, ``%%writefile``, ``%%python3``, ``%%html``...), a cell that
+    VS Code marks with another language, or every cell of a notebook whose kernel is not Python
+    (an R notebook). Python cells, IPython's line magics and ``%%time``/``%%timeit``/
+    ``%%capture``/``%%prun`` cells are read as usual.
+
+    Example: ``%%writefile model.py`` followed by a Function's source.
+    Fix: nothing to fix; a surrogate in a file a cell writes is rewritten in that file.
+    """
+
+    code = "FGI010"
+    severity = Severity.INFO
+
+
 class BackwardNotElementwise(Code):
     """The backward uses an operation that mixes elements (a reduction, matmul, indexing, roll,
     reshape) or an operation fgi-rewrite does not know to be elementwise. Forward gradient injection
@@ -302,6 +317,35 @@ class UnwritableFile(Code):
 
     code = "FGI902"
     severity = Severity.ERROR
+
+
+class NotebookNotWritten(Code):
+    """The rewrite of a Jupyter notebook could not be put back into its cells (a cell boundary
+    or an IPython magic of the notebook's module was lost: a defect of fgi-rewrite), so the
+    notebook is left unchanged; the other files are still written and the run exits with
+    status 123.
+
+    Example: none known; please report the notebook.
+    Fix: report it; meanwhile mark the call sites with ``# fgi: skip`` or exclude the notebook.
+    """
+
+    code = "FGI910"
+    severity = Severity.ERROR
+
+
+class SurrogateInMagic(Code):
+    """A surrogate is applied inside an IPython magic of a notebook (``%timeit Fn.apply(x)``,
+    ``%time y = Fn.apply(x)``, ``out = %prun Fn.apply(x)``): a magic is not Python, so it is not
+    rewritten and still runs the original Function (and keeps it alive for
+    ``--remove-unused``). The Python cells around it are rewritten.
+
+    Example: ``%timeit SpikeFn.apply(v)`` to time the original surrogate.
+    Fix: nothing to fix when timing the original is intended; else write the call as Python
+    (a ``%%timeit`` cell's body is Python and is rewritten).
+    """
+
+    code = "FGI911"
+    severity = Severity.WARNING
 
 
 class VerificationFailed(Code):

@@ -49,12 +49,17 @@ class RunMode(StrEnum):
 
 @dataclass(frozen=True)
 class Location:
+    """A place in a file: 1-based line and column; in a Jupyter notebook, of the code cell
+    ``cell`` (its index in the notebook's ``cells``, 0-based, as black's ``--diff`` names it)."""
+
     path: Path
     line: int
     column: int
+    cell: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.column}"
+        cell = f"cell_{self.cell}:" if self.cell is not None else ""
+        return f"{self.path}:{cell}{self.line}:{self.column}"
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ class CallStyle(StrEnum):
 @dataclass(frozen=True)
 class CallSite:
     surrogate: str  # qualname
-    location: str
+    location: Location
     style: CallStyle
 
 

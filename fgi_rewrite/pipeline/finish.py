@@ -20,7 +20,9 @@ from fgi_rewrite.pipeline.targets import FoundFunction, TargetContext, rewrite_f
 from fgi_rewrite.project.discover import FileSet
 from fgi_rewrite.project.files import write_checked
 from fgi_rewrite.project.index import ProjectIndex
+from fgi_rewrite.project.notebook import is_notebook
 from fgi_rewrite.rewrite import cleanup
+from fgi_rewrite.rewrite.formatting import ProjectStyles
 from fgi_rewrite.rewrite.module_edits import add_functions, ensure_imports
 from fgi_rewrite.verify.stage import verify_rewrites
 
@@ -64,9 +66,13 @@ def verify(
 
 
 def add_remote_functions(
-    index: ProjectIndex, report: Report, remote: dict[Path, list[tuple[Surrogate, str]]]
+    index: ProjectIndex,
+    report: Report,
+    remote: dict[Path, list[tuple[Surrogate, str]]],
+    styles: ProjectStyles,
 ) -> None:
-    """Add each generated function to the module that defines its Function (once)."""
+    """Add each generated function to the module that defines its Function (once), laid out
+    with the module's black settings."""
     wanted: dict[Path, dict[str, Surrogate]] = {}
     for requests in remote.values():
         for surrogate, name in requests:
@@ -79,9 +85,10 @@ def add_remote_functions(
         additions = [
             (s.short_name, s, name) for name, s in sorted(functions.items()) if name not in present
         ]
-        tree = ensure_imports(add_functions(tree, additions), ["torch"])
+        layout = styles.for_file(home)
+        tree = ensure_imports(add_functions(tree, additions, layout), ["torch"], layout)
         if any(s.needs_math for _, s, _ in additions):
-            tree = ensure_imports(tree, ["math"])
+            tree = ensure_imports(tree, ["math"], layout)
         updated = FileResult(
             home, module.tree.bytes, tree.bytes, existing.call_sites if existing else ()
         )
@@ -99,11 +106,16 @@ def remove_unused(
 
     def drop_stale_imports() -> None:
         for path, result in list(results.items()):
-            after = cleanup.remove_unused_imports(result.before, result.after)
+            after = cleanup.remove_unused_imports(
+                result.before, result.after, also_used=hidden.get(path, "")
+            )
             results[path] = FileResult(path, result.before, after, result.call_sites)
             texts[path] = after.decode("utf-8", "replace")
 
     texts = {p: index.text(p) for p in fileset.project}
+    # What a notebook's module does not show still names things: ``%timeit Fn.apply(x)``.
+    hidden = {p: index.hidden_text(p) for p in fileset.project if is_notebook(p)}
+    texts.update((p.with_name(p.name + "#hidden"), text) for p, text in hidden.items())
     results = {r.path: r for r in report.results}
     drop_stale_imports()  # first, so that an import of an alias does not keep it alive
     homes: dict[Path, set[str]] = {}

@@ -30,6 +30,7 @@ from fgi_rewrite.core.results import (
     ModuleCheck,
     Verification,
 )
+from fgi_rewrite.project.notebook import cell_diff, is_notebook
 
 EXIT_OK = 0
 EXIT_CHANGES = 1
@@ -93,6 +94,7 @@ class Report:
             set(self.diagnostics),
             key=lambda d: (
                 str(d.location.path),
+                -1 if d.location.cell is None else d.location.cell,
                 d.location.line,
                 d.location.column,
                 d.code.code,
@@ -111,6 +113,8 @@ def source_encoding(data: bytes) -> str:
 
 
 def unified_diff(result: FileResult, encoding: str | None = None) -> str:
+    if is_notebook(result.path):  # per changed cell, headed ``<path>:cell_<index>``
+        return cell_diff(str(result.path), result.before, result.after)
     encoding = encoding or source_encoding(result.before)
     before = result.before.decode(encoding, errors="replace").splitlines(keepends=True)
     after = result.after.decode(encoding, errors="replace").splitlines(keepends=True)
@@ -151,21 +155,17 @@ def color_diff(text: str) -> str:
 
 
 def _location(location: Location) -> dict[str, Any]:
-    return {"path": str(location.path), "line": location.line, "column": location.column}
+    # "cell": the index of a notebook's cell in its "cells" (the line is the cell's); else null.
+    return {
+        "path": str(location.path),
+        "line": location.line,
+        "column": location.column,
+        "cell": location.cell,
+    }
 
 
 def _call_site(site: CallSite) -> dict[str, Any]:
-    path, line, column = site.location, "0", "0"
-    parts = site.location.rsplit(":", 2)
-    if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-        path, line, column = parts
-    return {
-        "surrogate": site.surrogate,
-        "path": path,
-        "line": int(line),
-        "column": int(column),
-        "style": site.style,
-    }
+    return {"surrogate": site.surrogate, **_location(site.location), "style": site.style}
 
 
 def _verification(verification: Verification | None) -> dict[str, Any] | None:
@@ -214,7 +214,12 @@ def to_json(report: Report, mode: RunMode, diffs: bool = False) -> dict[str, Any
             }
             for record in sorted(
                 report.functions,
-                key=lambda r: (str(r.location.path), r.location.line, r.qualname),
+                key=lambda r: (
+                    str(r.location.path),
+                    -1 if r.location.cell is None else r.location.cell,
+                    r.location.line,
+                    r.qualname,
+                ),
             )
         ],
         "files": [

@@ -20,7 +20,7 @@ from pathlib import Path
 from fgi_rewrite.core import codes
 from fgi_rewrite.core.model import Diagnostic, Location, Surrogate, VerifyLevel
 from fgi_rewrite.core.results import CallSite
-from fgi_rewrite.pipeline import finish, parallel
+from fgi_rewrite.pipeline import finish, notebooks, parallel
 from fgi_rewrite.pipeline.options import (
     ANALYZING,
     CHECKING,
@@ -37,12 +37,12 @@ from fgi_rewrite.pipeline.targets import (
     TargetContext,
     TargetOutcome,
     find_functions,
-    process_target,
 )
 from fgi_rewrite.project.discover import FileSet, Filters, discover
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.prefilter import CalleeNames
 from fgi_rewrite.project.source_module import SourceReader
+from fgi_rewrite.rewrite.formatting import project_styles
 from fgi_rewrite.verify.module_check import verify_modules
 
 __all__ = ["Options", "Progress", "run"]
@@ -122,9 +122,10 @@ def _process(
             or len(function_files) < len(all_function_files),
             targets=targets,
             options=options,
+            styles=project_styles(fileset.root, fileset.targets),
         )
         outcomes = mapper.map(
-            process_target,
+            notebooks.process_target,  # targets.process_target, and a notebook's magics
             context,
             fileset.targets,
             _counter(progress, CHECKING, fileset.targets),
@@ -144,9 +145,10 @@ def _process(
         progress(VERIFYING, 0, len({s.surrogate for s in rewritten}))
         finish.verify(index, context, report, remote)
     _report_uses_left(rewritten, analyses, report)
-    finish.add_remote_functions(index, report, remote)
+    finish.add_remote_functions(index, report, remote, context.styles)
     if options.remove_unused:
         finish.remove_unused(index, fileset, analyses, report)
+    notebooks.write_back(index, report)  # module text -> the notebooks' bytes
     if options.verify_modules:  # opt-in: imports the rewritten files (verify/module_check.py)
         checks, problems = verify_modules(report.results, options.verify_timeout)
         report.module_checks.extend(checks)
@@ -222,11 +224,10 @@ def _report_uses_left(rewritten: Sequence[CallSite], analyses: Analyses, report:
         refusal = analyses.get(site.surrogate)
         if (site.surrogate, site.location) in kept or not isinstance(refusal, Diagnostic):
             continue
-        path, line, column = site.location.rsplit(":", 2)
         report.diagnostics.append(
             Diagnostic(
                 codes.SurrogateUseLeft,
-                Location(Path(path), int(line), int(column)),
+                site.location,
                 f"use of {refusal.message.split(':', 1)[0]} left unchanged: its rewrite is "
                 f"refused ({refusal.code.code} in {refusal.location.path})",
                 subject=site.surrogate,
@@ -306,7 +307,18 @@ def _relabel(report: Report, real: Path, shown: Path) -> None:
         return replace(location, path=shown) if location.path == real else location
 
     report.diagnostics[:] = [replace(d, location=move(d.location)) for d in report.diagnostics]
-    report.results[:] = [replace(r, path=shown) if r.path == real else r for r in report.results]
+    report.results[:] = [
+        (
+            replace(
+                r,
+                path=shown,
+                call_sites=tuple(replace(s, location=move(s.location)) for s in r.call_sites),
+            )
+            if r.path == real
+            else r
+        )
+        for r in report.results
+    ]
     report.functions[:] = [replace(f, location=move(f.location)) for f in report.functions]
     report.verifications[:] = [
         replace(v, paths=tuple(shown if p == real else p for p in v.paths))

@@ -20,9 +20,11 @@ from fgi_rewrite.core.results import FileResult
 from fgi_rewrite.pipeline.options import Options
 from fgi_rewrite.project.files import describe_unreadable
 from fgi_rewrite.project.index import ProjectIndex
+from fgi_rewrite.project.notebook import is_notebook
 from fgi_rewrite.project.prefilter import CalleeNames
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
 from fgi_rewrite.rewrite.call_sites import rewrite_module
+from fgi_rewrite.rewrite.formatting import ProjectStyles
 from fgi_rewrite.rewrite.module_edits import add_functions, ensure_from_import, ensure_imports
 
 # ---- analyzing the Functions of a file ---------------------------------------------------------
@@ -65,6 +67,7 @@ class TargetContext:
     rewritable: bool  # some Function may be rewritten at all
     targets: frozenset[Path]
     options: Options
+    styles: ProjectStyles  # black's settings for the code the rewrite inserts (formatting.py)
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,9 @@ def process_target(index: ProjectIndex, context: TargetContext, path: Path) -> T
             return TargetOutcome()
         module = index.module(path)
     except SourceError as exc:
-        line, column, message = describe_unreadable(path, exc, index.read)
+        line, column, message = (
+            (1, 1, str(exc)) if is_notebook(path) else describe_unreadable(path, exc, index.read)
+        )
         diagnostic = Diagnostic(codes.UnreadableFile, Location(path, line, column), message)
         return TargetOutcome(diagnostics=(diagnostic,))
     except Exception as exc:  # this file is left as it is; the others go on
@@ -145,8 +150,9 @@ def rewrite_file(index: ProjectIndex, context: TargetContext, module: ModuleInfo
             analyses[key] = analyze(index, info, constants, closure)
         return analyses[key]
 
+    layout = context.styles.for_file(module.path)
     tree, rewriter = rewrite_module(
-        index, module, analyses, context.options.style, context.names, specialize
+        index, module, analyses, context.options.style, context.names, specialize, layout
     )
     diagnostics = tuple(rewriter.diagnostics)
     if not rewriter.call_sites:
@@ -157,14 +163,15 @@ def rewrite_file(index: ProjectIndex, context: TargetContext, module: ModuleInfo
         surrogate = analyses[qualname]
         assert isinstance(surrogate, Surrogate)
         home = surrogate.location.path
-        if home != module.path and home in context.targets:
+        source = _import_from(index, module, home) if home != module.path else None
+        if source is not None and home in context.targets:
             # Defined once, beside its Function, and imported here.
             remote.append((surrogate, name))
-            tree = ensure_from_import(tree, _import_from(index, module, home), name)
+            tree = ensure_from_import(tree, source, name, layout)
             continue
         anchor = surrogate.short_name if surrogate.location.path == module.path else ""
         functions.append((anchor, surrogate, name))
-    tree = add_functions(tree, functions)
+    tree = add_functions(tree, functions, layout)
     needs = ["torch"]
     if any(
         isinstance(analyses[c.surrogate], Surrogate)
@@ -172,14 +179,24 @@ def rewrite_file(index: ProjectIndex, context: TargetContext, module: ModuleInfo
         for c in rewriter.call_sites
     ):
         needs.append("math")
-    tree = ensure_imports(tree, needs)
+    tree = ensure_imports(tree, needs, layout)
     result = FileResult(module.path, before, tree.bytes, tuple(rewriter.call_sites))
     return Rewritten(result, diagnostics, tuple(remote))
 
 
-def _import_from(index: ProjectIndex, module: ModuleInfo, home: Path) -> str:
-    """How ``module`` imports from the module at ``home``: relatively within one package."""
+def _import_from(index: ProjectIndex, module: ModuleInfo, home: Path) -> str | None:
+    """How ``module`` imports from the module at ``home``: relatively within one package; a
+    notebook as it imports the Function itself (None when it does not import that module:
+    the function is then generated in the notebook)."""
     target = index.module(home)
+    if module.notebook is not None:
+        for dotted in module.imports.values():
+            parts = dotted.split(".")
+            for cut in range(len(parts), 0, -1):
+                found = index.module_named(".".join(parts[:cut]), module.path)
+                if found is not None and found.path == home:
+                    return ".".join(parts[:cut])
+        return None
     if module.package and target.package == module.package:
         return "." + target.name.rsplit(".", 1)[-1]
     return target.name

@@ -1,4 +1,4 @@
-"""Find the project root and the Python files to index and to rewrite.
+"""Find the project root and the Python files (modules and notebooks) to index and to rewrite.
 
 As black: files found by walking a directory are matched against the exclude regexes (``--exclude``,
 which replaces ``DEFAULT_EXCLUDE``, plus ``--extend-exclude`` and ``--force-exclude``) on their path
@@ -53,6 +53,8 @@ DEFAULT_EXCLUDE = (
 VCS_DIRECTORIES = frozenset({".git", ".hg", ".svn"})
 GENERATED_MARKER = "@" + "generated"  # spelled in two parts so this file is not marked itself
 GENERATED_LINES = 10  # the marker counts in the first lines only (a header comment or docstring)
+# Files a directory walk finds: modules and Jupyter notebooks (project/notebook.py).
+SOURCE_SUFFIXES = (".py", ".ipynb")
 
 
 def compile_regex(pattern: str) -> re.Pattern[str]:
@@ -147,7 +149,8 @@ def iter_python_files(
     root: Path | None = None,
     filters: Filters | None = None,
 ) -> Iterable[Path]:
-    """Python files under ``directory`` (not following directory symlinks), sorted, pruned."""
+    """Python files and notebooks under ``directory`` (not following directory symlinks),
+    sorted, pruned."""
     for dirpath, dirnames, filenames in os.walk(directory):
         here = Path(dirpath)
         kept = []
@@ -163,7 +166,7 @@ def iter_python_files(
             kept.append(name)
         dirnames[:] = kept
         for name in sorted(filenames):
-            if not name.endswith(".py"):
+            if not name.endswith(SOURCE_SUFFIXES):
                 continue
             path = here / name
             if filters is not None and root is not None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fgi_rewrite.core.results import FileResult
 from fgi_rewrite.project import source_module
+from fgi_rewrite.project.notebook import is_notebook
 from fgi_rewrite.project.source_module import SourceError
 
 # ---- bad input --------------------------------------------------------------------------------
@@ -84,7 +85,9 @@ def write_checked(result: FileResult) -> str | None:
         current = path.read_bytes()
     except OSError as exc:
         return f"cannot read it back before writing: {exc.strerror or exc}; not rewritten"
-    if current != result.before and not _same_source(current, result.before):
+    if current != result.before and (
+        is_notebook(path) or not _same_source(current, result.before)  # JSON: its bytes
+    ):
         return "the file changed on disk during the run; not rewritten (run fgi-rewrite again)"
     try:
         write_atomic(path, result.after)

@@ -5,6 +5,10 @@ single assignments, the way a reader would.
 
 What a single file says is read in ``source_module``; what a name resolves to is one of the
 ``entities``. This module holds what needs the whole project: the index and local scopes.
+
+A Jupyter notebook is indexed as one module, its code cells in order (``project/notebook.py``),
+named by its path: no import reaches it, and its absolute imports resolve from its own directory
+first (Jupyter's working directory), then as any module's.
 """
 
 from __future__ import annotations
@@ -31,6 +35,14 @@ from fgi_rewrite.project.entities import (
     Unknown,
     ValueRef,
 )
+from fgi_rewrite.project.notebook import (
+    NotebookModule,
+    build_module,
+    hidden_code,
+    is_notebook,
+    locate,
+)
+from fgi_rewrite.project.notebook_json import NotebookError, read_notebook
 from fgi_rewrite.project.prefilter import CalleeNames, assigns_apply
 from fgi_rewrite.project.source_module import (
     FROM_DISK,
@@ -63,18 +75,43 @@ class ProjectIndex:
         self._names: dict[str, list[Path]] = {}
         self._texts: dict[Path, str] = {}
         self._ast: dict[Path, ast.Module] = {}
+        self._notebooks: dict[Path, NotebookModule | SourceError] = {}
         self._files = tuple(files)
+        self._paths = frozenset(self._files)
         for path in self._files:
-            name, _, _ = module_name_for(path)
-            self._names.setdefault(name, []).append(path)
+            if not is_notebook(path):  # no import reaches a notebook
+                name, _, _ = module_name_for(path)
+                self._names.setdefault(name, []).append(path)
 
     # -- parsing --------------------------------------------------------------------------------
+    def notebook(self, path: Path) -> NotebookModule:
+        """A notebook's code cells as one module (SourceError when it is not a notebook)."""
+        cached = self._notebooks.get(path)
+        if cached is None:
+            try:
+                cached = build_module(read_notebook(self.read(path)))
+            except NotebookError as exc:
+                cached = SourceError(f"cannot read the notebook: {exc}")
+            except SourceError as exc:
+                cached = exc
+            self._notebooks[path] = cached
+        if isinstance(cached, SourceError):
+            raise cached
+        return cached
+
+    def source(self, path: Path) -> bytes | str:
+        """What the index parses: the file, or a notebook's module (text: its cells' coding
+        cookies mean nothing)."""
+        return self.notebook(path).source if is_notebook(path) else self.read(path)
+
     def text(self, path: Path) -> str:
         if path not in self._texts:
             try:
-                self._texts[path] = self.read(path).decode("utf-8", errors="replace")
+                source = self.source(path)
             except SourceError:
-                self._texts[path] = ""
+                source = ""
+            text = source if isinstance(source, str) else source.decode("utf-8", "replace")
+            self._texts[path] = text
         return self._texts[path]
 
     def module(self, path: Path) -> ModuleInfo:
@@ -83,20 +120,58 @@ class ProjectIndex:
             raise cached
         if cached is not None:
             return cached
+        notebook = None
         try:
-            tree = parse_source(self.read(path))
+            if is_notebook(path):
+                notebook, tree = self._parse_notebook(path)
+            else:
+                tree = parse_source(self.read(path))
         except SourceError as exc:
             self._by_path[path] = exc
             raise
-        name, package, is_package = module_name_for(path)
-        qualifier = name
-        if len(self._names.get(name, [])) > 1:
-            where = path.parent.relative_to(self.root) if path.is_relative_to(self.root) else path
-            qualifier = f"{name}@{where.as_posix()}"
-        info = ModuleInfo(name, path, package, is_package, tree, qualifier=qualifier)
+        if notebook is not None:
+            name = package = ""
+            is_package = False
+            # A name no import can form, unique in the project: the notebook's path.
+            qualifier = relative_name(path, self.root)
+        else:
+            name, package, is_package = module_name_for(path)
+            qualifier = name
+            if len(self._names.get(name, [])) > 1:
+                where = (
+                    path.parent.relative_to(self.root) if path.is_relative_to(self.root) else path
+                )
+                qualifier = f"{name}@{where.as_posix()}"
+        info = ModuleInfo(name or qualifier, path, package, is_package, tree, qualifier=qualifier)
+        info.notebook = notebook
         collect_definitions(info)
         self._by_path[path] = info
         return info
+
+    def _parse_notebook(self, path: Path) -> tuple[NotebookModule, cst.Module]:
+        """The notebook's module and its tree. A cell libcst refuses (syntax newer than it
+        knows) is left out, as a cell that does not parse, and the rest parsed again."""
+        notebook = self.notebook(path)
+        excluded: dict[int, tuple[str, int]] = {}
+        while True:
+            try:
+                tree = parse_source(notebook.source)
+                break
+            except SourceError as exc:
+                cause = exc.__cause__
+                if not isinstance(cause, cst.ParserSyntaxError):
+                    raise
+                line = cause.raw_line
+                at = locate(notebook, line) or locate(notebook, line - 1)
+                if at is None or at.cell in excluded:
+                    raise
+                excluded[at.cell] = (str(exc), at.line)
+                notebook = build_module(notebook.notebook, excluded)
+        if excluded:  # what the other views read is this module
+            self._notebooks[path] = notebook
+            self._texts.pop(path, None)
+            self._ast.pop(path, None)
+        return notebook, tree
 
     def ast_tree(self, path: Path) -> ast.Module:
         """The stdlib AST (about ten times cheaper than libcst), for prefiltering; raises
@@ -104,7 +179,7 @@ class ProjectIndex:
         cached = self._ast.get(path)
         if cached is not None:
             return cached
-        source = self.read(path)
+        source = self.source(path)
         try:
             tree = ast.parse(source, filename=str(path))
         except SyntaxError:
@@ -128,7 +203,7 @@ class ProjectIndex:
         ones are reported."""
         any_apply = "autograd" in self.text(path)
         tree = self.ast_tree(path)
-        external = self._external_roots(tree)
+        external = self._external_roots(tree, path)
         for node in ast.walk(tree):
             if (
                 isinstance(node, ast.Attribute)
@@ -157,21 +232,44 @@ class ProjectIndex:
         # ``spike_fn.apply(v - thr)`` on a parameter: reported as unresolved (FGI201)
         return bool(names.classes) and _has_parameter_apply(tree)
 
-    def _external_roots(self, tree: ast.Module) -> set[str]:
+    def _external_roots(self, tree: ast.Module, path: Path) -> set[str]:
         """Local names bound by importing a package outside the project (torch, numpy...)."""
         project = {name.split(".")[0] for name in self._names}
+
+        def outside(dotted: str) -> bool:
+            root = dotted.split(".")[0]
+            return root not in project and self._beside_notebook(root, path) is None
+
         roots: set[str] = set()
         for node in tree.body:
             if isinstance(node, ast.Import):
                 for alias in node.names:
-                    if alias.name.split(".")[0] not in project:
+                    if outside(alias.name):
                         roots.add(alias.asname or alias.name.split(".")[0])
             elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-                if node.module.split(".")[0] not in project:
+                if outside(node.module):
                     roots.update(a.asname or a.name for a in node.names)
         return roots
 
+    def _beside_notebook(self, name: str, near: Path | None) -> Path | None:
+        """The project file that ``import <name>`` in the notebook ``near`` reaches from the
+        notebook's directory (Jupyter's working directory), if any."""
+        if near is None or not is_notebook(near):
+            return None
+        *packages, last = name.split(".")
+        directory = near.parent.joinpath(*packages)
+        for candidate in (directory / f"{last}.py", directory / last / "__init__.py"):
+            if candidate in self._paths:
+                return candidate
+        return None
+
     def module_named(self, name: str, near: Path | None = None) -> ModuleInfo | None:
+        beside = self._beside_notebook(name, near)
+        if beside is not None:
+            try:
+                return self.module(beside)
+            except SourceError:
+                return None
         candidates = self._names.get(name, [])
         if len(candidates) > 1 and near is not None:
             # Prefer the candidate that shares the importer's top-level directory.
@@ -210,31 +308,51 @@ class ProjectIndex:
     def _maybe_functions(self) -> tuple[tuple[Path, ...], frozenset[str]]:
         seeds = {"Function", "InplaceFunction"}
         bases: dict[Path, list[tuple[str, set[str]]]] = {}
-        for path in self.candidate_files():
-            try:
-                tree = self.ast_tree(path)
-            except SourceError:
-                continue
-            for node in ast.walk(tree):
-                if isinstance(node, ast.ImportFrom):
-                    seeds.update(a.asname for a in node.names if a.name in seeds and a.asname)
-                elif isinstance(node, ast.ClassDef):
-                    names = {_ast_key(b) for b in node.bases} - {None}
-                    bases.setdefault(path, []).append((node.name, names))  # type: ignore[arg-type]
+        scanned: set[Path] = set()
+
+        def scan(paths: Iterable[Path]) -> None:
+            for path in paths:
+                scanned.add(path)
+                try:
+                    tree = self.ast_tree(path)
+                except SourceError:
+                    continue
+                for node in ast.walk(tree):
+                    if isinstance(node, ast.ImportFrom):
+                        seeds.update(a.asname for a in node.names if a.name in seeds and a.asname)
+                    elif isinstance(node, ast.ClassDef):
+                        names = {_ast_key(b) for b in node.bases} - {None}
+                        bases.setdefault(path, []).append((node.name, names))  # type: ignore[arg-type]
+
         # ``Function`` itself counts only in a file that says "autograd" (``torch.autograd``,
         # ``from torch.autograd import Function``): sympy's ``Function`` has hundreds of
         # subclasses. A subclass of a project class that derives from it counts anywhere.
-        autograd = {path for path in bases if "autograd" in self.text(path)}
         functions = set(seeds)
 
         def derives(path: Path, names: set[str]) -> bool:
-            return bool(names & (functions if path in autograd else functions - seeds))
+            autograd = "autograd" in self.text(path)
+            return bool(names & (functions if autograd else functions - seeds))
 
-        while True:
-            grown = {n for path, found in bases.items() for n, b in found if derives(path, b)}
-            if grown <= functions:
+        def grow() -> None:
+            functions.update(seeds)  # with the aliases the scan found (``Function as F_``)
+            while True:
+                grown = {n for path, found in bases.items() for n, b in found if derives(path, b)}
+                if grown <= functions:
+                    return
+                functions.update(grown)
+
+        scan(self.candidate_files())
+        grow()
+        while functions - seeds:
+            # A subclass of a project Function in a file that never says "Function" (its
+            # backward in a base class of another module): found by the base's name.
+            derived = "|".join(re.escape(n) for n in sorted(functions - seeds))
+            pattern = re.compile(rf"^[ \t]*class\s+\w+\s*\([^)]*\b(?:{derived})\b", re.MULTILINE)
+            more = [p for p in self._files if p not in scanned and pattern.search(self.text(p))]
+            if not more:
                 break
-            functions |= grown
+            scan(more)
+            grow()
         files = tuple(p for p, found in bases.items() if any(derives(p, b) for _, b in found))
         found_names = frozenset(
             n for path, found in bases.items() for n, b in found if derives(path, b)
@@ -253,7 +371,16 @@ class ProjectIndex:
         pattern = re.compile(
             rf"\b{re.escape(info.name)}\.{re.escape(attribute)}\s*(?:[-+*/]?=)(?!=)"
         )
-        return any(pattern.search(self.text(path)) for path in self._files)
+        return any(pattern.search(self.text(path)) for path in self._files) or any(
+            pattern.search(self.hidden_text(path)) for path in self._files if is_notebook(path)
+        )
+
+    def hidden_text(self, path: Path) -> str:
+        """A notebook's magics and the cells its module leaves out (``%time Fn.alpha = 2``)."""
+        try:
+            return hidden_code(self.notebook(path))
+        except SourceError:
+            return ""
 
     # -- resolution -----------------------------------------------------------------------------
     def is_function_class(self, info: ClassInfo, _seen: frozenset[str] = frozenset()) -> bool:
@@ -684,6 +811,11 @@ def _ast_key(node: ast.expr) -> str | None:
     if isinstance(node, ast.Attribute):
         return node.attr
     return None
+
+
+def relative_name(path: Path, root: Path) -> str:
+    """``path`` relative to the project root, with ``/`` (absolute outside it)."""
+    return (path.relative_to(root) if path.is_relative_to(root) else path).as_posix()
 
 
 def _common_parts(a: Path, b: Path) -> tuple[str, ...]:

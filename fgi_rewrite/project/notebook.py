@@ -24,6 +24,7 @@ import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from fgi_rewrite.project.ipython_syntax import Mask, mask_cell, reindent, split_lines
 from fgi_rewrite.project.notebook_json import (
@@ -37,6 +38,11 @@ from fgi_rewrite.project.notebook_json import (
 # Cell magics whose body is Python run in the kernel's namespace (black's list, less the ones
 # that start another interpreter: python, python2, python3, pypy).
 PYTHON_LANGUAGES = frozenset({"python", "python3", "ipython", "ipython3"})
+SUFFIX = ".ipynb"
+
+
+def is_notebook(path: Path) -> bool:
+    return path.suffix == SUFFIX
 
 
 @dataclass(frozen=True)

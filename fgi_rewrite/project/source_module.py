@@ -17,6 +17,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from fgi_rewrite.core.model import Location
+from fgi_rewrite.project.notebook import NotebookModule, locate
 
 
 class SourceError(Exception):
@@ -279,6 +280,8 @@ class ModuleInfo:
     # Prefix of qualified names: the module name, made unique when two files of the project
     # share it (two top-level ``train.py`` scripts), so that analyses never mix them up.
     qualifier: str = ""
+    # A Jupyter notebook's code cells as one module (``tree``): locations are the cells'.
+    notebook: NotebookModule | None = field(default=None, repr=False)
 
     @cached_property
     def positions(self) -> Mapping[cst.CSTNode, object]:
@@ -331,8 +334,18 @@ class ModuleInfo:
         pos = self.positions.get(node)
         start = getattr(pos, "start", None)
         if start is None:
+            return self.position(1, 1)
+        return self.position(start.line, start.column + 1)
+
+    def position(self, line: int, column: int) -> Location:
+        """The location of a position of ``tree`` (1-based): in a notebook, in its cell."""
+        if self.notebook is None:
+            return Location(self.path, line, column)
+        # A cell separator (no node a report names) stands for the cell after it.
+        at = locate(self.notebook, line, column) or locate(self.notebook, line + 1, 1)
+        if at is None:
             return Location(self.path, 1, 1)
-        return Location(self.path, start.line, start.column + 1)
+        return Location(self.path, at.line, at.column, at.cell)
 
 
 def _collect_self_assignments(
@@ -389,7 +402,7 @@ def read_source(path: Path) -> bytes:
         raise SourceError(exc.strerror or str(exc)) from exc
 
 
-def parse_source(source: bytes) -> cst.Module:
+def parse_source(source: bytes | str) -> cst.Module:
     try:
         return cst.parse_module(source)
     except cst.ParserSyntaxError as exc:

@@ -80,11 +80,12 @@ def _defines(stmt: cst.BaseStatement, names: set[str]) -> bool:
     return False
 
 
-def remove_unused_imports(before: bytes, after: bytes) -> bytes:
+def remove_unused_imports(before: bytes, after: bytes, also_used: str = "") -> bytes:
     """Drop names imported at module level that ``before`` used and ``after`` no longer does
-    (imports that were already unused are the user's business and stay)."""
+    (imports that were already unused are the user's business and stay); ``also_used`` is
+    code the module does not show that uses its names too (a notebook's magics)."""
     tree = cst.parse_module(after)
-    old_text, new_text = before.decode("utf-8", "replace"), tree.code
+    old_text, new_text = before.decode("utf-8", "replace"), tree.code + "\n" + also_used
     body = []
     for stmt in tree.body:
         if isinstance(stmt, cst.SimpleStatementLine) and len(stmt.body) == 1:
@@ -98,7 +99,9 @@ def remove_unused_imports(before: bytes, after: bytes) -> bytes:
                 if not kept:
                     continue
                 if len(kept) != len(small.names):
-                    kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+                    # The last name takes the last comma there was: none, or the trailing comma
+                    # of a list black laid out one name per line (which keeps it so).
+                    kept[-1] = kept[-1].with_changes(comma=small.names[-1].comma)
                     stmt = stmt.with_changes(body=[small.with_changes(names=kept)])
         body.append(stmt)
     return tree.with_changes(body=body).bytes

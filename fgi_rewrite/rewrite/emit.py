@@ -6,15 +6,21 @@ each differentiable input::
 
     spk = (v > 0).float()
     if torch.is_grad_enabled() and v.requires_grad:
-        _fgi_v = v.detach()
-        _fgi_g = torch.nan_to_num(g(_fgi_v), 0.0, 0.0, 0.0)  # emitted inline
-        spk = torch.addcmul(spk.detach(), v - _fgi_v, _fgi_g).to(spk.dtype)
+        _fgi_v_detached = v.detach()
+        _fgi_v_grad = torch.nan_to_num(g(_fgi_v_detached), 0.0, 0.0, 0.0)
+        spk = torch.addcmul(spk.detach(), v - _fgi_v_detached, _fgi_v_grad).to(spk.dtype)
 
 ``(v - v.detach())`` is exactly 0 for finite ``v``. ``g`` is built from detached inputs, so
 masking it costs one forward kernel and nothing in the backward: the value stays the forward's
 wherever ``g`` overflows too. Where an input is ±inf or NaN, ``v - v.detach()`` is NaN, and so is
 the value: masking that would put a mask into the backward and cost about 15 % of an eager
 training step (benchmarks/rsnn.py, docs/benchmarks.md); README, "Semantics", documents it.
+
+Temporaries say what they hold: ``_fgi_<param>`` an argument evaluated once,
+``_fgi_<param>_detached`` and ``_fgi_<param>_grad`` an input's detached value and surrogate
+gradient, ``_fgi_out`` a result that no name of the user's receives, and a subexpression computed
+once is named after its operation (``_fgi_sigmoid``, ``_fgi_product``). The caller's ``fresh``
+makes each name unique in its scope.
 """
 
 from __future__ import annotations
@@ -96,14 +102,6 @@ def _clean(node: cst.BaseExpression) -> cst.BaseExpression:
     return sym.one_line(result)
 
 
-def _assigned(node: cst.BaseExpression) -> str:
-    """``node`` rendered as the right-hand side of ``name = ...`` on one line: an argument black
-    split over lines inside the call's parentheses has none of its own (``f(\n    a\n    - b,\n)``),
-    and a walrus needs its own there."""
-    flat = sym.one_line(node)
-    return sym.code(sym.paren(flat) if isinstance(flat, cst.NamedExpr) and not flat.lpar else flat)
-
-
 def _is_literal(node: cst.BaseExpression) -> bool:
     return sym.literal_value(node) is not NotImplemented
 
@@ -113,20 +111,22 @@ def _is_number(node: cst.BaseExpression) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _finite(g: cst.BaseExpression) -> str:
+    """``g`` masked with ``torch.nan_to_num(g, 0, 0, 0)`` so that a ``g`` that overflows leaves
+    the value exact and gives a zero gradient (a bounded ``g`` needs no mask)."""
+    return _bare(g) if _bounded(g) else f"torch.nan_to_num({_bare(g)}, 0.0, 0.0, 0.0)"
+
+
 def _injection(
     deltas: Sequence[cst.BaseExpression], grads: Sequence[cst.BaseExpression], output: str
 ) -> str:
     """``out.detach()`` plus ``(x_i - x_i.detach()) * g_i`` for each differentiable input: one
     ``torch.addcmul`` per input (one kernel, where a product and a sum take two), each ``g_i``
-    masked with ``torch.nan_to_num(g_i, 0, 0, 0)`` so that a ``g`` that overflows leaves the value
-    exact and gives a zero gradient. A literal ``g`` needs no mask and no ``addcmul``."""
+    already finite (``_finite``). A literal ``g`` needs no mask and no ``addcmul``."""
     result, is_sum = f"{output}.detach()", False
     for delta, g in zip(deltas, grads, strict=True):
         if not _is_number(g):
-            finite = (
-                sym.code(g) if _bounded(g) else f"torch.nan_to_num({sym.code(g)}, 0.0, 0.0, 0.0)"
-            )
-            result, is_sum = f"torch.addcmul({result}, {_bare(delta)}, {finite})", False
+            result, is_sum = f"torch.addcmul({result}, {_bare(delta)}, {sym.code(g)})", False
             continue
         term = sym.paren(delta) if sym.literal_value(g) == 1 else sym.mul(sym.paren(delta), g)
         result, is_sum = f"{result} + {sym.code(term)}", True
@@ -185,11 +185,41 @@ def share_common(
         if not repeated:
             break
         chosen = max(repeated, key=len)
-        name = fresh("_fgi_t")
+        name = fresh(f"_fgi_{describe(cst.parse_expression(chosen))}")
         bindings = [(n, _replace(e, chosen, name)) for n, e in bindings]
         current = [_replace(e, chosen, name) for e in current]
         bindings.append((name, cst.parse_expression(chosen)))
     return _dependency_order(bindings), current
+
+
+_OPERATIONS = {
+    cst.Add: "sum",
+    cst.Subtract: "difference",
+    cst.Multiply: "product",
+    cst.Divide: "quotient",
+    cst.Power: "power",
+}
+
+
+def describe(node: cst.BaseExpression) -> str:
+    """A name for what ``node`` computes: the function it calls (``sigmoid``), through casts, or
+    its operation (``product``, ``mask`` for a comparison)."""
+    if isinstance(node, cst.Call):
+        func = node.func
+        if isinstance(func, cst.Attribute):
+            if func.attr.value in _CASTS:
+                return describe(func.value)
+            return snake(func.attr.value).strip("_") or "value"
+        if isinstance(func, cst.Name):
+            return snake(func.value).strip("_") or "value"
+        return "value"
+    if isinstance(node, cst.BinaryOperation):
+        return _OPERATIONS.get(type(node.operator), "value")
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        return "negated"
+    if isinstance(node, cst.Comparison):
+        return "mask"
+    return "value"
 
 
 def _count_shareable(expressions: Sequence[cst.BaseExpression]) -> dict[str, int]:
@@ -280,7 +310,7 @@ def emit_inline(
             value_of[param.name] = arg
         else:
             temp = fresh(f"_fgi_{param.name}")
-            lines.append(f"{temp} = {_assigned(arg)}")
+            lines.append(f"{temp} = {_movable(arg)}")
             value_of[param.name] = sym.name(temp)
     mentioned = set().union(*(sym.names_in(v) for v in value_of.values())) if value_of else set()
     output = target if target is not None and target not in mentioned else fresh("_fgi_out")
@@ -311,7 +341,7 @@ def emit_inline(
         detached_of: dict[str, cst.BaseExpression] = {}
         for i in differentiable:
             input_name = surrogate.params[i].name
-            temp = fresh(f"_fgi_{input_name}_d")
+            temp = fresh(f"_fgi_{input_name}_detached")
             lines.append(f"{INDENT}{temp} = {sym.code(value_of[input_name])}.detach()")
             detached_of[input_name] = sym.name(temp)
         mapping = {**value_of, **detached_of, OUTPUT: sym.method(sym.name(output), "detach")}
@@ -326,20 +356,39 @@ def emit_inline(
         ]
 
         first_detached = detached_of[surrogate.params[differentiable[0]].name]
+        grad_names: dict[int, str] = {}  # one name per input, in every branch
 
         def grad_leaf(expressions: tuple[cst.BaseExpression, ...]) -> list[str]:
             looped, expressions_ = control_flow.hoist(expressions, fresh, first_detached, INDENT)
             shared, grads = share_common(expressions_, fresh)
-            injection = _injection(deltas, grads, output)
+            bound: list[str] = []
+            for position, g in enumerate(grads):
+                if _is_number(g):
+                    continue
+                if position not in grad_names:
+                    input_name = surrogate.params[differentiable[position]].name
+                    grad_names[position] = fresh(f"_fgi_{input_name}_grad")
+                bound.append(f"{grad_names[position]} = {_finite(g)}")
+                grads[position] = sym.name(grad_names[position])
             return [
                 *looped,
                 *(f"{name} = {sym.code(e)}" for name, e in shared),
-                f"{output} = {injection}",
+                *bound,
+                f"{output} = {_injection(deltas, grads, output)}",
             ]
 
         block = control_flow.render(control_flow.split(grads), grad_leaf, INDENT)
         lines.extend(f"{INDENT}{line}" for line in block)
     return Emission(tuple(lines), sym.name(output))
+
+
+def _movable(arg: cst.BaseExpression) -> str:
+    """An argument's code for a statement of its own. An argument split over lines inside the
+    call's parentheses (black's layout of a long argument) gets parentheses of its own, which
+    black, formatting the inserted block, keeps only where the line needs them."""
+    code = sym.code(arg)
+    own = "\n" in code or isinstance(arg, cst.NamedExpr)  # ``_fgi_v = (y := v - 1)``
+    return sym.code(sym.paren(arg)) if own and not arg.lpar else code
 
 
 def _default_text(param: Param, annotation: str) -> str:

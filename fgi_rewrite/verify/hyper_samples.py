@@ -19,7 +19,7 @@ from pathlib import Path
 import libcst as cst
 
 from fgi_rewrite.core import symbolic as sym
-from fgi_rewrite.core.model import Surrogate
+from fgi_rewrite.core.model import Location, Surrogate
 from fgi_rewrite.project.entities import ValueRef
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ModuleInfo, dotted_name
@@ -164,12 +164,13 @@ def _target_names(node: cst.BaseExpression) -> list[str]:
     return []
 
 
-def call_nodes(module: ModuleInfo) -> dict[tuple[int, int], cst.Call]:
-    found: dict[tuple[int, int], cst.Call] = {}
+def call_nodes(module: ModuleInfo) -> dict[Location, cst.Call]:
+    """Each call of the module by its location (as call sites report it)."""
+    found: dict[Location, cst.Call] = {}
     for node, position in module.positions.items():
         start = getattr(position, "start", None)
         if isinstance(node, cst.Call) and start is not None:
-            found.setdefault((start.line, start.column + 1), node)
+            found.setdefault(module.position(start.line, start.column + 1), node)
     return found
 
 

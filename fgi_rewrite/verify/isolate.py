@@ -23,6 +23,7 @@ from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.model import Style, Surrogate
 from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.project.index import ProjectIndex
+from fgi_rewrite.project.notebook import is_notebook
 from fgi_rewrite.project.source_module import (
     ClassInfo,
     ModuleInfo,
@@ -352,8 +353,8 @@ def import_root(path: Path) -> Path:
 def user_import(index: ProjectIndex, info: ClassInfo | None) -> UserImport | None:
     """How the child imports the Function from the user's module (``--verify-import-user-code``):
     the import root, the module name and the attribute path of the class; None for a class built
-    inside a function, which no import reaches."""
-    if info is None or info.in_function:
+    inside a function, or in a notebook, which no import reaches."""
+    if info is None or info.in_function or is_notebook(info.path):
         return None
     module = index.module(info.path)
     prefix = f"{module.qualifier}."

@@ -23,6 +23,7 @@ from typing import Any
 from fgi_rewrite.core import codes
 from fgi_rewrite.core.model import Diagnostic, Location, VerifyLevel
 from fgi_rewrite.core.results import FileResult, ModuleCheck
+from fgi_rewrite.project.notebook import is_notebook
 from fgi_rewrite.project.source_module import module_name_for
 from fgi_rewrite.verify.isolate import import_root
 from fgi_rewrite.verify.job import Job, ModuleSource
@@ -39,6 +40,8 @@ def module_job(results: Sequence[FileResult]) -> Job | None:
     sources = []
     for result in results:
         if not result.changed or result.path.name == "-":  # stdin without --stdin-filename
+            continue
+        if is_notebook(result.path):  # no import reaches a notebook's code
             continue
         name, _, is_package = module_name_for(result.path)
         try:

@@ -99,7 +99,7 @@ def _uses(
     """Per surrogate with call sites in ``results``: the files, the emitted forms (inline,
     function) and each call node with its module (for the hyperparameter values)."""
     used: dict[str, dict[str, Any]] = {}
-    calls: dict[Path, dict[tuple[int, int], cst.Call]] = {}
+    calls: dict[Path, dict[Location, cst.Call]] = {}
     for result in results:
         for site in result.call_sites:
             if not isinstance(analyses.get(site.surrogate), Surrogate):
@@ -114,9 +114,7 @@ def _uses(
             module = index.module(result.path)
             if result.path not in calls:
                 calls[result.path] = call_nodes(module)
-            _, line, column = (site.location.rsplit(":", 2) + ["0", "0"])[:3]
-            key = (int(line), int(column)) if line.isdigit() and column.isdigit() else (0, 0)
-            entry["sites"].append((module, calls[result.path].get(key)))
+            entry["sites"].append((module, calls[result.path].get(site.location)))
     return used
 
 
