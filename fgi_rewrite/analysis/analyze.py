@@ -9,11 +9,13 @@ expression in ``grad_output``. A gradient is accepted when it is provably ``grad
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping
+from typing import TypeVar
 
 import libcst as cst
 
-from fgi_rewrite.analysis import elementwise as ew
+from fgi_rewrite.analysis import shape
 from fgi_rewrite.analysis.expressions import call_name, non_float
 from fgi_rewrite.analysis.interpret import Ctx, Frame, Interpreter, Refuse, Value
 from fgi_rewrite.analysis.linear import check_elementwise, coefficient, one
@@ -21,9 +23,11 @@ from fgi_rewrite.core import codes
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.ir import GRAD_OUTPUT, OUTPUT
 from fgi_rewrite.core.model import Diagnostic, Param, Surrogate
-from fgi_rewrite.project.entities import ClassRef, External
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, dotted_name
+
+_BUILTINS = frozenset(dir(builtins))
+_Operator = TypeVar("_Operator", cst.BaseBinaryOp, cst.BaseCompOp)
 
 # ---- the class ---------------------------------------------------------------------------------
 
@@ -62,8 +66,9 @@ def analyze(
             # A generic "cannot read this" may hide the real reason: the body indexes along an
             # axis (a scan over time steps, a time shift), which no call site can make elementwise.
             refusal = _axis_refusal(index, info) or refusal
-        if refusal.code is not codes.NotSurrogate and not _looks_like_surrogate(index, info):
-            # Kernels, solvers and plumbing are not surrogates: a note, not a refusal.
+        if refusal.code is not codes.NotSurrogate and not _surrogate_shaped(index, info):
+            # Kernels, solvers, plumbing and linear layers are not surrogates: a note, not a
+            # refusal (analysis/shape.py says which Functions have a surrogate's shape).
             refusal = Refuse(
                 codes.NotSurrogate,
                 f"not an elementwise step ({refusal.code.code}: {refusal.message})",
@@ -134,6 +139,13 @@ def _analyze(
         raise Refuse(codes.NotSurrogate, "no forward/backward pair in the project", info.node)
     forward, forward_cls = methods["forward"]
     backward, backward_cls = methods["backward"]
+    if shape.is_abstract(forward) or shape.is_abstract(backward):
+        raise Refuse(
+            codes.NotSurrogate,
+            f"{'forward' if shape.is_abstract(forward) else 'backward'} raises "
+            "NotImplementedError: an abstract base",
+            info.node,
+        )
     setup = methods.get("setup_context")
     interpreter = Interpreter(index, info, closure, runtime)
     forward_params = _plain_params(forward)
@@ -160,19 +172,35 @@ def _analyze(
             forward, Frame(forward_module, env, forward=True, params=frozenset(env))
         )
     except Refuse as refusal:
-        # A forward we cannot read is a surrogate's only when it thresholds something and the
-        # failure could be lifted (a condition on a hyperparameter) or is a side effect;
-        # kernels, solvers and plumbing are simply not surrogates.
-        if refusal.code is codes.SideEffectForward or (
-            refusal.specializable and _looks_like_step(forward)
+        # A forward we cannot read is a surrogate's only when the failure could be lifted (a
+        # condition on a hyperparameter), names what was not understood (a name, a callable)
+        # or is a side effect, and the Function has a surrogate's shape; kernels, solvers and
+        # plumbing are simply not surrogates.
+        node = refusal.node
+        if (
+            refusal.code is codes.UnresolvedName
+            and isinstance(node, cst.Name)
+            and node.value in _BUILTINS
         ):
-            raise
+            # ``len(centers)``: not a name the project lacks, a builtin the analysis does not model
+            raise Refuse(
+                codes.UnsupportedStatement,
+                f"uses the builtin '{node.value}' on a value known only at run time",
+                node,
+                specializable=refusal.specializable,
+            ) from None
+        if refusal.specializable or refusal.code in (
+            codes.SideEffectForward,
+            codes.UnresolvedName,
+            codes.CallableHyperparameter,
+        ):
+            raise  # reported when the Function has a surrogate's shape (``analyze``)
         raise Refuse(
             codes.NotSurrogate, f"forward is not elementwise ({refusal.message})", refusal.node
         ) from None
     if isinstance(value, tuple):
         raise Refuse(codes.SeveralOutputs, "forward returns several values", forward)
-    f = interpreter.expr(value, forward)
+    f = _standalone(interpreter.expr(value, forward))
     try:
         check_elementwise(f, allow_random=True, what="forward", allowed=names)
     except Refuse as refusal:
@@ -220,7 +248,7 @@ def _analyze(
         if _is_none(slot):
             grads.append(None)
             continue
-        expression = _grad_output_metadata(interpreter.expr(slot, backward))
+        expression = _standalone(_grad_output_metadata(interpreter.expr(slot, backward)))
         c = one(coefficient(expression))
         check_elementwise(c, allow_random=False, what="backward", allowed=names)
         grads.append(c)
@@ -294,6 +322,39 @@ def _grad_output_metadata(node: cst.BaseExpression) -> cst.BaseExpression:
     return result
 
 
+def _standalone(node: cst.BaseExpression) -> cst.BaseExpression:
+    """An extracted expression on one line without the parentheses that only wrapped it in its
+    statement (black's ``return (\n    ...\n)``): the same, however the source is laid out, in
+    what the report says and what is emitted."""
+    flat = sym.one_line(node).visit(_Spaced())
+    assert isinstance(flat, cst.BaseExpression)
+    if isinstance(flat, (cst.Tuple, cst.GeneratorExp, cst.NamedExpr, cst.Yield)):
+        return flat
+    return flat.with_changes(lpar=[], rpar=[])
+
+
+class _Spaced(cst.CSTTransformer):
+    """One space around binary operators and comparisons (black writes ``x**2`` where the
+    source may say ``x ** 2``)."""
+
+    def leave_BinaryOperation(
+        self, original: cst.BinaryOperation, updated: cst.BinaryOperation
+    ) -> cst.BinaryOperation:
+        return updated.with_changes(operator=_spaced(updated.operator))
+
+    def leave_ComparisonTarget(
+        self, original: cst.ComparisonTarget, updated: cst.ComparisonTarget
+    ) -> cst.ComparisonTarget:
+        return updated.with_changes(operator=_spaced(updated.operator))
+
+
+_SPACE = cst.SimpleWhitespace(" ")
+
+
+def _spaced(operator: _Operator) -> _Operator:
+    return operator.with_changes(whitespace_before=_SPACE, whitespace_after=_SPACE)
+
+
 def _is_none(value: Value) -> bool:
     return isinstance(value, cst.Name) and value.value == "None"
 
@@ -303,15 +364,12 @@ def _output_placeholders(ctx: Ctx, f: cst.BaseExpression) -> Ctx:
     target = sym.code(f)
 
     def swap(v: Value) -> Value:
-        if isinstance(v, cst.BaseExpression) and sym.code(v) == target:
+        if isinstance(v, cst.BaseExpression) and sym.code(_standalone(v)) == target:
             return cst.Name(OUTPUT)
         return v
 
     saved = tuple(swap(v) for v in ctx.saved) if ctx.saved is not None else None
     return Ctx({k: swap(v) for k, v in ctx.attrs.items()}, saved)
-
-
-_KERNEL_FREE_ROOTS = frozenset({"torch", "math", "numpy"})
 
 
 def _axis_refusal(index: ProjectIndex, info: ClassInfo) -> Refuse | None:
@@ -394,62 +452,14 @@ def _axis_loop(node: cst.CSTNode) -> cst.For | None:
     return found[0] if found else None
 
 
-def _looks_like_surrogate(index: ProjectIndex, info: ClassInfo) -> bool:
-    """A forward that thresholds (compares, rounds...) and calls nothing but torch, math,
-    numpy, builtins and project functions: no extension kernel, no class instantiation (also
-    in parameter defaults). Refusals of such a class are reported; others are FGI001 notes."""
+def _surrogate_shaped(index: ProjectIndex, info: ClassInfo) -> bool:
     methods = _methods(index, info)
     if "forward" not in methods:
         return False
     forward, forward_cls = methods["forward"]
-    if not _looks_like_step(forward):
-        return False
-    module = index.module(forward_cls.path)
-    kernel = False
-
-    def visit(node: cst.CSTNode) -> None:
-        nonlocal kernel
-        if not isinstance(node, cst.Call):
-            return
-        root = node.func
-        while isinstance(root, cst.Attribute):
-            root = root.value
-        if not isinstance(root, cst.Name) or root.value in ew.BUILTINS:
-            return
-        entity = index.resolve_name(module, root.value)
-        if isinstance(entity, External) and entity.dotted.split(".")[0] not in _KERNEL_FREE_ROOTS:
-            kernel = True
-        elif isinstance(entity, ClassRef):
-            kernel = True
-
-    sym.walk(forward, visit)
-    return not kernel
-
-
-def _looks_like_step(func: cst.FunctionDef) -> bool:
-    """A forward that compares, rounds or thresholds: refusals inside it are reported."""
-    found = False
-
-    def visit(n: cst.CSTNode) -> None:
-        nonlocal found
-        if isinstance(n, cst.Comparison):
-            found = True
-        if isinstance(n, cst.Call):
-            full, method = call_name(n)
-            short = method or (full or "").rsplit(".", 1)[-1]
-            if short in {
-                "round",
-                "heaviside",
-                "sign",
-                "floor",
-                "ceil",
-                "gt",
-                "ge",
-                "lt",
-                "le",
-                "bernoulli",
-            }:
-                found = True
-
-    sym.walk(func, visit)
-    return found
+    backward = methods.get("backward")
+    return shape.surrogate_shaped(
+        index,
+        (forward, index.module(forward_cls.path)),
+        (backward[0], index.module(backward[1].path)) if backward else None,
+    )

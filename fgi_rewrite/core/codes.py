@@ -310,6 +310,23 @@ class BadCallArguments(Code):
     severity = Severity.WARNING
 
 
+class SurrogateUseLeft(Code):
+    """A use of a surrogate Function (its ``apply`` through any name, an alias attribute reached
+    from outside its class) is left as it is: the Function is refused (the reason is given),
+    or what the call reaches cannot be told statically, so no use is left without a line in
+    the report.
+
+    Example: ``layer.spike_fct(u)`` in a training loop, where ``spike_fct`` is
+    ``SpikeFn.apply`` in ``SpikingLayer`` but ``layer`` is a parameter of the loop.
+    Fix: call the Function (or an alias of its ``apply``) through something fgi-rewrite can
+    resolve (``self.spike_fct`` inside the class, a module-level alias), rewrite the use by hand,
+    or mark it ``# fgi: skip``; for a refused Function see its code.
+    """
+
+    code = "FGI206"
+    severity = Severity.WARNING
+
+
 class UnreadableFile(Code):
     """A file could not be read or parsed (syntax error, null byte, undecodable bytes, Python 2
     code, a broken symbolic link, not a regular file, a path that does not exist). It is left

@@ -7,7 +7,7 @@ where an operand would otherwise bind differently.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import libcst as cst
 
@@ -282,3 +282,103 @@ def literal_value(node: cst.BaseExpression) -> object:
 def is_zero(node: cst.BaseExpression) -> bool:
     value = literal_value(node)
     return value is not NotImplemented and not isinstance(value, bool) and value == 0
+
+
+class _OneLine(cst.CSTTransformer):
+    """Every line break of an expression (inside brackets, with its comments, or a backslash
+    continuation) becomes one space, and the space just inside brackets goes, so that the
+    expression reads the same wherever it is moved; nothing but whitespace changes."""
+
+    def leave_ParenthesizedWhitespace(
+        self, original: cst.ParenthesizedWhitespace, updated: cst.ParenthesizedWhitespace
+    ) -> cst.SimpleWhitespace:
+        return cst.SimpleWhitespace(" ")
+
+    def leave_SimpleWhitespace(
+        self, original: cst.SimpleWhitespace, updated: cst.SimpleWhitespace
+    ) -> cst.SimpleWhitespace:
+        return cst.SimpleWhitespace(" ") if updated.value else updated
+
+    def leave_LeftParen(self, original: cst.LeftParen, updated: cst.LeftParen) -> cst.LeftParen:
+        return updated.with_changes(whitespace_after=_NONE)
+
+    def leave_RightParen(self, original: cst.RightParen, updated: cst.RightParen) -> cst.RightParen:
+        return updated.with_changes(whitespace_before=_NONE)
+
+    def leave_LeftSquareBracket(
+        self, original: cst.LeftSquareBracket, updated: cst.LeftSquareBracket
+    ) -> cst.LeftSquareBracket:
+        return updated.with_changes(whitespace_after=_NONE)
+
+    def leave_RightSquareBracket(
+        self, original: cst.RightSquareBracket, updated: cst.RightSquareBracket
+    ) -> cst.RightSquareBracket:
+        return updated.with_changes(whitespace_before=_NONE)
+
+    def leave_LeftCurlyBrace(
+        self, original: cst.LeftCurlyBrace, updated: cst.LeftCurlyBrace
+    ) -> cst.LeftCurlyBrace:
+        return updated.with_changes(whitespace_after=_NONE)
+
+    def leave_RightCurlyBrace(
+        self, original: cst.RightCurlyBrace, updated: cst.RightCurlyBrace
+    ) -> cst.RightCurlyBrace:
+        return updated.with_changes(whitespace_before=_NONE)
+
+    def leave_Dot(self, original: cst.Dot, updated: cst.Dot) -> cst.Dot:
+        return updated.with_changes(whitespace_before=_NONE, whitespace_after=_NONE)
+
+    def leave_Comma(self, original: cst.Comma, updated: cst.Comma) -> cst.Comma:
+        return updated.with_changes(whitespace_before=_NONE)
+
+    def leave_Arg(self, original: cst.Arg, updated: cst.Arg) -> cst.Arg:
+        return updated.with_changes(whitespace_after_arg=_NONE)
+
+    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.Call:
+        args = list(updated.args)
+        if args and isinstance(args[-1].comma, cst.Comma):  # a trailing comma means nothing here
+            args[-1] = args[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+        return updated.with_changes(
+            args=args, whitespace_after_func=_NONE, whitespace_before_args=_NONE
+        )
+
+    def leave_Subscript(self, original: cst.Subscript, updated: cst.Subscript) -> cst.Subscript:
+        return updated.with_changes(whitespace_after_value=_NONE)
+
+
+_NONE = cst.SimpleWhitespace("")
+
+
+def one_line(node: cst.BaseExpression) -> cst.BaseExpression:
+    """``node`` with its whitespace normalized to one line (see ``_OneLine``): how an expression
+    is rendered anywhere but its own place. A trailing comma before a closing bracket stays
+    (``(x,)`` is a tuple), with no space before the bracket."""
+    result = node.visit(_OneLine())
+    assert isinstance(result, cst.BaseExpression)
+    return result.visit(_TightTrailingComma())  # type: ignore[return-value]
+
+
+class _TightTrailingComma(cst.CSTTransformer):
+    """``(a, b, )`` -> ``(a, b,)``: the space a line break left after a trailing comma."""
+
+    def _last(self, elements: Sequence[cst.CSTNode]) -> list[cst.CSTNode]:
+        items = list(elements)
+        comma = getattr(items[-1], "comma", None) if items else None
+        if isinstance(comma, cst.Comma):
+            items[-1] = items[-1].with_changes(comma=comma.with_changes(whitespace_after=_NONE))
+        return items
+
+    def leave_Tuple(self, original: cst.Tuple, updated: cst.Tuple) -> cst.Tuple:
+        return updated.with_changes(elements=self._last(updated.elements))
+
+    def leave_List(self, original: cst.List, updated: cst.List) -> cst.List:
+        return updated.with_changes(elements=self._last(updated.elements))
+
+    def leave_Set(self, original: cst.Set, updated: cst.Set) -> cst.Set:
+        return updated.with_changes(elements=self._last(updated.elements))
+
+    def leave_Dict(self, original: cst.Dict, updated: cst.Dict) -> cst.Dict:
+        return updated.with_changes(elements=self._last(updated.elements))
+
+    def leave_Subscript(self, original: cst.Subscript, updated: cst.Subscript) -> cst.Subscript:
+        return updated.with_changes(slice=self._last(updated.slice))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from fgi_rewrite.core import codes
 from fgi_rewrite.core.model import Diagnostic, Location, Surrogate, VerifyLevel
+from fgi_rewrite.core.results import CallSite
 from fgi_rewrite.pipeline import finish, notebooks, parallel
 from fgi_rewrite.pipeline.options import (
     ANALYZING,
@@ -170,9 +171,11 @@ def _process(
     report.files_scanned = len(fileset.targets)
     remote = _merge(fileset.targets, outcomes, analyses, report)
     _report_functions_left(analyses, class_refusals, targets, report)
+    rewritten = [s for r in report.results for s in r.call_sites]
     if options.verify is not VerifyLevel.NONE or options.plot is not None:
-        progress(VERIFYING, 0, len({s.surrogate for r in report.results for s in r.call_sites}))
+        progress(VERIFYING, 0, len({s.surrogate for s in rewritten}))
         finish.verify(index, context, report, remote)
+    _report_uses_left(rewritten, analyses, report)
     finish.add_remote_functions(index, report, remote, context.styles)
     if options.remove_unused:
         finish.remove_unused(index, fileset, analyses, report)
@@ -255,6 +258,35 @@ def _report_functions_left(
         and s.location.path in targets
         and qualname not in specialized
     )
+
+
+def _report_uses_left(rewritten: Sequence[CallSite], analyses: Analyses, report: Report) -> None:
+    """No silent misses: every use of a surrogate the run leaves has a line. The rewriters
+    reported theirs (FGI206); here, the sites of surrogates verification refused get theirs,
+    a use another line already explains (at the same place) none, and a surrogate with a use
+    left is not one "with no call site" (FGI003)."""
+    kept = {(s.surrogate, s.location) for r in report.results for s in r.call_sites}
+    for site in rewritten:
+        refusal = analyses.get(site.surrogate)
+        if (site.surrogate, site.location) in kept or not isinstance(refusal, Diagnostic):
+            continue
+        report.diagnostics.append(
+            Diagnostic(
+                codes.SurrogateUseLeft,
+                site.location,
+                f"use of {refusal.message.split(':', 1)[0]} left unchanged: its rewrite is "
+                f"refused ({refusal.code.code} in {refusal.location.path})",
+                subject=site.surrogate,
+            )
+        )
+    said = {d.location for d in report.diagnostics if d.code is not codes.SurrogateUseLeft}
+    left = {d.subject for d in report.diagnostics if d.code is codes.SurrogateUseLeft}
+    report.diagnostics[:] = [
+        d
+        for d in report.diagnostics
+        if not (d.code is codes.SurrogateUseLeft and d.location in said)
+        and not (d.code is codes.NoCallSite and d.subject in left)
+    ]
 
 
 def _list_functions(

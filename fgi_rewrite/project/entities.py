@@ -67,6 +67,10 @@ class Unknown:
     reason: str = ""
     # A parameter of the enclosing function, or an attribute of one: the caller decides.
     from_parameter: bool = False
+    # An instance of this project class (``Layer()``, ``Fn()``): its value is not known, but
+    # what its ``apply`` or an attribute its methods set to a Function's ``apply`` calls is
+    # (``ProjectIndex.instance_attribute``).
+    instance_of: ClassInfo | None = None
 
 
 Entity = External | ModuleRef | ClassRef | FunctionRef | ApplyRef | ValueRef | Unknown

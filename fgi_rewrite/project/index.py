@@ -43,7 +43,7 @@ from fgi_rewrite.project.notebook import (
     locate,
 )
 from fgi_rewrite.project.notebook_json import NotebookError, read_notebook
-from fgi_rewrite.project.prefilter import CalleeNames
+from fgi_rewrite.project.prefilter import CalleeNames, assigns_apply
 from fgi_rewrite.project.source_module import (
     FROM_DISK,
     ClassInfo,
@@ -53,6 +53,8 @@ from fgi_rewrite.project.source_module import (
     assignments,
     bound_names,
     collect_definitions,
+    dotted_name,
+    exported_names,
     import_bindings,
     module_name_for,
     parse_source,
@@ -60,6 +62,8 @@ from fgi_rewrite.project.source_module import (
 )
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
+_NOT_DEFINED = "is not defined at module level"
+_CALLER_CHOOSES = ": each caller chooses the Function"
 
 
 class ProjectIndex:
@@ -215,9 +219,10 @@ class ProjectIndex:
             if (
                 isinstance(node, ast.Attribute)
                 and node.attr == "apply"
-                and _ast_key(node.value) in names.classes
+                and _ast_key(node.value.func if isinstance(node.value, ast.Call) else node.value)
+                in names.classes
             ):
-                return True  # ``Fn.apply`` stored or passed: a reference to rewrite
+                return True  # ``Fn.apply`` (or ``Fn().apply``) stored, passed or called
             if (
                 any_apply
                 and isinstance(node, ast.Attribute)
@@ -443,6 +448,10 @@ class ProjectIndex:
             return self.resolve_value(module, values[0], depth + 1)
         if name in module.imports:
             return self.resolve_dotted(module.imports[name], module.path, depth + 1)
+        for source in reversed(module.star_imports):  # the last one binding it wins
+            found = self.star_imported(module, source, name, depth + 1)
+            if found is not None:
+                return found
         if name in module.function_imports and name not in _BUILTIN_NAMES:
             # Only functions import it: the name a class defined in one of them sees.
             return self.resolve_dotted(module.function_imports[name], module.path, depth + 1)
@@ -450,7 +459,28 @@ class ProjectIndex:
             submodule = self.module_named(f"{module.name}.{name}", module.path)
             if submodule is not None and submodule is not module:
                 return ModuleRef(submodule)
-        return Unknown(f"'{name}' is not defined at module level")
+        outside = [s for s in module.star_imports if self.module_named(s, module.path) is None]
+        if outside:  # ``from spikeutils.ops import *``: a package the index does not read
+            return Unknown(f"'{name}' {_NOT_DEFINED} (from {outside[-1]} import * perhaps)")
+        return Unknown(f"'{name}' {_NOT_DEFINED}")
+
+    def star_imported(
+        self, module: ModuleInfo, source: str, name: str, depth: int
+    ) -> Entity | None:
+        """What ``from source import *`` in ``module`` binds ``name`` to, if it binds it: a
+        name of the project module ``source`` that its ``__all__`` lists, or, without one, a
+        public name defined there (also through its own star imports: a package
+        ``__init__`` re-exporting its modules)."""
+        found = self.module_named(source, module.path)
+        if found is None or found is module:
+            return None
+        exported = exported_names(found)
+        if (name not in exported) if exported is not None else name.startswith("_"):
+            return None
+        entity = self.resolve_name(found, name, depth + 1)
+        if isinstance(entity, Unknown) and _NOT_DEFINED in entity.reason:
+            return None
+        return entity
 
     def resolve_value(
         self,
@@ -486,7 +516,8 @@ class ProjectIndex:
             callee = self.resolve_expr(module, node.func, depth + 1, local)
             if isinstance(callee, FunctionRef):
                 return self.factory_result(callee, depth + 1, node)
-            return Unknown("the value of a call is not known statically")
+            instance_of = callee.info if isinstance(callee, ClassRef) else None
+            return Unknown("the value of a call is not known statically", instance_of=instance_of)
         return Unknown("not a name")
 
     def attribute(self, base: Entity, attr: str, depth: int = 0) -> Entity:
@@ -509,10 +540,84 @@ class ProjectIndex:
                         return Unknown(f"'{attr}' is assigned more than once in the class")
                     return self.resolve_value(self.module(cls.path), values[0], depth + 1)
             return Unknown(f"class {base.info.name} has no attribute '{attr}'")
+        if isinstance(base, Unknown) and base.instance_of is not None:
+            return self.instance_attribute(base.instance_of, attr, depth + 1)
         if isinstance(base, Unknown) and base.from_parameter:
             # The case users meet most: ``spike_fn.apply(x)`` in a layer taking ``spike_fn``.
-            return Unknown(f"{base.reason}: each caller chooses the Function", from_parameter=True)
+            reason = base.reason.removesuffix(_CALLER_CHOOSES) + _CALLER_CHOOSES
+            return Unknown(reason, from_parameter=True)
         return Unknown("attribute of an unknown value")
+
+    def self_attribute(self, info: ClassInfo, attr: str, depth: int = 0) -> Entity:
+        """What ``self.attr`` is in the methods of ``info``: the one ``self.attr = value`` of the
+        class and its project bases (resolved where it is assigned), else the class
+        attribute."""
+        assigned = [
+            (cls, value)
+            for cls in self.mro(info)
+            for value in self.module(cls.path).self_assignments.get(id(cls.node), {}).get(attr, [])
+        ]
+        if len(assigned) > 1:
+            return Unknown(f"self.{attr} is assigned more than once")
+        if not assigned:
+            entity = self.attribute(ClassRef(info), attr, depth + 1)
+        else:
+            cls, value = assigned[0]
+            module = self.module(cls.path)
+            method = next(m for m in cls.methods().values() if _contains(m, value))
+            local = local_entities(self, module, method)
+            entity = self.resolve_value(module, value, depth + 1, local)
+        if isinstance(entity, ApplyRef | ClassRef) and self._assigned_from_outside(attr):
+            # ``layer.spike_fn = Other.apply`` somewhere: what ``self.spike_fn`` calls depends
+            # on the run.
+            return Unknown(f"'{attr}' is also assigned from outside {info.name}")
+        return entity
+
+    def instance_attribute(self, info: ClassInfo, attr: str, depth: int = 0) -> Entity:
+        """An attribute of an instance of ``info`` read from outside its class
+        (``layer.spike_fct``, ``Fn().apply``): only a Function's ``apply`` or class, or another
+        instance, is resolved (what a call site needs), never a value, which any code holding
+        the instance may change; nor an attribute assigned anywhere but through ``self``."""
+        unknown = Unknown(f"an attribute of a {info.name} instance is not known statically")
+        entity = self.self_attribute(info, attr, depth + 1)
+        if isinstance(entity, ApplyRef) or (
+            isinstance(entity, ClassRef) and self.is_function_class(entity.info)
+        ):
+            return entity
+        if isinstance(entity, Unknown) and entity.instance_of is not None:
+            return entity
+        return unknown
+
+    @functools.cache  # noqa: B019 - one index per run
+    def apply_attribute_owners(self, attr: str) -> tuple[tuple[ClassInfo, ApplyRef], ...]:
+        """The classes of the project whose instances hold a Function's ``apply`` as ``attr``
+        (``self.spike_fct = SpikeFn.apply``, resolved): what an unresolved ``obj.attr(x)`` may
+        be calling."""
+        found: list[tuple[ClassInfo, ApplyRef]] = []
+        for path in self.alias_files():
+            if not assigns_apply(self.text(path), attr):
+                continue
+            try:
+                module = self.module(path)
+            except SourceError:
+                continue
+            for cls in module.classes:
+                own = module.self_assignments.get(id(cls.node), {})
+                if attr in own or attr in cls.body_assignments():
+                    entity = self.self_attribute(cls, attr)
+                    if isinstance(entity, ApplyRef):
+                        found.append((cls, entity))
+        return tuple(found)
+
+    @functools.cache  # noqa: B019 - one index per run
+    def _assigned_from_outside(self, attr: str) -> bool:
+        """``obj.attr = ...`` (or ``setattr(obj, "attr", ...)``) anywhere in the project with
+        ``obj`` other than ``self``."""
+        pattern = re.compile(  # in any layout: black's brackets, backslash continuations
+            rf"(?:\b(?!self\b)\w+[\s\\]*\.[\s\\]*{re.escape(attr)}[\s\\]*=(?!=))"
+            rf"|setattr\([^,]*,\s*['\"]{re.escape(attr)}['\"]"
+        )
+        return any(attr in text and pattern.search(text) for text in map(self.text, self._files))
 
     def factory_result(self, ref: FunctionRef, depth: int, call: cst.Call | None = None) -> Entity:
         """A function whose every return gives the same ``Fn.apply`` (a factory) returns that;
@@ -548,6 +653,8 @@ class ProjectIndex:
                 if result.info.in_function and call is not None:
                     return ApplyRef(result.info, _literal_arguments(ref.node, call))
                 return result
+        if not any(isinstance(r, ApplyRef) for r in results):
+            return Unknown(f"the value of a call of {ref.node.name.value} is not known statically")
         return Unknown("a factory that does not always return the same Function")
 
 
@@ -599,6 +706,12 @@ class LocalScope(Mapping[str, Entity]):
             bindings[param.name.value] = Unknown(
                 f"'{param.name.value}' is a parameter", from_parameter=True
             )
+        owner = self._method_of()
+        if owner is not None:  # ``self``: an instance of the class (``layer = self.layer``)
+            first = [*params.posonly_params, *params.params][0].name.value
+            bindings[first] = Unknown(
+                f"'{first}' is a parameter", from_parameter=True, instance_of=owner
+            )
         for star in (params.star_arg, params.star_kwarg):
             if isinstance(star, cst.Param):
                 bindings[star.name.value] = Unknown("star parameter")
@@ -618,6 +731,17 @@ class LocalScope(Mapping[str, Entity]):
         for name in bound_names(self.func.body) - set(bindings):
             bindings[name] = Unknown(f"'{name}' is bound in a nested block")
         return bindings
+
+    def _method_of(self) -> ClassInfo | None:
+        """The class ``func`` is a plain method of (taking ``self`` first), if any."""
+        params = [*self.func.params.posonly_params, *self.func.params.params]
+        decorators = {dotted_name(d.decorator) for d in self.func.decorators}
+        if not params or decorators & {"staticmethod", "classmethod"}:
+            return None
+        for info in self.module.classes:
+            if any(s is self.func for s in info.node.body.body):
+                return info
+        return None
 
     def __getitem__(self, name: str) -> Entity:
         if name not in self._resolved:
@@ -651,6 +775,19 @@ def local_entities(
     index: ProjectIndex, module: ModuleInfo, func: cst.FunctionDef, depth: int = 0
 ) -> LocalScope:
     return LocalScope(index, module, func, depth)
+
+
+def _contains(tree: cst.CSTNode, node: cst.CSTNode) -> bool:
+    found = False
+
+    class Finder(cst.CSTVisitor):
+        def on_visit(self, n: cst.CSTNode) -> bool:
+            nonlocal found
+            found = found or n is node
+            return not found
+
+    tree.visit(Finder())
+    return found
 
 
 def _ast_root(node: ast.expr) -> str | None:

@@ -12,26 +12,51 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# ``name = Fn.apply`` / ``self.name = mod.Fn.apply``
-_APPLY_ALIAS = re.compile(r"(\w+)\s*=\s*[\w.]+\.apply\b")
+# A dotted name as black may wrap it inside brackets (``mod\n    .Fn``), and the ``()`` of
+# ``Fn().apply``. The texts are matched with their backslash continuations joined (``_joined``).
+_DOTTED = r"\w+(?:\s*\.\s*\w+)*(?:\(\s*\))?"
+# ``name = Fn.apply`` / ``self.name: T = (\n    mod.Fn.apply\n)`` / ``spike = Fn().apply``
+_APPLY_ALIAS = re.compile(rf"(\w+)\s*(?::[^=\n]*)?=[\s(]*{_DOTTED}\s*\.\s*apply\b")
 _DEF = re.compile(r"^([ \t]*)def (\w+)\(")
-_RETURN_APPLY = re.compile(r"^([ \t]*)return\s+[\w.]+\.apply\b")
-# ``target = dotted.name`` or ``target = dotted.name(...)`` on one line
+_RETURN = re.compile(r"^([ \t]*)return\b")
+_RETURN_APPLY = re.compile(rf"^[ \t]*return[\s(]+{_DOTTED}\s*\.\s*apply\b")
+# ``target = dotted.name`` or ``target = dotted.name(...`` (the call may go on over lines),
+# also wrapped in parentheses over lines: ``target = (\n    dotted.name\n)``
 _REBIND = re.compile(
-    r"^[ \t]*(?:[\w.]+\.)?(\w+)[ \t]*(?::[^=\n]*)?=[ \t]*([\w.]+)[ \t]*(\(.*\))?[ \t]*(?:#.*)?$",
+    r"^[ \t]*(?:[\w.]+\.)?(\w+)[ \t]*(?::[^=\n]*)?=[ \t]*(?:\(\s*)?"
+    r"(\w+(?:\s*\.\s*\w+)*)[ \t]*(\(.*)?[ \t]*(?:#.*)?$",
     re.MULTILINE,
 )
 _IMPORT_AS = re.compile(r"\b(\w+)\s+as\s+(\w+)")
+_CONTINUATION = re.compile(r"\\\r?\n")
+
+
+def _joined(text: str) -> str:
+    """``text`` with its backslash continuations joined: ``a = \\\n    Fn.apply`` is one line."""
+    return _CONTINUATION.sub(" ", text) if "\\" in text else text
+
+
+def assigns_apply(text: str, attr: str) -> bool:
+    """Whether ``text`` may set ``attr`` to some ``Fn.apply`` on ``self`` or in a class body
+    (``self.spike_fct = SpikeFn.apply``, in any layout): where an alias attribute's owners are
+    looked for, without parsing every file that mentions the name."""
+    if attr not in text or "apply" not in text:
+        return False
+    target = rf"(?:\bself\s*\.\s*|^[ \t]+){re.escape(attr)}"
+    pattern = rf"{target}\s*(?::[^=\n]*)?=[\s(]*{_DOTTED}\s*\.\s*apply\b"
+    return re.search(pattern, _joined(text), re.MULTILINE) is not None
 
 
 def _factories(text: str) -> set[str]:
-    """Functions with a ``return Fn.apply`` directly in their body (found by indentation)."""
+    """Functions with a ``return Fn.apply`` directly in their body (found by indentation; the
+    returned value may be wrapped over the next lines)."""
     found: set[str] = set()
     stack: list[tuple[int, str]] = []
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
         if "def " not in line and "return" not in line:
             continue
-        match = _DEF.match(line) or _RETURN_APPLY.match(line)
+        match = _DEF.match(line) or _RETURN.match(line)
         if match is None:
             continue
         indent = len(match.group(1).expandtabs())
@@ -39,7 +64,7 @@ def _factories(text: str) -> set[str]:
             stack.pop()
         if match.re is _DEF:
             stack.append((indent, match.group(2)))
-        elif stack:
+        elif stack and _RETURN_APPLY.match("\n".join(lines[number : number + 3])):
             found.add(stack[-1][1])
     return found
 
@@ -54,7 +79,7 @@ class CalleeNames:
     def from_sources(cls, classes: set[str], sources: list[str]) -> CalleeNames:
         aliases: set[str] = set()
         factories: set[str] = set()
-        for text in sources:
+        for text in map(_joined, sources):
             aliases.update(_APPLY_ALIAS.findall(text))
             factories.update(_factories(text))
         return cls(frozenset(classes), frozenset(aliases), frozenset(factories))
@@ -71,19 +96,22 @@ class CalleeNames:
         ``as``) to a fixed point."""
         aliases = set(self.aliases)
         classes = set(self.classes)
+        text = _joined(text)
         rebinds = _REBIND.findall(text)
         renames = _IMPORT_AS.findall(text)
         while True:
             before = len(aliases) + len(classes)
             for target, value, call in rebinds:
-                parts = value.split(".")
+                parts = "".join(value.split()).split(".")
                 if call:
-                    if parts[-1] in self.factories:
-                        aliases.add(target)
+                    if parts[-1] in self.factories or parts[-1] in classes:
+                        aliases.add(target)  # ``spike = Fn()`` too: ``spike.apply`` is Fn's
                 elif parts[-1] in aliases or (
                     parts[-1] == "apply" and len(parts) > 1 and parts[-2] in classes
                 ):
                     aliases.add(target)
+                elif parts[-1] in classes:  # ``self.spike = MultiSpike``: ``self.spike.apply``
+                    classes.add(target)
             for original, alias in renames:
                 name = original.split(".")[-1]
                 if name in aliases:

@@ -77,12 +77,37 @@ def assignments(body: Iterable[cst.CSTNode]) -> dict[str, list[cst.BaseExpressio
                 for target in small.targets:
                     if isinstance(target.target, cst.Name):
                         found.setdefault(target.target.value, []).append(small.value)
+                    for name, value in _unpacked(target.target, small.value):
+                        found.setdefault(name, []).append(value)
             elif isinstance(small, cst.AnnAssign) and isinstance(small.target, cst.Name):
                 if small.value is not None:
                     found.setdefault(small.target.value, []).append(small.value)
             elif isinstance(small, cst.AugAssign) and isinstance(small.target, cst.Name):
                 found.setdefault(small.target.value, []).append(cst.Name("__fgi_augmented__"))
     return found
+
+
+def _unpacked(
+    target: cst.BaseExpression, value: cst.BaseExpression
+) -> list[tuple[str, cst.BaseExpression]]:
+    """``a, b = x, y``: each name with its own value (Python evaluates the right side first,
+    and a name assigned once cannot be read there); any other unpacking binds its names to a
+    value that is not known."""
+    if not isinstance(target, (cst.Tuple, cst.List)):
+        return []
+    names = [e.value for e in target.elements]
+    if (
+        isinstance(value, (cst.Tuple, cst.List))
+        and len(value.elements) == len(names)
+        and not any(isinstance(e, cst.StarredElement) for e in (*target.elements, *value.elements))
+    ):
+        return [
+            (n.value, e.value)
+            for n, e in zip(names, value.elements, strict=True)
+            if isinstance(n, cst.Name)
+        ]
+    unknown = cst.Name("__fgi_unpacked__")
+    return [(n.value, unknown) for n in names if isinstance(n, cst.Name)]
 
 
 def bound_names(node: cst.CSTNode) -> set[str]:
@@ -253,6 +278,8 @@ class ModuleInfo:
     # agrees: what a class defined in such a function sees as its bases' names.
     function_imports: dict[str, str] = field(default_factory=dict)
     classes: list[ClassInfo] = field(default_factory=list)
+    # ``from .base import *`` at module level: the dotted names of the modules, in order.
+    star_imports: list[str] = field(default_factory=list)
     # Prefix of qualified names: the module name, made unique when two files of the project
     # share it (two top-level ``train.py`` scripts), so that analyses never mix them up.
     qualifier: str = ""
@@ -487,12 +514,7 @@ def import_bindings(
                         head = full.split(".")[0]
                         bindings[head] = head
             elif isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
-                base = dotted_name(small.module) if small.module is not None else ""
-                if small.relative:
-                    package = module.package.split(".") if module.package else []
-                    up = len(small.relative) - 1
-                    anchor = package[: len(package) - up] if up else package
-                    base = ".".join([*anchor, *([base] if base else [])])
+                base = imported_module(module, small)
                 for alias in small.names:
                     name = dotted_name(alias.name) or ""
                     local = name
@@ -502,9 +524,61 @@ def import_bindings(
     return bindings
 
 
+def imported_module(module: ModuleInfo, small: cst.ImportFrom) -> str:
+    """The dotted name of the module ``from X import ...`` in ``module`` reads (relative
+    imports resolved against its package)."""
+    base = dotted_name(small.module) if small.module is not None else ""
+    if small.relative:
+        package = module.package.split(".") if module.package else []
+        up = len(small.relative) - 1
+        anchor = package[: len(package) - up] if up else package
+        base = ".".join([*anchor, *([base] if base else [])])
+    return base or ""
+
+
+def star_imports(module: ModuleInfo) -> list[str]:
+    """The modules ``module`` star-imports at module level (``from .base import *``), in
+    order (also in a ``try:`` there)."""
+    found: list[str] = []
+    for stmt in module.tree.body:
+        lines = stmt.body.body if isinstance(stmt, cst.Try) else [stmt]
+        for line in lines:
+            if isinstance(line, cst.SimpleStatementLine):
+                found += [
+                    imported_module(module, small)
+                    for small in line.body
+                    if isinstance(small, cst.ImportFrom) and isinstance(small.names, cst.ImportStar)
+                ]
+    return found
+
+
+def exported_names(module: ModuleInfo) -> frozenset[str] | None:
+    """The names ``from module import *`` takes when ``__all__`` is one literal list or tuple
+    of strings; None when it takes every public name (no ``__all__``, or one built at run
+    time, where every public name is the safe guess)."""
+    values = module.assignments.get("__all__", [])
+    if len(values) != 1 or not isinstance(values[0], (cst.List, cst.Tuple)):
+        return None
+    names = [
+        e.value.evaluated_value if isinstance(e.value, cst.SimpleString) else None
+        for e in values[0].elements
+    ]
+    if not all(isinstance(n, str) for n in names):
+        return None
+    return frozenset(n for n in names if isinstance(n, str))
+
+
+def public_names(module: ModuleInfo) -> frozenset[str]:
+    """The module-level names without a leading underscore (what ``import *`` takes without
+    ``__all__``)."""
+    names = {*module.top_classes, *module.functions, *module.assignments, *module.imports}
+    return frozenset(n for n in names if not n.startswith("_"))
+
+
 def collect_definitions(module: ModuleInfo) -> None:
     """Fill a freshly parsed module's imports and classes."""
     module.imports.update(import_bindings(module, module.tree.body))
+    module.star_imports.extend(star_imports(module))
     collector = _DefinitionCollector(module)
     module.tree.visit(collector)
     module.function_imports.update(

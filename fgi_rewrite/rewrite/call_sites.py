@@ -14,6 +14,7 @@ import libcst as cst
 from fgi_rewrite.analysis.analyze import forward_params
 from fgi_rewrite.core import codes
 from fgi_rewrite.core import symbolic as sym
+from fgi_rewrite.core.codes import Severity
 from fgi_rewrite.core.model import Diagnostic, Location, Param, Style, Surrogate
 from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.core.results import CallSite, CallStyle
@@ -106,6 +107,8 @@ class CallSiteRewriter(cst.CSTTransformer):
         source = index.text(module.path) if utf8 else module.tree.code
         self.source = source
         self.callee_names = names.for_module(source)
+        # Lines of the module's text (of the tree: a notebook's cells joined) with the marker.
+        self.skip_tree_lines = skip_lines(source)
         # (cell, line) as locations give them: a notebook's cells have their own lines.
         self.skip_lines = {
             (at.cell, at.line) for at in (module.position(n, 1) for n in skip_lines(source))
@@ -218,8 +221,8 @@ class CallSiteRewriter(cst.CSTTransformer):
         with the same parameters. Aliases the index follows are left as they are."""
         if original.attr.value != "apply" or id(original) in self.callees:
             return updated
-        if self.is_followed_alias(original):
-            return updated
+        if self.is_followed_alias(original) and isinstance(self.resolve_entity(original), ApplyRef):
+            return updated  # calls through the alias are rewritten where they are
         if not _is_candidate(original, self.callee_names):
             return updated
         target = self.resolve_callee(original)
@@ -228,11 +231,13 @@ class CallSiteRewriter(cst.CSTTransformer):
         if not isinstance(target, ApplyRef) or target.closure:
             return updated
         result = self.analysis_of(target.info)
+        if self.skipped(original):
+            return updated
         if not isinstance(result, Surrogate):
+            if not target.info.in_function:  # a factory's ``return Fn.apply``: its calls count
+                self.left_unchanged(original, target.info, result)
             return updated
         location = self.module.location(original)
-        if (location.cell, location.line) in self.skip_lines:
-            return updated
         name = self.functions.setdefault(result.qualname, function_name(result))
         self.call_sites.append(CallSite(result.qualname, location, CallStyle.REFERENCE))
         self.edits += 1
@@ -248,17 +253,17 @@ class CallSiteRewriter(cst.CSTTransformer):
 
             (step_fgi if spike_fn is Step else exp_fgi if spike_fn is Exp else spike_fn.apply)
         """
-        if not isinstance(original.value, cst.Name) or self.expression_depth:
+        if self.expression_depth:
             return updated
-        parameter = original.value.value
-        default = self.parameter_default(parameter)
+        default = self.class_default(original.value)
         if default is None:
             return updated
         entity = self.index.resolve_value(self.module, default)
         if not isinstance(entity, ClassRef):
             return updated
+        chooser = sym.code(sym.one_line(original.value))
         location = self.module.location(original)
-        if (location.cell, location.line) in self.skip_lines:
+        if self.skipped(original):
             return updated
         others = [
             info
@@ -272,7 +277,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         chosen: list[tuple[str, str]] = []  # (class name, generated function)
         for info in candidates:
             result = self.surrogates.get(info.qualname)
-            name = info.name if info.path == self.module.path else sym.code(default)
+            name = info.name if info.path == self.module.path else sym.code(sym.one_line(default))
             if not isinstance(result, Surrogate) or info.in_function or info.owner is not None:
                 continue
             if not self.names_class(name, info):
@@ -281,24 +286,40 @@ class CallSiteRewriter(cst.CSTTransformer):
             self.call_sites.append(CallSite(result.qualname, location, CallStyle.REFERENCE))
             chosen.append((name, function))
         for name, function in reversed(chosen):
-            test = cst.parse_expression(f"{parameter} is {name}")
+            test = cst.parse_expression(f"{chooser} is {name}")
             chain = cst.IfExp(test=test, body=cst.Name(function), orelse=chain)
         if not chosen:
             return updated
         self.edits += 1
         return sym.paren(chain)
 
-    def parameter_default(self, name: str) -> cst.BaseExpression | None:
-        """The default of ``name`` when it is a parameter of the enclosing function that its
-        body never rebinds."""
-        func = self.taken[-1]
-        if not isinstance(func, cst.FunctionDef) or name in sym.rebound_names(func):
+    def class_default(self, chooser: cst.BaseExpression) -> cst.BaseExpression | None:
+        """The default that decides what ``chooser`` (the receiver of ``.apply``) holds unless
+        a caller passes something else: a parameter of the enclosing function, or ``self.attr``
+        whose one assignment in the class stores a parameter of that method
+        (``def __init__(self, spike=MultiSpike): self.spike = spike``)."""
+        if isinstance(chooser, cst.Name):
+            func = self.taken[-1]
+            return (
+                _parameter_default(func, chooser.value)
+                if isinstance(func, cst.FunctionDef)
+                else None
+            )
+        method = next((s for s in reversed(self.scopes) if s.cls is not None), None)
+        if (
+            method is None
+            or method.cls is None
+            or not isinstance(chooser, cst.Attribute)
+            or not isinstance(chooser.value, cst.Name)
+            or chooser.value.value != method.self_name
+        ):
             return None
-        params = func.params
-        for param in (*params.posonly_params, *params.params, *params.kwonly_params):
-            if param.name.value == name:
-                return param.default
-        return None
+        assigned = self.module.self_assignments.get(id(method.cls.node), {})
+        values = assigned.get(chooser.attr.value, [])
+        if len(values) != 1 or not isinstance(values[0], cst.Name):
+            return None
+        home = next((m for m in method.cls.methods().values() if sym.contains(m, values[0])), None)
+        return _parameter_default(home, values[0].value) if home is not None else None
 
     def names_class(self, name: str, info: ClassInfo) -> bool:
         """Whether ``name`` (a dotted name) means ``info`` at the reference."""
@@ -318,8 +339,24 @@ class CallSiteRewriter(cst.CSTTransformer):
         if isinstance(target, cst.Name):
             return not self.containers or self.containers[-1] == "class"
         if isinstance(target, cst.Attribute) and self.classes:
-            assigned = self.module.self_assignments.get(id(self.classes[-1].node), {})
-            return len(assigned.get(target.attr.value, [])) == 1
+            # Followed only where calls through ``self.f`` resolve to it (one assignment, none
+            # from outside the class): else the stored value itself is rewritten.
+            entity = self.index.self_attribute(self.classes[-1], target.attr.value)
+            return isinstance(entity, ApplyRef)
+        return False
+
+    def skipped(self, node: cst.CSTNode) -> bool:
+        """A ``# fgi: skip`` on any line of ``node`` or of its statement: black moves the
+        comment of a statement it wraps over lines after the closing bracket."""
+        if not self.skip_tree_lines:
+            return False
+        statement = self.statement[-1] if self.statement else None
+        for part in (node, statement):
+            position = self.module.positions.get(part) if part is not None else None
+            if position is not None:
+                start, end = position.start.line, position.end.line  # type: ignore[attr-defined]
+                if any(line in self.skip_tree_lines for line in range(start, end + 1)):
+                    return True
         return False
 
     def on_leave(self, original: cst.CSTNode, updated: cst.CSTNode) -> cst.CSTNode:  # type: ignore[override]
@@ -342,9 +379,10 @@ class CallSiteRewriter(cst.CSTTransformer):
             return updated  # cheap syntactic filter: most calls cannot reach a surrogate
         target = self.resolve_callee(original.func, original)
         if target is None:
+            self.report_unresolved_alias(original)
             return updated
         location = self.module.location(original)
-        if (location.cell, location.line) in self.skip_lines:
+        if self.skipped(original):
             return updated
         if isinstance(target, Unknown):
             if isinstance(original.func, cst.Attribute) and isinstance(updated.func, cst.Attribute):
@@ -364,7 +402,7 @@ class CallSiteRewriter(cst.CSTTransformer):
             )
             return updated
         info = target.info
-        result = self.analysis_of(info)
+        result = analysis = self.analysis_of(info)
         if target.closure and self.specialize is not None:
             result = self.specialize(info, {}, target.closure)
         if isinstance(result, Diagnostic) and result.specializable:
@@ -374,6 +412,7 @@ class CallSiteRewriter(cst.CSTTransformer):
             if isinstance(literal, Surrogate) and not literal.runtime_branches:
                 result = literal
         if not isinstance(result, Surrogate):
+            self.left_unchanged(original, info, result or analysis)
             return updated
         args = self.bind_arguments(result.params, result.short_name, updated, location)
         if args is None:
@@ -389,6 +428,63 @@ class CallSiteRewriter(cst.CSTTransformer):
         self.call_sites.append(CallSite(result.qualname, location, CallStyle.FUNCTION))
         self.edits += 1
         return cst.Call(func=cst.Name(name), args=[cst.Arg(a) for a in args])
+
+    # -- uses left as they are ------------------------------------------------------------------
+    def left_unchanged(
+        self,
+        node: cst.Call | cst.Attribute,
+        info: ClassInfo,
+        analysis: Surrogate | Diagnostic | None,
+    ) -> None:
+        """A use of a Function that is a surrogate, or would be but is refused, is left: say so
+        there (FGI206), with the refusal's reason. Uses of Functions that are not surrogates
+        (an FGI001 note) are not reported."""
+        if not isinstance(analysis, Diagnostic) or not _is_surrogate(analysis):
+            return
+        used = sym.code(sym.one_line(node.func if isinstance(node, cst.Call) else node))
+        self.diagnostics.append(
+            Diagnostic(
+                codes.SurrogateUseLeft,
+                self.module.location(node),
+                f"{used} left unchanged: {info.name} is refused ({analysis.code.code} in "
+                f"{analysis.location.path}: {analysis.message})",
+                subject=info.qualname,
+            )
+        )
+
+    def report_unresolved_alias(self, call: cst.Call) -> None:
+        """``layer.spike_fct(u)`` where some class holds a surrogate's ``apply`` as
+        ``spike_fct`` but ``layer`` cannot be resolved to an instance: left, and said so."""
+        func = call.func
+        if (
+            not isinstance(func, cst.Attribute)
+            or func.attr.value == "apply"
+            or func.attr.value not in self.callee_names.aliases
+            or self.skipped(call)
+        ):
+            return
+        entity = self.resolve_entity(func)
+        if not isinstance(entity, Unknown):
+            return
+        owners = [
+            (cls, ref)
+            for cls, ref in self.index.apply_attribute_owners(func.attr.value)
+            if _is_surrogate(self.analysis_of(ref.info))
+        ]
+        if not owners:
+            return
+        holders = ", ".join(sorted({f"{ref.info.name}.apply in {cls.name}" for cls, ref in owners}))
+        receiver = sym.code(sym.one_line(func.value))
+        self.diagnostics.append(
+            Diagnostic(
+                codes.SurrogateUseLeft,
+                self.module.location(call),
+                f"{sym.code(sym.one_line(func))}(...) left unchanged: '{func.attr.value}' is "
+                f"{holders}, but what '{receiver}' holds is not known statically "
+                f"({entity.reason})",
+                subject=owners[0][1].info.qualname,
+            )
+        )
 
     def emit(
         self, surrogate: Surrogate, args: Sequence[cst.BaseExpression], call: cst.Call
@@ -531,12 +627,14 @@ class CallSiteRewriter(cst.CSTTransformer):
             and (
                 self.module_mentions_functions()
                 or entity.from_parameter
-                or sym.code(func.value) in self.callee_names.classes  # a Function's name
+                or sym.code(sym.one_line(func.value))
+                in self.callee_names.classes  # a Function's name
             )
             and not (call is not None and self.passes_a_function(call))
         ):
             return Unknown(
-                f"cannot resolve '{sym.code(func)}' statically ({entity.reason}); " "left unchanged"
+                f"cannot resolve '{sym.code(sym.one_line(func))}' statically ({entity.reason}); "
+                "left unchanged"
             )
         return None
 
@@ -576,18 +674,18 @@ class CallSiteRewriter(cst.CSTTransformer):
                     return self.resolve_self_attribute(method.cls, node.attr.value)
             base = self.resolve_entity(node.value)
             return self.index.attribute(base, node.attr.value)
+        if isinstance(node, cst.Call):  # ``Fn().apply``, ``make_spike()(x)``
+            callee = self.resolve_entity(node.func)
+            if isinstance(callee, FunctionRef):
+                return self.index.factory_result(callee, 0, node)
+            if isinstance(callee, ClassRef):
+                return Unknown(
+                    "the value of a call is not known statically", instance_of=callee.info
+                )
         return Unknown("not a name")
 
     def resolve_self_attribute(self, cls: ClassInfo, attr: str) -> Entity:
-        assigned = self.module.self_assignments.get(id(cls.node), {}).get(attr, [])
-        if len(assigned) == 1:
-            value = assigned[0]
-            method = next(m for m in cls.methods().values() if sym.contains(m, value))
-            local = local_entities(self.index, self.module, method)
-            return self.index.resolve_value(self.module, value, 0, local)
-        if len(assigned) > 1:
-            return Unknown(f"self.{attr} is assigned more than once")
-        return self.index.attribute(ClassRef(cls), attr)
+        return self.index.self_attribute(cls, attr)
 
 
 def skip_lines(source: str) -> set[int]:
@@ -640,7 +738,7 @@ def _is_candidate(func: cst.BaseExpression, names: CalleeNames) -> bool:
     )
     receiver = None
     if isinstance(func, cst.Attribute):
-        inner = func.value
+        inner = func.value.func if isinstance(func.value, cst.Call) else func.value  # Fn().apply
         receiver = (
             inner.value
             if isinstance(inner, cst.Name)
@@ -648,6 +746,24 @@ def _is_candidate(func: cst.BaseExpression, names: CalleeNames) -> bool:
         )
     bare = isinstance(func, cst.Attribute) and isinstance(func.value, cst.Name)
     return names.candidate(key, receiver, legacy, bare)
+
+
+def _is_surrogate(analysis: Surrogate | Diagnostic | None) -> bool:
+    """A surrogate, or a refused one (not an FGI001 note on a kernel or plumbing)."""
+    return isinstance(analysis, Surrogate) or (
+        isinstance(analysis, Diagnostic) and analysis.code.severity is not Severity.INFO
+    )
+
+
+def _parameter_default(func: cst.FunctionDef, name: str) -> cst.BaseExpression | None:
+    """The default of ``func``'s parameter ``name`` when its body never rebinds it."""
+    if name in sym.rebound_names(func):
+        return None
+    params = func.params
+    for param in (*params.posonly_params, *params.params, *params.kwonly_params):
+        if param.name.value == name:
+            return param.default
+    return None
 
 
 def _assigns(statement: cst.SimpleStatementLine, user: cst.SimpleStatementLine) -> bool:

@@ -64,13 +64,8 @@ def function_name(surrogate: Surrogate) -> str:
 
 
 class _Tidy(cst.CSTTransformer):
-    """One line of whitespace, and arithmetic on number literals folded (``6.0 * 0.5`` is
-    ``3.0``): Python computes it in the same doubles at run time, so values are unchanged."""
-
-    def leave_ParenthesizedWhitespace(
-        self, original: cst.ParenthesizedWhitespace, updated: cst.ParenthesizedWhitespace
-    ) -> cst.SimpleWhitespace:
-        return cst.SimpleWhitespace(" ")
+    """Arithmetic on number literals folded (``6.0 * 0.5`` is ``3.0``): Python computes it in
+    the same doubles at run time, so values are unchanged."""
 
     def leave_BinaryOperation(
         self, original: cst.BinaryOperation, updated: cst.BinaryOperation
@@ -136,11 +131,12 @@ def _folded(node: cst.BaseExpression) -> cst.BaseExpression:
 
 
 def _clean(node: cst.BaseExpression) -> cst.BaseExpression:
-    """Single-line, tidy expressions, so that extracted code reads well wherever it goes."""
+    """Single-line, tidy expressions, so that extracted code reads well wherever it goes. Made
+    from the tree: a backslash continuation or a comment inside the original is whitespace
+    there, and a string literal keeps its spaces."""
     result = node.visit(_Tidy())
     assert isinstance(result, cst.BaseExpression)
-    code = sym.code(result)
-    return cst.parse_expression(" ".join(code.split()).replace("( ", "(").replace(" )", ")"))
+    return sym.one_line(result)
 
 
 def _is_literal(node: cst.BaseExpression) -> bool:
@@ -450,7 +446,8 @@ def _movable(arg: cst.BaseExpression) -> str:
     call's parentheses (black's layout of a long argument) gets parentheses of its own, which
     black, formatting the inserted block, keeps only where the line needs them."""
     code = sym.code(arg)
-    return sym.code(sym.paren(arg)) if "\n" in code and not arg.lpar else code
+    own = "\n" in code or isinstance(arg, cst.NamedExpr)  # ``_fgi_v = (y := v - 1)``
+    return sym.code(sym.paren(arg)) if own and not arg.lpar else code
 
 
 def _default_text(param: Param, annotation: str) -> str:

@@ -25,7 +25,14 @@ from fgi_rewrite.core.model import Style, Surrogate
 from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.notebook import is_notebook
-from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, dotted_name
+from fgi_rewrite.project.source_module import (
+    ClassInfo,
+    ModuleInfo,
+    dotted_name,
+    exported_names,
+    imported_module,
+    public_names,
+)
 from fgi_rewrite.rewrite.emit import emit_function, emit_inline
 from fgi_rewrite.verify.job import Chunk, HyperConfig, UserImport
 from fgi_rewrite.verify.pure import impure_calls
@@ -130,6 +137,8 @@ def _foreign(
     """Chunks giving the names an import of project modules binds (``from pkg.steps import
     step``, ``import pkg.steps as steps``): each such module's definitions in a namespace of
     its own, then a link of the imported name (a module, or an attribute of one)."""
+    if isinstance(small, cst.ImportFrom) and isinstance(small.names, cst.ImportStar):
+        return _star(index, module, small, namespace, seen, depth)
     locals_: list[str] = []
     if isinstance(small, cst.ImportFrom) and not isinstance(small.names, cst.ImportStar):
         locals_ = [
@@ -164,6 +173,34 @@ def _foreign(
         chunks.append(
             Chunk("link", link, namespace=namespace, source=found.name, names={local: attribute})
         )
+    return chunks
+
+
+def _star(
+    index: ProjectIndex,
+    module: ModuleInfo,
+    small: cst.ImportFrom,
+    namespace: str,
+    seen: set[str],
+    depth: int,
+) -> list[Chunk]:
+    """``from .base import *`` of a project module: its definitions copied as for a named
+    import, then a link of every name the star import takes (``__all__``, else the public
+    names; one the copy lacks stays unbound)."""
+    found = index.module_named(imported_module(module, small), module.path)
+    if found is None or found.path == module.path:
+        return []
+    chunks: list[Chunk] = []
+    if found.name not in seen:
+        seen.add(found.name)
+        inner, future = _definitions(index, found, found.name, seen, depth)
+        chunks += [replace(chunk, future=future) for chunk in inner]
+    exported = exported_names(found)
+    names = exported if exported is not None else public_names(found)
+    link = f"# from {found.name} import * (source copied)\n"
+    chunks.append(
+        Chunk("link", link, namespace=namespace, source=found.name, names={n: n for n in names})
+    )
     return chunks
 
 
