@@ -36,9 +36,11 @@ from fgi_rewrite.pipeline.targets import (
     TargetContext,
     TargetOutcome,
     find_functions,
+    form_choice,
     process_target,
 )
 from fgi_rewrite.project.discover import FileSet, Filters, discover
+from fgi_rewrite.project.higher_order import scan_project
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.prefilter import CalleeNames
 from fgi_rewrite.project.source_module import SourceReader
@@ -97,12 +99,16 @@ def _process(
     def size(path: Path) -> int:  # the cost of a file is about proportional to its size
         return len(index.text(path))
 
+    # Project-wide, like the index: whether any code may differentiate a surrogate twice.
+    uses = scan_project(index, fileset.project)
+    choice = form_choice(uses, options.exact_higher_order, fileset.root)
+
     with _mapper(index, fileset, options, len(function_files)) as mapper:
         found = [
             f
             for in_file in mapper.map(
                 find_functions,
-                None,
+                choice,
                 function_files,
                 _counter(progress, ANALYZING, function_files),
                 weight=size,
@@ -121,6 +127,7 @@ def _process(
             or len(function_files) < len(all_function_files),
             targets=targets,
             options=options,
+            form=choice,
         )
         outcomes = mapper.map(
             process_target,
@@ -142,6 +149,7 @@ def _process(
         progress(VERIFYING, 0, len({s.surrogate for r in report.results for s in r.call_sites}))
         finish.verify(index, context, report, remote)
     finish.add_remote_functions(index, report, remote)
+    report.diagnostics.extend(finish.form_notes(report, analyses, uses, choice, fileset.root))
     if options.remove_unused:
         finish.remove_unused(index, fileset, analyses, report)
     if options.verify_modules:  # opt-in: imports the rewritten files (verify/module_check.py)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import libcst as cst
@@ -30,7 +30,7 @@ import libcst as cst
 from fgi_rewrite.core import ir
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.ir import OUTPUT
-from fgi_rewrite.core.model import Param, Surrogate
+from fgi_rewrite.core.model import Form, Param, Surrogate
 from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.rewrite import control_flow
 
@@ -301,6 +301,9 @@ def emit_inline(
     differentiable = [
         i for i in surrogate.differentiable() if not _is_number(value_of[surrogate.params[i].name])
     ]
+    if differentiable and surrogate.form is not Form.FAST:
+        lines.extend(exact_injection(surrogate, value_of, differentiable, output, fresh))
+        return Emission(tuple(lines), sym.name(output))
     if differentiable:
         names = [sym.code(value_of[surrogate.params[i].name]) for i in differentiable]
         lines.append(f"if {_guard(names)}:")
@@ -336,6 +339,80 @@ def emit_inline(
         block = control_flow.render(control_flow.split(grads), grad_leaf, INDENT)
         lines.extend(f"{INDENT}{line}" for line in block)
     return Emission(tuple(lines), sym.name(output))
+
+
+def exact_injection(
+    surrogate: Surrogate,
+    value_of: Mapping[str, cst.BaseExpression],
+    differentiable: Sequence[int],
+    output: str,
+    fresh: Callable[[str], str],
+) -> list[str]:
+    """The exact form (``Form.EXACT``, README "Higher-order gradients"): ``g`` evaluated at the
+    midpoint ``m = v - 0.5 * (v - v.detach())``, whose value is ``v`` (``-0.0`` included) and
+    whose derivative is 1/2, so that ``out.detach() + (v - v.detach()) * g(m)`` has the value
+    ``f(v)``, the first derivative ``g(v)`` and the second derivative ``g'(v)`` (1/2 from each
+    factor), as a backward written in torch ops gives under ``create_graph=True``::
+
+        spk = (v > 0).float()
+        if torch.is_grad_enabled() and v.requires_grad:
+            _fgi_v_d = v.detach()
+            _fgi_v_dv = v - _fgi_v_d
+            _fgi_v_m = v - 0.5 * _fgi_v_dv
+            spk = torch.addcmul(spk.detach(), _fgi_v_dv, torch.nan_to_num(g(_fgi_v_m), ...))...
+
+    The mask, the cast, the guard, branches and loops are the fast form's. ``nan_to_num``
+    passes the derivative where ``g`` is finite and 0 elsewhere; what ``g`` reads through
+    ``.detach()`` or comparisons (a boxcar) has no derivative here, as in the original. A ``g``
+    that reads the forward value gets it at the midpoint too: ``out.detach() + 0.5 * (v -
+    v.detach()) * g(v.detach())``, since the original's saved output carries its backward's
+    gradient. With several inputs the mixed second derivatives are symmetric (the rewrite is a
+    function); verification compares them with the original's."""
+    names = [sym.code(value_of[surrogate.params[i].name]) for i in differentiable]
+    forward_mode = surrogate.form is Form.EXACT_FORWARD_MODE
+    lines = ["if torch.is_grad_enabled():" if forward_mode else f"if {_guard(names)}:"]
+    detached: dict[str, cst.BaseExpression] = {}
+    midpoints: dict[str, cst.BaseExpression] = {}
+    deltas: list[cst.BaseExpression] = []
+    steps: list[tuple[str, str]] = []  # (name, line) of the midpoints, kept where g reads them
+    for i, value in zip(differentiable, names, strict=True):
+        name = surrogate.params[i].name
+        d, dv, m = fresh(f"_fgi_{name}_d"), fresh(f"_fgi_{name}_dv"), fresh(f"_fgi_{name}_m")
+        lines += [f"{INDENT}{d} = {value}.detach()", f"{INDENT}{dv} = {value} - {d}"]
+        steps.append((m, f"{INDENT}{m} = {value} - 0.5 * {dv}"))
+        detached[name], midpoints[name] = sym.name(d), sym.name(m)
+        deltas.append(sym.name(dv))
+    reads_output = any(sym.mentions(_grad(surrogate, i), OUTPUT) for i in differentiable)
+    at_midpoint = {**value_of, **midpoints}
+    hats: list[cst.BaseExpression] = []
+    if reads_output:
+        out_m = fresh("_fgi_out_m")
+        at_midpoint[OUTPUT] = sym.name(out_m)
+        at_detached = {**value_of, **detached, OUTPUT: sym.method(sym.name(output), "detach")}
+        hats = [_clean(sym.substitute(_grad(surrogate, i), at_detached)) for i in differentiable]
+    grads = [_clean(sym.substitute(_grad(surrogate, i), at_midpoint)) for i in differentiable]
+    used = set().union(*(sym.names_in(g) for g in grads))
+    lines += [line for m, line in steps if m in used]
+    halves = [sym.binop(cst.Float("0.5"), cst.Multiply(), d) for d in deltas]
+    first_midpoint = next(iter(midpoints.values()))
+
+    def leaf(expressions: tuple[cst.BaseExpression, ...]) -> list[str]:
+        block: list[str] = []
+        if reads_output:
+            looped, hats_ = control_flow.hoist(
+                expressions[: len(hats)], fresh, first_midpoint, INDENT
+            )
+            shared, hats_ = share_common(hats_, fresh)
+            block += [*looped, *(f"{n} = {sym.code(e)}" for n, e in shared)]
+            block.append(f"{out_m} = {_injection(halves, hats_, output)}")
+        looped, grads_ = control_flow.hoist(expressions[len(hats) :], fresh, first_midpoint, INDENT)
+        shared, grads_ = share_common(grads_, fresh)
+        block += [*looped, *(f"{n} = {sym.code(e)}" for n, e in shared)]
+        return [*block, f"{output} = {_injection(deltas, grads_, output)}"]
+
+    tree = control_flow.split([*hats, *grads])
+    lines.extend(f"{INDENT}{line}" for line in control_flow.render(tree, leaf, INDENT))
+    return lines
 
 
 def _default_text(param: Param, annotation: str) -> str:
