@@ -107,11 +107,15 @@ def form_notes(
             continue
         if uses:
             code: type[codes.Code] = codes.ExactFormForHigherOrder
-            how = "forward-mode AD" if choice.form is Form.EXACT_FORWARD_MODE else "it twice"
+            how = (
+                "uses forward-mode AD"
+                if choice.form is Form.EXACT_FORWARD_MODE
+                else "may differentiate it twice"
+            )
             message = (
                 f"{surrogate.short_name}: emitted in the exact form (the original's values, "
-                f"gradients and second derivatives; a slower backward), since the project may "
-                f"differentiate {how}: {uses.summary(root)}"
+                f"gradients and second derivatives; a slower backward), since the project "
+                f"{how}: {uses.summary(root)}"
             )
         else:
             code, message = codes.ExactFormRequested, (
