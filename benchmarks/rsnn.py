@@ -220,7 +220,7 @@ def make_step(
             inputs = x.detach().requires_grad_()
             loss = loss_fn(call(inputs), y)
             (grad_x,) = torch.autograd.grad(loss, inputs, create_graph=True)
-            total = loss + grad_x.norm()  # scale-free: d|g|/dθ is visible at any |g|
+            total = loss + grad_x.norm()  # scale-free: d norm / d param is visible at any |g|
             total.backward()
             opt.step()
             return total
