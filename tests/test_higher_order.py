@@ -20,7 +20,8 @@ from fgi_rewrite.cli import main
 from fgi_rewrite.core import codes
 from fgi_rewrite.core.model import Form
 from fgi_rewrite.pipeline.targets import form_choice
-from fgi_rewrite.project.higher_order import HigherOrderUses, uses_in
+from fgi_rewrite.project.higher_order import HigherOrderUses, scan_project, uses_in
+from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.rewrite import emit
 from tests.fixture_cases import Case, cases, copy_inputs, run_case
 
@@ -94,6 +95,27 @@ def curvature(f, x, v):
     assert (11, "functorch.jvp", True) in uses
     assert (12, "torch.autograd.gradgradcheck", False) in uses
     assert (13, "torch.func.grad", False) in uses
+
+
+def test_the_text_prefilter_keeps_every_use(tmp_path: Path) -> None:
+    """The substring prefilter never drops a file with a use (positional create_graph included)
+    and drops look-alikes (``torch.functional``, ``feed_forward_adjoint``)."""
+    sources = {
+        "positional.py": "def step(loss):\n    loss.backward(None, True, (True))\n",
+        "nested.py": "import torch\ntorch.autograd.grad(f(a, b), [x], None, True, True)\n",
+        "first_order.py": "import torch\ntorch.autograd.grad(loss, x)\nloss.backward()\n",
+        "lookalike.py": "from norse.torch.functional import lif\nfeed_forward_adjoint = 1\n",
+        "alias.py": "from torch import func as F\nF.jacrev(f)\n",
+    }
+    for name, text in sources.items():
+        (tmp_path / name).write_text(text)
+    paths = [tmp_path / name for name in sources]
+    uses = scan_project(ProjectIndex(tmp_path, paths), paths)
+    assert sorted(u.location.path.name for u in uses.uses) == [
+        "alias.py",
+        "nested.py",
+        "positional.py",
+    ]
 
 
 def test_a_use_marked_fgi_skip_is_not_counted(tmp_path: Path) -> None:

@@ -41,13 +41,33 @@ from fgi_rewrite.project.source_module import SourceError
 
 SKIP_MARKER = "fgi: skip"  # as for call sites (rewrite/call_sites.py)
 
-# A file can only hold a use if its text has one of these (``autograd``: ``torch.autograd.grad``
-# with a positional create_graph, ``from torch.autograd import functional``; ``import func``:
-# ``from torch import func``).
-_PREFILTER = re.compile(
-    r"create_graph|autograd|\.backward\(|torch\.func\b|import func\b|functorch|hessian"
-    r"|\bhvp\b|\bvhp\b|\bjvp\b|\bvjp\b|jacfwd|jacrev|linearize|forward_ad|grad_and_value"
+# A file can only hold a use if its text has one of these (``import func``: ``from torch import
+# func``): plain substrings first (fast), then the same with word boundaries (``torch.functional``
+# and ``feed_forward_adjoint`` are not uses).
+_TOKENS = (
+    "create_graph",
+    "gradgradcheck",
+    "torch.func",
+    "import func",
+    "functorch",
+    "hessian",
+    "hvp",
+    "vhp",
+    "jvp",
+    "vjp",
+    "jacfwd",
+    "jacrev",
+    "linearize",
+    "forward_ad",
+    "grad_and_value",
 )
+_PREFILTER = re.compile(
+    r"create_graph|gradgradcheck|torch\.func\b|import func\b|functorch|hessian|\bhvp\b"
+    r"|\bvhp\b|\bjvp\b|\bvjp\b|jacfwd|jacrev|linearize|\bforward_ad\b|grad_and_value"
+)
+# Otherwise only a positional create_graph is left: a ``grad(``/``backward(`` call with at least
+# three arguments (``t.backward(g, True, True)``, ``torch.autograd.grad(l, x, None, True, True)``).
+_LONG_CALL = re.compile(r"\b(?:grad|backward)\(")
 
 _TRANSFORM_ROOTS = ("torch.func", "functorch")
 _REVERSE_TRANSFORMS = ("grad", "grad_and_value", "vjp", "jacrev")
@@ -116,7 +136,7 @@ def scan_project(index: ProjectIndex, paths: Iterable[Path]) -> HigherOrderUses:
     found: list[HigherOrderUse] = []
     for path in sorted(paths):
         text = index.text(path)
-        if not _PREFILTER.search(text):
+        if not _may_use(text):
             continue
         try:
             tree = index.ast_tree(path)
@@ -125,6 +145,32 @@ def scan_project(index: ProjectIndex, paths: Iterable[Path]) -> HigherOrderUses:
         skipped = {i + 1 for i, line in enumerate(text.splitlines()) if SKIP_MARKER in line}
         found.extend(u for u in uses_in(tree, path) if u.location.line not in skipped)
     return HigherOrderUses(tuple(found))
+
+
+def _may_use(text: str) -> bool:
+    if any(token in text for token in _TOKENS) and _PREFILTER.search(text):
+        return True
+    return ("grad(" in text or "backward(" in text) and any(
+        _arguments_at_least(text, match.end(), 3) for match in _LONG_CALL.finditer(text)
+    )
+
+
+def _arguments_at_least(text: str, start: int, count: int) -> bool:
+    """Whether the call whose arguments start at ``start`` has ``count`` arguments or more (top-
+    level commas; brackets nest; a bracket in a string may end the count early)."""
+    depth = commas = 0
+    for char in text[start : start + 4000]:
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            if depth == 0:
+                return False
+            depth -= 1
+        elif char == "," and depth == 0:
+            commas += 1
+            if commas >= count - 1:
+                return True
+    return False
 
 
 def uses_in(tree: ast.Module, path: Path) -> list[HigherOrderUse]:
