@@ -271,16 +271,17 @@ def _assert_same_second_derivatives(original: list[Any], rewritten: list[Any], d
 
 
 @needs_torch
+@pytest.mark.parametrize("style", ["inline", "function"])
 @pytest.mark.parametrize("dtype_name", ["float32", "float64"])
 @pytest.mark.parametrize("case", EXACT_CASES, ids=lambda c: c.name)
 def test_exact_form_has_the_original_second_derivatives(
-    case: Case, dtype_name: str, tmp_path: Path
+    case: Case, dtype_name: str, style: str, tmp_path: Path
 ) -> None:
     import torch
 
     dtype = getattr(torch, dtype_name)
     root = copy_inputs(case, tmp_path)
-    run_case(root)
+    run_case(root, style=style)
     original = _second_derivatives(case.directory, case, dtype)
     rewritten = _second_derivatives(root, case, dtype)
     assert any(g is not None and bool(g.any()) for g in original), "no second derivative"

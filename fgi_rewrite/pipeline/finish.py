@@ -107,15 +107,13 @@ def form_notes(
             continue
         if uses:
             code: type[codes.Code] = codes.ExactFormForHigherOrder
-            how = (
-                "uses forward-mode AD"
-                if choice.form is Form.EXACT_FORWARD_MODE
-                else "may differentiate it twice"
-            )
+            forward_mode = choice.form is Form.EXACT_FORWARD_MODE
+            how = "uses forward-mode AD" if forward_mode else "may differentiate it twice"
+            shown = uses.summary(root, uses.forward_mode if forward_mode else uses.uses)
             message = (
                 f"{surrogate.short_name}: emitted in the exact form (the original's values, "
                 f"gradients and second derivatives; a slower backward), since the project "
-                f"{how}: {uses.summary(root)}"
+                f"{how}: {shown}"
             )
         else:
             code, message = codes.ExactFormRequested, (
