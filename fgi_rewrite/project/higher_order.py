@@ -6,7 +6,8 @@ and its ``x.requires_grad`` guard drops forward-mode tangents. The scan finds wh
 
 * reverse-over-reverse: ``create_graph`` passed and not literally ``False``/``None`` (any call:
   ``torch.autograd.grad``, ``.backward``, ``torch.autograd.functional.jacobian``...), also as
-  the positional argument of ``torch.autograd.grad``/``backward`` and ``Tensor.backward``;
+  the positional argument of ``torch.autograd.grad``/``backward`` (and a literal ``True`` as
+  the third argument of a ``.backward`` method: ``t.backward(g, True, True)``);
   ``torch.autograd.functional.hessian``/``hvp``/``vhp``/``jvp`` (the last two differentiate the
   backward); ``gradgradcheck``; the reverse-mode transforms of ``torch.func``/``functorch``
   (``grad``, ``grad_and_value``, ``vjp``, ``jacrev``), which compose, so that one of them may
@@ -273,18 +274,29 @@ class _Finder(ast.NodeVisitor):
                 self.add(node, f"{callee}({keyword.arg}='forward-mode')", forward_mode=True)
             elif keyword.arg == "check_forward_ad" and not _is_off(keyword.value):
                 self.add(node, f"{callee}(check_forward_ad=...)", forward_mode=True)
-        position = _CREATE_GRAPH_POSITION.get(callee)
-        if position is None and isinstance(node.func, ast.Attribute):
-            if node.func.attr == "backward" and callee not in _CREATE_GRAPH_POSITION:
-                position = _TENSOR_BACKWARD_POSITION
-        positional = [a for a in node.args if not isinstance(a, ast.Starred)]
-        if (
-            position is not None
-            and len(positional) == len(node.args) > position
-            and not _is_off(node.args[position])
-        ):
-            self.add(node, f"{callee}(..., {_short(node.args[position])}): create_graph")
+        self.positional_create_graph(node, callee)
         self.generic_visit(node)
+
+    def positional_create_graph(self, node: ast.Call, callee: str) -> None:
+        """``torch.autograd.grad(l, x, g, r, flag)`` with any value but False/None; for a
+        ``.backward`` method (any object's: a surrogate's own ``backward(x, grad, alpha)`` is
+        no use) only the literal ``True``, ``t.backward(g, True, True)``."""
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            return
+        position = _CREATE_GRAPH_POSITION.get(callee)
+        if position is not None:
+            on = len(node.args) > position and not _is_off(node.args[position])
+        elif isinstance(node.func, ast.Attribute) and node.func.attr == "backward":
+            position = _TENSOR_BACKWARD_POSITION
+            on = len(node.args) > position and _is_true(node.args[position])
+        else:
+            return
+        if on:
+            self.add(node, f"{callee}(..., {_short(node.args[position])}): create_graph")
+
+
+def _is_true(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value is True
 
 
 def _says_forward(node: ast.expr) -> bool:
