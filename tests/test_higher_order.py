@@ -121,11 +121,11 @@ def test_the_text_prefilter_keeps_every_use(tmp_path: Path) -> None:
 
 def test_a_use_marked_fgi_skip_is_not_counted(tmp_path: Path) -> None:
     project = _project(tmp_path, penalty="torch.autograd.grad(loss, x, create_graph=True)")
-    assert "_fgi_v_m" in _rewritten(project)
+    assert "_fgi_v_mid" in _rewritten(project)
     project = _project(
         tmp_path / "skip", penalty="torch.autograd.grad(loss, x, create_graph=True)  # fgi: skip"
     )
-    assert "_fgi_v_m" not in _rewritten(project) and "_fgi_v_d" in _rewritten(project)
+    assert "_fgi_v_mid" not in _rewritten(project) and "_fgi_v_detached" in _rewritten(project)
 
 
 def test_form_choice() -> None:
@@ -189,18 +189,19 @@ def _rewritten(project: Path, **options: Any) -> str:
 
 def test_without_higher_order_use_the_fast_form_stays(tmp_path: Path) -> None:
     text = _rewritten(_project(tmp_path))
-    assert "_fgi_v_m" not in text and "_fgi_v_dv" not in text
+    assert "_fgi_v_mid" not in text and "_fgi_v_delta" not in text
     assert "if torch.is_grad_enabled() and x.requires_grad:" in text
 
 
 def test_the_exact_form_evaluates_g_at_the_midpoint(tmp_path: Path) -> None:
     text = _rewritten(_project(tmp_path, "torch.autograd.grad(loss, x, create_graph=True)"))
-    assert "_fgi_v_dv = x - _fgi_v_d\n" in text
-    assert "_fgi_v_m = x - 0.5 * _fgi_v_dv\n" in text
-    assert "torch.nan_to_num(1.0 / (1.0 + 10.0 * _fgi_v_m.abs()) ** 2" in text
+    assert "_fgi_v_delta = x - _fgi_v_detached\n" in text
+    assert "_fgi_v_mid = x - 0.5 * _fgi_v_delta\n" in text
+    assert "1.0 / (1.0 + 10.0 * _fgi_v_mid.abs()) ** 2, 0.0, 0.0, 0.0" in text
+    assert "torch.addcmul(_fgi_out.detach(), _fgi_v_delta, _fgi_v_grad)" in text
     # A literal g (straight-through) has no midpoint to evaluate: no unused temporary.
     assert text.count(" - 0.5 * ") == 1
-    assert "(_fgi_out_1.detach() + (_fgi_v_dv_1)).to(_fgi_out_1.dtype)" in text
+    assert "(_fgi_out_1.detach() + (_fgi_v_delta_1)).to(_fgi_out_1.dtype)" in text
 
 
 def test_forward_mode_guards_on_grad_mode_only(tmp_path: Path) -> None:
@@ -216,7 +217,7 @@ def test_notes_say_why_and_the_option_forces_the_form(tmp_path: Path) -> None:
     project = _project(tmp_path / "b")
     report = run([project], Options(exact_higher_order=True))
     assert {d.code for d in report.diagnostics} == {codes.ExactFormRequested}
-    assert "_fgi_v_m" in (project / "input.py").read_text()
+    assert "_fgi_v_mid" in (project / "input.py").read_text()
 
 
 def test_option_on_the_command_line_and_in_the_configuration(tmp_path: Path) -> None:
@@ -224,12 +225,12 @@ def test_option_on_the_command_line_and_in_the_configuration(tmp_path: Path) -> 
     flagged = _project(tmp_path / "flag")
     result = runner.invoke(main, ["-v", "--verify", "none", "--exact-higher-order", str(flagged)])
     assert result.exit_code == 0, result.output
-    assert "FGI402" in result.output and "_fgi_v_m" in (flagged / "input.py").read_text()
+    assert "FGI402" in result.output and "_fgi_v_mid" in (flagged / "input.py").read_text()
     configured = _project(tmp_path / "config")
     (configured / "pyproject.toml").write_text("[tool.fgi-rewrite]\nexact-higher-order = true\n")
     result = runner.invoke(main, ["--verify", "none", str(configured)])
     assert result.exit_code == 0, result.output
-    assert "_fgi_v_m" in (configured / "input.py").read_text()
+    assert "_fgi_v_mid" in (configured / "input.py").read_text()
 
 
 # ---- executed: second derivatives of the rewritten fixtures --------------------------------------
@@ -299,7 +300,7 @@ def test_the_fast_form_fails_that_check(tmp_path: Path, monkeypatch: pytest.Monk
     case = next(c for c in EXACT_CASES if c.name == "higher_order_penalty")
     root = copy_inputs(case, tmp_path)
     run_case(root)
-    assert "_fgi_v_m" not in (root / "input.py").read_text()
+    assert "_fgi_v_mid" not in (root / "input.py").read_text()
     original = _second_derivatives(case.directory, case, torch.float64)
     rewritten = _second_derivatives(root, case, torch.float64)
     with pytest.raises(AssertionError):

@@ -22,6 +22,7 @@ from fgi_rewrite.project.files import write_checked
 from fgi_rewrite.project.higher_order import HigherOrderUses
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.rewrite import cleanup
+from fgi_rewrite.rewrite.formatting import ProjectStyles
 from fgi_rewrite.rewrite.module_edits import add_functions, ensure_imports
 from fgi_rewrite.verify.stage import verify_rewrites
 
@@ -65,9 +66,13 @@ def verify(
 
 
 def add_remote_functions(
-    index: ProjectIndex, report: Report, remote: dict[Path, list[tuple[Surrogate, str]]]
+    index: ProjectIndex,
+    report: Report,
+    remote: dict[Path, list[tuple[Surrogate, str]]],
+    styles: ProjectStyles,
 ) -> None:
-    """Add each generated function to the module that defines its Function (once)."""
+    """Add each generated function to the module that defines its Function (once), laid out
+    with the module's black settings."""
     wanted: dict[Path, dict[str, Surrogate]] = {}
     for requests in remote.values():
         for surrogate, name in requests:
@@ -80,9 +85,10 @@ def add_remote_functions(
         additions = [
             (s.short_name, s, name) for name, s in sorted(functions.items()) if name not in present
         ]
-        tree = ensure_imports(add_functions(tree, additions), ["torch"])
+        layout = styles.for_file(home)
+        tree = ensure_imports(add_functions(tree, additions, layout), ["torch"], layout)
         if any(s.needs_math for _, s, _ in additions):
-            tree = ensure_imports(tree, ["math"])
+            tree = ensure_imports(tree, ["math"], layout)
         updated = FileResult(
             home, module.tree.bytes, tree.bytes, existing.call_sites if existing else ()
         )

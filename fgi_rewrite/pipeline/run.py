@@ -44,6 +44,7 @@ from fgi_rewrite.project.higher_order import scan_project
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.prefilter import CalleeNames
 from fgi_rewrite.project.source_module import SourceReader
+from fgi_rewrite.rewrite.formatting import project_styles
 from fgi_rewrite.verify.module_check import verify_modules
 
 __all__ = ["Options", "Progress", "run"]
@@ -127,6 +128,7 @@ def _process(
             or len(function_files) < len(all_function_files),
             targets=targets,
             options=options,
+            styles=project_styles(fileset.root, fileset.targets),
             form=choice,
         )
         outcomes = mapper.map(
@@ -148,7 +150,7 @@ def _process(
     if options.verify is not VerifyLevel.NONE or options.plot is not None:
         progress(VERIFYING, 0, len({s.surrogate for r in report.results for s in r.call_sites}))
         finish.verify(index, context, report, remote)
-    finish.add_remote_functions(index, report, remote)
+    finish.add_remote_functions(index, report, remote, context.styles)
     report.diagnostics.extend(finish.form_notes(report, analyses, uses, choice, fileset.root))
     if options.remove_unused:
         finish.remove_unused(index, fileset, analyses, report)

@@ -24,6 +24,7 @@ from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.prefilter import CalleeNames
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
 from fgi_rewrite.rewrite.call_sites import rewrite_module
+from fgi_rewrite.rewrite.formatting import ProjectStyles
 from fgi_rewrite.rewrite.module_edits import add_functions, ensure_from_import, ensure_imports
 
 # ---- analyzing the Functions of a file ---------------------------------------------------------
@@ -105,6 +106,7 @@ class TargetContext:
     rewritable: bool  # some Function may be rewritten at all
     targets: frozenset[Path]
     options: Options
+    styles: ProjectStyles  # black's settings for the code the rewrite inserts (formatting.py)
     form: FormChoice = FormChoice()
 
 
@@ -188,8 +190,9 @@ def rewrite_file(index: ProjectIndex, context: TargetContext, module: ModuleInfo
             )
         return analyses[key]
 
+    layout = context.styles.for_file(module.path)
     tree, rewriter = rewrite_module(
-        index, module, analyses, context.options.style, context.names, specialize
+        index, module, analyses, context.options.style, context.names, specialize, layout
     )
     diagnostics = tuple(rewriter.diagnostics)
     if not rewriter.call_sites:
@@ -203,11 +206,11 @@ def rewrite_file(index: ProjectIndex, context: TargetContext, module: ModuleInfo
         if home != module.path and home in context.targets:
             # Defined once, beside its Function, and imported here.
             remote.append((surrogate, name))
-            tree = ensure_from_import(tree, _import_from(index, module, home), name)
+            tree = ensure_from_import(tree, _import_from(index, module, home), name, layout)
             continue
         anchor = surrogate.short_name if surrogate.location.path == module.path else ""
         functions.append((anchor, surrogate, name))
-    tree = add_functions(tree, functions)
+    tree = add_functions(tree, functions, layout)
     needs = ["torch"]
     if any(
         isinstance(analyses[c.surrogate], Surrogate)
@@ -215,7 +218,7 @@ def rewrite_file(index: ProjectIndex, context: TargetContext, module: ModuleInfo
         for c in rewriter.call_sites
     ):
         needs.append("math")
-    tree = ensure_imports(tree, needs)
+    tree = ensure_imports(tree, needs, layout)
     result = FileResult(module.path, before, tree.bytes, tuple(rewriter.call_sites))
     return Rewritten(result, diagnostics, tuple(remote))
 

@@ -205,31 +205,51 @@ class ProjectIndex:
     def _maybe_functions(self) -> tuple[tuple[Path, ...], frozenset[str]]:
         seeds = {"Function", "InplaceFunction"}
         bases: dict[Path, list[tuple[str, set[str]]]] = {}
-        for path in self.candidate_files():
-            try:
-                tree = self.ast_tree(path)
-            except SourceError:
-                continue
-            for node in ast.walk(tree):
-                if isinstance(node, ast.ImportFrom):
-                    seeds.update(a.asname for a in node.names if a.name in seeds and a.asname)
-                elif isinstance(node, ast.ClassDef):
-                    names = {_ast_key(b) for b in node.bases} - {None}
-                    bases.setdefault(path, []).append((node.name, names))  # type: ignore[arg-type]
+        scanned: set[Path] = set()
+
+        def scan(paths: Iterable[Path]) -> None:
+            for path in paths:
+                scanned.add(path)
+                try:
+                    tree = self.ast_tree(path)
+                except SourceError:
+                    continue
+                for node in ast.walk(tree):
+                    if isinstance(node, ast.ImportFrom):
+                        seeds.update(a.asname for a in node.names if a.name in seeds and a.asname)
+                    elif isinstance(node, ast.ClassDef):
+                        names = {_ast_key(b) for b in node.bases} - {None}
+                        bases.setdefault(path, []).append((node.name, names))  # type: ignore[arg-type]
+
         # ``Function`` itself counts only in a file that says "autograd" (``torch.autograd``,
         # ``from torch.autograd import Function``): sympy's ``Function`` has hundreds of
         # subclasses. A subclass of a project class that derives from it counts anywhere.
-        autograd = {path for path in bases if "autograd" in self.text(path)}
         functions = set(seeds)
 
         def derives(path: Path, names: set[str]) -> bool:
-            return bool(names & (functions if path in autograd else functions - seeds))
+            autograd = "autograd" in self.text(path)
+            return bool(names & (functions if autograd else functions - seeds))
 
-        while True:
-            grown = {n for path, found in bases.items() for n, b in found if derives(path, b)}
-            if grown <= functions:
+        def grow() -> None:
+            functions.update(seeds)  # with the aliases the scan found (``Function as F_``)
+            while True:
+                grown = {n for path, found in bases.items() for n, b in found if derives(path, b)}
+                if grown <= functions:
+                    return
+                functions.update(grown)
+
+        scan(self.candidate_files())
+        grow()
+        while functions - seeds:
+            # A subclass of a project Function in a file that never says "Function" (its
+            # backward in a base class of another module): found by the base's name.
+            derived = "|".join(re.escape(n) for n in sorted(functions - seeds))
+            pattern = re.compile(rf"^[ \t]*class\s+\w+\s*\([^)]*\b(?:{derived})\b", re.MULTILINE)
+            more = [p for p in self._files if p not in scanned and pattern.search(self.text(p))]
+            if not more:
                 break
-            functions |= grown
+            scan(more)
+            grow()
         files = tuple(p for p, found in bases.items() if any(derives(p, b) for _, b in found))
         found_names = frozenset(
             n for path, found in bases.items() for n, b in found if derives(path, b)

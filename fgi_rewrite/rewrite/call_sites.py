@@ -21,6 +21,13 @@ from fgi_rewrite.project.index import ProjectIndex, local_entities
 from fgi_rewrite.project.prefilter import CalleeNames, statements_with_candidates
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
 from fgi_rewrite.rewrite.emit import Emission, emit_inline, function_name
+from fgi_rewrite.rewrite.formatting import (
+    HEADERS,
+    BlackStyle,
+    edited_header,
+    edited_statement,
+    format_statements,
+)
 
 SKIP_MARKER = "fgi: skip"
 MAX_DISPATCH = 8  # classes in a run-time dispatch on a class-valued parameter
@@ -65,8 +72,10 @@ class CallSiteRewriter(cst.CSTTransformer):
         style: Style,
         names: CalleeNames,
         specialize: Specializer | None = None,
+        layout: BlackStyle | None = None,
     ) -> None:
         self.index = index
+        self.layout = layout  # black's settings for inserted code (None: left unformatted)
         self.specialize = specialize
         self.module = module
         self.surrogates = surrogates
@@ -79,6 +88,12 @@ class CallSiteRewriter(cst.CSTTransformer):
         self.allocators: dict[int, FreshNames] = {}  # per scope (module or function)
         self.pending: list[list[str]] = []  # statements to insert, per open simple statement
         self.statement: list[cst.SimpleStatementLine | None] = []
+        self.indents: list[str] = []  # of the blocks around the current statement
+        self.edits = 0  # call sites and references replaced so far
+        self.edits_before: list[int] = []  # ``edits`` when each open simple statement began
+        # ``edits`` when each open compound statement began and when its body began
+        self.header_edits: list[list[int | None]] = []
+        self.elifs: set[int] = set()  # ids of the ``If`` nodes written ``elif``
         self.expression_depth = 0
         self.inlined: set[int] = set()
         self.call_sites: list[CallSite] = []
@@ -87,6 +102,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         # The source as read (code generation of the whole tree costs as much as the transform).
         utf8 = module.tree.encoding.lower().replace("_", "-") in ("utf-8", "utf8")
         source = index.text(module.path) if utf8 else module.tree.code
+        self.source = source
         self.callee_names = names.for_module(source)
         self.skip_lines = {
             i + 1 for i, line in enumerate(source.splitlines()) if SKIP_MARKER in line
@@ -130,32 +146,62 @@ class CallSiteRewriter(cst.CSTTransformer):
         return any(s is node for s in self.classes[-1].node.body.body)
 
     # -- statements -------------------------------------------------------------------------------
+    def visit_IndentedBlock(self, node: cst.IndentedBlock) -> None:
+        self.indents.append(node.indent if node.indent is not None else self.module_indent)
+        if self.header_edits and self.header_edits[-1][1] is None:
+            self.header_edits[-1][1] = self.edits  # the body of the innermost compound statement
+
+    def leave_IndentedBlock(
+        self, original: cst.IndentedBlock, updated: cst.IndentedBlock
+    ) -> cst.BaseSuite:
+        self.indents.pop()
+        return updated
+
+    @property
+    def module_indent(self) -> str:
+        return self.module.tree.default_indent
+
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
         self.pending.append([])
         self.statement.append(node if len(node.body) == 1 else None)
+        self.edits_before.append(self.edits)
 
     def leave_SimpleStatementLine(
         self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
     ) -> cst.BaseStatement | cst.FlattenSentinel[cst.BaseStatement]:
         lines = self.pending.pop()
         self.statement.pop()
+        if self.edits_before.pop() != self.edits and self.layout is not None:
+            updated = edited_statement(
+                original, updated, self.layout, self.indent, self.module_indent, self.source
+            )
         if not lines:
             return updated
         block = list(cst.parse_module("\n".join(lines) + "\n").body)
-        if not _is_self_assignment(updated):
-            block.append(updated.with_changes(leading_lines=()))
-        elif updated.trailing_whitespace.comment is not None:
+        if _is_self_assignment(updated) and updated.trailing_whitespace.comment is not None:
             # Keep the comment on the line that now computes the assigned value.
             for i, stmt in enumerate(block):
                 if isinstance(stmt, cst.SimpleStatementLine) and _assigns(stmt, updated):
                     block[i] = stmt.with_changes(trailing_whitespace=updated.trailing_whitespace)
                     break
+        if self.layout is not None:
+            block = format_statements(block, self.layout, "".join(self.indents), self.source)
+        if not _is_self_assignment(updated):
+            block.append(updated.with_changes(leading_lines=()))
         block[0] = block[0].with_changes(leading_lines=updated.leading_lines)
         return cst.FlattenSentinel(block)
+
+    @property
+    def indent(self) -> str:
+        return "".join(self.indents)
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         if isinstance(node, _EXPRESSION_SCOPES):
             self.expression_depth += 1
+        if isinstance(node, HEADERS):
+            self.header_edits.append([self.edits, None])
+            if isinstance(node, cst.If) and isinstance(node.orelse, cst.If):
+                self.elifs.add(id(node.orelse))
         if isinstance(node, cst.Call):
             self.callees.add(id(node.func))
         return super().on_visit(node)
@@ -186,6 +232,7 @@ class CallSiteRewriter(cst.CSTTransformer):
             return updated
         name = self.functions.setdefault(result.qualname, function_name(result))
         self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.REFERENCE))
+        self.edits += 1
         return cst.Name(name)
 
     def class_parameter_dispatch(
@@ -233,7 +280,10 @@ class CallSiteRewriter(cst.CSTTransformer):
         for name, function in reversed(chosen):
             test = cst.parse_expression(f"{parameter} is {name}")
             chain = cst.IfExp(test=test, body=cst.Name(function), orelse=chain)
-        return sym.paren(chain) if chosen else updated
+        if not chosen:
+            return updated
+        self.edits += 1
+        return sym.paren(chain)
 
     def parameter_default(self, name: str) -> cst.BaseExpression | None:
         """The default of ``name`` when it is a parameter of the enclosing function that its
@@ -273,6 +323,14 @@ class CallSiteRewriter(cst.CSTTransformer):
         result = super().on_leave(original, updated)
         if isinstance(original, _EXPRESSION_SCOPES):
             self.expression_depth -= 1
+        if isinstance(original, HEADERS):
+            start, body = self.header_edits.pop()
+            edited = body is not None and body != start and id(original) not in self.elifs
+            if edited and self.layout is not None and isinstance(result, HEADERS):
+                # A reference replaced in a ``def`` line (a default argument) or another header.
+                result = edited_header(
+                    original, result, self.layout, self.indent, self.module_indent, self.source
+                )
         return result  # type: ignore[return-value]
 
     # -- calls ------------------------------------------------------------------------------------
@@ -324,9 +382,11 @@ class CallSiteRewriter(cst.CSTTransformer):
             self.pending[-1].extend(emission.statements)
             self.inlined.add(id(original))
             self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.INLINE))
+            self.edits += 1
             return emission.result
         name = self.functions.setdefault(result.qualname, function_name(result))
         self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.FUNCTION))
+        self.edits += 1
         return cst.Call(func=cst.Name(name), args=[cst.Arg(a) for a in args])
 
     def emit(
@@ -577,10 +637,12 @@ def rewrite_module(
     style: Style,
     names: CalleeNames,
     specialize: Specializer | None = None,
+    layout: BlackStyle | None = None,
 ) -> tuple[cst.Module, CallSiteRewriter]:
     """Rewrite the call sites of ``module``; the rewriter says which sites it rewrote, which
-    generated functions they call and what it could not rewrite."""
-    rewriter = CallSiteRewriter(index, module, surrogates, style, names, specialize)
+    generated functions they call and what it could not rewrite. Inserted code is formatted with
+    black's ``layout`` (formatting.py) when one is given."""
+    rewriter = CallSiteRewriter(index, module, surrogates, style, names, specialize, layout)
     body = module.tree.body
     try:
         tree = index.ast_tree(module.path)

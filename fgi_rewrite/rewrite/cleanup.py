@@ -98,7 +98,9 @@ def remove_unused_imports(before: bytes, after: bytes) -> bytes:
                 if not kept:
                     continue
                 if len(kept) != len(small.names):
-                    kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+                    # The last name takes the last comma there was: none, or the trailing comma
+                    # of a list black laid out one name per line (which keeps it so).
+                    kept[-1] = kept[-1].with_changes(comma=small.names[-1].comma)
                     stmt = stmt.with_changes(body=[small.with_changes(names=kept)])
         body.append(stmt)
     return tree.with_changes(body=body).bytes

@@ -6,15 +6,22 @@ each differentiable input::
 
     spk = (v > 0).float()
     if torch.is_grad_enabled() and v.requires_grad:
-        _fgi_v = v.detach()
-        _fgi_g = torch.nan_to_num(g(_fgi_v), 0.0, 0.0, 0.0)  # emitted inline
-        spk = torch.addcmul(spk.detach(), v - _fgi_v, _fgi_g).to(spk.dtype)
+        _fgi_v_detached = v.detach()
+        _fgi_v_grad = torch.nan_to_num(g(_fgi_v_detached), 0.0, 0.0, 0.0)
+        spk = torch.addcmul(spk.detach(), v - _fgi_v_detached, _fgi_v_grad).to(spk.dtype)
 
 ``(v - v.detach())`` is exactly 0 for finite ``v``. ``g`` is built from detached inputs, so
 masking it costs one forward kernel and nothing in the backward: the value stays the forward's
 wherever ``g`` overflows too. Where an input is ±inf or NaN, ``v - v.detach()`` is NaN, and so is
 the value: masking that would put a mask into the backward and cost about 15 % of an eager
 training step (benchmarks/rsnn.py, docs/benchmarks.md); README, "Semantics", documents it.
+
+Temporaries say what they hold: ``_fgi_<param>`` an argument evaluated once,
+``_fgi_<param>_detached`` and ``_fgi_<param>_grad`` an input's detached value and surrogate
+gradient (in the exact form also ``_fgi_<param>_delta``, ``v - v.detach()``, and
+``_fgi_<param>_mid``, the midpoint), ``_fgi_out`` a result that no name of the user's receives,
+and a subexpression computed once is named after its operation (``_fgi_sigmoid``,
+``_fgi_product``). The caller's ``fresh`` makes each name unique in its scope.
 """
 
 from __future__ import annotations
@@ -109,20 +116,22 @@ def _is_number(node: cst.BaseExpression) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _finite(g: cst.BaseExpression) -> str:
+    """``g`` masked with ``torch.nan_to_num(g, 0, 0, 0)`` so that a ``g`` that overflows leaves
+    the value exact and gives a zero gradient (a bounded ``g`` needs no mask)."""
+    return _bare(g) if _bounded(g) else f"torch.nan_to_num({_bare(g)}, 0.0, 0.0, 0.0)"
+
+
 def _injection(
     deltas: Sequence[cst.BaseExpression], grads: Sequence[cst.BaseExpression], output: str
 ) -> str:
     """``out.detach()`` plus ``(x_i - x_i.detach()) * g_i`` for each differentiable input: one
     ``torch.addcmul`` per input (one kernel, where a product and a sum take two), each ``g_i``
-    masked with ``torch.nan_to_num(g_i, 0, 0, 0)`` so that a ``g`` that overflows leaves the value
-    exact and gives a zero gradient. A literal ``g`` needs no mask and no ``addcmul``."""
+    already finite (``_finite``). A literal ``g`` needs no mask and no ``addcmul``."""
     result, is_sum = f"{output}.detach()", False
     for delta, g in zip(deltas, grads, strict=True):
         if not _is_number(g):
-            finite = (
-                sym.code(g) if _bounded(g) else f"torch.nan_to_num({sym.code(g)}, 0.0, 0.0, 0.0)"
-            )
-            result, is_sum = f"torch.addcmul({result}, {_bare(delta)}, {finite})", False
+            result, is_sum = f"torch.addcmul({result}, {_bare(delta)}, {sym.code(g)})", False
             continue
         term = sym.paren(delta) if sym.literal_value(g) == 1 else sym.mul(sym.paren(delta), g)
         result, is_sum = f"{result} + {sym.code(term)}", True
@@ -181,11 +190,41 @@ def share_common(
         if not repeated:
             break
         chosen = max(repeated, key=len)
-        name = fresh("_fgi_t")
+        name = fresh(f"_fgi_{describe(cst.parse_expression(chosen))}")
         bindings = [(n, _replace(e, chosen, name)) for n, e in bindings]
         current = [_replace(e, chosen, name) for e in current]
         bindings.append((name, cst.parse_expression(chosen)))
     return _dependency_order(bindings), current
+
+
+_OPERATIONS = {
+    cst.Add: "sum",
+    cst.Subtract: "difference",
+    cst.Multiply: "product",
+    cst.Divide: "quotient",
+    cst.Power: "power",
+}
+
+
+def describe(node: cst.BaseExpression) -> str:
+    """A name for what ``node`` computes: the function it calls (``sigmoid``), through casts, or
+    its operation (``product``, ``mask`` for a comparison)."""
+    if isinstance(node, cst.Call):
+        func = node.func
+        if isinstance(func, cst.Attribute):
+            if func.attr.value in _CASTS:
+                return describe(func.value)
+            return snake(func.attr.value).strip("_") or "value"
+        if isinstance(func, cst.Name):
+            return snake(func.value).strip("_") or "value"
+        return "value"
+    if isinstance(node, cst.BinaryOperation):
+        return _OPERATIONS.get(type(node.operator), "value")
+    if isinstance(node, cst.UnaryOperation) and isinstance(node.operator, cst.Minus):
+        return "negated"
+    if isinstance(node, cst.Comparison):
+        return "mask"
+    return "value"
 
 
 def _count_shareable(expressions: Sequence[cst.BaseExpression]) -> dict[str, int]:
@@ -276,7 +315,7 @@ def emit_inline(
             value_of[param.name] = arg
         else:
             temp = fresh(f"_fgi_{param.name}")
-            lines.append(f"{temp} = {sym.code(arg)}")
+            lines.append(f"{temp} = {_movable(arg)}")
             value_of[param.name] = sym.name(temp)
     mentioned = set().union(*(sym.names_in(v) for v in value_of.values())) if value_of else set()
     output = target if target is not None and target not in mentioned else fresh("_fgi_out")
@@ -310,7 +349,7 @@ def emit_inline(
         detached_of: dict[str, cst.BaseExpression] = {}
         for i in differentiable:
             input_name = surrogate.params[i].name
-            temp = fresh(f"_fgi_{input_name}_d")
+            temp = fresh(f"_fgi_{input_name}_detached")
             lines.append(f"{INDENT}{temp} = {sym.code(value_of[input_name])}.detach()")
             detached_of[input_name] = sym.name(temp)
         mapping = {**value_of, **detached_of, OUTPUT: sym.method(sym.name(output), "detach")}
@@ -325,15 +364,25 @@ def emit_inline(
         ]
 
         first_detached = detached_of[surrogate.params[differentiable[0]].name]
+        grad_names: dict[int, str] = {}  # one name per input, in every branch
 
         def grad_leaf(expressions: tuple[cst.BaseExpression, ...]) -> list[str]:
             looped, expressions_ = control_flow.hoist(expressions, fresh, first_detached, INDENT)
             shared, grads = share_common(expressions_, fresh)
-            injection = _injection(deltas, grads, output)
+            bound: list[str] = []
+            for position, g in enumerate(grads):
+                if _is_number(g):
+                    continue
+                if position not in grad_names:
+                    input_name = surrogate.params[differentiable[position]].name
+                    grad_names[position] = fresh(f"_fgi_{input_name}_grad")
+                bound.append(f"{grad_names[position]} = {_finite(g)}")
+                grads[position] = sym.name(grad_names[position])
             return [
                 *looped,
                 *(f"{name} = {sym.code(e)}" for name, e in shared),
-                f"{output} = {injection}",
+                *bound,
+                f"{output} = {_injection(deltas, grads, output)}",
             ]
 
         block = control_flow.render(control_flow.split(grads), grad_leaf, INDENT)
@@ -356,18 +405,19 @@ def exact_injection(
 
         spk = (v > 0).float()
         if torch.is_grad_enabled() and v.requires_grad:
-            _fgi_v_d = v.detach()
-            _fgi_v_dv = v - _fgi_v_d
-            _fgi_v_m = v - 0.5 * _fgi_v_dv
-            spk = torch.addcmul(spk.detach(), _fgi_v_dv, torch.nan_to_num(g(_fgi_v_m), ...))...
+            _fgi_v_detached = v.detach()
+            _fgi_v_delta = v - _fgi_v_detached
+            _fgi_v_mid = v - 0.5 * _fgi_v_delta
+            _fgi_v_grad = torch.nan_to_num(g(_fgi_v_mid), 0.0, 0.0, 0.0)
+            spk = torch.addcmul(spk.detach(), _fgi_v_delta, _fgi_v_grad).to(spk.dtype)
 
     The mask, the cast, the guard, branches and loops are the fast form's. ``nan_to_num``
     passes the derivative where ``g`` is finite and 0 elsewhere; what ``g`` reads through
     ``.detach()`` or comparisons (a boxcar) has no derivative here, as in the original. A ``g``
-    that reads the forward value gets it at the midpoint too: ``out.detach() + 0.5 * (v -
-    v.detach()) * g(v.detach())``, since the original's saved output carries its backward's
-    gradient. With several inputs the mixed second derivatives are symmetric (the rewrite is a
-    function); verification compares them with the original's."""
+    that reads the forward value gets it at the midpoint too (``_fgi_out_mid = out.detach() +
+    0.5 * (v - v.detach()) * g(v.detach())``), since the original's saved output carries its
+    backward's gradient. With several inputs the mixed second derivatives are symmetric (the
+    rewrite is a function); verification compares them with the original's."""
     names = [sym.code(value_of[surrogate.params[i].name]) for i in differentiable]
     forward_mode = surrogate.form is Form.EXACT_FORWARD_MODE
     lines = ["if torch.is_grad_enabled():" if forward_mode else f"if {_guard(names)}:"]
@@ -377,17 +427,18 @@ def exact_injection(
     steps: list[tuple[str, str]] = []  # (name, line) of the midpoints, kept where g reads them
     for i, value in zip(differentiable, names, strict=True):
         name = surrogate.params[i].name
-        d, dv, m = fresh(f"_fgi_{name}_d"), fresh(f"_fgi_{name}_dv"), fresh(f"_fgi_{name}_m")
-        lines += [f"{INDENT}{d} = {value}.detach()", f"{INDENT}{dv} = {value} - {d}"]
-        steps.append((m, f"{INDENT}{m} = {value} - 0.5 * {dv}"))
+        d, delta = fresh(f"_fgi_{name}_detached"), fresh(f"_fgi_{name}_delta")
+        m = fresh(f"_fgi_{name}_mid")
+        lines += [f"{INDENT}{d} = {value}.detach()", f"{INDENT}{delta} = {value} - {d}"]
+        steps.append((m, f"{INDENT}{m} = {value} - 0.5 * {delta}"))
         detached[name], midpoints[name] = sym.name(d), sym.name(m)
-        deltas.append(sym.name(dv))
+        deltas.append(sym.name(delta))
     reads_output = any(sym.mentions(_grad(surrogate, i), OUTPUT) for i in differentiable)
     at_midpoint = {**value_of, **midpoints}
     hats: list[cst.BaseExpression] = []
     if reads_output:
-        out_m = fresh("_fgi_out_m")
-        at_midpoint[OUTPUT] = sym.name(out_m)
+        out_mid = fresh("_fgi_out_mid")
+        at_midpoint[OUTPUT] = sym.name(out_mid)
         at_detached = {**value_of, **detached, OUTPUT: sym.method(sym.name(output), "detach")}
         hats = [_clean(sym.substitute(_grad(surrogate, i), at_detached)) for i in differentiable]
     grads = [_clean(sym.substitute(_grad(surrogate, i), at_midpoint)) for i in differentiable]
@@ -395,24 +446,46 @@ def exact_injection(
     lines += [line for m, line in steps if m in used]
     halves = [sym.binop(cst.Float("0.5"), cst.Multiply(), d) for d in deltas]
     first_midpoint = next(iter(midpoints.values()))
+    bound_names: dict[tuple[str, int], str] = {}  # one name per input and kind, in every branch
+
+    def bind(
+        kind: str, expressions: Sequence[cst.BaseExpression]
+    ) -> tuple[list[str], list[cst.BaseExpression]]:
+        """Statements binding each masked ``g_i`` to ``_fgi_<input>_<kind>`` (a literal stays
+        inline), and the expressions that then stand for them."""
+        looped, expressions_ = control_flow.hoist(expressions, fresh, first_midpoint, INDENT)
+        shared, grads_ = share_common(expressions_, fresh)
+        block = [*looped, *(f"{n} = {sym.code(e)}" for n, e in shared)]
+        for position, g in enumerate(grads_):
+            if _is_number(g):
+                continue
+            key = (kind, position)
+            if key not in bound_names:
+                input_name = surrogate.params[differentiable[position]].name
+                bound_names[key] = fresh(f"_fgi_{input_name}_{kind}")
+            block.append(f"{bound_names[key]} = {_finite(g)}")
+            grads_[position] = sym.name(bound_names[key])
+        return block, grads_
 
     def leaf(expressions: tuple[cst.BaseExpression, ...]) -> list[str]:
         block: list[str] = []
         if reads_output:
-            looped, hats_ = control_flow.hoist(
-                expressions[: len(hats)], fresh, first_midpoint, INDENT
-            )
-            shared, hats_ = share_common(hats_, fresh)
-            block += [*looped, *(f"{n} = {sym.code(e)}" for n, e in shared)]
-            block.append(f"{out_m} = {_injection(halves, hats_, output)}")
-        looped, grads_ = control_flow.hoist(expressions[len(hats) :], fresh, first_midpoint, INDENT)
-        shared, grads_ = share_common(grads_, fresh)
-        block += [*looped, *(f"{n} = {sym.code(e)}" for n, e in shared)]
-        return [*block, f"{output} = {_injection(deltas, grads_, output)}"]
+            bound, at_detached_ = bind("grad_detached", expressions[: len(hats)])
+            block += [*bound, f"{out_mid} = {_injection(halves, at_detached_, output)}"]
+        bound, at_midpoint_ = bind("grad", expressions[len(hats) :])
+        return [*block, *bound, f"{output} = {_injection(deltas, at_midpoint_, output)}"]
 
     tree = control_flow.split([*hats, *grads])
     lines.extend(f"{INDENT}{line}" for line in control_flow.render(tree, leaf, INDENT))
     return lines
+
+
+def _movable(arg: cst.BaseExpression) -> str:
+    """An argument's code for a statement of its own. An argument split over lines inside the
+    call's parentheses (black's layout of a long argument) gets parentheses of its own, which
+    black, formatting the inserted block, keeps only where the line needs them."""
+    code = sym.code(arg)
+    return sym.code(sym.paren(arg)) if "\n" in code and not arg.lpar else code
 
 
 def _default_text(param: Param, annotation: str) -> str:

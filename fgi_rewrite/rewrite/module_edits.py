@@ -5,10 +5,13 @@ the new code needs at the top level of the module: the generated functions the s
 the imports, or after the class they mirror), ``from <module> import <name>`` for a function
 generated beside its Function in another file, and ``import torch``/``import math``. These edit
 the module's top-level statements, not call sites, so they live apart from the transformer.
+Given black's settings (``layout``), what they add is formatted, and separated from what follows
+by the blank lines black wants (two after a function, one after an import).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import libcst as cst
@@ -16,19 +19,55 @@ import libcst as cst
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.model import Surrogate
 from fgi_rewrite.rewrite.emit import emit_function
+from fgi_rewrite.rewrite.formatting import BlackStyle, Statement, format_statements
 
 
-def add_functions(tree: cst.Module, functions: Sequence[tuple[str, Surrogate, str]]) -> cst.Module:
+def add_functions(
+    tree: cst.Module,
+    functions: Sequence[tuple[str, Surrogate, str]],
+    layout: BlackStyle | None = None,
+) -> cst.Module:
     """Insert generated functions after the imports (and after the class they mirror when it is a
     top-level class of this module)."""
+    if not functions:
+        return tree
+    definitions = _definitions([emit_function(s, name) for _, s, name in functions], layout)
     body = list(tree.body)
-    for anchor, surrogate, name in functions:
-        code = emit_function(surrogate, name)
-        definition = cst.parse_module(code).body[0]
+    for (anchor, _, _), definition in zip(functions, definitions, strict=True):
         position = _insert_position(body, anchor)
         definition = definition.with_changes(leading_lines=[cst.EmptyLine(), cst.EmptyLine()])
         body.insert(position, definition)
+        if layout is not None:
+            _separate(body, position + 1, 2)
     return tree.with_changes(body=body)
+
+
+def _definitions(codes: Sequence[str], layout: BlackStyle | None) -> list[Statement]:
+    """The functions' statements, formatted together (one call of black per module)."""
+    if layout is not None:
+        formatted = format_statements("\n\n".join(codes), layout)
+        if len(formatted) == len(codes):
+            return formatted
+    return [cst.parse_module(code).body[0] for code in codes]
+
+
+# project/notebook.py joins a notebook's cells into one module with a string statement before
+# each cell ("__fgi_nb_cell_7__"); black formats each cell on its own, and a cell ends without
+# blank lines.
+_CELL_SEPARATOR = re.compile(r'"__fgi_nb\d*_cell_\d+__"')
+
+
+def _separate(body: list[Statement], index: int, blank_lines: int) -> None:
+    """At least ``blank_lines`` blank lines before ``body[index]`` (before its comments), unless
+    it starts another notebook cell."""
+    if index >= len(body) or _starts_cell(body[index]):
+        return
+    statement = body[index]
+    leading = list(statement.leading_lines)
+    present = next((i for i, line in enumerate(leading) if line.comment is not None), len(leading))
+    if present < blank_lines:
+        missing = [cst.EmptyLine() for _ in range(blank_lines - present)]
+        body[index] = statement.with_changes(leading_lines=[*missing, *leading])
 
 
 def _insert_position(body: Sequence[cst.BaseStatement], anchor: str) -> int:
@@ -41,27 +80,57 @@ def _insert_position(body: Sequence[cst.BaseStatement], anchor: str) -> int:
             isinstance(s, (cst.Import, cst.ImportFrom)) for s in stmt.body
         ):
             position = i + 1
-        elif (
-            i == 0
-            and isinstance(stmt, cst.SimpleStatementLine)
-            and isinstance(stmt.body[0], cst.Expr)
-            and isinstance(stmt.body[0].value, cst.SimpleString)
-        ):
+        elif i == 0 and _is_docstring(stmt):
             position = 1
     return position
 
 
-def ensure_from_import(tree: cst.Module, module: str, name: str) -> cst.Module:
+def _starts_cell(statement: cst.BaseStatement) -> bool:
+    string = _string_statement(statement)
+    return string is not None and _CELL_SEPARATOR.fullmatch(string) is not None
+
+
+def _is_docstring(statement: cst.BaseStatement) -> bool:
+    return _string_statement(statement) is not None
+
+
+def _string_statement(statement: cst.BaseStatement) -> str | None:
+    """The literal of a statement that is only a string (a docstring, a cell separator)."""
+    if isinstance(statement, cst.SimpleStatementLine):
+        small = statement.body[0]
+        if isinstance(small, cst.Expr) and isinstance(small.value, cst.SimpleString):
+            return small.value.value
+    return None
+
+
+def ensure_from_import(
+    tree: cst.Module, module: str, name: str, layout: BlackStyle | None = None
+) -> cst.Module:
     """Add ``from <module> import <name>`` after the imports unless it is there."""
-    statement = cst.parse_statement(f"from {module} import {name}\n")
+    code = f"from {module} import {name}\n"
+    (statement,) = format_statements(code, layout) if layout else [cst.parse_statement(code)]
     if any(tree.code_for_node(s) == tree.code_for_node(statement) for s in tree.body):
         return tree
+    return _insert_imports(tree, [statement], layout)
+
+
+def _insert_imports(
+    tree: cst.Module, statements: Sequence[Statement], layout: BlackStyle | None
+) -> cst.Module:
     body = list(tree.body)
     position = _insert_position(body, "")
-    return tree.with_changes(body=[*body[:position], statement, *body[position:]])
+    added = list(statements)
+    if layout is not None and position == 1 and _is_docstring(body[0]):
+        added[0] = added[0].with_changes(leading_lines=[cst.EmptyLine()])  # black: one line
+    body[position:position] = added
+    if layout is not None:
+        _separate(body, position + len(added), 1)
+    return tree.with_changes(body=body)
 
 
-def ensure_imports(tree: cst.Module, modules: Sequence[str]) -> cst.Module:
+def ensure_imports(
+    tree: cst.Module, modules: Sequence[str], layout: BlackStyle | None = None
+) -> cst.Module:
     """Add ``import torch`` / ``import math`` when the emitted code needs them and they are
     missing."""
     present = set()
@@ -75,7 +144,4 @@ def ensure_imports(tree: cst.Module, modules: Sequence[str]) -> cst.Module:
     missing = [m for m in modules if m not in present]
     if not missing:
         return tree
-    body = list(tree.body)
-    position = _insert_position(body, "")
-    lines = [cst.parse_statement(f"import {m}\n") for m in missing]
-    return tree.with_changes(body=[*body[:position], *lines, *body[position:]])
+    return _insert_imports(tree, [cst.parse_statement(f"import {m}\n") for m in missing], layout)
