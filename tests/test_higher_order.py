@@ -402,6 +402,23 @@ def test_verification_refuses_what_the_exact_form_cannot_match(tmp_path: Path) -
 
 
 @needs_torch
+@pytest.mark.parametrize("case", EXACT_CASES, ids=lambda c: c.name)
+def test_exact_fixtures_verify(case: Case, tmp_path: Path) -> None:
+    """The verification child accepts every exact-form fixture (second derivatives included)
+    and TorchScript saves it; the files are exactly their expected rewrite."""
+    root = copy_inputs(case, tmp_path)
+    report = run([root], Options(verify="script"))
+    failed = [d.render() for d in report.diagnostics if d.code.severity.value == "refusal"]
+    assert failed == [d for d in failed if "FGI403" in d]  # the Function with its own jvp
+    for verdict in report.verifications:
+        assert verdict.checks == (("grad", "ok"), ("script", "ok")), verdict.line()
+    for relative in case.input_files():
+        expected = case.expected(relative)
+        if expected is not None:
+            assert (root / relative).read_text() == expected.read_text()
+
+
+@needs_torch
 def test_verification_catches_a_wrong_midpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
