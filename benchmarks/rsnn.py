@@ -22,7 +22,11 @@ first; medians are reported.
     python benchmarks/rsnn.py --json out.json      # machine-readable results (for plot.py)
 
 Extra variants (for trying other emitted forms by hand; not part of the default run) can be added
-with ``--variant LABEL=PATH``: PATH must define ``RSNN`` with the same constructor.
+with ``--variant LABEL=PATH``: PATH must define ``RSNN`` with the same constructor. ``--exact``
+adds the exact form (``--exact-higher-order``, emitted where a project differentiates twice), and
+``--modes ... penalty`` a training step with an input-gradient penalty (``create_graph=True``):
+
+    python benchmarks/rsnn.py --exact --modes train no_grad fwd_grad penalty
 """
 
 from __future__ import annotations
@@ -56,10 +60,19 @@ HERE = Path(__file__).resolve().parent
 MODEL_SOURCE = HERE / "rsnn_model.py"
 
 BACKENDS = ("eager", "script", "compile")
-MODES = ("train", "no_grad", "fwd_grad")
+MODES = ("train", "no_grad", "fwd_grad", "penalty")
+DEFAULT_MODES = ("train", "no_grad", "fwd_grad")
 BACKEND_LABEL = {"eager": "eager", "script": "TorchScript", "compile": "compile(fullgraph)"}
-MODE_LABEL = {"train": "train step", "no_grad": "no_grad", "fwd_grad": "fwd+grad"}
+MODE_LABEL = {
+    "train": "train step",
+    "no_grad": "no_grad",
+    "fwd_grad": "fwd+grad",
+    "penalty": "penalty step",
+}
 DEVICE = torch.device("cpu")  # set from --device in main()
+# The timer of the timed repetitions (--clock): wall time, or the CPU time of this process, which
+# other processes on a shared machine disturb far less (meaningful with --threads 1 on CPU).
+CLOCK: Callable[[], float] = time.perf_counter
 
 
 def synchronize() -> None:
@@ -79,14 +92,17 @@ def strip_skip(source: str) -> str:
     return source.replace("  # fgi: skip", "")
 
 
-def rewrite_copy(workdir: Path, style: str) -> tuple[Path, float, str]:
-    """Copy the original model into ``workdir/rewritten`` and rewrite it with the installed tool."""
-    dest = workdir / "rewritten"
+def rewrite_copy(
+    workdir: Path, style: str, label: str = "rewritten", options: tuple[str, ...] = ()
+) -> tuple[Path, float, str]:
+    """Copy the original model into ``workdir/<label>`` and rewrite it with the installed tool
+    (``options``: more command-line options, e.g. ``--exact-higher-order``)."""
+    dest = workdir / label
     dest.mkdir()
     target = dest / MODEL_SOURCE.name
     shutil.copy2(MODEL_SOURCE, target)
     target.write_text(strip_skip(MODEL_SOURCE.read_text()))
-    cmd = [sys.executable, "-m", "fgi_rewrite", "--style", style, str(target)]
+    cmd = [sys.executable, "-m", "fgi_rewrite", "--style", style, *options, str(target)]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
@@ -198,6 +214,21 @@ def make_step(
                 return call(x)
 
         return forward
+    if mode == "penalty":
+        opt = torch.optim.Adam(trainable.parameters(), lr=lr)
+
+        def penalized() -> Any:
+            # An input-gradient penalty: differentiates the surrogate gradient (create_graph).
+            opt.zero_grad(set_to_none=True)
+            inputs = x.detach().requires_grad_()
+            loss = loss_fn(call(inputs), y)
+            (grad_x,) = torch.autograd.grad(loss, inputs, create_graph=True)
+            total = loss + grad_x.norm()  # scale-free: d norm / d param is visible at any |g|
+            total.backward()
+            opt.step()
+            return total
+
+        return penalized
     raise ValueError(mode)
 
 
@@ -247,6 +278,36 @@ def sanity(
     return lines
 
 
+def penalty_sanity(
+    variants: list[Variant], state: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+) -> list[str]:
+    """The penalty step's parameter gradients (second derivatives through the surrogate) of each
+    variant against the original's: the exact form matches, the fast form does not."""
+    grads: dict[str, dict[str, torch.Tensor]] = {}
+    for variant in variants:
+        model = variant.module.RSNN(x.shape[-1]).to(DEVICE)
+        model.load_state_dict(copy.deepcopy(state))
+        inputs = x.detach().requires_grad_()
+        loss = nn.functional.cross_entropy(model(inputs), y)
+        (grad_x,) = torch.autograd.grad(loss, inputs, create_graph=True)
+        (loss + grad_x.norm()).backward()
+        grads[variant.label] = {
+            n: torch.zeros_like(p) if p.grad is None else p.grad
+            for n, p in model.named_parameters()
+        }
+    reference = grads[variants[0].label]
+    lines = []
+    for variant in variants[1:]:
+        worst = max(
+            ((g - reference[n]).abs().max() / reference[n].abs().max().clamp_min(1e-30)).item()
+            for n, g in grads[variant.label].items()
+        )
+        lines.append(
+            f"{variant.label:>10}: penalty step, max |grad diff| / max |grad| = {worst:.2e}"
+        )
+    return lines
+
+
 # --------------------------------------------------------------------------------------------
 # Running one sequence length
 # --------------------------------------------------------------------------------------------
@@ -262,6 +323,8 @@ def run_length(args: argparse.Namespace, variants: list[Variant], seq_len: int) 
     print(f"\n=== T={seq_len}, B={args.batch}, n_in={args.n_in}, hidden={init.n_hidden} ===")
     print("sanity (eager, first training step from the same weights):")
     sanity_lines = sanity(variants, state, x, y)
+    if "penalty" in args.modes:
+        sanity_lines += penalty_sanity(variants, state, x, y)
     for line in sanity_lines:
         print("  " + line)
 
@@ -318,11 +381,11 @@ def run_length(args: argparse.Namespace, variants: list[Variant], seq_len: int) 
                     cell = cells[(backend, mode, variant.label)]
                     assert cell.fn is not None
                     synchronize()
-                    t0 = time.perf_counter()
+                    t0 = CLOCK()
                     for _ in range(args.number):
                         cell.fn()
                     synchronize()
-                    cell.times.append((time.perf_counter() - t0) / args.number)
+                    cell.times.append((CLOCK() - t0) / args.number)
 
     return {"seq_len": seq_len, "cells": cells, "sanity": sanity_lines}
 
@@ -475,12 +538,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--n-in", type=int, default=28, help="inputs per step (28: row-wise sMNIST)")
     p.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
-    p.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    p.add_argument(
+        "--modes",
+        nargs="+",
+        choices=MODES,
+        default=list(DEFAULT_MODES),
+        help="penalty: a training step with an input-gradient penalty (create_graph=True); "
+        "the fast rewrite's second derivative is wrong there, so time it only beside --exact",
+    )
     p.add_argument("--reps", type=int, default=30, help="timed repetitions per cell and variant")
     p.add_argument("--number", type=int, default=1, help="calls per timed repetition")
     p.add_argument("--warmup", type=int, default=5, help="warm-up calls after the first one")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--device", default="cpu", help="cpu or cuda (timings synchronize the GPU)")
+    p.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="cpu: time the repetitions by this process's CPU time (time.process_time), for a "
+        "busy shared machine; use it with --threads 1 on CPU",
+    )
     p.add_argument(
         "--style", choices=("inline", "function"), default="inline", help="fgi-rewrite --style"
     )
@@ -498,11 +575,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar="LABEL=PATH",
         help="an extra model file to time against the original (experiments)",
     )
+    p.add_argument(
+        "--exact",
+        action="store_true",
+        help="also time the exact form (fgi-rewrite --exact-higher-order), the form emitted "
+        "where the project differentiates twice",
+    )
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args(argv)
 
-    global DEVICE
+    global DEVICE, CLOCK
     DEVICE = torch.device(args.device)
+    if args.clock == "cpu":
+        if DEVICE.type != "cpu":
+            p.error("--clock cpu measures CPU work only: use it with --device cpu")
+        CLOCK = time.process_time
     torch.set_num_threads(args.threads)
     info = machine()
     print(
@@ -528,6 +615,12 @@ def main(argv: list[str] | None = None) -> int:
             Variant("original", import_path(original_copy, "fgi_bench_original"), original_copy),
             Variant("rewritten", import_path(rewritten, "fgi_bench_rewritten"), rewritten),
         ]
+        if args.exact:
+            exact, exact_s, exact_out = rewrite_copy(
+                workdir, args.style, "exact", ("--exact-higher-order",)
+            )
+            print(f"fgi-rewrite --exact-higher-order: {exact_s:.2f} s ({exact_out})")
+            variants.append(Variant("exact", import_path(exact, "fgi_bench_exact"), exact))
         for spec in args.variant:
             label, _, path = spec.partition("=")
             src = Path(path).resolve()
@@ -547,9 +640,9 @@ def main(argv: list[str] | None = None) -> int:
             print(warmup_table(args, variants, result))
             print(
                 f"\nmedian of {args.reps} x {args.number} call(s), T={seq_len}, B={args.batch}; "
-                f"ms per call; original/x = ratio of medians, > 1: x faster (in brackets: median "
-                f"of the ratios of back-to-back pairs); 'vs eager': speed-up over the eager "
-                f"original"
+                f"ms per call ({args.clock} clock); original/x = ratio of medians, > 1: x "
+                f"faster (in brackets: median of the ratios of back-to-back pairs); 'vs eager': "
+                f"speed-up over the eager original"
             )
             print(table(args, variants, result))
             print(

@@ -97,6 +97,13 @@ def _existing_paths(
     "project uses any more after the rewrite (they may be public API: off by default).",
 )
 @click.option(
+    "--exact-higher-order",
+    is_flag=True,
+    help="Emit the exact form (second derivatives as the original's, a slower backward) for "
+    "every surrogate, also when the project shows no create_graph=True, Hessian or torch.func "
+    "use (when it does, the exact form is chosen anyway: FGI401).",
+)
+@click.option(
     "--format",
     "format",
     type=click.Choice(["text", "json"]),
@@ -264,6 +271,7 @@ def main(ctx: click.Context, /, **params: Any) -> None:
         require_verify=params["require_verify"],
         allow_unscriptable=params["allow_unscriptable"],
         remove_unused=params["remove_unused"],
+        exact_higher_order=params["exact_higher_order"],
         plot=params["plot"],
         verify_modules=params["verify_modules"],
         verify_import_user_code=params["verify_import_user_code"],

@@ -91,6 +91,8 @@ PATTERNS = {
     "shadowed_torch_local",
     "caller_binds_math_to_numpy",
     "gradient_penalty",
+    "hessian_vector_product",
+    "func_meta_gradient",
     "runtime_config_object",
     "runtime_argparse_namespace",
     "runtime_module_namespace",

@@ -491,7 +491,15 @@ def all_fixtures(tmp_path: Path) -> tuple[Path, list[Any]]:
     root = tmp_path / "all"
     root.mkdir()
     (root / "pyproject.toml").write_text("")
-    chosen = [c for c in cases() if c.rewritten and c.name not in KNOWN_VERIFIER_GAPS]
+    # The higher-order fixtures put a create_graph=True (or forward-mode) use into the project,
+    # which turns the whole project to the exact form: tests/test_higher_order.py verifies them.
+    chosen = [
+        c
+        for c in cases()
+        if c.rewritten
+        and c.name not in KNOWN_VERIFIER_GAPS
+        and not (c.name.startswith("higher_order_") and c.name != "higher_order_absent")
+    ]
     for case in chosen:
         copy_inputs(case, root)
     return root, chosen

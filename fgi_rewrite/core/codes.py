@@ -534,6 +534,62 @@ class VerificationUnavailable(Code):
     severity = Severity.WARNING
 
 
+# ---- the emitted form (FGI4xx) -------------------------------------------------------------
+
+
+class ExactFormForHigherOrder(Code):
+    """The project may differentiate a rewritten surrogate twice (or in forward mode), so its
+    call sites get the exact form instead of the fast one. The fast form builds the gradient
+    from detached tensors: under ``create_graph=True`` its second derivative is zero (or
+    ``None``), where the original's ``backward``, written in torch ops, gives ``g'(x)``. The
+    exact form evaluates ``g`` at the midpoint ``x - 0.5 * (x - x.detach())``: the same values
+    and gradients, and the original's second derivatives (verification compares them), at the
+    cost of a backward through ``g``'s operations (docs/benchmarks.md). The scan is
+    project-wide: ``create_graph`` passed and not literally False, ``torch.autograd.functional``
+    ``hessian``/``hvp``/``vhp``/``jvp``, ``gradgradcheck``, the ``torch.func``/``functorch``
+    differentiation transforms, forward-mode AD; the message names the first use found. With
+    forward-mode AD the guard is ``torch.is_grad_enabled()`` alone, so that tangents get ``g``.
+
+    Example: ``torch.autograd.grad(loss, x, create_graph=True)`` for a gradient penalty in
+    ``train.py``, and ``spk = Spike.apply(v)`` in ``model.py``.
+    Fix: nothing to fix. If that use never reaches a surrogate, mark its line with
+    ``# fgi: skip`` to get the fast form.
+    """
+
+    code = "FGI401"
+    severity = Severity.WARNING
+
+
+class ExactFormRequested(Code):
+    """``--exact-higher-order`` (or ``exact-higher-order = true`` in the configuration) asked
+    for the exact form everywhere, and the project itself shows no higher-order use: the rewrite
+    keeps the original's second derivatives (see FGI401) for code outside the project (a
+    library whose users may differentiate twice).
+
+    Example: ``fgi-rewrite --exact-higher-order src/``.
+    Fix: nothing to fix; drop the option for the faster form.
+    """
+
+    code = "FGI402"
+    severity = Severity.INFO
+
+
+class ForwardModeRule(Code):
+    """The Function defines its own ``jvp`` (its forward-mode derivative) and the project uses
+    forward-mode AD (``torch.func.jvp``/``jacfwd``/``hessian``, ``torch.autograd.forward_ad``).
+    The rewrite's tangent is ``g(x)`` times the input's, which is not proven to be what that
+    ``jvp`` computes, so the call sites keep the Function.
+
+    Example: ``def jvp(ctx, x_t): return x_t * 2.0`` next to a ``backward`` with another
+    surrogate, and ``torch.func.jvp(model, (x,), (t,))`` in an analysis script.
+    Fix: nothing to fix; mark the forward-mode use with ``# fgi: skip`` if it never reaches
+    the Function.
+    """
+
+    code = "FGI403"
+    severity = Severity.REFUSAL
+
+
 def _registry() -> dict[str, type[Code]]:
     """Every code class defined here, by its code (a new class is registered by existing)."""
     found: dict[str, type[Code]] = {}

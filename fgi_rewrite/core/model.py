@@ -35,6 +35,16 @@ class VerifyLevel(StrEnum):
     FULL = "full"  # + torch.compile and torch.export
 
 
+class Form(StrEnum):
+    """Which FGI code is emitted for a surrogate (README, "Higher-order gradients")."""
+
+    FAST = "fast"  # gradient from detached tensors: no second derivative through g
+    EXACT = "exact"  # midpoint form: the original's second derivatives too
+    # The exact form guarded by ``torch.is_grad_enabled()`` alone, so that forward-mode
+    # tangents (inputs that carry one but do not require grad) get g too.
+    EXACT_FORWARD_MODE = "exact-forward-mode"
+
+
 class RunMode(StrEnum):
     """What a run does with the files that change (as black's ``WriteBack``)."""
 
@@ -104,6 +114,8 @@ class Surrogate:
     # f or g holds ``a if test else b`` on a hyperparameter (branches.py): call sites whose
     # literals fold the test still get the specialized analysis.
     runtime_branches: bool = False
+    # The form the run emits (project-wide: the higher-order scan, ``--exact-higher-order``).
+    form: Form = Form.FAST
 
     @property
     def class_qualname(self) -> str:

@@ -13,12 +13,20 @@ import libcst as cst
 
 from fgi_rewrite.core import codes, symbolic
 from fgi_rewrite.core.ir import OUTPUT
-from fgi_rewrite.core.model import Diagnostic, Location, RunMode, Surrogate, VerifyLevel
+from fgi_rewrite.core.model import (
+    Diagnostic,
+    Form,
+    Location,
+    RunMode,
+    Surrogate,
+    VerifyLevel,
+)
 from fgi_rewrite.core.results import FileResult, FunctionRecord, FunctionVerdict
 from fgi_rewrite.pipeline.report import Report
-from fgi_rewrite.pipeline.targets import FoundFunction, TargetContext, rewrite_file
+from fgi_rewrite.pipeline.targets import FormChoice, FoundFunction, TargetContext, rewrite_file
 from fgi_rewrite.project.discover import FileSet
 from fgi_rewrite.project.files import write_checked
+from fgi_rewrite.project.higher_order import HigherOrderUses
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.notebook import is_notebook
 from fgi_rewrite.rewrite import cleanup
@@ -101,6 +109,42 @@ def add_remote_functions(
             home, module.tree.bytes, tree.bytes, existing.call_sites if existing else ()
         )
         report.results = [r for r in report.results if r.path != home] + [updated]
+
+
+def form_notes(
+    report: Report,
+    analyses: Mapping[str, Surrogate | Diagnostic],
+    uses: HigherOrderUses,
+    choice: FormChoice,
+    root: Path,
+) -> list[Diagnostic]:
+    """One note per rewritten surrogate emitted in the exact form: why (the first higher-order
+    use found, FGI401) or that it was asked for (FGI402)."""
+    if choice.form is Form.FAST:
+        return []
+    notes: dict[str, Diagnostic] = {}
+    for qualname in sorted({s.surrogate for r in report.results for s in r.call_sites}):
+        surrogate = analyses.get(qualname)
+        if not isinstance(surrogate, Surrogate) or surrogate.class_qualname in notes:
+            continue
+        if uses:
+            code: type[codes.Code] = codes.ExactFormForHigherOrder
+            forward_mode = choice.form is Form.EXACT_FORWARD_MODE
+            how = "uses forward-mode AD" if forward_mode else "may differentiate it twice"
+            shown = uses.summary(root, uses.forward_mode if forward_mode else uses.uses)
+            message = (
+                f"{surrogate.short_name}: emitted in the exact form (the original's values, "
+                f"gradients and second derivatives; a slower backward), since the project "
+                f"{how}: {shown}"
+            )
+        else:
+            code, message = codes.ExactFormRequested, (
+                f"{surrogate.short_name}: emitted in the exact form (--exact-higher-order)"
+            )
+        notes[surrogate.class_qualname] = Diagnostic(
+            code, surrogate.location, message, subject=surrogate.class_qualname
+        )
+    return list(notes.values())
 
 
 def remove_unused(

@@ -37,6 +37,9 @@ class Options:
     allow_unscriptable: bool = False  # write rewrites that fail TorchScript/compile/export
     verify_timeout: float | None = None  # seconds for the whole verification subprocess
     remove_unused: bool = False  # drop Functions, aliases and imports nothing uses any more
+    # The exact form for every surrogate, also where the project shows no higher-order use
+    # (project/higher_order.py decides otherwise): a library whose users differentiate twice.
+    exact_higher_order: bool = False
     # A directory for one PNG per verified surrogate (value and gradient, original vs FGI), drawn
     # by the verification child; it implies at least ``verify="grad"``.
     plot: Path | None = None

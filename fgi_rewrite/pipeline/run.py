@@ -38,9 +38,11 @@ from fgi_rewrite.pipeline.targets import (
     TargetContext,
     TargetOutcome,
     find_functions,
+    form_choice,
 )
 from fgi_rewrite.project import elide
 from fgi_rewrite.project.discover import FileSet, Filters, discover
+from fgi_rewrite.project.higher_order import scan_project
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.prefilter import CalleeNames
 from fgi_rewrite.project.source_module import SourceReader
@@ -129,12 +131,16 @@ def _process(
     def size(path: Path) -> int:  # the cost of a file is about proportional to its size
         return len(index.text(path))
 
+    # Project-wide, like the index: whether any code may differentiate a surrogate twice.
+    uses = scan_project(index, fileset.project)
+    choice = form_choice(uses, options.exact_higher_order, fileset.root)
+
     with _mapper(index, fileset, options, len(function_files)) as mapper:
         found = [
             f
             for in_file in mapper.map(
                 find_functions,
-                None,
+                choice,
                 function_files,
                 _counter(progress, ANALYZING, function_files),
                 weight=size,
@@ -154,6 +160,7 @@ def _process(
             targets=targets,
             options=options,
             styles=project_styles(fileset.root, fileset.targets),
+            form=choice,
         )
         outcomes = mapper.map(
             notebooks.process_target,  # targets.process_target, and a notebook's magics
@@ -177,6 +184,7 @@ def _process(
         finish.verify(index, context, report, remote)
     _report_uses_left(rewritten, analyses, report)
     finish.add_remote_functions(index, report, remote, context.styles)
+    report.diagnostics.extend(finish.form_notes(report, analyses, uses, choice, fileset.root))
     if options.remove_unused:
         finish.remove_unused(index, fileset, analyses, report)
     _restore_elided(report, fileset.project)  # a big module's statements read without

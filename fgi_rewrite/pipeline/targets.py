@@ -8,17 +8,18 @@ that ``run`` merges into the Report in path order, so the result never depends o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import libcst as cst
 
 from fgi_rewrite.analysis.analyze import analyze, specialization_key
 from fgi_rewrite.core import codes
-from fgi_rewrite.core.model import Diagnostic, Location, Surrogate
+from fgi_rewrite.core.model import Diagnostic, Form, Location, Surrogate
 from fgi_rewrite.core.results import FileResult
 from fgi_rewrite.pipeline.options import Options
 from fgi_rewrite.project.files import describe_unreadable
+from fgi_rewrite.project.higher_order import HigherOrderUses
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.notebook import is_notebook
 from fgi_rewrite.project.prefilter import CalleeNames
@@ -41,12 +42,53 @@ class FoundFunction:
     error: str = ""
 
 
-def find_functions(index: ProjectIndex, _context: None, path: Path) -> list[FoundFunction]:
-    """The Function classes of one file, each analyzed."""
+@dataclass(frozen=True)
+class FormChoice:
+    """The form every surrogate of the run is emitted in (``Surrogate.form``), decided once
+    from the higher-order scan and ``--exact-higher-order``; ``forward_mode_use``: the first
+    forward-mode use found, as shown (FGI403)."""
+
+    form: Form = Form.FAST
+    forward_mode_use: str = ""
+
+
+def form_choice(uses: HigherOrderUses, forced: bool, root: Path) -> FormChoice:
+    """The exact form where the project differentiates twice or in forward mode (or when
+    ``--exact-higher-order`` asks for it), else the fast one."""
+    if uses.forward_mode:
+        return FormChoice(Form.EXACT_FORWARD_MODE, uses.summary(root, uses.forward_mode))
+    return FormChoice(Form.EXACT if uses or forced else Form.FAST)
+
+
+def in_form(
+    index: ProjectIndex, info: ClassInfo, analysis: Surrogate | Diagnostic, choice: FormChoice
+) -> Surrogate | Diagnostic:
+    """The analysis to emit in the run's form. Under forward-mode AD a Function that defines
+    its own ``jvp`` gives that tangent, which the rewrite (tangent ``g``) cannot prove."""
+    if not isinstance(analysis, Surrogate) or choice.form is Form.FAST:
+        return analysis
+    if choice.form is Form.EXACT_FORWARD_MODE and any(
+        "jvp" in c.methods() for c in index.mro(info)
+    ):
+        return Diagnostic(
+            codes.ForwardModeRule,
+            info.location,
+            f"{info.name}: defines its own jvp and the project uses forward-mode AD "
+            f"({choice.forward_mode_use}); the rewrite's tangent is g, not that jvp's: "
+            "left unchanged",
+            subject=info.qualname,
+        )
+    return replace(analysis, form=choice.form)
+
+
+def find_functions(index: ProjectIndex, choice: FormChoice, path: Path) -> list[FoundFunction]:
+    """The Function classes of one file, each analyzed (in the run's form)."""
     found = []
     for info in index.function_classes_in(path):
         try:
-            analysis = skipped_function(index, info) or analyze(index, info)
+            analysis = skipped_function(index, info) or in_form(
+                index, info, analyze(index, info), choice
+            )
         except Exception as exc:  # this class is left alone; the others go on
             error = f"{info.location}: analyzing {info.qualname}: {type(exc).__name__}: {exc}"
             found.append(FoundFunction(info.qualname, info.name, info.location, None, error))
@@ -68,6 +110,7 @@ class TargetContext:
     targets: frozenset[Path]
     options: Options
     styles: ProjectStyles  # black's settings for the code the rewrite inserts (formatting.py)
+    form: FormChoice = FormChoice()
 
 
 @dataclass(frozen=True)
@@ -148,7 +191,9 @@ def rewrite_file(index: ProjectIndex, context: TargetContext, module: ModuleInfo
         key = specialization_key(info.qualname, constants, closure)
         if key not in analyses:
             skipped = skipped_function(index, info)
-            analyses[key] = skipped or analyze(index, info, constants, closure)
+            analyses[key] = skipped or in_form(
+                index, info, analyze(index, info, constants, closure), context.form
+            )
         return analyses[key]
 
     layout = context.styles.for_file(module.path)

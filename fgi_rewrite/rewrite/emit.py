@@ -18,9 +18,10 @@ training step (benchmarks/rsnn.py, docs/benchmarks.md); README, "Semantics", doc
 
 Temporaries say what they hold: ``_fgi_<param>`` an argument evaluated once,
 ``_fgi_<param>_detached`` and ``_fgi_<param>_grad`` an input's detached value and surrogate
-gradient, ``_fgi_out`` a result that no name of the user's receives, and a subexpression computed
-once is named after its operation (``_fgi_sigmoid``, ``_fgi_product``). The caller's ``fresh``
-makes each name unique in its scope.
+gradient (in the exact form also ``_fgi_<param>_delta``, ``v - v.detach()``, and
+``_fgi_<param>_mid``, the midpoint), ``_fgi_out`` a result that no name of the user's receives,
+and a subexpression computed once is named after its operation (``_fgi_sigmoid``,
+``_fgi_product``). The caller's ``fresh`` makes each name unique in its scope.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import libcst as cst
@@ -36,7 +37,7 @@ import libcst as cst
 from fgi_rewrite.core import ir
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.ir import OUTPUT
-from fgi_rewrite.core.model import Param, Surrogate
+from fgi_rewrite.core.model import Form, Param, Surrogate
 from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.rewrite import control_flow
 
@@ -378,6 +379,9 @@ def emit_inline(
     differentiable = [
         i for i in surrogate.differentiable() if not _is_number(value_of[surrogate.params[i].name])
     ]
+    if differentiable and surrogate.form is not Form.FAST:
+        lines.extend(exact_injection(surrogate, value_of, differentiable, output, fresh))
+        return Emission(tuple(lines), sym.name(output))
     if differentiable:
         names = [sym.code(value_of[surrogate.params[i].name]) for i in differentiable]
         lines.append(f"if {_guard(names)}:")
@@ -439,6 +443,96 @@ def _reads_tensor_hyperparameter(
         if g is None and not _is_number(value_of[p.name])
     }
     return bool(names) and any(names & sym.names_in(g) for g in grads)
+
+
+def exact_injection(
+    surrogate: Surrogate,
+    value_of: Mapping[str, cst.BaseExpression],
+    differentiable: Sequence[int],
+    output: str,
+    fresh: Callable[[str], str],
+) -> list[str]:
+    """The exact form (``Form.EXACT``, README "Higher-order gradients"): ``g`` evaluated at the
+    midpoint ``m = v - 0.5 * (v - v.detach())``, whose value is ``v`` (``-0.0`` included) and
+    whose derivative is 1/2, so that ``out.detach() + (v - v.detach()) * g(m)`` has the value
+    ``f(v)``, the first derivative ``g(v)`` and the second derivative ``g'(v)`` (1/2 from each
+    factor), as a backward written in torch ops gives under ``create_graph=True``::
+
+        spk = (v > 0).float()
+        if torch.is_grad_enabled() and v.requires_grad:
+            _fgi_v_detached = v.detach()
+            _fgi_v_delta = v - _fgi_v_detached
+            _fgi_v_mid = v - 0.5 * _fgi_v_delta
+            _fgi_v_grad = torch.nan_to_num(g(_fgi_v_mid), 0.0, 0.0, 0.0)
+            spk = torch.addcmul(spk.detach(), _fgi_v_delta, _fgi_v_grad).to(spk.dtype)
+
+    The mask, the cast, the guard, branches and loops are the fast form's. ``nan_to_num``
+    passes the derivative where ``g`` is finite and 0 elsewhere; what ``g`` reads through
+    ``.detach()`` or comparisons (a boxcar) has no derivative here, as in the original. A ``g``
+    that reads the forward value gets it at the midpoint too (``_fgi_out_mid = out.detach() +
+    0.5 * (v - v.detach()) * g(v.detach())``), since the original's saved output carries its
+    backward's gradient. With several inputs the mixed second derivatives are symmetric (the
+    rewrite is a function); verification compares them with the original's."""
+    names = [sym.code(value_of[surrogate.params[i].name]) for i in differentiable]
+    forward_mode = surrogate.form is Form.EXACT_FORWARD_MODE
+    lines = ["if torch.is_grad_enabled():" if forward_mode else f"if {_guard(names)}:"]
+    detached: dict[str, cst.BaseExpression] = {}
+    midpoints: dict[str, cst.BaseExpression] = {}
+    deltas: list[cst.BaseExpression] = []
+    steps: list[tuple[str, str]] = []  # (name, line) of the midpoints, kept where g reads them
+    for i, value in zip(differentiable, names, strict=True):
+        name = surrogate.params[i].name
+        d, delta = fresh(f"_fgi_{name}_detached"), fresh(f"_fgi_{name}_delta")
+        m = fresh(f"_fgi_{name}_mid")
+        lines += [f"{INDENT}{d} = {value}.detach()", f"{INDENT}{delta} = {value} - {d}"]
+        steps.append((m, f"{INDENT}{m} = {value} - 0.5 * {delta}"))
+        detached[name], midpoints[name] = sym.name(d), sym.name(m)
+        deltas.append(sym.name(delta))
+    reads_output = any(sym.mentions(_grad(surrogate, i), OUTPUT) for i in differentiable)
+    at_midpoint = {**value_of, **midpoints}
+    hats: list[cst.BaseExpression] = []
+    if reads_output:
+        out_mid = fresh("_fgi_out_mid")
+        at_midpoint[OUTPUT] = sym.name(out_mid)
+        at_detached = {**value_of, **detached, OUTPUT: sym.method(sym.name(output), "detach")}
+        hats = [_clean(sym.substitute(_grad(surrogate, i), at_detached)) for i in differentiable]
+    grads = [_clean(sym.substitute(_grad(surrogate, i), at_midpoint)) for i in differentiable]
+    used = set().union(*(sym.names_in(g) for g in grads))
+    lines += [line for m, line in steps if m in used]
+    halves = [sym.binop(cst.Float("0.5"), cst.Multiply(), d) for d in deltas]
+    first_midpoint = next(iter(midpoints.values()))
+    bound_names: dict[tuple[str, int], str] = {}  # one name per input and kind, in every branch
+
+    def bind(
+        kind: str, expressions: Sequence[cst.BaseExpression]
+    ) -> tuple[list[str], list[cst.BaseExpression]]:
+        """Statements binding each masked ``g_i`` to ``_fgi_<input>_<kind>`` (a literal stays
+        inline), and the expressions that then stand for them."""
+        looped, expressions_ = control_flow.hoist(expressions, fresh, first_midpoint, INDENT)
+        shared, grads_ = share_common(expressions_, fresh)
+        block = [*looped, *(f"{n} = {sym.code(e)}" for n, e in shared)]
+        for position, g in enumerate(grads_):
+            if _is_number(g):
+                continue
+            key = (kind, position)
+            if key not in bound_names:
+                input_name = surrogate.params[differentiable[position]].name
+                bound_names[key] = fresh(f"_fgi_{input_name}_{kind}")
+            block.append(f"{bound_names[key]} = {_finite(g)}")
+            grads_[position] = sym.name(bound_names[key])
+        return block, grads_
+
+    def leaf(expressions: tuple[cst.BaseExpression, ...]) -> list[str]:
+        block: list[str] = []
+        if reads_output:
+            bound, at_detached_ = bind("grad_detached", expressions[: len(hats)])
+            block += [*bound, f"{out_mid} = {_injection(halves, at_detached_, output)}"]
+        bound, at_midpoint_ = bind("grad", expressions[len(hats) :])
+        return [*block, *bound, f"{output} = {_injection(deltas, at_midpoint_, output)}"]
+
+    tree = control_flow.split([*hats, *grads])
+    lines.extend(f"{INDENT}{line}" for line in control_flow.render(tree, leaf, INDENT))
+    return lines
 
 
 def _movable(arg: cst.BaseExpression) -> str:

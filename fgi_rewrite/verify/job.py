@@ -106,6 +106,7 @@ class Case:
     plot: str | None = None  # absolute path of the PNG to draw (--plot)
     user_import: UserImport | None = None
     not_isolated: str = ""  # why the isolated module cannot be built (then user_import)
+    second_order: bool = False  # the exact form: second derivatives are compared too
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -123,6 +124,7 @@ class Case:
             "user_import": self.user_import.to_json() if self.user_import else None,
             "not_isolated": self.not_isolated,
             "hyper": self.hyper,
+            "second_order": self.second_order,
         }
 
 

@@ -50,7 +50,7 @@ from typing import Any
 import libcst as cst
 
 from fgi_rewrite.core import codes
-from fgi_rewrite.core.model import Diagnostic, Location, Style, Surrogate, VerifyLevel
+from fgi_rewrite.core.model import Diagnostic, Form, Location, Style, Surrogate, VerifyLevel
 from fgi_rewrite.core.results import CallStyle, FileResult, Verification, VerificationStatus
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.rewrite.emit import snake
@@ -233,6 +233,7 @@ def verify_rewrites(
                 plot=str(Path(plots[qualname]).absolute()) if qualname in plots else None,
                 user_import=importable,  # --verify-import-user-code: when isolation fails
                 not_isolated=not_isolated,  # why the isolated module cannot be built
+                second_order=surrogate.form is not Form.FAST,
             )
         )
         verdicts[qualname] = base

@@ -70,6 +70,9 @@ same_values, value_difference = compare.same_values, compare.value_difference
 forgive_nan_at_nonfinite = compare.forgive_nan_at_nonfinite
 compare_gradient = compare.compare_gradient
 compare_grad_presence, parameter = compare.compare_grad_presence, compare.parameter
+# Second derivatives of the exact form (second_order.py, beside this file).
+second_order: Any = sibling("second_order")
+second_order.compare = compare
 
 
 # ---- building a case's module ----------------------------------------------------------------
@@ -340,6 +343,8 @@ class Checker:
                     self.largest,
                     compare_gradient(self.params[i]["name"], x, y, precision, named, self.notes),
                 )
+            if self.case.get("second_order"):
+                second_order.check(self, candidate, tensors, config, precision, generator)
         # Inference paths give the same value: under no_grad, and without requires_grad.
         with torch.no_grad():
             a0 = self.call(self.original, a_in, "original")
@@ -483,6 +488,8 @@ class Checker:
                     self.against_eager(
                         loaded, module, dtype_name, exact=False, tolerance=SCRIPT_TOLERANCE
                     )
+                    if self.case.get("second_order"):
+                        second_order.against_eager(self, loaded, module, dtype_name)
                 except Mismatch as exc:
                     raise Mismatch(f"{form} form, saved and loaded: {exc}") from None
         return ""
@@ -665,6 +672,7 @@ def main() -> int:
             raise ImportError("FGI_REWRITE_VERIFY_NO_TORCH is set")
         torch = importlib.import_module("torch")
         compare.torch = torch
+        second_order.torch = torch
     except Exception as exc:
         send({"kind": "torch", "ok": False, "error": f"{type(exc).__name__}: {exc}"})
         return 0
