@@ -238,6 +238,7 @@ def _analyze(
         constants=tuple((k, sym.code(v)) for k, v in sorted(constants.items())),
         closure=closure,
         runtime_branches=runtime,
+        reads=interpreter.state.initial_values([f, *[g for g in grads if g is not None]]),
     )
 
 
@@ -246,9 +247,7 @@ def _default(
 ) -> cst.BaseExpression | None:
     if param.default is None:
         return None
-    return interpreter.expr(
-        interpreter.eval(param.default, Frame(module, {}, False)), param.default
-    )
+    return interpreter.expr(interpreter.eval_default(param.default, module), param.default)
 
 
 def _grad_output_metadata(node: cst.BaseExpression) -> cst.BaseExpression:

@@ -99,6 +99,9 @@ class Surrogate:
     # f or g holds ``a if test else b`` on a hyperparameter (branches.py): call sites whose
     # literals fold the test still get the specialized analysis.
     runtime_branches: bool = False
+    # Module, class or container state f or g reads at run time (``<M>.ALPHA``, see core/ir.py),
+    # as code, each with its static value when first bound ('' when unknown).
+    reads: tuple[tuple[str, str], ...] = ()
 
     @property
     def class_qualname(self) -> str:

@@ -8,7 +8,7 @@ that ``run`` merges into the Report in path order, so the result never depends o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import libcst as cst
@@ -22,8 +22,10 @@ from fgi_rewrite.project.files import describe_unreadable
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.prefilter import CalleeNames
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
+from fgi_rewrite.rewrite import hygiene
 from fgi_rewrite.rewrite.call_sites import rewrite_module
-from fgi_rewrite.rewrite.module_edits import add_functions, ensure_from_import, ensure_imports
+from fgi_rewrite.rewrite.module_edits import add_functions, ensure_from_import
+from fgi_rewrite.rewrite.references import Unnameable
 
 # ---- analyzing the Functions of a file ---------------------------------------------------------
 
@@ -131,7 +133,42 @@ def _new(context: TargetContext, known: set[str]) -> tuple[tuple[str, Surrogate 
 def rewrite_file(index: ProjectIndex, context: TargetContext, module: ModuleInfo) -> Rewritten:
     """Rewrite one module's call sites, with the generated functions and imports they need.
     A generated function whose Function lives in another target is imported from there (see
-    ``Rewritten.remote``)."""
+    ``Rewritten.remote``). Call sites whose inserted code cannot mean there what it means in
+    the Function's module (``rewrite/hygiene.py``) are left unchanged and reported."""
+    refused: dict[str, tuple[type[codes.Code], str]] = {}
+    for _ in range(MAX_HYGIENE_ROUNDS):
+        rewritten, problems = _rewrite_once(index, context, module, refused)
+        if not problems:
+            break
+        refused.update(problems)
+    else:
+        rewritten = Rewritten(FileResult(module.path, module.tree.bytes, module.tree.bytes))
+    return replace(
+        rewritten,
+        diagnostics=(
+            *rewritten.diagnostics,
+            *(_site_refusal(site, code, why) for site, (code, why) in sorted(refused.items())),
+        ),
+    )
+
+
+MAX_HYGIENE_ROUNDS = 4  # rewrites of one file, each leaving more call sites unchanged
+
+
+def _site_refusal(site: str, code: type[codes.Code], why: str) -> Diagnostic:
+    path, line, column = (site.rsplit(":", 2) + ["1", "1"])[:3]
+    where = Location(
+        Path(path), int(line) if line.isdigit() else 1, int(column) if column.isdigit() else 1
+    )
+    return Diagnostic(code, where, f"{why}; left unchanged")
+
+
+def _rewrite_once(
+    index: ProjectIndex,
+    context: TargetContext,
+    module: ModuleInfo,
+    refused: Mapping[str, tuple[type[codes.Code], str]],
+) -> tuple[Rewritten, dict[str, tuple[type[codes.Code], str]]]:
     analyses = context.analyses
     before = module.tree.bytes
 
@@ -146,35 +183,69 @@ def rewrite_file(index: ProjectIndex, context: TargetContext, module: ModuleInfo
         return analyses[key]
 
     tree, rewriter = rewrite_module(
-        index, module, analyses, context.options.style, context.names, specialize
+        index,
+        module,
+        analyses,
+        context.options.style,
+        context.names,
+        specialize,
+        skip={site: why for site, (_, why) in refused.items()},
     )
     diagnostics = tuple(rewriter.diagnostics)
     if not rewriter.call_sites:
-        return Rewritten(FileResult(module.path, before, before), diagnostics)
+        return Rewritten(FileResult(module.path, before, before), diagnostics), {}
     functions = []
     remote = []
+    problems: dict[str, tuple[type[codes.Code], str]] = {}
+    inserted = rewriter.inserted
     for qualname, name in rewriter.functions.items():
         surrogate = analyses[qualname]
         assert isinstance(surrogate, Surrogate)
+        sites = tuple(c.location for c in rewriter.call_sites if c.surrogate == qualname)
         home = surrogate.location.path
         if home != module.path and home in context.targets:
             # Defined once, beside its Function, and imported here.
             remote.append((surrogate, name))
             tree = ensure_from_import(tree, _import_from(index, module, home), name)
+            inserted.own.update(_import_ids(tree, name))
             continue
+        try:
+            rendered = rewriter.references.render(surrogate)
+        except Unnameable as exc:
+            why = f"{surrogate.short_name} reads run-time state this module cannot reach: {exc}"
+            problems.update((site, (codes.StateNotReachable, why)) for site in sites)
+            continue
+        inserted.intents.update(rewriter.references.intents(surrogate))
         anchor = surrogate.short_name if surrogate.location.path == module.path else ""
-        functions.append((anchor, surrogate, name))
-    tree = add_functions(tree, functions)
-    needs = ["torch"]
-    if any(
-        isinstance(analyses[c.surrogate], Surrogate)
-        and analyses[c.surrogate].needs_math  # type: ignore[union-attr]
-        for c in rewriter.call_sites
-    ):
-        needs.append("math")
-    tree = ensure_imports(tree, needs)
-    result = FileResult(module.path, before, tree.bytes, tuple(rewriter.call_sites))
-    return Rewritten(result, diagnostics, tuple(remote))
+        functions.append((anchor, rendered, name, sites))
+    tree = add_functions(tree, [(anchor, s, name) for anchor, s, name, _ in functions])
+    for statement in tree.body:  # the generated functions serve the sites that call them
+        for _, _, name, sites in functions:
+            if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
+                inserted.roots[id(statement)] = sites
+                inserted.own.add(id(statement))
+    checked = hygiene.apply(tree, inserted, module.package)
+    problems.update((site, (codes.ShadowedName, why)) for site, why in checked.refused.items())
+    result = FileResult(module.path, before, checked.tree.bytes, tuple(rewriter.call_sites))
+    return Rewritten(result, diagnostics, tuple(remote)), problems
+
+
+def _import_ids(tree: cst.Module, name: str) -> set[int]:
+    """The ids of the ``from m import name`` statements binding ``name`` at module level."""
+    found = set()
+    for statement in tree.body:
+        if isinstance(statement, cst.SimpleStatementLine):
+            for small in statement.body:
+                if isinstance(small, cst.ImportFrom) and not isinstance(
+                    small.names, cst.ImportStar
+                ):
+                    if any(
+                        cst.ensure_type(a.name, cst.Name).value == name
+                        for a in small.names
+                        if isinstance(a.name, cst.Name)
+                    ):
+                        found.add(id(small))
+    return found
 
 
 def _import_from(index: ProjectIndex, module: ModuleInfo, home: Path) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import builtins
 import functools
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,6 +31,7 @@ from fgi_rewrite.project.entities import (
     ValueRef,
 )
 from fgi_rewrite.project.prefilter import CalleeNames
+from fgi_rewrite.project.rebinding import RebindingProof
 from fgi_rewrite.project.source_module import (
     FROM_DISK,
     ClassInfo,
@@ -59,6 +59,7 @@ class ProjectIndex:
         self._names: dict[str, list[Path]] = {}
         self._texts: dict[Path, str] = {}
         self._ast: dict[Path, ast.Module] = {}
+        self._containing: dict[tuple[str, ...], list[Path]] = {}
         self._files = tuple(files)
         for path in self._files:
             name, _, _ = module_name_for(path)
@@ -244,11 +245,33 @@ class ProjectIndex:
             return []
         return [c for c in module.classes if self.is_function_class(c)]
 
-    def is_reassigned(self, info: ClassInfo, attribute: str) -> bool:
-        pattern = re.compile(
-            rf"\b{re.escape(info.name)}\.{re.escape(attribute)}\s*(?:[-+*/]?=)(?!=)"
-        )
-        return any(pattern.search(self.text(path)) for path in self._files)
+    def files_containing(self, words: tuple[str, ...]) -> list[Path]:
+        """The project's files whose text contains any of ``words`` (a substring prefilter;
+        each answer is kept for the run)."""
+        if words not in self._containing:
+            self._containing[words] = [
+                p for p in self._files if any(w in self.text(p) for w in words)
+            ]
+        return self._containing[words]
+
+    @cached_property
+    def rebinding(self) -> RebindingProof:
+        """Whether values read at run time may change (``project/rebinding.py``)."""
+        return RebindingProof(self)
+
+    def module_by_qualifier(self, qualifier: str) -> ModuleInfo | None:
+        """The module a ``ModuleInfo.qualifier`` names (``name`` or ``name@dir``)."""
+        name, _, where = qualifier.partition("@")
+        for path in self._names.get(name, []):
+            relative = (
+                path.parent.relative_to(self.root) if path.is_relative_to(self.root) else path
+            )
+            if not where or relative.as_posix() == where:
+                try:
+                    return self.module(path)
+                except SourceError:
+                    return None
+        return None
 
     # -- resolution -----------------------------------------------------------------------------
     def is_function_class(self, info: ClassInfo, _seen: frozenset[str] = frozenset()) -> bool:

@@ -21,6 +21,8 @@ from fgi_rewrite.project.index import ProjectIndex, local_entities
 from fgi_rewrite.project.prefilter import CalleeNames, statements_with_candidates
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
 from fgi_rewrite.rewrite.emit import Emission, emit_inline, function_name
+from fgi_rewrite.rewrite.hygiene import Inserted, Intent, base_intents
+from fgi_rewrite.rewrite.references import ModuleNames, Unnameable, taken_names
 
 SKIP_MARKER = "fgi: skip"
 MAX_DISPATCH = 8  # classes in a run-time dispatch on a class-valued parameter
@@ -65,9 +67,16 @@ class CallSiteRewriter(cst.CSTTransformer):
         style: Style,
         names: CalleeNames,
         specialize: Specializer | None = None,
+        skip: Mapping[str, str] | None = None,
     ) -> None:
         self.index = index
         self.specialize = specialize
+        # Call sites (locations as text) left unchanged: their inserted code cannot mean the
+        # same there (``hygiene.py``), said once by the caller.
+        self.skip = skip or {}
+        self.references = ModuleNames(index, module, FreshNames(taken_names(module.tree)))
+        self.inserted = Inserted(intents=base_intents())
+        self.pending_sites: list[list[str]] = []  # call sites of the pending statements
         self.module = module
         self.surrogates = surrogates
         self.style = style
@@ -132,16 +141,19 @@ class CallSiteRewriter(cst.CSTTransformer):
     # -- statements -------------------------------------------------------------------------------
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
         self.pending.append([])
+        self.pending_sites.append([])
         self.statement.append(node if len(node.body) == 1 else None)
 
     def leave_SimpleStatementLine(
         self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
     ) -> cst.BaseStatement | cst.FlattenSentinel[cst.BaseStatement]:
         lines = self.pending.pop()
+        sites = tuple(self.pending_sites.pop())
         self.statement.pop()
         if not lines:
             return updated
         block = list(cst.parse_module("\n".join(lines) + "\n").body)
+        self.inserted.roots.update((id(stmt), sites) for stmt in block)
         if not _is_self_assignment(updated):
             block.append(updated.with_changes(leading_lines=()))
         elif updated.trailing_whitespace.comment is not None:
@@ -182,11 +194,11 @@ class CallSiteRewriter(cst.CSTTransformer):
         if not isinstance(result, Surrogate):
             return updated
         location = self.module.location(original)
-        if location.line in self.skip_lines:
+        if location.line in self.skip_lines or str(location) in self.skip:
             return updated
         name = self.functions.setdefault(result.qualname, function_name(result))
         self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.REFERENCE))
-        return cst.Name(name)
+        return self.generated(name, location)
 
     def class_parameter_dispatch(
         self, original: cst.Attribute, updated: cst.Attribute
@@ -208,7 +220,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         if not isinstance(entity, ClassRef):
             return updated
         location = self.module.location(original)
-        if location.line in self.skip_lines:
+        if location.line in self.skip_lines or str(location) in self.skip:
             return updated
         others = [
             info
@@ -232,7 +244,7 @@ class CallSiteRewriter(cst.CSTTransformer):
             chosen.append((name, function))
         for name, function in reversed(chosen):
             test = cst.parse_expression(f"{parameter} is {name}")
-            chain = cst.IfExp(test=test, body=cst.Name(function), orelse=chain)
+            chain = cst.IfExp(test=test, body=self.generated(function, location), orelse=chain)
         return sym.paren(chain) if chosen else updated
 
     def parameter_default(self, name: str) -> cst.BaseExpression | None:
@@ -283,7 +295,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         if target is None:
             return updated
         location = self.module.location(original)
-        if location.line in self.skip_lines:
+        if location.line in self.skip_lines or str(location) in self.skip:
             return updated
         if isinstance(target, Unknown):
             if isinstance(original.func, cst.Attribute) and isinstance(updated.func, cst.Attribute):
@@ -320,14 +332,34 @@ class CallSiteRewriter(cst.CSTTransformer):
         if args is None:
             return updated
         if self.style is Style.INLINE and self.can_inline(original):
-            emission = self.emit(result, args, original)
+            try:
+                emission = self.emit(result, args, original)
+            except Unnameable as exc:
+                self.diagnostics.append(
+                    Diagnostic(
+                        codes.StateNotReachable,
+                        location,
+                        f"{result.short_name} reads run-time state this module cannot reach: "
+                        f"{exc}; left unchanged",
+                    )
+                )
+                return updated
             self.pending[-1].extend(emission.statements)
+            self.pending_sites[-1].append(str(location))
+            self.inserted.moved.update(emission.moved)
             self.inlined.add(id(original))
             self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.INLINE))
             return emission.result
         name = self.functions.setdefault(result.qualname, function_name(result))
         self.call_sites.append(CallSite(result.qualname, str(location), CallStyle.FUNCTION))
-        return cst.Call(func=cst.Name(name), args=[cst.Arg(a) for a in args])
+        return cst.Call(func=self.generated(name, location), args=[cst.Arg(a) for a in args])
+
+    def generated(self, name: str, location: Location) -> cst.Name:
+        """A use of a generated function (checked by ``hygiene.py``)."""
+        node = cst.Name(name)
+        self.inserted.roots[id(node)] = (str(location),)
+        self.inserted.intents[name] = Intent("function", name)
+        return node
 
     def emit(
         self, surrogate: Surrogate, args: Sequence[cst.BaseExpression], call: cst.Call
@@ -345,7 +377,9 @@ class CallSiteRewriter(cst.CSTTransformer):
                 # ``spk = Fn.apply(v)``: compute straight into ``spk``; the then trivial
                 # ``spk = spk`` is dropped when the statement is left.
                 target = small.targets[0].target.value
-        return emit_inline(surrogate, args, self.fresh, target)
+        rendered = self.references.render(surrogate)  # run-time state, as it reads here
+        self.inserted.intents.update(self.references.intents(surrogate))
+        return emit_inline(rendered, args, self.fresh, target, frozenset(self.inserted.intents))
 
     def fresh(self, base: str) -> str:
         """A name no code of the innermost module or function scope uses, nor any generated
@@ -577,10 +611,12 @@ def rewrite_module(
     style: Style,
     names: CalleeNames,
     specialize: Specializer | None = None,
+    skip: Mapping[str, str] | None = None,
 ) -> tuple[cst.Module, CallSiteRewriter]:
-    """Rewrite the call sites of ``module``; the rewriter says which sites it rewrote, which
-    generated functions they call and what it could not rewrite."""
-    rewriter = CallSiteRewriter(index, module, surrogates, style, names, specialize)
+    """Rewrite the call sites of ``module`` (except those in ``skip``); the rewriter says which
+    sites it rewrote, which generated functions they call, what it inserted (for
+    ``hygiene.py``) and what it could not rewrite."""
+    rewriter = CallSiteRewriter(index, module, surrogates, style, names, specialize, skip)
     body = module.tree.body
     try:
         tree = index.ast_tree(module.path)

@@ -79,3 +79,15 @@ def ensure_imports(tree: cst.Module, modules: Sequence[str]) -> cst.Module:
     position = _insert_position(body, "")
     lines = [cst.parse_statement(f"import {m}\n") for m in missing]
     return tree.with_changes(body=[*body[:position], *lines, *body[position:]])
+
+
+def insert_imports(tree: cst.Module, statements: Sequence[str]) -> cst.Module:
+    """Add import statements (source lines) after the module's imports, each once."""
+    present = {tree.code_for_node(s).strip() for s in tree.body}
+    wanted = [s for s in dict.fromkeys(statements) if s.strip() not in present]
+    if not wanted:
+        return tree
+    body = list(tree.body)
+    position = _insert_position(body, "")
+    lines = [cst.parse_statement(f"{s}\n") for s in wanted]
+    return tree.with_changes(body=[*body[:position], *lines, *body[position:]])

@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import libcst as cst
 
+from fgi_rewrite.core import ir
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.model import Style, Surrogate
 from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, dotted_name
 from fgi_rewrite.rewrite.emit import emit_function, emit_inline
-from fgi_rewrite.verify.job import Chunk, HyperConfig, UserImport
+from fgi_rewrite.verify.job import Chunk, HyperConfig, StateRead, UserImport
 
 CANDIDATE = "_fgi_verify_candidate"
 WRAPPERS = {Style.INLINE: "_FgiVerifyInline", Style.FUNCTION: "_FgiVerifyFunction"}
@@ -327,3 +328,87 @@ def user_import(index: ProjectIndex, info: ClassInfo | None) -> UserImport | Non
         module=module.name,
         attribute=info.qualname[len(prefix) :],
     )
+
+
+# ---- run-time state the rewrite reads ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StateReads:
+    """How the verification module reads the run-time state a surrogate reads (``<M>.ALPHA``,
+    ``<M>.cfg.alpha``: ``core/ir.py``), and how the child sets it to each checked value.
+
+    ``surrogate``: f and g with the reads written for the verification module (bare globals of
+    the Function's module, which the verification module rebuilds; a name linked to the copied
+    namespace of another module). ``reads``: one per read, with its key in the configurations'
+    values and the path the child assigns. ``eager_only``: why the TorchScript, compile and
+    export checks are not run."""
+
+    surrogate: Surrogate
+    chunks: tuple[Chunk, ...]
+    reads: tuple[StateRead, ...]
+    initial: tuple[tuple[str, str], ...]  # key -> initial value as code ('' when unknown)
+    eager_only: str = ""
+
+
+def runtime_state(surrogate: Surrogate, home: str) -> StateReads:
+    """The reads of ``surrogate`` as the verification module of its Function's module
+    (qualifier ``home``) reads them."""
+    if not surrogate.reads:
+        return StateReads(surrogate, (), (), ())
+    links: dict[str, str] = {}  # qualifier -> linked name
+
+    def base(qualifier: str) -> cst.BaseExpression | None:
+        if qualifier == home:
+            return None
+        if qualifier not in links:
+            links[qualifier] = f"_fgi_state_{len(links)}"
+        return cst.Name(links[qualifier])
+
+    def rendered(expression: cst.BaseExpression) -> cst.BaseExpression:
+        return ir.map_references(expression, lambda r: ir.rebase(r, base))
+
+    reads, initial = [], []
+    for code, value in surrogate.reads:
+        reference = cst.parse_expression(code)
+        qualifier = ir.reference_root(reference) or home
+        local = rendered(reference)
+        key = sym.code(local)
+        namespace = "" if qualifier == home else qualifier.split("@", 1)[0]
+        reads.append(StateRead(key, namespace, _steps(ir.rebase(reference, lambda _: None))))
+        initial.append((key, value))
+    chunks = tuple(
+        Chunk(
+            "link",
+            f"# {name} = {qualifier.split('@', 1)[0]} (the module whose state is read)\n",
+            source=qualifier.split("@", 1)[0],
+            names={name: ""},
+        )
+        for qualifier, name in links.items()
+    )
+    verified = replace(
+        surrogate,
+        value=rendered(surrogate.value),
+        grads=tuple(None if g is None else rendered(g) for g in surrogate.grads),
+    )
+    # TorchScript takes a global read through a module (``surrogate.ALPHA``) as the constant it
+    # holds when scripting, rejects a bare one and anything read through an object (FGI113).
+    eager_only = (
+        "the rewrite reads run-time state (" + ", ".join(r.key for r in reads) + "), which "
+        "TorchScript cannot follow: checked in eager mode only"
+    )
+    return StateReads(verified, chunks, tuple(reads), tuple(initial), eager_only)
+
+
+def _steps(reference: cst.BaseExpression) -> tuple[tuple[str, object], ...]:
+    """``cfg.alpha`` -> (("name", "cfg"), ("attr", "alpha")); ``SLOPES[0]`` -> (("name",
+    "SLOPES"), ("item", 0))."""
+    if isinstance(reference, cst.Name):
+        return (("name", reference.value),)
+    if isinstance(reference, cst.Attribute):
+        return (*_steps(reference.value), ("attr", reference.attr.value))
+    if isinstance(reference, cst.Subscript):
+        index = reference.slice[0].slice
+        key = sym.literal_value(index.value) if isinstance(index, cst.Index) else None
+        return (*_steps(reference.value), ("item", key))
+    return ()

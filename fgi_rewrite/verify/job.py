@@ -74,6 +74,22 @@ class HyperConfig:
 
 
 @dataclass(frozen=True)
+class StateRead:
+    """Run-time state the rewrite reads (a module global, a class attribute, an entry of a
+    container, an attribute of a config object), which the child sets to each configuration's
+    value (under ``key``) before both the original and the rewrite run: ``path`` from the
+    namespace (the verification module, or a copied project module) to it, as ("name", n),
+    ("attr", a) and ("item", k) steps."""
+
+    key: str
+    namespace: str
+    path: tuple[tuple[str, object], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "namespace": self.namespace, "path": [list(s) for s in self.path]}
+
+
+@dataclass(frozen=True)
 class UserImport:
     """Where the child imports the original Function from (``--verify-import-user-code``)."""
 
@@ -103,6 +119,8 @@ class Case:
     plot: str | None = None  # absolute path of the PNG to draw (--plot)
     user_import: UserImport | None = None
     not_isolated: str = ""  # why the isolated module cannot be built (then user_import)
+    reads: tuple[StateRead, ...] = ()  # run-time state set to each configuration's values
+    eager_only: str = ""  # why the TorchScript/compile/export checks are not run ('' if run)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -120,6 +138,8 @@ class Case:
             "user_import": self.user_import.to_json() if self.user_import else None,
             "not_isolated": self.not_isolated,
             "hyper": self.hyper,
+            "reads": [r.to_json() for r in self.reads],
+            "eager_only": self.eager_only,
         }
 
 

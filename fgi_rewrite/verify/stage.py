@@ -54,6 +54,7 @@ from fgi_rewrite.verify.hyper_samples import (
     hyper_configs,
     integer_params,
     probability_params,
+    with_state,
 )
 from fgi_rewrite.verify.isolate import (
     ORIGINAL,
@@ -61,6 +62,7 @@ from fgi_rewrite.verify.isolate import (
     NotIsolated,
     build_chunks,
     fgi_chunks,
+    runtime_state,
     user_import,
 )
 from fgi_rewrite.verify.job import Case, Job
@@ -198,14 +200,18 @@ def verify_rewrites(
                 verdicts[qualname] = _isolation(base, str(exc), surrogate, require, outcome)
                 continue
             chunks, future, not_isolated = (), False, str(exc)  # the child imports the original
-        fgi, forms = fgi_chunks(surrogate, entry["forms"], configs)
+        state = runtime_state(surrogate, _qualifier(index, surrogate))
+        configs, state_values = with_state(configs, state.initial)
+        hyper = ", ".join(x for x in (hyper, state_values) if x)
+        base = replace(base, hyper=hyper)
+        fgi, forms = fgi_chunks(state.surrogate, entry["forms"], configs)
         if plot is not None:
             plots[qualname] = str(plot / plot_name(surrogate, taken))
         cases.append(
             Case(
                 id=qualname,
                 class_name=surrogate.short_name,
-                chunks=(*chunks, *fgi),
+                chunks=(*chunks, *state.chunks, *fgi),
                 future_annotations=future,
                 forms=forms,
                 wrappers=WRAPPERS,
@@ -220,6 +226,8 @@ def verify_rewrites(
                 plot=str(Path(plots[qualname]).absolute()) if qualname in plots else None,
                 user_import=importable,  # --verify-import-user-code: when isolation fails
                 not_isolated=not_isolated,  # why the isolated module cannot be built
+                reads=state.reads,
+                eager_only=state.eager_only,
             )
         )
         verdicts[qualname] = base
@@ -255,6 +263,11 @@ def verify_rewrites(
             _plot_problems(child, used, outcome)
     outcome.verifications = list(verdicts.values())
     return outcome
+
+
+def _qualifier(index: ProjectIndex, surrogate: Surrogate) -> str:
+    """The qualifier of the Function's module (whose globals the verification module holds)."""
+    return index.module(surrogate.location.path).qualifier
 
 
 def _plot_directory(directory: Path, used: Mapping[str, dict[str, Any]], outcome: Outcome) -> bool:

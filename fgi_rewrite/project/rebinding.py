@@ -1,0 +1,237 @@
+"""The proof that a value read at run time never changes, so that the rewrite may inline it.
+
+A module global, a class attribute or an entry of a container a global holds is inlined only
+when no file of the project may change it after it is first bound: no ``global`` statement for
+it, no attribute assignment (``=``, ``+=``, ``del``, a loop target) through the module or the
+class from any file and any alias, no ``setattr``/``delattr`` that could reach it (one with a
+name that is not a literal counts for every attribute of its receiver), no write through
+``vars()``/``__dict__``/``globals()``, no item assignment or mutating method call on a container.
+A write through a receiver that cannot be resolved (a parameter, a local, an attribute of one)
+counts when the module, class or container may reach it: when it is used as a plain value
+anywhere (passed, stored, returned), or when any module may be looked up by name
+(``sys.modules``, ``importlib.import_module``). ``type(x).attr = v`` and ``x.__class__.attr = v``
+count for every class. Whatever cannot be decided counts as a write: the value is then read at
+run time instead of inlined, which is always what the original does.
+
+Each question answers with the reason a write is possible (shown in notes), or None when none is.
+The scan is cheap: a file is read with the stdlib AST (``file_writes.collect``) only when a
+substring prefilter says it may hold a relevant write, once per run; receivers are resolved with
+the project index only for those writes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import libcst as cst
+
+from fgi_rewrite.project.entities import ClassRef, Entity, ModuleRef, Unknown, ValueRef
+from fgi_rewrite.project.file_writes import FileWrites, collect
+from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError, module_name_for
+
+if TYPE_CHECKING:
+    from fgi_rewrite.project.index import ProjectIndex
+
+# Substrings of a file that may write any attribute or name (then its facts are read).
+_ANY_ATTRIBUTE = ("setattr(", "delattr(", "vars(", "__dict__")
+_MODULE_LOOKUP = ("sys.modules", "import_module", "__import__", "reload(")
+
+
+class RebindingProof:
+    """Answers, for one project, whether a value may change after it is bound."""
+
+    def __init__(self, index: ProjectIndex) -> None:
+        self.index = index
+        self._facts: dict[Path, FileWrites | None] = {}
+        self._resolved: dict[tuple[Path, str], Entity] = {}
+
+    # -- the three questions ---------------------------------------------------------------------
+    def global_rebound(self, module: ModuleInfo, name: str) -> str | None:
+        """Why ``module``'s global ``name`` may be rebound after its single binding, or None."""
+        where = module.name
+        if name in module.assignments and (name in module.imports or name in module.functions):
+            return f"'{name}' is bound twice in {where}"
+        own = self.facts(module.path)
+        if own is None:
+            return f"{where} cannot be read"
+        if name in own.declared_global:
+            return f"'global {name}' in {where}"
+        if own.writes_globals:
+            return f"{where} writes globals()"
+        return self._attribute_writes(
+            name, lambda entity: isinstance(entity, ModuleRef) and entity.module.path == module.path
+        ) or self._unresolved_writes(name, self.module_escapes(module), f"module {where}")
+
+    def attribute_rebound(self, chain: Sequence[ClassInfo], attr: str) -> str | None:
+        """Why ``attr`` of the classes in ``chain`` (a class and its bases up to the one that
+        defines ``attr``: a write to any of them changes what the first gives) may change."""
+        wanted = set(chain)
+
+        def matches(entity: Entity) -> bool:
+            return isinstance(entity, ClassRef) and entity.info in wanted
+
+        found = self._attribute_writes(attr, matches, classes=wanted)
+        if found:
+            return found
+        escapes = any(self.class_escapes(info) for info in chain)
+        return self._unresolved_writes(attr, escapes, f"class {chain[0].name}", classes=True)
+
+    def container_mutated(
+        self, module: ModuleInfo, name: str, node: cst.BaseExpression
+    ) -> str | None:
+        """Why the container ``module``'s global ``name`` holds (the literal ``node``) may be
+        changed in place: an item store, a mutating method call, or the container used as a
+        plain value anywhere (passed, stored), which any code could then change."""
+        for path in self.files_with(name):
+            facts = self.facts(path)
+            if facts is None:
+                return f"{path.name} cannot be read"
+            if name in facts.escaped_names or name in facts.escaped_attributes:
+                return f"'{name}' is used as a value in {path.name}"
+            for receiver in facts.item_writes:
+                if receiver.kind == "global" and receiver.dotted.split(".")[-1] == name:
+                    entity = self.resolve(path, receiver.dotted)
+                    if isinstance(entity, ValueRef) and entity.node is node:
+                        return f"'{receiver.dotted}' is changed in place in {path.name}"
+                    if isinstance(entity, Unknown):
+                        return f"'{receiver.dotted}' in {path.name} may be it"
+        return None
+
+    # -- writes ----------------------------------------------------------------------------------
+    def _attribute_writes(
+        self,
+        attr: str,
+        matches: object,
+        classes: set[ClassInfo] | None = None,
+    ) -> str | None:
+        """A write of ``attr`` (assignment, setattr with its name) through a receiver that
+        resolves to the target (``matches``)."""
+        assert callable(matches)
+        for path in self.files_with(f".{attr}", *_ANY_ATTRIBUTE):
+            facts = self.facts(path)
+            if facts is None:
+                return f"{path.name} cannot be read"
+            written = [r for r, a in facts.attribute_writes if a == attr]
+            written += [r for r, a in facts.setattrs if a in (attr, None)]
+            if classes is None:
+                written += facts.dict_uses
+            for receiver in written:
+                if receiver.kind == "global":
+                    entity = self.resolve(path, receiver.dotted)
+                    if matches(entity):
+                        return f"'{receiver.dotted}.{attr}' is written in {path.name}"
+                elif receiver.kind == "cls" and classes is not None:
+                    owner = self.resolve(path, receiver.owner)
+                    if isinstance(owner, ClassRef) and owner.info in classes:
+                        return f"'cls.{attr}' is written in {path.name} ({receiver.owner})"
+                elif receiver.kind == "class_of" and classes is not None:
+                    return f"'type(...).{attr}' is written in {path.name}"
+        return None
+
+    def _unresolved_writes(
+        self, attr: str, escapes: bool, what: str, classes: bool = False
+    ) -> str | None:
+        """A write of ``attr`` through a receiver that cannot be resolved, which counts when the
+        target is used as a plain value somewhere (``escapes``)."""
+        if not escapes:
+            return None
+        for path in self.files_with(f".{attr}", *_ANY_ATTRIBUTE):
+            facts = self.facts(path)
+            if facts is None:
+                return f"{path.name} cannot be read"
+            receivers = [r for r, a in facts.attribute_writes if a == attr]
+            receivers += [r for r, a in facts.setattrs if a in (attr, None)]
+            if not classes:
+                receivers += facts.dict_uses
+            if any(r.kind == "unknown" for r in receivers):
+                return f"{what} is used as a value and '.{attr}' is written in {path.name}"
+        return None
+
+    # -- escapes ---------------------------------------------------------------------------------
+    def module_escapes(self, module: ModuleInfo) -> bool:
+        """Whether the module object may reach code the proof cannot follow: it is passed or
+        stored as a value somewhere, or modules are looked up by name."""
+        if self._module_lookups():
+            return True
+        short = module.name.rsplit(".", 1)[-1]
+        for path in self.files_with(short):
+            facts = self.facts(path)
+            if facts is None:
+                return True
+            aliases = {local for local, full in facts.imports.items() if full == module.name}
+            if short in facts.escaped_attributes or aliases & facts.escaped_names:
+                return True
+        return False
+
+    def class_escapes(self, info: ClassInfo) -> bool:
+        """Whether the class object may reach code the proof cannot follow (see
+        ``module_escapes``); instantiating it, reading its attributes, subclassing it and
+        ``isinstance`` do not count."""
+        for path in self.files_with(info.name):
+            facts = self.facts(path)
+            if facts is None:
+                return True
+            aliases = {info.name} | {
+                local
+                for local, full in facts.imports.items()
+                if full.rsplit(".", 1)[-1] == info.name
+            }
+            if info.name in facts.escaped_attributes or aliases & facts.escaped_names:
+                return True
+        return False
+
+    @functools.cache  # noqa: B019 - one proof per index, which lives for one run
+    def _module_lookups(self) -> bool:
+        for path in self.files_with(*_MODULE_LOOKUP):
+            facts = self.facts(path)
+            if facts is None or facts.module_lookup:
+                return True
+        return False
+
+    # -- the scan --------------------------------------------------------------------------------
+    def files_with(self, *words: str) -> list[Path]:
+        return self.index.files_containing(words)
+
+    def facts(self, path: Path) -> FileWrites | None:
+        """The write facts of one file (None when it cannot be parsed)."""
+        if path not in self._facts:
+            try:
+                tree = self.index.ast_tree(path)
+            except SourceError:
+                self._facts[path] = None
+            else:
+                self._facts[path] = collect(tree, module_name_for(path)[1])
+        return self._facts[path]
+
+    def resolve(self, path: Path, dotted: str) -> Entity:
+        """What a dotted name spelled at module level of ``path`` denotes."""
+        key = (path, dotted)
+        if key not in self._resolved:
+            self._resolved[key] = self._resolve(path, dotted)
+        return self._resolved[key]
+
+    def _resolve(self, path: Path, dotted: str) -> Entity:
+        facts = self.facts(path)
+        head, _, rest = dotted.partition(".")
+        if facts is not None and head in facts.imports:
+            full = facts.imports[head] + (f".{rest}" if rest else "")
+            return self.index.resolve_dotted(full, path)
+        try:
+            module = self.index.module(path)
+            return self.index.resolve_expr(module, cst.parse_expression(dotted))
+        except (SourceError, cst.ParserSyntaxError):
+            return Unknown("cannot be read")
+
+
+def classes_up_to(mro: Iterable[ClassInfo], attr: str) -> list[ClassInfo]:
+    """The classes of ``mro`` up to the first that defines ``attr`` in its body: a write of
+    ``attr`` to any of them changes what the first class gives."""
+    chain = []
+    for info in mro:
+        chain.append(info)
+        if attr in info.body_assignments():
+            break
+    return chain
