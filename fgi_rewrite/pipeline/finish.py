@@ -11,17 +11,19 @@ from pathlib import Path
 
 import libcst as cst
 
-from fgi_rewrite.core import codes, symbolic
+from fgi_rewrite.core import codes, ir, symbolic
 from fgi_rewrite.core.ir import OUTPUT
 from fgi_rewrite.core.model import Diagnostic, Location, Surrogate, VerifyLevel
+from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.core.results import FileResult, FunctionRecord, FunctionVerdict
 from fgi_rewrite.pipeline.report import Report
 from fgi_rewrite.pipeline.targets import FoundFunction, TargetContext, rewrite_file
 from fgi_rewrite.project.discover import FileSet
 from fgi_rewrite.project.files import write_checked
 from fgi_rewrite.project.index import ProjectIndex
-from fgi_rewrite.rewrite import cleanup
-from fgi_rewrite.rewrite.module_edits import add_functions, ensure_imports
+from fgi_rewrite.rewrite import cleanup, hygiene
+from fgi_rewrite.rewrite.module_edits import add_functions
+from fgi_rewrite.rewrite.references import ModuleNames, taken_names
 from fgi_rewrite.verify.stage import verify_rewrites
 
 
@@ -76,12 +78,23 @@ def add_remote_functions(
         module = index.module(home)
         tree = cst.parse_module(existing.after) if existing else module.tree
         present = {s.name.value for s in tree.body if isinstance(s, cst.FunctionDef)}
+        names = ModuleNames(index, module, FreshNames(taken_names(tree)))  # its own globals
         additions = [
-            (s.short_name, s, name) for name, s in sorted(functions.items()) if name not in present
+            (s.short_name, names.render(s), name)
+            for name, s in sorted(functions.items())
+            if name not in present
         ]
-        tree = ensure_imports(add_functions(tree, additions), ["torch"])
-        if any(s.needs_math for _, s, _ in additions):
-            tree = ensure_imports(tree, ["math"])
+        tree = add_functions(tree, additions)
+        inserted = hygiene.Inserted(intents=hygiene.base_intents())
+        for name, surrogate in functions.items():
+            inserted.intents.update(names.intents(surrogate))
+            inserted.intents[name] = hygiene.Intent("function", name)
+        for statement in tree.body:
+            if isinstance(statement, cst.FunctionDef) and statement.name.value in functions:
+                inserted.roots[id(statement)] = ()
+                inserted.own.add(id(statement))
+        # The callers checked what cannot be aliased (targets.remote_problem).
+        tree = hygiene.apply(tree, inserted, module.package).tree
         updated = FileResult(
             home, module.tree.bytes, tree.bytes, existing.call_sites if existing else ()
         )
@@ -131,6 +144,36 @@ def remove_unused(
     report.results = list(results.values())
 
 
+def state_warnings(analyses: Mapping[str, Surrogate | Diagnostic], report: Report) -> None:
+    """One FGI113 per rewritten surrogate whose code reads run-time state (what TorchScript
+    then does differs: ``core/codes.RuntimeStateRead``)."""
+    rewritten = {site.surrogate for result in report.results for site in result.call_sites}
+    for qualname in sorted(rewritten):
+        surrogate = analyses.get(qualname)
+        if not isinstance(surrogate, Surrogate) or not surrogate.reads:
+            continue
+        references = [cst.parse_expression(code) for code, _ in surrogate.reads]
+        reads = ", ".join(symbolic.code(ir.display(r)) for r in references)
+        # Only a global read through its module is taken as a constant by TorchScript.
+        globals_only = all(
+            isinstance(r, cst.Attribute) and ir.module_of(r.value) is not None for r in references
+        )
+        script = (
+            "a module scripted with torch.jit.script reads the value it had when scripted"
+            if globals_only
+            else "torch.jit.script cannot compile these reads"
+        )
+        report.diagnostics.append(
+            Diagnostic(
+                codes.RuntimeStateRead,
+                surrogate.location,
+                f"{surrogate.short_name}: the rewrite reads {reads} at run time, as the original "
+                f"does ({script}; verified in eager mode)",
+                subject=qualname,
+            )
+        )
+
+
 def function_record(function: FoundFunction, result: Surrogate | Diagnostic) -> FunctionRecord:
     """What the report says about one Function: its extracted f and g, or why it was left."""
     qualname, location = function.qualname, function.location
@@ -147,7 +190,10 @@ def function_record(function: FoundFunction, result: Surrogate | Diagnostic) -> 
     out = next(n for n in ("out", "_out", "__out", "_fgi_out") if n not in params)
     mapping = {OUTPUT: cst.Name(out)}
     grads = tuple(
-        (param, None if grad is None else symbolic.code(symbolic.substitute(grad, mapping)))
+        (
+            param,
+            None if grad is None else symbolic.code(ir.display(symbolic.substitute(grad, mapping))),
+        )
         for param, grad in zip(params, result.grads, strict=False)
     )
     return FunctionRecord(
@@ -155,7 +201,7 @@ def function_record(function: FoundFunction, result: Surrogate | Diagnostic) -> 
         location,
         FunctionVerdict.SURROGATE,
         params=params,
-        f=symbolic.code(symbolic.substitute(result.value, mapping)),
+        f=symbolic.code(ir.display(symbolic.substitute(result.value, mapping))),
         g=grads,
     )
 

@@ -142,6 +142,7 @@ def _process(
         progress(VERIFYING, 0, len({s.surrogate for r in report.results for s in r.call_sites}))
         finish.verify(index, context, report, remote)
     finish.add_remote_functions(index, report, remote)
+    finish.state_warnings(analyses, report)
     if options.remove_unused:
         finish.remove_unused(index, fileset, analyses, report)
     if options.verify_modules:  # opt-in: imports the rewritten files (verify/module_check.py)

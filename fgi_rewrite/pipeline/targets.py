@@ -13,9 +13,12 @@ from pathlib import Path
 
 import libcst as cst
 
+from fgi_rewrite.analysis import elementwise as ew
 from fgi_rewrite.analysis.analyze import analyze, specialization_key
 from fgi_rewrite.core import codes
+from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.model import Diagnostic, Location, Surrogate
+from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.core.results import FileResult
 from fgi_rewrite.pipeline.options import Options
 from fgi_rewrite.project.files import describe_unreadable
@@ -25,7 +28,7 @@ from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
 from fgi_rewrite.rewrite import hygiene
 from fgi_rewrite.rewrite.call_sites import rewrite_module
 from fgi_rewrite.rewrite.module_edits import add_functions, ensure_from_import
-from fgi_rewrite.rewrite.references import Unnameable
+from fgi_rewrite.rewrite.references import ModuleNames, Unnameable
 
 # ---- analyzing the Functions of a file ---------------------------------------------------------
 
@@ -205,6 +208,10 @@ def _rewrite_once(
         home = surrogate.location.path
         if home != module.path and home in context.targets:
             # Defined once, beside its Function, and imported here.
+            problem = remote_problem(index, surrogate)
+            if problem:
+                problems.update((site, (codes.ShadowedName, problem)) for site in sites)
+                continue
             remote.append((surrogate, name))
             tree = ensure_from_import(tree, _import_from(index, module, home), name)
             inserted.own.update(_import_ids(tree, name))
@@ -228,6 +235,23 @@ def _rewrite_once(
     problems.update((site, (codes.ShadowedName, why)) for site, why in checked.refused.items())
     result = FileResult(module.path, before, checked.tree.bytes, tuple(rewriter.call_sites))
     return Rewritten(result, diagnostics, tuple(remote)), problems
+
+
+def remote_problem(index: ProjectIndex, surrogate: Surrogate) -> str:
+    """Why the generated function of ``surrogate``, defined in its Function's module, could not
+    read what the Function reads ('' if it can): a parameter named like a global it reads, or a
+    builtin it uses that the module rebinds (see ``rewrite/hygiene.py``)."""
+    home = index.module(surrogate.location.path)
+    params = {p.name for p in surrogate.params}
+    names = ModuleNames(index, home, FreshNames(()))
+    for name, intent in names.intents(surrogate).items():
+        if intent.kind == "global" and name in params:
+            return f"'{name}' is both a parameter of the generated function and a global it reads"
+    bound = set(home.assignments) | set(home.functions) | set(home.top_classes) | set(home.imports)
+    used = set().union(*(sym.names_in(e) for e in (surrogate.value, *surrogate.grads) if e))
+    for name in sorted(used & bound & (ew.BUILTINS | {"range"})):
+        return f"'{name}' is rebound in {home.name}, not the builtin"
+    return ""
 
 
 def _import_ids(tree: cst.Module, name: str) -> set[int]:
