@@ -17,7 +17,7 @@ from fgi_rewrite.analysis import elementwise as ew
 from fgi_rewrite.analysis.expressions import call_name, non_float
 from fgi_rewrite.analysis.interpret import Ctx, Frame, Interpreter, Refuse, Value
 from fgi_rewrite.analysis.linear import check_elementwise, coefficient, one
-from fgi_rewrite.core import codes
+from fgi_rewrite.core import codes, ir
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.ir import GRAD_OUTPUT, OUTPUT
 from fgi_rewrite.core.model import Diagnostic, Param, Surrogate
@@ -47,7 +47,9 @@ def analyze(
             try:
                 return _analyze(index, info, module, constants or {}, closure, runtime=True)
             except Refuse as deeper:
-                if deeper.code is not codes.NotSurrogate and not deeper.specializable:
+                if deeper.code is not codes.NotSurrogate and (
+                    not deeper.specializable or deeper.code is codes.CallableHyperparameter
+                ):
                     # The decisive reason lies past the condition (a callable hyperparameter):
                     # name it; literals at a call site may still fold the condition away.
                     refusal = Refuse(deeper.code, deeper.message, deeper.node, specializable=True)
@@ -150,6 +152,7 @@ def _analyze(
     if not params:
         raise Refuse(codes.NotSurrogate, "forward takes no input", forward)
     names = frozenset(p.name for p in params)
+    interpreter.inputs = names
     ctx = Ctx()
     env: dict[str, Value] = {p.name: constants.get(p.name, cst.Name(p.name)) for p in params}
     if ctx_name:
@@ -227,13 +230,18 @@ def _analyze(
     if all(g is None for g in grads):
         raise Refuse(codes.NotSurrogate, "backward returns no gradient", backward)
     needs_math = any("math" in sym.names_in(e) for e in (f, *[g for g in grads if g is not None]))
+    # A callable a call site passes is inlined: the rewrite no longer takes it.
+    passed = {i for i, p in enumerate(params) if p.name in constants and _passed(constants[p.name])}
+    if any(grads[i] is not None for i in passed):
+        raise Refuse(codes.CallableHyperparameter, "backward returns a gradient for a callable")
     return Surrogate(
         qualname=specialization_key(info.qualname, constants, closure),
         module=info.module,
         location=info.location,
-        params=params,
+        params=tuple(p for i, p in enumerate(params) if i not in passed),
         value=f,
-        grads=tuple(grads),
+        grads=tuple(g for i, g in enumerate(grads) if i not in passed),
+        callables=tuple((i, sym.code(constants[params[i].name])) for i in sorted(passed)),
         needs_math=needs_math,
         constants=tuple((k, sym.code(v)) for k, v in sorted(constants.items())),
         closure=closure,
@@ -452,3 +460,7 @@ def _looks_like_step(func: cst.FunctionDef) -> bool:
 
     sym.walk(func, visit)
     return found
+
+
+def _passed(constant: cst.BaseExpression) -> bool:
+    return ir.callable_parts(constant) is not None

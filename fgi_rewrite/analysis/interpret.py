@@ -58,6 +58,7 @@ class Interpreter:
         self.forks = 0
         self.runtime_loops = 0
         self.dead: set[int] = set()  # ids of statements nothing reads (liveness.py)
+        self.inputs: frozenset[str] = frozenset()  # the forward's inputs (set by the analysis)
         # Module, class and container state: inlined when provably fixed, else read at run time.
         self.state = RuntimeState(
             index, lambda node, module: self.eval(node, Frame(module, {}, forward=False))
@@ -530,6 +531,8 @@ class Interpreter:
         if any(a.star for a in node.args):
             raise Refuse(codes.UnsupportedStatement, "a call with *args or **kwargs", node)
         callee = self.eval(node.func, frame)
+        if isinstance(callee, cst.Call) and ir.callable_parts(callee) is not None:
+            callee = self.state.passed_callable(callee, node)  # specialized to a call site's
         if isinstance(callee, Helper):
             return self.inline(callee, node, frame)
         if isinstance(callee, cst.BaseExpression) and ir.is_reference(callee):
@@ -553,6 +556,8 @@ class Interpreter:
                 codes.CallableHyperparameter,
                 f"calls '{sym.code(node.func)}', which is not known statically",
                 node,
+                # A call site that passes a lambda or a module-level function fixes it.
+                specializable=isinstance(callee, cst.Name) and callee.value in self.inputs,
             )
         args = [
             arg.with_changes(value=self.expr(self.eval(arg.value, frame), arg.value))
@@ -580,6 +585,9 @@ class Interpreter:
         if dotted_name(func) == "torch.autograd.Variable" and args and args[0].keyword is None:
             # The deprecated wrapper makes a new leaf of the same values: a detached alias.
             return sym.method(args[0].value, "detach")
+        if _is_scalar_item(call):
+            # ``torch.tensor(h).item()``: a Python number, typed so that TorchScript knows it.
+            return sym.call("float", call)
         return expressions.bernoulli_sample(call) or expressions.fold(call)
 
     def inline(self, helper: Helper, node: cst.Call, frame: Frame) -> Value:
@@ -658,6 +666,17 @@ def _scalar_from_tensor(base: Value, position: object) -> cst.BaseExpression | N
 
 
 _TENSOR_CONSTRUCTORS = frozenset({"torch.tensor", "torch.as_tensor"})
+
+
+def _is_scalar_item(call: cst.Call) -> bool:
+    func = call.func
+    return (
+        isinstance(func, cst.Attribute)
+        and func.attr.value == "item"
+        and not call.args
+        and isinstance(func.value, cst.Call)
+        and sym.code(func.value.func) in _TENSOR_CONSTRUCTORS
+    )
 
 
 def _only_saves(stmt: cst.If) -> bool:

@@ -107,6 +107,23 @@ class RuntimeState:
         reason = entity.reason if isinstance(entity, Unknown) else ""
         raise Refuse(codes.UnresolvedName, f"cannot resolve '{sym.code(node)}': {reason}", node)
 
+    def passed_callable(self, marker: cst.Call, node: cst.CSTNode) -> Helper:
+        """The function or lambda a call site passes as a hyperparameter (``ir.CALLABLE``)."""
+        parts = ir.callable_parts(marker)
+        assert parts is not None
+        qualifier, target = parts
+        module = self.index.module_by_qualifier(qualifier)
+        if module is None:
+            raise Refuse(codes.CallableHyperparameter, f"module {qualifier} not found", node)
+        if isinstance(target, cst.Lambda):
+            return Helper(target, module)
+        value = self.global_value(module, target, node)
+        if not isinstance(value, Helper):
+            raise Refuse(
+                codes.CallableHyperparameter, f"'{target}' is not a module-level function", node
+            )
+        return value
+
     # -- class attributes --------------------------------------------------------------------------
     def class_attribute(self, klass: Klass, attr: str, node: cst.CSTNode) -> Value:
         entity = self.index.attribute(ClassRef(klass.info), attr)

@@ -211,3 +211,34 @@ def _rebase(
     if isinstance(reference, cst.Subscript):
         return reference.with_changes(value=_rebase(reference.value, base))
     return reference
+
+
+# ``__fgi_callable__("model", "surrogate_grad")`` / ``__fgi_callable__("model", lambda v: ...)``:
+# a callable a call site passes as a hyperparameter (the surrogate shape the backward calls): a
+# module-level function of a module, or a lambda written at the call site in that module. The
+# analysis specialized to it inlines its body, as helpers are inlined.
+CALLABLE = "__fgi_callable__"
+
+
+def callable_marker(qualifier: str, target: str | cst.Lambda) -> cst.Call:
+    second = cst.SimpleString(repr(target)) if isinstance(target, str) else target
+    return sym.call(CALLABLE, cst.SimpleString(repr(qualifier)), second)
+
+
+def callable_parts(node: cst.CSTNode) -> tuple[str, str | cst.Lambda] | None:
+    """(module qualifier, function name or lambda) of a callable marker, else None."""
+    if not (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Name)
+        and node.func.value == CALLABLE
+        and len(node.args) == 2
+        and isinstance(node.args[0].value, cst.SimpleString)
+    ):
+        return None
+    qualifier = node.args[0].value.evaluated_value
+    target = node.args[1].value
+    if isinstance(target, cst.SimpleString) and isinstance(target.evaluated_value, str):
+        return (str(qualifier), target.evaluated_value)
+    if isinstance(target, cst.Lambda):
+        return (str(qualifier), target)
+    return None

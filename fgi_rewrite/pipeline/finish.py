@@ -6,6 +6,7 @@ writes.
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -91,10 +92,11 @@ def add_remote_functions(
             inserted.intents[name] = hygiene.Intent("function", name)
         for statement in tree.body:
             if isinstance(statement, cst.FunctionDef) and statement.name.value in functions:
-                inserted.roots[id(statement)] = ()
+                inserted.add(statement, ())
                 inserted.own.add(id(statement))
+        before = ast.parse(existing.after) if existing else index.ast_tree(home)
         # The callers checked what cannot be aliased (targets.remote_problem).
-        tree = hygiene.apply(tree, inserted, module.package).tree
+        tree = hygiene.apply(tree, inserted, module.package, before).tree
         updated = FileResult(
             home, module.tree.bytes, tree.bytes, existing.call_sites if existing else ()
         )

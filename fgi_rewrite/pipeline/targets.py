@@ -7,6 +7,7 @@ that ``run`` merges into the Report in path order, so the result never depends o
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -229,12 +230,19 @@ def _rewrite_once(
     for statement in tree.body:  # the generated functions serve the sites that call them
         for _, _, name, sites in functions:
             if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
-                inserted.roots[id(statement)] = sites
+                inserted.add(statement, sites)
                 inserted.own.add(id(statement))
-    checked = hygiene.apply(tree, inserted, module.package)
+    checked = hygiene.apply(tree, inserted, module.package, _original_ast(index, module))
     problems.update((site, (codes.ShadowedName, why)) for site, why in checked.refused.items())
     result = FileResult(module.path, before, checked.tree.bytes, tuple(rewriter.call_sites))
     return Rewritten(result, diagnostics, tuple(remote)), problems
+
+
+def _original_ast(index: ProjectIndex, module: ModuleInfo) -> ast.Module | None:
+    try:
+        return index.ast_tree(module.path)
+    except SourceError:
+        return None
 
 
 def remote_problem(index: ProjectIndex, surrogate: Surrogate) -> str:

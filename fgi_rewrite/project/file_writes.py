@@ -86,8 +86,9 @@ _MODULE_LOOKUPS = frozenset({"import_module", "__import__", "reload"})
 class Receiver:
     """What a write acts on, as spelled: ``global`` (a dotted name rooted at a module-level name
     of the file, ``dotted``), ``self`` (the instance of a plain method), ``cls`` (the class of a
-    classmethod of ``owner``), ``class_of`` (``type(x)``, ``x.__class__``) or ``unknown`` (a
-    local, a parameter, an attribute of one, a call's result)."""
+    classmethod of ``owner``), ``class_of`` (``type(x)``, ``x.__class__``), ``lookup`` (a module
+    looked up by name: ``importlib.import_module(...)``, ``sys.modules[...]``, or a local bound
+    to one) or ``unknown`` (a local, a parameter, an attribute of one, a call's result)."""
 
     kind: str
     dotted: str = ""
@@ -102,9 +103,12 @@ class FileWrites:
     item_writes: list[Receiver] = field(default_factory=list)  # stores, dels, mutating methods
     declared_global: set[str] = field(default_factory=set)
     writes_globals: bool = False  # ``globals()`` (or module-level ``vars()``) used to write
-    module_lookup: bool = False  # ``sys.modules``, ``importlib.import_module``, ``__import__``
-    escaped_names: set[str] = field(default_factory=set)  # global names used as plain values
-    escaped_attributes: set[str] = field(default_factory=set)  # ``f(pkg.mod)``: 'mod'
+    # Global names and dotted names rooted at one, used as plain values (stored, returned).
+    escaped: set[str] = field(default_factory=set)
+    # Those passed to a call instead: (dotted, callee as spelled, position or keyword); the
+    # callee may only read its parameter (``parameter_read_only``).
+    passed: list[tuple[str, str, int | str]] = field(default_factory=list)
+    local_attributes: set[str] = field(default_factory=set)  # ``f(x.SLOPES)``, x a local
     imports: dict[str, str] = field(default_factory=dict)  # local name -> dotted (resolved)
 
 
@@ -114,6 +118,7 @@ class _Scope:
     self_name: str = ""
     cls_name: str = ""
     owner: str = ""
+    lookups: set[str] = field(default_factory=set)  # locals bound to a module looked up by name
 
 
 def _target_names(target: ast.expr) -> set[str]:
@@ -173,6 +178,15 @@ def _decorators(func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
         elif isinstance(decorator, ast.Attribute):
             found.add(decorator.attr)
     return found
+
+
+def _is_lookup(node: ast.expr) -> bool:
+    """``importlib.import_module(...)``, ``__import__(...)``, ``sys.modules[...]``."""
+    if isinstance(node, ast.Call):
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        return name in _MODULE_LOOKUPS
+    return isinstance(node, ast.Subscript) and _dotted(node.value) == "sys.modules"
 
 
 def _root(node: ast.expr) -> ast.expr:
@@ -235,6 +249,8 @@ class _Collector(ast.NodeVisitor):
 
     # -- receivers ------------------------------------------------------------------------------
     def receiver(self, node: ast.expr) -> Receiver:
+        if _is_lookup(node):
+            return Receiver("lookup")
         if isinstance(node, ast.Attribute) and node.attr == "__class__":
             return Receiver("class_of")
         if (
@@ -253,6 +269,8 @@ class _Collector(ast.NodeVisitor):
             return Receiver("self")
         if scope is not None and head == scope.cls_name and "." not in dotted:
             return Receiver("cls", owner=scope.owner)
+        if any(head in s.lookups for s in self.scopes) and "." not in dotted:
+            return Receiver("lookup")
         if self._is_local(head):
             return Receiver("unknown")
         return Receiver("global", dotted)
@@ -272,6 +290,8 @@ class _Collector(ast.NodeVisitor):
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
             self.target(target)
+            if self.scopes and isinstance(target, ast.Name) and _is_lookup(node.value):
+                self.scopes[-1].lookups.add(target.id)
         self.generic_visit(node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
@@ -318,10 +338,6 @@ class _Collector(ast.NodeVisitor):
                 self.facts.writes_globals = True
         elif name == "globals" and not self._globals_read(node):
             self.facts.writes_globals = True
-        elif name in _MODULE_LOOKUPS or (
-            isinstance(func, ast.Attribute) and func.attr in _MODULE_LOOKUPS
-        ):
-            self.facts.module_lookup = True
         if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
             self.facts.item_writes.append(self.receiver(_root(func.value)))
         self.generic_visit(node)
@@ -337,15 +353,33 @@ class _Collector(ast.NodeVisitor):
     def visit_Attribute(self, node: ast.Attribute) -> None:
         if node.attr == "__dict__":
             self.facts.dict_uses.append(self.receiver(node.value))
-        if node.attr == "modules" and _dotted(node.value) == "sys":
-            self.facts.module_lookup = True
         if isinstance(node.ctx, ast.Load) and self._escapes(node):
-            self.facts.escaped_attributes.add(node.attr)
+            dotted = _dotted(node)
+            if dotted is not None and not self._is_local(dotted.split(".")[0]):
+                self.escape(node, dotted)
+            else:
+                self.facts.local_attributes.add(node.attr)
         self.generic_visit(node)
 
     def visit_Name(self, node: ast.Name) -> None:
         if isinstance(node.ctx, ast.Load) and not self._is_local(node.id) and self._escapes(node):
-            self.facts.escaped_names.add(node.id)
+            self.escape(node, node.id)
+
+    def escape(self, node: ast.expr, dotted: str) -> None:
+        """A global value used as a value: passed to a call (which may only read it), or
+        anything else."""
+        parent = self.parents.get(id(node))
+        where: int | str | None = None
+        call = parent
+        if isinstance(parent, ast.keyword):
+            call, where = self.parents.get(id(parent)), parent.arg
+        elif isinstance(parent, ast.Call) and node in parent.args:
+            where = parent.args.index(node)
+        callee = _dotted(call.func) if isinstance(call, ast.Call) else None
+        if where is not None and callee is not None and not self._is_local(callee.split(".")[0]):
+            self.facts.passed.append((dotted, callee, where))
+            return
+        self.facts.escaped.add(dotted)
 
     def _escapes(self, node: ast.expr) -> bool:
         """Whether the value of ``node`` is used as a value (passed, stored, returned) rather
@@ -397,3 +431,46 @@ def collect(tree: ast.Module, package: str) -> FileWrites:
             collector.parents[id(child)] = parent
     collector.visit(tree)
     return collector.facts
+
+
+def parameter_read_only(func: ast.FunctionDef | ast.AsyncFunctionDef, position: int | str) -> bool:
+    """Whether ``func`` only reads from the parameter at ``position`` (an index, or a keyword):
+    attributes and items of it, ``getattr``/``vars(...).items()``-style reads, comparisons. A
+    store, a ``setattr``, a mutating call through it, or passing it on counts as not."""
+    arguments = [*func.args.posonlyargs, *func.args.args]
+    if isinstance(position, int):
+        if not 0 <= position < len(arguments):
+            return False
+        name = arguments[position].arg
+    else:
+        name = position
+        if name not in {a.arg for a in (*arguments, *func.args.kwonlyargs)}:
+            return False
+    parents = {id(c): p for p in ast.walk(func) for c in ast.iter_child_nodes(p)}
+    for node in ast.walk(func):
+        if isinstance(node, ast.Name) and node.id == name and not _read_only(node, parents):
+            return False
+    return True
+
+
+def _read_only(node: ast.Name, parents: dict[int, ast.AST]) -> bool:
+    if not isinstance(node.ctx, ast.Load):
+        return False
+    top: ast.expr = node
+    parent = parents.get(id(top))
+    while isinstance(parent, (ast.Attribute, ast.Subscript)) and parent.value is top:
+        if not isinstance(parent.ctx, ast.Load):
+            return False  # ``param.X = v``, ``param.L[0] = v``, ``del param.X``
+        top, parent = parent, parents.get(id(parent))
+    if isinstance(parent, ast.Call) and parent.func is top:
+        return not (isinstance(top, ast.Attribute) and top.attr in MUTATING_METHODS)
+    if top is node and isinstance(parent, ast.Call):
+        callee = parent.func
+        name = callee.id if isinstance(callee, ast.Name) else ""
+        if name == "vars":
+            outer = parents.get(id(parent))
+            return isinstance(outer, ast.Attribute) and outer.attr in _GLOBALS_READS
+        return name in _READING_CALLS and name != "setattr"
+    if top is node:
+        return isinstance(parent, (ast.Compare, ast.Expr))
+    return True  # a value read from it, used anywhere

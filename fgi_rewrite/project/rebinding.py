@@ -8,10 +8,12 @@ name that is not a literal counts for every attribute of its receiver), no write
 ``vars()``/``__dict__``/``globals()``, no item assignment or mutating method call on a container.
 A write through a receiver that cannot be resolved (a parameter, a local, an attribute of one)
 counts when the module, class or container may reach it: when it is used as a plain value
-anywhere (passed, stored, returned), or when any module may be looked up by name
-(``sys.modules``, ``importlib.import_module``). ``type(x).attr = v`` and ``x.__class__.attr = v``
-count for every class. Whatever cannot be decided counts as a write: the value is then read at
-run time instead of inlined, which is always what the original does.
+anywhere (passed, stored, returned). A write through a module looked up by name
+(``importlib.import_module(...)``, ``sys.modules[...]``, or a local bound to one) counts for
+every module; ``type(x).attr = v`` and ``x.__class__.attr = v`` count for every class. A value
+passed to a project function that only reads the parameter (its attributes, ``getattr``,
+``vars(p).items()``) is not used as a value. Whatever cannot be decided counts as a write: the
+value is then read at run time instead of inlined, which is always what the original does.
 
 Each question answers with the reason a write is possible (shown in notes), or None when none is.
 The scan is cheap: a file is read with the stdlib AST (``file_writes.collect``) only when a
@@ -21,15 +23,22 @@ the project index only for those writes.
 
 from __future__ import annotations
 
-import functools
+import ast
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import libcst as cst
 
-from fgi_rewrite.project.entities import ClassRef, Entity, ModuleRef, Unknown, ValueRef
-from fgi_rewrite.project.file_writes import FileWrites, collect
+from fgi_rewrite.project.entities import (
+    ClassRef,
+    Entity,
+    FunctionRef,
+    ModuleRef,
+    Unknown,
+    ValueRef,
+)
+from fgi_rewrite.project.file_writes import FileWrites, collect, parameter_read_only
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError, module_name_for
 
 if TYPE_CHECKING:
@@ -37,7 +46,6 @@ if TYPE_CHECKING:
 
 # Substrings of a file that may write any attribute or name (then its facts are read).
 _ANY_ATTRIBUTE = ("setattr(", "delattr(", "vars(", "__dict__")
-_MODULE_LOOKUP = ("sys.modules", "import_module", "__import__", "reload(")
 
 
 class RebindingProof:
@@ -62,7 +70,9 @@ class RebindingProof:
         if own.writes_globals:
             return f"{where} writes globals()"
         return self._attribute_writes(
-            name, lambda entity: isinstance(entity, ModuleRef) and entity.module.path == module.path
+            name,
+            lambda entity: isinstance(entity, ModuleRef) and entity.module.path == module.path,
+            lookups=True,
         ) or self._unresolved_writes(name, self.module_escapes(module), f"module {where}")
 
     def attribute_rebound(self, chain: Sequence[ClassInfo], attr: str) -> str | None:
@@ -89,8 +99,14 @@ class RebindingProof:
             facts = self.facts(path)
             if facts is None:
                 return f"{path.name} cannot be read"
-            if name in facts.escaped_names or name in facts.escaped_attributes:
-                return f"'{name}' is used as a value in {path.name}"
+            if name in facts.local_attributes:
+                return f"'.{name}' of a local is used as a value in {path.name}"
+            for dotted in self._mentioning(facts, name, path):
+                entity = self.resolve(path, dotted)
+                if isinstance(entity, Unknown) or (
+                    isinstance(entity, ValueRef) and entity.node is node
+                ):
+                    return f"'{dotted}' is used as a value in {path.name}"
             for receiver in facts.item_writes:
                 if receiver.kind == "global" and receiver.dotted.split(".")[-1] == name:
                     entity = self.resolve(path, receiver.dotted)
@@ -106,9 +122,11 @@ class RebindingProof:
         attr: str,
         matches: object,
         classes: set[ClassInfo] | None = None,
+        lookups: bool = False,
     ) -> str | None:
         """A write of ``attr`` (assignment, setattr with its name) through a receiver that
-        resolves to the target (``matches``)."""
+        resolves to the target (``matches``), or (``lookups``, for modules) to a module looked
+        up by name."""
         assert callable(matches)
         for path in self.files_with(f".{attr}", *_ANY_ATTRIBUTE):
             facts = self.facts(path)
@@ -129,6 +147,8 @@ class RebindingProof:
                         return f"'cls.{attr}' is written in {path.name} ({receiver.owner})"
                 elif receiver.kind == "class_of" and classes is not None:
                     return f"'type(...).{attr}' is written in {path.name}"
+                elif receiver.kind == "lookup" and lookups:
+                    return f"'.{attr}' of a module looked up by name is written in {path.name}"
         return None
 
     def _unresolved_writes(
@@ -153,17 +173,17 @@ class RebindingProof:
     # -- escapes ---------------------------------------------------------------------------------
     def module_escapes(self, module: ModuleInfo) -> bool:
         """Whether the module object may reach code the proof cannot follow: it is passed or
-        stored as a value somewhere, or modules are looked up by name."""
-        if self._module_lookups():
-            return True
+        stored as a value somewhere (a module looked up by name is followed where it is bound:
+        ``lookup`` receivers)."""
         short = module.name.rsplit(".", 1)[-1]
         for path in self.files_with(short):
             facts = self.facts(path)
             if facts is None:
                 return True
-            aliases = {local for local, full in facts.imports.items() if full == module.name}
-            if short in facts.escaped_attributes or aliases & facts.escaped_names:
-                return True
+            for dotted in self._mentioning(facts, short, path):
+                entity = self.resolve(path, dotted)
+                if isinstance(entity, ModuleRef) and entity.module.path == module.path:
+                    return True
         return False
 
     def class_escapes(self, info: ClassInfo) -> bool:
@@ -174,22 +194,43 @@ class RebindingProof:
             facts = self.facts(path)
             if facts is None:
                 return True
-            aliases = {info.name} | {
-                local
-                for local, full in facts.imports.items()
-                if full.rsplit(".", 1)[-1] == info.name
-            }
-            if info.name in facts.escaped_attributes or aliases & facts.escaped_names:
-                return True
+            for dotted in self._mentioning(facts, info.name, path):
+                entity = self.resolve(path, dotted)
+                if isinstance(entity, ClassRef) and entity.info == info:
+                    return True
         return False
 
-    @functools.cache  # noqa: B019 - one proof per index, which lives for one run
-    def _module_lookups(self) -> bool:
-        for path in self.files_with(*_MODULE_LOOKUP):
-            facts = self.facts(path)
-            if facts is None or facts.module_lookup:
-                return True
-        return False
+    def _mentioning(self, facts: FileWrites, name: str, path: Path) -> list[str]:
+        """The dotted names of a file, used as plain values, that may denote ``name``: ending
+        with it, or rooted at a name an import binds to something ending with it. One passed to
+        a project function that only reads its parameter does not count."""
+        aliases = {local for local, full in facts.imports.items() if full.endswith(name)}
+
+        def may_be(dotted: str) -> bool:
+            return dotted.rsplit(".", 1)[-1] == name or dotted.split(".")[0] in aliases
+
+        found = {d for d in facts.escaped if may_be(d)}
+        found |= {
+            d
+            for d, callee, where in facts.passed
+            if may_be(d) and not self._reads(path, callee, where)
+        }
+        return sorted(found)
+
+    def _reads(self, path: Path, callee: str, where: int | str) -> bool:
+        """Whether the project function ``callee`` (as spelled in ``path``) only reads its
+        parameter ``where``."""
+        entity = self.resolve(path, callee)
+        if not isinstance(entity, FunctionRef):
+            return False
+        try:
+            tree = self.index.ast_tree(entity.path)
+        except SourceError:
+            return False
+        name = entity.node.name.value
+        functions = [s for s in tree.body if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef)]
+        function = next((f for f in reversed(functions) if f.name == name), None)
+        return function is not None and parameter_read_only(function, where)
 
     # -- the scan --------------------------------------------------------------------------------
     def files_with(self, *words: str) -> list[Path]:

@@ -21,7 +21,8 @@ names keep whatever they meant.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import ast
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -76,6 +77,12 @@ class Inserted:
     moved: set[str] = field(default_factory=set)  # temporaries that hold moved user code
     intents: dict[str, Intent] = field(default_factory=dict)
     own: set[int] = field(default_factory=set)  # ids of inserted bindings (defs, imports)
+    used: set[str] = field(default_factory=set)  # the free names the inserted code uses
+
+    def add(self, node: cst.CSTNode, sites: tuple[str, ...]) -> None:
+        """Record an inserted statement, definition or name, and the names it uses."""
+        self.roots[id(node)] = sites
+        self.used |= free_names(node, self.moved)
 
 
 @dataclass(frozen=True)
@@ -84,12 +91,20 @@ class Checked:
     refused: Mapping[str, str]  # call site -> why its inserted code cannot be made hygienic
 
 
-def apply(tree: cst.Module, inserted: Inserted, package: str) -> Checked:
+def apply(
+    tree: cst.Module, inserted: Inserted, package: str, original: ast.Module | None = None
+) -> Checked:
     """Check every free name of the inserted code; alias shadowed module names, add the
     imports needed; say which call sites cannot be made right (``package``: of the module, for
-    its relative imports)."""
+    its relative imports; ``original``: the module before the rewrite, for the quick check)."""
     if not inserted.roots or not inserted.intents:
         return Checked(tree, {})
+    if original is not None:
+        # Scope analysis costs about a parse per file, more for large ones: skip it when no
+        # name the inserted code uses is bound anywhere but by the expected import.
+        unbound = _unbound_if_unshadowed(original, inserted, package)
+        if unbound is not None:
+            return Checked(_fixed(tree, inserted, {}, unbound), {})
     wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)
     scopes = wrapper.resolve(ScopeProvider)
     uses = _uses(tree, inserted)
@@ -295,3 +310,136 @@ def _all_names(tree: cst.CSTNode) -> set[str]:
 
 def sites_of(inserted: Inserted) -> Sequence[str]:
     return sorted({site for sites in inserted.roots.values() for site in sites})
+
+
+def free_names(node: cst.CSTNode, moved: Collection[str]) -> set[str]:
+    """The names ``node`` reads (not attribute fields, keywords, targets or parameters), outside
+    the user's own expressions that the rewrite moved into temporaries."""
+    names: set[str] = set()
+
+    class Visitor(cst.CSTVisitor):
+        def visit_Name(self, n: cst.Name) -> None:
+            names.add(n.value)
+
+        def visit_Assign(self, n: cst.Assign) -> bool:
+            if not _assigns_moved(n, moved):
+                n.value.visit(self)
+            return False
+
+        def visit_Attribute(self, n: cst.Attribute) -> bool:
+            n.value.visit(self)
+            return False
+
+        def visit_Arg(self, n: cst.Arg) -> bool:
+            n.value.visit(self)
+            return False
+
+        def visit_Param(self, n: cst.Param) -> bool:
+            if n.default is not None:
+                n.default.visit(self)
+            if n.annotation is not None:
+                n.annotation.visit(self)
+            return False
+
+        def visit_FunctionDef(self, n: cst.FunctionDef) -> bool:
+            n.params.visit(self)
+            if n.returns is not None:
+                n.returns.visit(self)
+            n.body.visit(self)
+            return False
+
+    node.visit(Visitor())
+    return names
+
+
+def _unbound_if_unshadowed(
+    original: ast.Module, inserted: Inserted, package: str
+) -> set[str] | None:
+    """The module names to import when nothing in the module (before the rewrite) binds a name
+    the inserted code uses, except module-level imports of what it must denote; None when
+    something may (then the scope analysis decides)."""
+    used = {n for n in inserted.used if n in inserted.intents}
+    module_level, nested = _bindings(original, used, package)
+    unbound = set()
+    for name in used:
+        intent = inserted.intents[name]
+        if name in nested:
+            return None
+        if intent.kind == "module":
+            bound = module_level.get(name, [])
+            if not bound:
+                unbound.add(name)
+            elif any(target != intent.target for target in bound):
+                return None
+        elif intent.kind in ("builtin", "function") and name in module_level:
+            return None
+    return unbound
+
+
+def _bindings(
+    tree: ast.Module, names: Collection[str], package: str
+) -> tuple[dict[str, list[str | None]], set[str]]:
+    """For ``names``: what module-level statements bind each to (the dotted module an import
+    binds, None for anything else), and which are bound in a function, class or comprehension."""
+    module_level: dict[str, list[str | None]] = {}
+    nested: set[str] = set()
+
+    def bind(name: str, target: str | None, depth: int) -> None:
+        if name in names:
+            if depth:
+                nested.add(name)
+            else:
+                module_level.setdefault(name, []).append(target)
+
+    for node, depth in _walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                local = alias.asname or alias.name.split(".")[0]
+                bind(local, alias.name if alias.asname else local, depth)
+        elif isinstance(node, ast.ImportFrom):
+            base = _absolute(node, package)
+            for alias in node.names:
+                bind(alias.asname or alias.name, f"{base}.{alias.name}" if base else None, depth)
+        elif isinstance(node, ast.Global):
+            for name in node.names:
+                bind(name, None, 0)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bind(node.name, None, depth)
+        elif isinstance(node, ast.arg):
+            bind(node.arg, None, 1)
+        elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bind(node.id, None, depth)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            bind(node.name, None, depth)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            bind(node.name, None, depth)
+    return module_level, nested
+
+
+def _walk(tree: ast.Module) -> Iterator[tuple[ast.AST, int]]:
+    """Every node with its depth in functions, classes, lambdas and comprehensions."""
+    scoped = (
+        ast.FunctionDef,
+        ast.AsyncFunctionDef,
+        ast.ClassDef,
+        ast.Lambda,
+        ast.ListComp,
+        ast.SetComp,
+        ast.DictComp,
+        ast.GeneratorExp,
+    )
+    pending: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while pending:
+        node, depth = pending.pop()
+        yield node, depth
+        inner = depth + 1 if isinstance(node, scoped) else depth
+        pending.extend((child, inner) for child in ast.iter_child_nodes(node))
+
+
+def _absolute(node: ast.ImportFrom, package: str) -> str:
+    base = node.module or ""
+    if node.level:
+        parts = package.split(".") if package else []
+        anchor = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+        base = ".".join([*anchor, *([base] if base else [])])
+    return base

@@ -13,18 +13,19 @@ time; see ``verify`` for the stage.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import libcst as cst
 
+from fgi_rewrite.analysis import elementwise as ew
 from fgi_rewrite.core import ir
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.model import Style, Surrogate
 from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.project.index import ProjectIndex
-from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, dotted_name
+from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, bound_names, dotted_name
 from fgi_rewrite.rewrite.emit import emit_function, emit_inline
 from fgi_rewrite.verify.job import Chunk, HyperConfig, StateRead, UserImport
 
@@ -260,9 +261,14 @@ def _hyper_type(values: Sequence[object]) -> str:
 
 
 def fgi_chunks(
-    surrogate: Surrogate, forms: set[Style], configs: Sequence[HyperConfig]
+    surrogate: Surrogate,
+    forms: set[Style],
+    configs: Sequence[HyperConfig],
+    callables: Mapping[int, str] | None = None,
 ) -> tuple[tuple[Chunk, ...], dict[Style, str]]:
-    """The emitted code, and ``nn.Module`` wrappers that TorchScript/compile/export can take."""
+    """The emitted code, and ``nn.Module`` wrappers that TorchScript/compile/export can take;
+    the original is called with ``callables`` (position -> name of a callable the call sites
+    pass, which the rewrite inlined) among its arguments."""
     params = [p.name for p in surrogate.params]
     grads = set(surrogate.differentiable())
     tensors = {name for c in configs for name in c.tensors}  # passed as tensors
@@ -290,9 +296,12 @@ def fgi_chunks(
             f"class {WRAPPERS[Style.FUNCTION]}(torch.nn.Module):\n    {signature}\n"
             f"        return {CANDIDATE}({arguments})\n"
         )
+    passed = list(params)
+    for position, name in sorted((callables or {}).items()):
+        passed.insert(position, name)
     original = (
         f"class {ORIGINAL}(torch.nn.Module):\n    {signature}\n"
-        f"        return {surrogate.short_name}.apply({arguments})\n"
+        f"        return {surrogate.short_name}.apply({', '.join(passed)})\n"
     )
     # ``emitted``: kept when the original comes from the user's module instead.
     chunks = (
@@ -412,3 +421,51 @@ def _steps(reference: cst.BaseExpression) -> tuple[tuple[str, object], ...]:
         key = sym.literal_value(index.value) if isinstance(index, cst.Index) else None
         return (*_steps(reference.value), ("item", key))
     return ()
+
+
+def callable_chunks(
+    index: ProjectIndex, surrogate: Surrogate
+) -> tuple[tuple[Chunk, ...], dict[int, str]]:
+    """The callables the call sites pass (``Surrogate.callables``), rebuilt in the verification
+    module for the original to call: a lambda's source, a module-level function's definition
+    under a private name. Their free names must be torch, math or builtins (the verification
+    module has no other module's globals); else NotIsolated."""
+    chunks: list[Chunk] = []
+    names: dict[int, str] = {}
+    for position, code in surrogate.callables:
+        parts = ir.callable_parts(cst.parse_expression(code))
+        if parts is None:
+            raise NotIsolated(f"the callable {code} cannot be read")
+        qualifier, target = parts
+        name = f"_fgi_callable_{position}"
+        if isinstance(target, cst.Lambda):
+            node: cst.CSTNode = target
+            text = f"{name} = {sym.code(target)}\n"
+        else:
+            module = index.module_by_qualifier(qualifier)
+            function = module.functions.get(target) if module is not None else None
+            if function is None:
+                raise NotIsolated(f"the function {target} of {qualifier} was not found")
+            node = function.with_changes(name=cst.Name(name), decorators=[])
+            text = cst.Module(body=[]).code_for_node(node)
+        free = _free_names(node) - {"torch", "math", *SAFE_BUILTINS, *ew.BUILTINS}
+        if free:
+            raise NotIsolated(
+                f"the callable a call site passes reads {', '.join(sorted(free))} of its module"
+            )
+        chunks.append(Chunk("helper", text, f"the callable {code}"))
+        names[position] = name
+    return tuple(chunks), names
+
+
+def _free_names(node: cst.CSTNode) -> set[str]:
+    """Names a lambda or function reads that it does not bind itself."""
+    params = node.params if isinstance(node, (cst.Lambda, cst.FunctionDef)) else None
+    own = set()
+    if params is not None:
+        own = {
+            p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+        }
+    if isinstance(node, cst.FunctionDef):
+        own |= bound_names(node.body) | {node.name.value}
+    return sym.names_in(node) - own

@@ -121,6 +121,7 @@ class Case:
     not_isolated: str = ""  # why the isolated module cannot be built (then user_import)
     reads: tuple[StateRead, ...] = ()  # run-time state set to each configuration's values
     eager_only: str = ""  # why the TorchScript/compile/export checks are not run ('' if run)
+    callables: tuple[tuple[int, str], ...] = ()  # (position, name) passed to the original
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -140,6 +141,7 @@ class Case:
             "hyper": self.hyper,
             "reads": [r.to_json() for r in self.reads],
             "eager_only": self.eager_only,
+            "callables": [list(c) for c in self.callables],
         }
 
 

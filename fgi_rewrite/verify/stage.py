@@ -61,6 +61,7 @@ from fgi_rewrite.verify.isolate import (
     WRAPPERS,
     NotIsolated,
     build_chunks,
+    callable_chunks,
     fgi_chunks,
     runtime_state,
     user_import,
@@ -204,14 +205,19 @@ def verify_rewrites(
         configs, state_values = with_state(configs, state.initial)
         hyper = ", ".join(x for x in (hyper, state_values) if x)
         base = replace(base, hyper=hyper)
-        fgi, forms = fgi_chunks(state.surrogate, entry["forms"], configs)
+        try:
+            passed, callables = callable_chunks(index, surrogate)
+        except NotIsolated as exc:
+            verdicts[qualname] = _isolation(base, str(exc), surrogate, require, outcome)
+            continue
+        fgi, forms = fgi_chunks(state.surrogate, entry["forms"], configs, callables)
         if plot is not None:
             plots[qualname] = str(plot / plot_name(surrogate, taken))
         cases.append(
             Case(
                 id=qualname,
                 class_name=surrogate.short_name,
-                chunks=(*chunks, *state.chunks, *fgi),
+                chunks=(*chunks, *state.chunks, *passed, *fgi),
                 future_annotations=future,
                 forms=forms,
                 wrappers=WRAPPERS,
@@ -228,6 +234,7 @@ def verify_rewrites(
                 not_isolated=not_isolated,  # why the isolated module cannot be built
                 reads=state.reads,
                 eager_only=state.eager_only,
+                callables=tuple(sorted(callables.items())),
             )
         )
         verdicts[qualname] = base

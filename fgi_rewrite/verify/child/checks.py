@@ -148,6 +148,8 @@ class Checker:
         self.params: list[dict[str, Any]] = case["params"]
         self.diff = [i for i, p in enumerate(self.params) if p["grad"]]
         self.original: Callable[..., Any] = getattr(module, case["class_name"]).apply
+        if case.get("callables"):  # a lambda or function the call sites pass, then inlined
+            self.original = state.with_callables(self.original, module, case["callables"])
         self.forms: dict[str, Callable[..., Any]] = {}
         for form, name in case["forms"].items():
             target = getattr(module, name)

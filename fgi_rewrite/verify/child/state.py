@@ -81,3 +81,17 @@ def _stand_in(current: Any, following: str) -> Any:
     if following == "item":
         return list(current) if isinstance(current, tuple) else {}
     return types.SimpleNamespace()
+
+
+def with_callables(apply: Any, module: Any, passed: Sequence[Sequence[Any]]) -> Any:
+    """``apply`` called with the callables a call site passes (inlined by the rewrite, so the
+    emitted code does not take them) inserted at their positions, from ``module``."""
+    positions = sorted((int(position), name) for position, name in passed)
+
+    def call(*args: Any) -> Any:
+        full = list(args)
+        for position, name in positions:
+            full.insert(position, getattr(module, name))
+        return apply(*full)
+
+    return call
