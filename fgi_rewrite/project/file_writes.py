@@ -189,8 +189,10 @@ def _is_lookup(node: ast.expr) -> bool:
     return isinstance(node, ast.Subscript) and _dotted(node.value) == "sys.modules"
 
 
-def _root(node: ast.expr) -> ast.expr:
-    while isinstance(node, (ast.Attribute, ast.Subscript)):
+def _container(node: ast.expr) -> ast.expr:
+    """The container an item store changes: ``TABLE`` in ``TABLE[0][1] = v`` (the nested list
+    is part of it), ``mod.SLOPES`` in ``mod.SLOPES[0] = v``."""
+    while isinstance(node, ast.Subscript):
         node = node.value
     return node
 
@@ -280,7 +282,7 @@ class _Collector(ast.NodeVisitor):
         if isinstance(node, ast.Attribute):
             self.facts.attribute_writes.append((self.receiver(node.value), node.attr))
         elif isinstance(node, ast.Subscript):
-            self.facts.item_writes.append(self.receiver(_root(node)))
+            self.facts.item_writes.append(self.receiver(_container(node)))
         elif isinstance(node, (ast.Tuple, ast.List)):
             for element in node.elts:
                 self.target(element)
@@ -339,7 +341,7 @@ class _Collector(ast.NodeVisitor):
         elif name == "globals" and not self._globals_read(node):
             self.facts.writes_globals = True
         if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
-            self.facts.item_writes.append(self.receiver(_root(func.value)))
+            self.facts.item_writes.append(self.receiver(_container(func.value)))
         self.generic_visit(node)
 
     def _globals_read(self, call: ast.Call) -> bool:
