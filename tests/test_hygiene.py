@@ -72,7 +72,10 @@ def test_an_argument_named_like_an_inserted_name_is_moved_first(tmp_path: Path) 
 
 
 def test_a_caller_that_binds_math_to_numpy_keeps_it(tmp_path: Path) -> None:
-    caller = "import numpy as math\n\nfrom surrogate import ATan\n\n\ndef step(x):\n    return ATan.apply(x)\n"
+    caller = (
+        "import numpy as math\n\nfrom surrogate import ATan\n\n\n"
+        "def step(x):\n    return ATan.apply(x)\n"
+    )
     rewrite(tmp_path, caller)
     text = (tmp_path / "model.py").read_text()
     assert "import math\n" not in text and "import math as _fgi_math\n" in text
