@@ -153,8 +153,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         if not lines:
             return updated
         block = list(cst.parse_module("\n".join(lines) + "\n").body)
-        for stmt in block:
-            self.inserted.add(stmt, sites)
+        inserted = len(block)
         if not _is_self_assignment(updated):
             block.append(updated.with_changes(leading_lines=()))
         elif updated.trailing_whitespace.comment is not None:
@@ -164,6 +163,8 @@ class CallSiteRewriter(cst.CSTTransformer):
                     block[i] = stmt.with_changes(trailing_whitespace=updated.trailing_whitespace)
                     break
         block[0] = block[0].with_changes(leading_lines=updated.leading_lines)
+        for stmt in block[:inserted]:  # as they go into the tree (after the changes above)
+            self.inserted.add(stmt, sites)
         return cst.FlattenSentinel(block)
 
     def on_visit(self, node: cst.CSTNode) -> bool:

@@ -78,10 +78,13 @@ class Inserted:
     intents: dict[str, Intent] = field(default_factory=dict)
     own: set[int] = field(default_factory=set)  # ids of inserted bindings (defs, imports)
     used: set[str] = field(default_factory=set)  # the free names the inserted code uses
+    # The recorded nodes themselves: while they live, no other node can take one of their ids.
+    kept: list[cst.CSTNode] = field(default_factory=list)
 
     def add(self, node: cst.CSTNode, sites: tuple[str, ...]) -> None:
         """Record an inserted statement, definition or name, and the names it uses."""
         self.roots[id(node)] = sites
+        self.kept.append(node)
         self.used |= free_names(node, self.moved)
 
 
