@@ -194,10 +194,12 @@ class NonFloatOutput(Code):
 
 
 class MutableHyperparameter(Code):
-    """A class attribute used as a hyperparameter is reassigned somewhere in the project, so its
-    value at call time cannot be known statically.
+    """A class attribute used as a hyperparameter may be reassigned in the project, so its value
+    at call time cannot be known statically, and the rewrite cannot read it at run time either:
+    the class is built inside a function, so no call site can name it. (The attribute of a
+    module-level class is read at run time instead: see FGI113.)
 
-    Example: ``SpikeFn.alpha = 0.3`` in a training script.
+    Example: ``SpikeFn.alpha = 0.3`` in a factory that defines ``SpikeFn``.
     Fix: pass the hyperparameter through ``apply``.
     """
 
