@@ -522,7 +522,7 @@ class Interpreter:
                 return base.get(position)  # type: ignore[return-value]
             if isinstance(base, cst.BaseExpression) and ir.is_reference(base):
                 return self.state.subscript(base, index, node)
-            saved = _scalar_from_tensor(base, position)
+            saved = expressions.scalar_from_tensor(base, position)
             if saved is not None:
                 return saved
         raise Refuse(codes.BackwardNotElementwise, f"indexing '{sym.code(node)}'", node)
@@ -585,7 +585,7 @@ class Interpreter:
         if dotted_name(func) == "torch.autograd.Variable" and args and args[0].keyword is None:
             # The deprecated wrapper makes a new leaf of the same values: a detached alias.
             return sym.method(args[0].value, "detach")
-        if _is_scalar_item(call):
+        if expressions.is_scalar_item(call):
             # ``torch.tensor(h).item()``: a Python number, typed so that TorchScript knows it.
             return sym.call("float", call)
         return expressions.bernoulli_sample(call) or expressions.fold(call)
@@ -645,38 +645,6 @@ _AUG_TO_BINARY: dict[type[cst.BaseAugOp], type[cst.BaseBinaryOp]] = {
     cst.DivideAssign: cst.Divide,
     cst.PowerAssign: cst.Power,
 }
-
-
-def _scalar_from_tensor(base: Value, position: object) -> cst.BaseExpression | None:
-    """``torch.tensor([h])[0]`` is ``torch.tensor(h)``: a hyperparameter saved for backward as a
-    one-element tensor (``ctx.save_for_backward(x, torch.tensor([gamma]))``, then
-    ``others[0].item()``) keeps its value, dtype included."""
-    if not isinstance(base, cst.Call) or sym.code(base.func) not in _TENSOR_CONSTRUCTORS:
-        return None
-    if not base.args or base.args[0].keyword is not None or position not in (0, -1):
-        return None
-    data = base.args[0].value
-    if not isinstance(data, (cst.Tuple, cst.List)) or len(data.elements) != 1:
-        return None
-    element = data.elements[0]
-    if isinstance(element, cst.StarredElement):
-        return None
-    first = base.args[0].with_changes(value=element.value)
-    return base.with_changes(args=[first, *base.args[1:]])
-
-
-_TENSOR_CONSTRUCTORS = frozenset({"torch.tensor", "torch.as_tensor"})
-
-
-def _is_scalar_item(call: cst.Call) -> bool:
-    func = call.func
-    return (
-        isinstance(func, cst.Attribute)
-        and func.attr.value == "item"
-        and not call.args
-        and isinstance(func.value, cst.Call)
-        and sym.code(func.value.func) in _TENSOR_CONSTRUCTORS
-    )
 
 
 def _only_saves(stmt: cst.If) -> bool:

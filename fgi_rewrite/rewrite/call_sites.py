@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 import libcst as cst
 
 from fgi_rewrite.analysis.analyze import forward_params
-from fgi_rewrite.core import codes, ir
+from fgi_rewrite.core import codes
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.model import Diagnostic, Location, Param, Style, Surrogate
 from fgi_rewrite.core.names import FreshNames
@@ -20,6 +20,7 @@ from fgi_rewrite.project.entities import ApplyRef, ClassRef, Entity, External, F
 from fgi_rewrite.project.index import ProjectIndex, local_entities
 from fgi_rewrite.project.prefilter import CalleeNames, statements_with_candidates
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
+from fgi_rewrite.rewrite.callables import bind_without_callables, passed_callables
 from fgi_rewrite.rewrite.emit import Emission, emit_inline, function_name
 from fgi_rewrite.rewrite.hygiene import Inserted, Intent, base_intents
 from fgi_rewrite.rewrite.references import ModuleNames, Unnameable, taken_names
@@ -330,7 +331,7 @@ class CallSiteRewriter(cst.CSTTransformer):
                 result = literal
         if not isinstance(result, Surrogate):
             return updated
-        args = self.bind_without_callables(info, result, updated, location)
+        args = bind_without_callables(self, info, result, updated, location)
         if args is None:
             return updated
         if self.style is Style.INLINE and self.can_inline(original):
@@ -440,20 +441,6 @@ class CallSiteRewriter(cst.CSTTransformer):
         }
         constants.update(passed_callables(self, params, args))
         return self.specialize(info, constants, ()) if constants else None
-
-    def bind_without_callables(
-        self, info: ClassInfo, result: Surrogate, call: cst.Call, location: Location
-    ) -> list[cst.BaseExpression] | None:
-        """The call's arguments for ``result``'s parameters: those a specialization inlined
-        (a lambda or a function passed as a hyperparameter) are left out."""
-        if not result.callables:
-            return self.bind_arguments(result.params, result.short_name, call, location)
-        params = forward_params(self.index, info)
-        if params is None:
-            return None
-        args = self.bind_arguments(params, result.short_name, call, location)
-        dropped = {i for i, _ in result.callables}
-        return None if args is None else [a for i, a in enumerate(args) if i not in dropped]
 
     def bind_arguments(
         self,
@@ -578,43 +565,6 @@ class CallSiteRewriter(cst.CSTTransformer):
         if len(assigned) > 1:
             return Unknown(f"self.{attr} is assigned more than once")
         return self.index.attribute(ClassRef(cls), attr)
-
-
-def passed_callables(
-    rewriter: CallSiteRewriter, params: Sequence[Param], args: Sequence[cst.BaseExpression]
-) -> dict[str, cst.BaseExpression]:
-    """Arguments that are a lambda or a module-level function (a surrogate shape the backward
-    calls), as ``ir.CALLABLE`` markers. A lambda's free names must be the module's globals (not
-    locals of the functions around the call, which the analysis cannot see), and evaluating it
-    must do nothing (no default computed by a call), since the rewrite drops it; a function's
-    name must not be rebound."""
-    found: dict[str, cst.BaseExpression] = {}
-    module = rewriter.module
-    for param, arg in zip(params, args, strict=True):
-        if isinstance(arg, cst.Lambda):
-            own = {p.name.value for p in (*arg.params.params, *arg.params.kwonly_params)}
-            local = {n for scope in rewriter.scopes for n in scope.names}
-            defaults = [p.default for p in arg.params.params if p.default is not None]
-            if sym.names_in(arg) - own & local or any(
-                sym.literal_value(d) is NotImplemented for d in defaults
-            ):
-                continue
-            found[param.name] = ir.callable_marker(
-                module.qualifier, arg.with_changes(lpar=[], rpar=[])
-            )
-        elif isinstance(arg, cst.Name | cst.Attribute):
-            entity = rewriter.resolve_entity(arg)
-            if not isinstance(entity, FunctionRef):
-                continue
-            home = rewriter.index.module(entity.path)
-            name = entity.node.name.value
-            if home.functions.get(name) is not entity.node:
-                continue  # not a module-level function
-            if isinstance(arg, cst.Name) and not any(arg.value in s.names for s in rewriter.scopes):
-                if rewriter.index.rebinding.global_rebound(module, arg.value):
-                    continue
-            found[param.name] = ir.callable_marker(home.qualifier, name)
-    return found
 
 
 def _is_candidate(func: cst.BaseExpression, names: CalleeNames) -> bool:
