@@ -170,7 +170,7 @@ def state_warnings(analyses: Mapping[str, Surrogate | Diagnostic], report: Repor
                 codes.RuntimeStateRead,
                 surrogate.location,
                 f"{surrogate.short_name}: the rewrite reads {reads} at run time, as the original "
-                f"does ({script}; verified in eager mode)",
+                f"does ({script}; the verification checks it in eager mode only)",
                 subject=qualname,
             )
         )

@@ -264,20 +264,15 @@ def remote_problem(index: ProjectIndex, surrogate: Surrogate) -> str:
 
 def _import_ids(tree: cst.Module, name: str) -> set[int]:
     """The ids of the ``from m import name`` statements binding ``name`` at module level."""
-    found = set()
-    for statement in tree.body:
-        if isinstance(statement, cst.SimpleStatementLine):
-            for small in statement.body:
-                if isinstance(small, cst.ImportFrom) and not isinstance(
-                    small.names, cst.ImportStar
-                ):
-                    if any(
-                        cst.ensure_type(a.name, cst.Name).value == name
-                        for a in small.names
-                        if isinstance(a.name, cst.Name)
-                    ):
-                        found.add(id(small))
-    return found
+    return {
+        id(small)
+        for statement in tree.body
+        if isinstance(statement, cst.SimpleStatementLine)
+        for small in statement.body
+        if isinstance(small, cst.ImportFrom)
+        and not isinstance(small.names, cst.ImportStar)
+        and any(isinstance(a.name, cst.Name) and a.name.value == name for a in small.names)
+    }
 
 
 def _import_from(index: ProjectIndex, module: ModuleInfo, home: Path) -> str:

@@ -22,7 +22,7 @@ names keep whatever they meant.
 from __future__ import annotations
 
 import ast
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import libcst as cst
@@ -309,10 +309,6 @@ def _all_names(tree: cst.CSTNode) -> set[str]:
 
     tree.visit(Visitor())
     return names
-
-
-def sites_of(inserted: Inserted) -> Sequence[str]:
-    return sorted({site for sites in inserted.roots.values() for site in sites})
 
 
 def free_names(node: cst.CSTNode, moved: Collection[str]) -> set[str]:
