@@ -7,6 +7,7 @@ writes.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -15,7 +16,6 @@ import libcst as cst
 from fgi_rewrite.core import codes, ir, symbolic
 from fgi_rewrite.core.ir import OUTPUT
 from fgi_rewrite.core.model import Diagnostic, Location, Surrogate, VerifyLevel
-from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.core.results import FileResult, FunctionRecord, FunctionVerdict
 from fgi_rewrite.pipeline.report import Report
 from fgi_rewrite.pipeline.targets import FoundFunction, TargetContext, rewrite_file
@@ -79,7 +79,7 @@ def add_remote_functions(
         module = index.module(home)
         tree = cst.parse_module(existing.after) if existing else module.tree
         present = {s.name.value for s in tree.body if isinstance(s, cst.FunctionDef)}
-        names = ModuleNames(index, module, FreshNames(taken_names(tree)))  # its own globals
+        names = ModuleNames(index, module, functools.partial(_taken, tree.code))
         additions = [
             (s.short_name, names.render(s), name)
             for name, s in sorted(functions.items())
@@ -101,6 +101,10 @@ def add_remote_functions(
             home, module.tree.bytes, tree.bytes, existing.call_sites if existing else ()
         )
         report.results = [r for r in report.results if r.path != home] + [updated]
+
+
+def _taken(code: str) -> set[str]:
+    return taken_names(ast.parse(code))
 
 
 def remove_unused(

@@ -19,7 +19,6 @@ from fgi_rewrite.analysis.analyze import analyze, specialization_key
 from fgi_rewrite.core import codes
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.model import Diagnostic, Location, Surrogate
-from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.core.results import FileResult
 from fgi_rewrite.pipeline.options import Options
 from fgi_rewrite.project.files import describe_unreadable
@@ -251,7 +250,7 @@ def remote_problem(index: ProjectIndex, surrogate: Surrogate) -> str:
     builtin it uses that the module rebinds (see ``rewrite/hygiene.py``)."""
     home = index.module(surrogate.location.path)
     params = {p.name for p in surrogate.params}
-    names = ModuleNames(index, home, FreshNames(()))
+    names = ModuleNames(index, home, lambda: ())
     for name, intent in names.intents(surrogate).items():
         if intent.kind == "global" and name in params:
             return f"'{name}' is both a parameter of the generated function and a global it reads"

@@ -212,7 +212,18 @@ class _Collector(ast.NodeVisitor):
         self.facts = FileWrites()
         self.scopes: list[_Scope] = []
         self.classes: list[str] = []
-        self.parents: dict[int, ast.AST] = {}
+        self.stack: list[ast.AST] = []  # the node being visited last, its ancestors before it
+
+    def visit(self, node: ast.AST) -> None:
+        self.stack.append(node)
+        try:
+            super().visit(node)
+        finally:
+            self.stack.pop()
+
+    def parent(self, up: int = 1) -> ast.AST | None:
+        """The ancestor ``up`` levels above the node being visited."""
+        return self.stack[-1 - up] if len(self.stack) > up else None
 
     # -- scopes ---------------------------------------------------------------------------------
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
@@ -345,7 +356,7 @@ class _Collector(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _globals_read(self, call: ast.Call) -> bool:
-        parent = self.parents.get(id(call))
+        parent = self.parent()
         if isinstance(parent, ast.Subscript) and isinstance(parent.ctx, ast.Load):
             return True
         if isinstance(parent, ast.Attribute) and parent.attr in _GLOBALS_READS:
@@ -370,11 +381,11 @@ class _Collector(ast.NodeVisitor):
     def escape(self, node: ast.expr, dotted: str) -> None:
         """A global value used as a value: passed to a call (which may only read it), or
         anything else."""
-        parent = self.parents.get(id(node))
+        parent = self.parent()
         where: int | str | None = None
         call = parent
         if isinstance(parent, ast.keyword):
-            call, where = self.parents.get(id(parent)), parent.arg
+            call, where = self.parent(2), parent.arg
         elif isinstance(parent, ast.Call) and node in parent.args:
             where = parent.args.index(node)
         callee = _dotted(call.func) if isinstance(call, ast.Call) else None
@@ -387,7 +398,7 @@ class _Collector(ast.NodeVisitor):
         """Whether the value of ``node`` is used as a value (passed, stored, returned) rather
         than only read from: an attribute or item access, a call of it, a base class, a
         comparison, an iteration, an argument of a reading builtin."""
-        parent = self.parents.get(id(node))
+        parent = self.parent()
         if isinstance(parent, (ast.Attribute, ast.Subscript)) and parent.value is node:
             return False
         if isinstance(parent, ast.Call):
@@ -428,9 +439,6 @@ class _Collector(ast.NodeVisitor):
 def collect(tree: ast.Module, package: str) -> FileWrites:
     """The write facts of one parsed file (``package``: for its relative imports)."""
     collector = _Collector(package)
-    for parent in ast.walk(tree):
-        for child in ast.iter_child_nodes(parent):
-            collector.parents[id(child)] = parent
     collector.visit(tree)
     return collector.facts
 

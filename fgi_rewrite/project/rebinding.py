@@ -24,7 +24,8 @@ the project index only for those writes.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
 # Substrings of a file that may write any attribute or name (then its facts are read).
 _ANY_ATTRIBUTE = ("setattr(", "delattr(", "vars(", "__dict__")
+_LOOKUPS = ("import_module", "__import__", "sys.modules", "reload(")
 
 
 class RebindingProof:
@@ -55,6 +57,8 @@ class RebindingProof:
         self.index = index
         self._facts: dict[Path, FileWrites | None] = {}
         self._resolved: dict[tuple[Path, str], Entity] = {}
+        self._module_escapes: dict[Path, bool] = {}
+        self._class_escapes: dict[ClassInfo, bool] = {}
 
     # -- the three questions ---------------------------------------------------------------------
     def global_rebound(self, module: ModuleInfo, name: str) -> str | None:
@@ -69,11 +73,13 @@ class RebindingProof:
             return f"'global {name}' in {where}"
         if own.writes_globals:
             return f"{where} writes globals()"
+        short = module.name.rsplit(".", 1)[-1]
         return self._attribute_writes(
             name,
             lambda entity: isinstance(entity, ModuleRef) and entity.module.path == module.path,
+            names=(short, *_LOOKUPS),
             lookups=True,
-        ) or self._unresolved_writes(name, self.module_escapes(module), f"module {where}")
+        ) or self._unresolved_writes(name, lambda: self.module_escapes(module), f"module {where}")
 
     def attribute_rebound(self, chain: Sequence[ClassInfo], attr: str) -> str | None:
         """Why ``attr`` of the classes in ``chain`` (a class and its bases up to the one that
@@ -83,11 +89,17 @@ class RebindingProof:
         def matches(entity: Entity) -> bool:
             return isinstance(entity, ClassRef) and entity.info in wanted
 
-        found = self._attribute_writes(attr, matches, classes=wanted)
+        found = self._attribute_writes(
+            attr, matches, classes=wanted, names=tuple(info.name for info in chain)
+        )
         if found:
             return found
-        escapes = any(self.class_escapes(info) for info in chain)
-        return self._unresolved_writes(attr, escapes, f"class {chain[0].name}", classes=True)
+        return self._unresolved_writes(
+            attr,
+            lambda: any(self.class_escapes(info) for info in chain),
+            f"class {chain[0].name}",
+            classes=True,
+        )
 
     def container_mutated(
         self, module: ModuleInfo, name: str, node: cst.BaseExpression
@@ -95,7 +107,7 @@ class RebindingProof:
         """Why the container ``module``'s global ``name`` holds (the literal ``node``) may be
         changed in place: an item store, a mutating method call, or the container used as a
         plain value anywhere (passed, stored), which any code could then change."""
-        for path in self.files_with(name):
+        for path in self.files_with_word(name):
             facts = self.facts(path)
             if facts is None:
                 return f"{path.name} cannot be read"
@@ -122,13 +134,16 @@ class RebindingProof:
         attr: str,
         matches: object,
         classes: set[ClassInfo] | None = None,
+        names: tuple[str, ...] = (),
         lookups: bool = False,
     ) -> str | None:
         """A write of ``attr`` (assignment, setattr with its name) through a receiver that
         resolves to the target (``matches``), or (``lookups``, for modules) to a module looked
-        up by name."""
+        up by name. A file that may write any attribute (``setattr``, ``vars``) can only reach
+        the target through a name of it (``names``, or a class's ``cls``/``type(x)``)."""
         assert callable(matches)
-        for path in self.files_with(f".{attr}", *_ANY_ATTRIBUTE):
+        reach = names if classes is None else (*names, "cls", "type(", "__class__")
+        for path in self._candidates(f".{attr}", reach):
             facts = self.facts(path)
             if facts is None:
                 return f"{path.name} cannot be read"
@@ -152,31 +167,65 @@ class RebindingProof:
         return None
 
     def _unresolved_writes(
-        self, attr: str, escapes: bool, what: str, classes: bool = False
+        self, attr: str, escapes: Callable[[], bool], what: str, classes: bool = False
     ) -> str | None:
         """A write of ``attr`` through a receiver that cannot be resolved, which counts when the
-        target is used as a plain value somewhere (``escapes``)."""
-        if not escapes:
-            return None
-        for path in self.files_with(f".{attr}", *_ANY_ATTRIBUTE):
+        target is used as a plain value somewhere (``escapes``, asked only then, once)."""
+        known: list[bool] = []
+
+        def escaped() -> bool:
+            if not known:
+                known.append(escapes())
+            return known[0]
+
+        def unknown(path: Path, named: bool) -> str | None:
             facts = self.facts(path)
             if facts is None:
                 return f"{path.name} cannot be read"
             receivers = [r for r, a in facts.attribute_writes if a == attr]
-            receivers += [r for r, a in facts.setattrs if a in (attr, None)]
-            if not classes:
+            receivers += [r for r, a in facts.setattrs if a == attr or (a is None and not named)]
+            if not classes and not named:
                 receivers += facts.dict_uses
-            if any(r.kind == "unknown" for r in receivers):
+            if any(r.kind == "unknown" for r in receivers) and escaped():
                 return f"{what} is used as a value and '.{attr}' is written in {path.name}"
+            return None
+
+        # Writes that name the attribute first: the files with a setattr that does not (many,
+        # in large projects) only matter when the target is used as a value at all.
+        for path in self.files_with(f".{attr}", f"'{attr}'", f'"{attr}"'):
+            found = unknown(path, named=True)
+            if found:
+                return found
+        generic = self.files_with(*_ANY_ATTRIBUTE)
+        if not generic or not escaped():
+            return None
+        for path in generic:
+            found = unknown(path, named=False)
+            if found:
+                return found
         return None
+
+    def _candidates(self, written: str, names: tuple[str, ...]) -> list[Path]:
+        """Files that may write the attribute: ``written`` in them, or a way to write any
+        attribute together with one of ``names``."""
+        direct = set(self.files_with(written))
+        generic = set(self.files_with(*_ANY_ATTRIBUTE)) & set(self.files_with(*names))
+        return sorted(direct | generic)
 
     # -- escapes ---------------------------------------------------------------------------------
     def module_escapes(self, module: ModuleInfo) -> bool:
+        if module.path not in self._module_escapes:
+            self._module_escapes[module.path] = self._module_escapes_uncached(module)
+        return self._module_escapes[module.path]
+
+    def _module_escapes_uncached(self, module: ModuleInfo) -> bool:
         """Whether the module object may reach code the proof cannot follow: it is passed or
         stored as a value somewhere (a module looked up by name is followed where it is bound:
         ``lookup`` receivers)."""
         short = module.name.rsplit(".", 1)[-1]
-        for path in self.files_with(short):
+        for path in self.files_with_word(short):
+            if not _used_as_value(self.index.text(path), short, (".",)):
+                continue  # every use reads an attribute of it, or imports it
             facts = self.facts(path)
             if facts is None:
                 return True
@@ -187,10 +236,17 @@ class RebindingProof:
         return False
 
     def class_escapes(self, info: ClassInfo) -> bool:
+        if info not in self._class_escapes:
+            self._class_escapes[info] = self._class_escapes_uncached(info)
+        return self._class_escapes[info]
+
+    def _class_escapes_uncached(self, info: ClassInfo) -> bool:
         """Whether the class object may reach code the proof cannot follow (see
         ``module_escapes``); instantiating it, reading its attributes, subclassing it and
         ``isinstance`` do not count."""
-        for path in self.files_with(info.name):
+        for path in self.files_with_word(info.name):
+            if not _used_as_value(self.index.text(path), info.name, (".", "(")):
+                continue  # every use reads an attribute, calls it or imports it
             facts = self.facts(path)
             if facts is None:
                 return True
@@ -236,6 +292,11 @@ class RebindingProof:
     def files_with(self, *words: str) -> list[Path]:
         return self.index.files_containing(words)
 
+    def files_with_word(self, word: str) -> list[Path]:
+        """Files where ``word`` stands as a whole identifier."""
+        pattern = re.compile(rf"(?<![\w]){re.escape(word)}(?![\w])")
+        return [p for p in self.files_with(word) if pattern.search(self.index.text(p))]
+
     def facts(self, path: Path) -> FileWrites | None:
         """The write facts of one file (None when it cannot be parsed)."""
         if path not in self._facts:
@@ -265,6 +326,21 @@ class RebindingProof:
             return self.index.resolve_expr(module, cst.parse_expression(dotted))
         except (SourceError, cst.ParserSyntaxError):
             return Unknown("cannot be read")
+
+
+def _used_as_value(text: str, word: str, followers: tuple[str, ...]) -> bool:
+    """Whether ``word`` may be used as a plain value in ``text``: some occurrence is neither
+    followed by one of ``followers`` (``.``: an attribute is read) nor on an import line. A
+    cheap text test before the file's facts are read."""
+    for match in re.finditer(rf"(?<![\w.]){re.escape(word)}(?!\w)", text):
+        rest = text[match.end() : match.end() + 40].lstrip(" \t")
+        if rest.startswith(followers):
+            continue
+        line_start = text.rfind("\n", 0, match.start()) + 1
+        if text[line_start : match.start()].lstrip().startswith(("import ", "from ")):
+            continue
+        return True
+    return False
 
 
 def classes_up_to(mro: Iterable[ClassInfo], attr: str) -> list[ClassInfo]:

@@ -23,7 +23,7 @@ from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
 from fgi_rewrite.rewrite.callables import bind_without_callables, passed_callables
 from fgi_rewrite.rewrite.emit import Emission, emit_inline, function_name
 from fgi_rewrite.rewrite.hygiene import Inserted, Intent, base_intents
-from fgi_rewrite.rewrite.references import ModuleNames, Unnameable, taken_names
+from fgi_rewrite.rewrite.references import ModuleNames, Unnameable, names_of
 
 SKIP_MARKER = "fgi: skip"
 MAX_DISPATCH = 8  # classes in a run-time dispatch on a class-valued parameter
@@ -75,7 +75,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         # Call sites (locations as text) left unchanged: their inserted code cannot mean the
         # same there (``hygiene.py``), said once by the caller.
         self.skip = skip or {}
-        self.references = ModuleNames(index, module, FreshNames(taken_names(module.tree)))
+        self.references = ModuleNames(index, module, names_of(index, module))
         self.inserted = Inserted(intents=base_intents())
         self.pending_sites: list[list[str]] = []  # call sites of the pending statements
         self.module = module

@@ -19,7 +19,7 @@ left unchanged (``FGI205``), since the new import would make the two modules imp
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -60,8 +60,14 @@ class ModuleNames:
 
     index: ProjectIndex
     module: ModuleInfo
-    fresh: FreshNames
+    taken: Callable[[], Iterable[str]]  # the names a new one must differ from (asked once)
     bindings: dict[str, Binding] = field(default_factory=dict)  # by the state's qualifier
+    _fresh: FreshNames | None = None
+
+    def fresh(self, base: str) -> str:
+        if self._fresh is None:
+            self._fresh = FreshNames(self.taken())
+        return self._fresh(base)
 
     def base(self, qualifier: str) -> cst.BaseExpression | None:
         """The expression for module ``qualifier`` here (None: its globals are bare names)."""
@@ -147,34 +153,23 @@ class ModuleNames:
         return short in bound or (imported is not None and imported != target.name)
 
 
-def taken_names(tree: cst.Module) -> set[str]:
+def taken_names(tree: ast.Module) -> set[str]:
     """Every name the module binds or reads (a new module-level name must be none of them);
-    module paths in imports and attribute fields are not names."""
+    module paths in imports and attribute fields are not names. From the stdlib AST (cheap)."""
     names: set[str] = set()
-
-    class Visitor(cst.CSTVisitor):
-        def visit_Name(self, node: cst.Name) -> None:
-            names.add(node.value)
-
-        def visit_Attribute(self, node: cst.Attribute) -> bool:
-            node.value.visit(self)
-            return False
-
-        def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
-            if not isinstance(node.names, cst.ImportStar):
-                for alias in node.names:
-                    (alias.asname.name if alias.asname else alias.name).visit(self)
-            return False
-
-        def visit_Import(self, node: cst.Import) -> bool:
-            for alias in node.names:
-                bound: cst.BaseExpression = alias.asname.name if alias.asname else alias.name
-                while isinstance(bound, cst.Attribute):
-                    bound = bound.value
-                bound.visit(self)
-            return False
-
-    tree.visit(Visitor())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            names.update(node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
     return names
 
 
@@ -252,3 +247,15 @@ def _module_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
                 yield from _module_level(statements)
                 for handler in handlers:
                     yield from _module_level(handler.body)
+
+
+def names_of(index: ProjectIndex, module: ModuleInfo) -> Callable[[], set[str]]:
+    """The names ``module`` uses, read when first needed."""
+
+    def taken() -> set[str]:
+        try:
+            return taken_names(index.ast_tree(module.path))
+        except SourceError:
+            return set(module.names)
+
+    return taken
