@@ -100,6 +100,15 @@ PATTERNS = {
     "module_attribute_changed",
     "control_literal",
     "control_refused",
+    # issue 15 items 4 and 9; the rules of the rebinding proof (project/rebinding.py)
+    "saved_scalar_tensor",
+    "callable_hyperparameter",
+    "package_alias_rebinds_global",
+    "globals_write",
+    "list_mutating_call",
+    "setattr_module_from_config",
+    "classmethod_configures_class",
+    "control_constants_inlined",
 }
 
 

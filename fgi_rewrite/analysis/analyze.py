@@ -19,7 +19,7 @@ from fgi_rewrite.analysis import shape
 from fgi_rewrite.analysis.expressions import call_name, non_float
 from fgi_rewrite.analysis.interpret import Ctx, Frame, Interpreter, Refuse, Value
 from fgi_rewrite.analysis.linear import check_elementwise, coefficient, one
-from fgi_rewrite.core import codes
+from fgi_rewrite.core import codes, ir
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.ir import GRAD_OUTPUT, OUTPUT
 from fgi_rewrite.core.model import Diagnostic, Param, Surrogate
@@ -51,7 +51,9 @@ def analyze(
             try:
                 return _analyze(index, info, module, constants or {}, closure, runtime=True)
             except Refuse as deeper:
-                if deeper.code is not codes.NotSurrogate and not deeper.specializable:
+                if deeper.code is not codes.NotSurrogate and (
+                    not deeper.specializable or deeper.code is codes.CallableHyperparameter
+                ):
                     # The decisive reason lies past the condition (a callable hyperparameter):
                     # name it; literals at a call site may still fold the condition away.
                     refusal = Refuse(deeper.code, deeper.message, deeper.node, specializable=True)
@@ -162,6 +164,7 @@ def _analyze(
     if not params:
         raise Refuse(codes.NotSurrogate, "forward takes no input", forward)
     names = frozenset(p.name for p in params)
+    interpreter.inputs = names
     ctx = Ctx()
     env: dict[str, Value] = {p.name: constants.get(p.name, cst.Name(p.name)) for p in params}
     if ctx_name:
@@ -255,17 +258,23 @@ def _analyze(
     if all(g is None for g in grads):
         raise Refuse(codes.NotSurrogate, "backward returns no gradient", backward)
     needs_math = any("math" in sym.names_in(e) for e in (f, *[g for g in grads if g is not None]))
+    # A callable a call site passes is inlined: the rewrite no longer takes it.
+    passed = {i for i, p in enumerate(params) if p.name in constants and _passed(constants[p.name])}
+    if any(grads[i] is not None for i in passed):
+        raise Refuse(codes.CallableHyperparameter, "backward returns a gradient for a callable")
     return Surrogate(
         qualname=specialization_key(info.qualname, constants, closure),
         module=info.module,
         location=info.location,
-        params=params,
+        params=tuple(p for i, p in enumerate(params) if i not in passed),
         value=f,
-        grads=tuple(grads),
+        grads=tuple(g for i, g in enumerate(grads) if i not in passed),
+        callables=tuple((i, sym.code(constants[params[i].name])) for i in sorted(passed)),
         needs_math=needs_math,
         constants=tuple((k, sym.code(v)) for k, v in sorted(constants.items())),
         closure=closure,
         runtime_branches=runtime,
+        reads=interpreter.state.initial_values([f, *[g for g in grads if g is not None]]),
     )
 
 
@@ -274,9 +283,7 @@ def _default(
 ) -> cst.BaseExpression | None:
     if param.default is None:
         return None
-    return interpreter.expr(
-        interpreter.eval(param.default, Frame(module, {}, False)), param.default
-    )
+    return interpreter.expr(interpreter.eval_default(param.default, module), param.default)
 
 
 def _grad_output_metadata(node: cst.BaseExpression) -> cst.BaseExpression:
@@ -463,3 +470,7 @@ def _surrogate_shaped(index: ProjectIndex, info: ClassInfo) -> bool:
         (forward, index.module(forward_cls.path)),
         (backward[0], index.module(backward[1].path)) if backward else None,
     )
+
+
+def _passed(constant: cst.BaseExpression) -> bool:
+    return ir.callable_parts(constant) is not None

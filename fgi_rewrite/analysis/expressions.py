@@ -83,3 +83,36 @@ def non_float(node: cst.BaseExpression) -> bool:
         _, method = call_name(node)
         return method in ew.INTEGER_CASTS
     return False
+
+
+def scalar_from_tensor(base: object, position: object) -> cst.BaseExpression | None:
+    """``torch.tensor([h])[0]`` is ``torch.tensor(h)``: a hyperparameter saved for backward as a
+    one-element tensor (``ctx.save_for_backward(x, torch.tensor([gamma]))``, then
+    ``others[0].item()``) keeps its value, dtype included."""
+    if not isinstance(base, cst.Call) or sym.code(base.func) not in _TENSOR_CONSTRUCTORS:
+        return None
+    if not base.args or base.args[0].keyword is not None or position not in (0, -1):
+        return None
+    data = base.args[0].value
+    if not isinstance(data, (cst.Tuple, cst.List)) or len(data.elements) != 1:
+        return None
+    element = data.elements[0]
+    if isinstance(element, cst.StarredElement):
+        return None
+    first = base.args[0].with_changes(value=element.value)
+    return base.with_changes(args=[first, *base.args[1:]])
+
+
+_TENSOR_CONSTRUCTORS = frozenset({"torch.tensor", "torch.as_tensor"})
+
+
+def is_scalar_item(call: cst.Call) -> bool:
+    """``torch.tensor(h).item()``."""
+    func = call.func
+    return (
+        isinstance(func, cst.Attribute)
+        and func.attr.value == "item"
+        and not call.args
+        and isinstance(func.value, cst.Call)
+        and sym.code(func.value.func) in _TENSOR_CONSTRUCTORS
+    )

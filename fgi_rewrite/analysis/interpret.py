@@ -12,21 +12,23 @@ import libcst as cst
 
 from fgi_rewrite.analysis import branches, expressions, liveness, loops
 from fgi_rewrite.analysis import elementwise as ew
-from fgi_rewrite.analysis.values import Ctx, Frame, Helper, Klass, NeedsInputGrad, Refuse, Value
+from fgi_rewrite.analysis.state import RuntimeState
+from fgi_rewrite.analysis.values import (
+    Ctx,
+    Frame,
+    Helper,
+    Klass,
+    ModuleValue,
+    NeedsInputGrad,
+    Refuse,
+    Table,
+    Value,
+)
 from fgi_rewrite.core import codes, ir
 from fgi_rewrite.core import symbolic as sym
-from fgi_rewrite.project.entities import (
-    ApplyRef,
-    ClassRef,
-    Entity,
-    External,
-    FunctionRef,
-    ModuleRef,
-    Unknown,
-    ValueRef,
-)
+from fgi_rewrite.project.entities import External
 from fgi_rewrite.project.index import ProjectIndex
-from fgi_rewrite.project.source_module import ClassInfo, dotted_name
+from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, dotted_name
 
 __all__ = ["Ctx", "Frame", "Interpreter", "Refuse", "Value"]
 
@@ -56,6 +58,11 @@ class Interpreter:
         self.forks = 0
         self.runtime_loops = 0
         self.dead: set[int] = set()  # ids of statements nothing reads (liveness.py)
+        self.inputs: frozenset[str] = frozenset()  # the forward's inputs (set by the analysis)
+        # Module, class and container state: inlined when provably fixed, else read at run time.
+        self.state = RuntimeState(
+            index, lambda node, module: self.eval(node, Frame(module, {}, forward=False))
+        )
 
     # -- statements ----------------------------------------------------------------------------
     def run(self, func: cst.FunctionDef, frame: Frame) -> Value:
@@ -395,6 +402,8 @@ class Interpreter:
             if any(isinstance(e, cst.StarredElement) for e in node.elements):
                 raise Refuse(codes.UnsupportedStatement, "starred element", node)
             return tuple(self.eval(e.value, frame) for e in node.elements)
+        if isinstance(node, cst.Dict):
+            return self.eval_dict(node, frame)
         if isinstance(node, cst.BinaryOperation):
             if isinstance(node.operator, cst.MatrixMultiply):
                 raise Refuse(codes.BackwardNotElementwise, "matrix multiplication", node)
@@ -453,33 +462,18 @@ class Interpreter:
             for info in module.classes:  # names of enclosing/factory classes (e.g. Fn.alpha)
                 if info.name == node.value and (info.in_function or info.owner is not None):
                     return Klass(info)
-        return self.from_entity(self.index.resolve_name(module, node.value), node)
-
-    def from_entity(self, entity: Entity, node: cst.CSTNode) -> Value:
-        if isinstance(entity, External):
-            return entity
-        if isinstance(entity, ClassRef):
-            return Klass(entity.info)
-        if isinstance(entity, FunctionRef):
-            return Helper(entity.node, self.index.module(entity.path))
-        if isinstance(entity, ValueRef):
-            return self.eval(entity.node, Frame(self.index.module(entity.path), {}, forward=False))
-        if isinstance(entity, ModuleRef):
-            raise Refuse(
-                codes.UnresolvedName, f"project module '{sym.code(node)}' as a value", node
-            )
-        if isinstance(entity, ApplyRef):
-            raise Refuse(
-                codes.UnsupportedStatement, f"calls another Function, {entity.info.name}", node
-            )
-        reason = entity.reason if isinstance(entity, Unknown) else ""
-        raise Refuse(
-            codes.UnresolvedName,
-            f"cannot resolve '{sym.code(node)}': {reason}",
-            node,
+        try:
+            return self.state.global_value(module, node.value, node)
+        except Refuse as refusal:
+            if refusal.code is not codes.UnresolvedName or refusal.specializable:
+                raise
             # A class built in a factory may find the name among the factory call's arguments.
-            specializable=self.owner.in_function and not self.closure,
-        )
+            raise Refuse(
+                refusal.code,
+                refusal.message,
+                refusal.node,
+                specializable=self.owner.in_function and not self.closure,
+            ) from None
 
     def eval_attribute(self, node: cst.Attribute, frame: Frame) -> Value:
         base = self.eval(node.value, frame)
@@ -498,11 +492,9 @@ class Interpreter:
             dotted = f"{base.dotted}.{attr}"
             return External(_NUMPY_CONSTANTS.get(dotted, dotted))
         if isinstance(base, Klass):
-            if self.index.is_reassigned(base.info, attr):
-                raise Refuse(
-                    codes.MutableHyperparameter, f"{base.info.name}.{attr} is reassigned", node
-                )
-            return self.from_entity(self.index.attribute(ClassRef(base.info), attr), node)
+            return self.state.class_attribute(base, attr, node)
+        if isinstance(base, ModuleValue):
+            return self.state.module_attribute(base, attr, node)
         if isinstance(base, cst.BaseExpression):
             return cst.Attribute(value=sym.atomic(base), attr=node.attr)
         raise Refuse(codes.UnsupportedStatement, f"attribute '{attr}' of a non-tensor", node)
@@ -526,14 +518,29 @@ class Interpreter:
                     return base[position]
                 except IndexError:
                     raise Refuse(codes.UnsupportedStatement, "index out of range", node) from None
+            if isinstance(base, Table) and base.get(position) is not None:
+                return base.get(position)  # type: ignore[return-value]
+            if isinstance(base, cst.BaseExpression) and ir.is_reference(base):
+                return self.state.subscript(base, index, node)
+            saved = expressions.scalar_from_tensor(base, position)
+            if saved is not None:
+                return saved
         raise Refuse(codes.BackwardNotElementwise, f"indexing '{sym.code(node)}'", node)
 
     def eval_call(self, node: cst.Call, frame: Frame) -> Value:
         if any(a.star for a in node.args):
             raise Refuse(codes.UnsupportedStatement, "a call with *args or **kwargs", node)
         callee = self.eval(node.func, frame)
+        if isinstance(callee, cst.Call) and ir.callable_parts(callee) is not None:
+            callee = self.state.passed_callable(callee, node)  # specialized to a call site's
         if isinstance(callee, Helper):
             return self.inline(callee, node, frame)
+        if isinstance(callee, cst.BaseExpression) and ir.is_reference(callee):
+            raise Refuse(
+                codes.CallableHyperparameter,
+                f"calls '{sym.code(node.func)}', read at run time from module or class state",
+                node,
+            )
         if isinstance(callee, Klass):
             raise Refuse(codes.UnsupportedStatement, "instantiates a class", node)
         if isinstance(callee, (Ctx, NeedsInputGrad, tuple)):
@@ -549,6 +556,8 @@ class Interpreter:
                 codes.CallableHyperparameter,
                 f"calls '{sym.code(node.func)}', which is not known statically",
                 node,
+                # A call site that passes a lambda or a module-level function fixes it.
+                specializable=isinstance(callee, cst.Name) and callee.value in self.inputs,
             )
         args = [
             arg.with_changes(value=self.expr(self.eval(arg.value, frame), arg.value))
@@ -576,6 +585,9 @@ class Interpreter:
         if dotted_name(func) == "torch.autograd.Variable" and args and args[0].keyword is None:
             # The deprecated wrapper makes a new leaf of the same values: a detached alias.
             return sym.method(args[0].value, "detach")
+        if expressions.is_scalar_item(call):
+            # ``torch.tensor(h).item()``: a Python number, typed so that TorchScript knows it.
+            return sym.call("float", call)
         return expressions.bernoulli_sample(call) or expressions.fold(call)
 
     def inline(self, helper: Helper, node: cst.Call, frame: Frame) -> Value:
@@ -596,10 +608,32 @@ class Interpreter:
                     raise Refuse(
                         codes.UnsupportedStatement, "helper called without an argument", node
                     )
-                env[param.name.value] = self.eval(param.default, Frame(helper.module, {}, False))
+                env[param.name.value] = self.eval_default(param.default, helper.module)
         if len(positional) > len(names):
             raise Refuse(codes.UnsupportedStatement, "helper called with too many arguments", node)
+        if isinstance(helper.node, cst.Lambda):
+            return self.eval(helper.node.body, Frame(helper.module, env, frame.forward))
         return self.run(helper.node, Frame(helper.module, env, frame.forward))
+
+    def eval_default(self, default: cst.BaseExpression, module: ModuleInfo) -> Value:
+        """A default argument: evaluated once, when the ``def`` ran (``analysis/state.py``)."""
+        outer, self.state.definition_time = self.state.definition_time, True
+        try:
+            return self.eval(default, Frame(module, {}, False))
+        finally:
+            self.state.definition_time = outer
+
+    def eval_dict(self, node: cst.Dict, frame: Frame) -> Table:
+        items = []
+        for element in node.elements:
+            if not isinstance(element, cst.DictElement):
+                raise Refuse(codes.UnsupportedStatement, "'**' in a dict", node)
+            key = self.eval(element.key, frame)
+            literal = sym.literal_value(key) if isinstance(key, cst.BaseExpression) else None
+            if literal is NotImplemented or literal is None:
+                raise Refuse(codes.UnsupportedStatement, "a dict key that is not a literal", node)
+            items.append((literal, self.eval(element.value, frame)))
+        return Table(tuple(items))
 
 
 _NUMPY_CONSTANTS = {"numpy.pi": "math.pi", "numpy.e": "math.e", "numpy.inf": "math.inf"}

@@ -19,7 +19,8 @@ def check_elementwise(
 ) -> None:
     problems: list[tuple[type[codes.Code], str]] = []
     callees: set[int] = set()
-    node = _without_raises(node)
+    # Run-time state reads (``<M>.cfg.alpha``) are plain values, as hyperparameters are.
+    node = ir.masked(_without_raises(node))
 
     def visit(n: cst.CSTNode) -> None:
         if isinstance(n, cst.Call):
@@ -32,6 +33,8 @@ def check_elementwise(
                 elif full not in ew.TORCH_FUNCS:
                     problems.append((codes.BackwardNotElementwise, f"uses {full}"))
                 _reject_dim_keywords(n, problems)
+            elif method is not None and _scalar_item(n):
+                pass
             elif method is not None:
                 if method in ew.RANDOM_METHODS:
                     if not allow_random:
@@ -52,13 +55,26 @@ def check_elementwise(
                 problems.append((codes.BackwardNotElementwise, f"uses .{n.attr.value}"))
 
     sym.walk(node, visit)
-    ignored = {"True", "False", "None", "torch", "math", ir.LOOP} | ir.PLACEHOLDERS
+    ignored = {"True", "False", "None", "torch", "math", ir.LOOP, ir.REFERENCE} | ir.PLACEHOLDERS
     for name in sym.names_in(node) - ignored - ew.BUILTINS:
         if name not in allowed and name not in (OUTPUT, GRAD_OUTPUT):
             problems.append((codes.UnresolvedName, f"cannot resolve '{name}'"))
     if problems:
         code, message = problems[0]
         raise Refuse(code, f"{what} {message}")
+
+
+def _scalar_item(node: cst.Call) -> bool:
+    """``torch.tensor(h).item()``: the Python number of a tensor built from a hyperparameter
+    (a scalar saved for backward as a tensor)."""
+    func = node.func
+    return (
+        isinstance(func, cst.Attribute)
+        and func.attr.value == "item"
+        and not node.args
+        and isinstance(func.value, cst.Call)
+        and sym.code(func.value.func) in ("torch.tensor", "torch.as_tensor")
+    )
 
 
 def _reject_dim_keywords(node: cst.Call, problems: list[tuple[type[codes.Code], str]]) -> None:

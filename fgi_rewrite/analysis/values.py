@@ -40,16 +40,52 @@ class NeedsInputGrad:
 
 @dataclass(frozen=True)
 class Helper:
-    node: cst.FunctionDef
+    """A function whose body is inlined where it is called: a module-level function, or a lambda
+    a call site passes (its body evaluated in ``module``, the call site's)."""
+
+    node: cst.FunctionDef | cst.Lambda
     module: ModuleInfo
 
 
 @dataclass(frozen=True)
 class Klass:
     info: ClassInfo
+    # How the original reaches the class at run time (``<M>.Fn``, ``core/ir.py``); None for a
+    # class built inside a function, which no call site can name.
+    ref: cst.BaseExpression | None = field(default=None, compare=False)
 
 
-Value = cst.BaseExpression | tuple["Value", ...] | Ctx | NeedsInputGrad | Helper | Klass | External
+@dataclass(frozen=True)
+class ModuleValue:
+    """A project module bound to a global (``import pkg.consts as C``): its attributes are read
+    through ``ref`` (``<M>.C``); ``bindings`` are the globals read to reach it."""
+
+    info: ModuleInfo = field(compare=False)
+    ref: cst.BaseExpression = field(compare=False)
+    bindings: tuple[tuple[ModuleInfo, str], ...] = field(default=(), compare=False)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A dict literal of a module constant, keyed by literal values."""
+
+    items: tuple[tuple[object, Value], ...]
+
+    def get(self, key: object) -> Value | None:
+        return next((v for k, v in self.items if k == key and type(k) is type(key)), None)
+
+
+Value = (
+    cst.BaseExpression
+    | tuple["Value", ...]
+    | Ctx
+    | NeedsInputGrad
+    | Helper
+    | Klass
+    | ModuleValue
+    | Table
+    | External
+)
 
 
 @dataclass

@@ -245,10 +245,12 @@ class NonFloatOutput(Code):
 
 
 class MutableHyperparameter(Code):
-    """A class attribute used as a hyperparameter is reassigned somewhere in the project, so its
-    value at call time cannot be known statically.
+    """A class attribute used as a hyperparameter may be reassigned in the project, so its value
+    at call time cannot be known statically, and the rewrite cannot read it at run time either:
+    the class is built inside a function, so no call site can name it. (The attribute of a
+    module-level class is read at run time instead: see FGI113.)
 
-    Example: ``SpikeFn.alpha = 0.3`` in a training script.
+    Example: ``SpikeFn.alpha = 0.3`` in a factory that defines ``SpikeFn``.
     Fix: pass the hyperparameter through ``apply``.
     """
 
@@ -269,6 +271,25 @@ class ForwardNotElementwise(Code):
 
     code = "FGI112"
     severity = Severity.REFUSAL
+
+
+class RuntimeStateRead(Code):
+    """The rewrite reads module, class or container state at run time, where the original reads
+    it: a module global that is rebound (a ``global`` setter, ``mod.X = v`` from another file),
+    a class attribute that is set (``Fn.alpha = 0.3``, ``setattr``), a list or dict entry that
+    is changed in place, a config object's attribute (``cfg.alpha``, ``args.thresh``). Nothing
+    changes in eager mode or under ``torch.compile``. TorchScript compiles a module global as
+    the constant it holds when ``torch.jit.script`` runs (later changes are not seen by the
+    scripted code), and cannot compile the others at all: scripting a module that calls the
+    rewrite then fails, and the rewrite was verified in eager mode only.
+
+    Example: ``def set_alpha(a): global ALPHA; ALPHA = a`` beside a backward that reads ALPHA.
+    Fix: nothing, unless the model is scripted; then pass the value through ``apply`` (an
+    argument is read where the call is), or mark the call with ``# fgi: skip``.
+    """
+
+    code = "FGI113"
+    severity = Severity.WARNING
 
 
 class UnresolvedCallSite(Code):
@@ -325,6 +346,38 @@ class SurrogateUseLeft(Code):
 
     code = "FGI206"
     severity = Severity.WARNING
+
+
+class ShadowedName(Code):
+    """A name the inserted code needs would mean something else at the call site: a local, a
+    parameter or a class attribute there shadows a builtin the surrogate uses (``abs``), a
+    global of the Function's module it reads at run time, or a generated function. Module names
+    (``torch``, ``math``, an imported module) are never a problem: the inserted code then uses a
+    private alias (``import torch as _fgi_torch``). The call site is left unchanged.
+
+    Example: ``def step(v, abs=False): return Fn.apply(v)`` where the backward uses ``abs(v)``.
+    Fix: rename the local or parameter, or rewrite the call by hand.
+    """
+
+    code = "FGI204"
+    severity = Severity.REFUSAL
+
+
+class StateNotReachable(Code):
+    """The rewrite reads state of the Function's module at run time (a global that is rebound,
+    a class attribute that is set, a config object), and the calling module cannot name that
+    module: importing it there would make the two modules import each other (a new import
+    cycle), two modules of the project have its name, or its package binds the module's name to
+    something else. The call site is left unchanged.
+
+    Example: ``surrogates.py`` imports ``model.py`` at module level, and ``model.py`` imports the
+    Function only inside a function, to avoid the cycle.
+    Fix: pass the value through ``apply``, or import the surrogate module at the top of the
+    calling module.
+    """
+
+    code = "FGI205"
+    severity = Severity.REFUSAL
 
 
 class UnreadableFile(Code):

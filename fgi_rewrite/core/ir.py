@@ -9,7 +9,7 @@ depends on the other to know them.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import libcst as cst
 
@@ -93,3 +93,152 @@ def range_names(expressions: Sequence[cst.BaseExpression]) -> set[str]:
     for expression in expressions:
         sym.walk(expression, visit)
     return names
+
+
+# ``__fgi_module__("pkg.surrogates")``: the module object whose globals the original reads at run
+# time (the module that defines the Function, or a helper it calls). Analysis builds reads of
+# run-time state on it (``<M>.ALPHA``, ``<M>.SLOPES[0]``, ``<M>.cfg.alpha``,
+# ``<M>.SuperSpike.scale``); the rewrite renders it as a name that denotes that module where the
+# code is inserted (``rewrite/references.py``). The argument is the module's qualifier.
+MODULE = "__fgi_module__"
+# What the checks see in place of a reference: a plain value read at run time (a hyperparameter).
+REFERENCE = "__fgi_reference__"
+
+
+def module(qualifier: str) -> cst.Call:
+    return cst.Call(func=cst.Name(MODULE), args=[cst.Arg(cst.SimpleString(repr(qualifier)))])
+
+
+def module_of(node: cst.CSTNode) -> str | None:
+    """The qualifier of a module marker, else None."""
+    if (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Name)
+        and node.func.value == MODULE
+        and len(node.args) == 1
+        and isinstance(node.args[0].value, cst.SimpleString)
+    ):
+        value = node.args[0].value.evaluated_value
+        return value if isinstance(value, str) else None
+    return None
+
+
+def reference_root(node: cst.CSTNode) -> str | None:
+    """The module qualifier a reference (``<M>.a.b[0]``, a chain of attributes and subscripts
+    on a module marker) reads from, else None."""
+    while isinstance(node, (cst.Attribute, cst.Subscript)):
+        node = node.value
+    return module_of(node)
+
+
+def is_reference(node: cst.CSTNode) -> bool:
+    return reference_root(node) is not None and not module_of(node)
+
+
+def references(expression: cst.CSTNode) -> list[cst.BaseExpression]:
+    """The maximal references in ``expression``, in order, each once (by code)."""
+    found: dict[str, cst.BaseExpression] = {}
+
+    class Visitor(cst.CSTVisitor):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            if isinstance(node, cst.BaseExpression) and is_reference(node):
+                found.setdefault(sym.code(node.with_changes(lpar=[], rpar=[])), node)
+                return False
+            return True
+
+    expression.visit(Visitor())
+    return list(found.values())
+
+
+def map_references(
+    expression: cst.BaseExpression,
+    replace: Callable[[cst.BaseExpression], cst.BaseExpression],
+) -> cst.BaseExpression:
+    """``expression`` with each maximal reference replaced by ``replace(reference)``."""
+
+    class Transformer(cst.CSTTransformer):
+        def on_visit(self, node: cst.CSTNode) -> bool:
+            return not (isinstance(node, cst.BaseExpression) and is_reference(node))
+
+        def on_leave(  # type: ignore[override]
+            self, original: cst.CSTNode, updated: cst.CSTNode
+        ) -> cst.CSTNode:
+            if isinstance(original, cst.BaseExpression) and is_reference(original):
+                replaced = replace(original)
+                return replaced.with_changes(
+                    lpar=[*original.lpar, *replaced.lpar], rpar=[*replaced.rpar, *original.rpar]
+                )
+            return updated
+
+    result = expression.visit(Transformer())
+    assert isinstance(result, cst.BaseExpression)
+    return result
+
+
+def masked(expression: cst.BaseExpression) -> cst.BaseExpression:
+    """References as one opaque name each: what the checks treat as a hyperparameter."""
+    return map_references(expression, lambda _: cst.Name(REFERENCE))
+
+
+def display(expression: cst.BaseExpression) -> cst.BaseExpression:
+    """References written with their module's dotted name (for reports)."""
+
+    def dotted(reference: cst.BaseExpression) -> cst.BaseExpression:
+        return _rebase(reference, lambda qualifier: sym.dotted(qualifier.split("@", 1)[0]))
+
+    return map_references(expression, dotted)
+
+
+def rebase(
+    reference: cst.BaseExpression, base: Callable[[str], cst.BaseExpression | None]
+) -> cst.BaseExpression:
+    """``reference`` with its module marker replaced by ``base(qualifier)``; with None, the
+    first attribute stands alone (a global read by its bare name)."""
+    return _rebase(reference, base)
+
+
+def _rebase(
+    reference: cst.BaseExpression, base: Callable[[str], cst.BaseExpression | None]
+) -> cst.BaseExpression:
+    if isinstance(reference, cst.Attribute):
+        qualifier = module_of(reference.value)
+        if qualifier is not None:
+            new = base(qualifier)
+            if new is None:
+                return reference.attr.with_changes(lpar=reference.lpar, rpar=reference.rpar)
+            return reference.with_changes(value=new)
+        return reference.with_changes(value=_rebase(reference.value, base))
+    if isinstance(reference, cst.Subscript):
+        return reference.with_changes(value=_rebase(reference.value, base))
+    return reference
+
+
+# ``__fgi_callable__("model", "surrogate_grad")`` / ``__fgi_callable__("model", lambda v: ...)``:
+# a callable a call site passes as a hyperparameter (the surrogate shape the backward calls): a
+# module-level function of a module, or a lambda written at the call site in that module. The
+# analysis specialized to it inlines its body, as helpers are inlined.
+CALLABLE = "__fgi_callable__"
+
+
+def callable_marker(qualifier: str, target: str | cst.Lambda) -> cst.Call:
+    second = cst.SimpleString(repr(target)) if isinstance(target, str) else target
+    return sym.call(CALLABLE, cst.SimpleString(repr(qualifier)), second)
+
+
+def callable_parts(node: cst.CSTNode) -> tuple[str, str | cst.Lambda] | None:
+    """(module qualifier, function name or lambda) of a callable marker, else None."""
+    if not (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Name)
+        and node.func.value == CALLABLE
+        and len(node.args) == 2
+        and isinstance(node.args[0].value, cst.SimpleString)
+    ):
+        return None
+    qualifier = node.args[0].value.evaluated_value
+    target = node.args[1].value
+    if isinstance(target, cst.SimpleString) and isinstance(target.evaluated_value, str):
+        return (str(qualifier), target.evaluated_value)
+    if isinstance(target, cst.Lambda):
+        return (str(qualifier), target)
+    return None

@@ -116,6 +116,12 @@ class Surrogate:
     runtime_branches: bool = False
     # The form the run emits (project-wide: the higher-order scan, ``--exact-higher-order``).
     form: Form = Form.FAST
+    # Module, class or container state f or g reads at run time (``<M>.ALPHA``, see core/ir.py),
+    # as code, each with its static value when first bound ('' when unknown).
+    reads: tuple[tuple[str, str], ...] = ()
+    # Callables the call site passes and the analysis inlined (``core/ir.CALLABLE`` markers, as
+    # code), by their position among the forward's inputs: ``params`` leaves them out.
+    callables: tuple[tuple[int, str], ...] = ()
 
     @property
     def class_qualname(self) -> str:

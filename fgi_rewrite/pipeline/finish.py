@@ -6,12 +6,14 @@ writes.
 
 from __future__ import annotations
 
+import ast
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
 import libcst as cst
 
-from fgi_rewrite.core import codes, symbolic
+from fgi_rewrite.core import codes, ir, symbolic
 from fgi_rewrite.core.ir import OUTPUT
 from fgi_rewrite.core.model import (
     Diagnostic,
@@ -29,9 +31,10 @@ from fgi_rewrite.project.files import write_checked
 from fgi_rewrite.project.higher_order import HigherOrderUses
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.notebook import is_notebook
-from fgi_rewrite.rewrite import cleanup
+from fgi_rewrite.rewrite import cleanup, hygiene
 from fgi_rewrite.rewrite.formatting import ProjectStyles
-from fgi_rewrite.rewrite.module_edits import add_functions, ensure_imports
+from fgi_rewrite.rewrite.module_edits import add_functions
+from fgi_rewrite.rewrite.references import ModuleNames, taken_names
 from fgi_rewrite.verify.stage import verify_rewrites
 
 
@@ -98,13 +101,25 @@ def add_remote_functions(
         module = index.module(home)
         tree = cst.parse_module(existing.after) if existing else module.tree
         present = {s.name.value for s in tree.body if isinstance(s, cst.FunctionDef)}
+        names = ModuleNames(index, module, functools.partial(_taken, tree.code))
         additions = [
-            (s.short_name, s, name) for name, s in sorted(functions.items()) if name not in present
+            (s.short_name, names.render(s), name)
+            for name, s in sorted(functions.items())
+            if name not in present
         ]
         layout = styles.for_file(home)
-        tree = ensure_imports(add_functions(tree, additions, layout), ["torch"], layout)
-        if any(s.needs_math for _, s, _ in additions):
-            tree = ensure_imports(tree, ["math"], layout)
+        tree = add_functions(tree, additions, layout)
+        inserted = hygiene.Inserted(intents=hygiene.base_intents())
+        for name, surrogate in functions.items():
+            inserted.intents.update(names.intents(surrogate))
+            inserted.intents[name] = hygiene.Intent("function", name)
+        for statement in tree.body:
+            if isinstance(statement, cst.FunctionDef) and statement.name.value in functions:
+                inserted.add(statement, ())
+                inserted.own.add(id(statement))
+        before = ast.parse(existing.after) if existing else index.ast_tree(home)
+        # The callers checked what cannot be aliased (targets.remote_problem).
+        tree = hygiene.apply(tree, inserted, module.package, before, layout).tree
         updated = FileResult(
             home, module.tree.bytes, tree.bytes, existing.call_sites if existing else ()
         )
@@ -145,6 +160,10 @@ def form_notes(
             code, surrogate.location, message, subject=surrogate.class_qualname
         )
     return list(notes.values())
+
+
+def _taken(code: str) -> set[str]:
+    return taken_names(ast.parse(code))
 
 
 def remove_unused(
@@ -195,6 +214,36 @@ def remove_unused(
     report.results = list(results.values())
 
 
+def state_warnings(analyses: Mapping[str, Surrogate | Diagnostic], report: Report) -> None:
+    """One FGI113 per rewritten surrogate whose code reads run-time state (what TorchScript
+    then does differs: ``core/codes.RuntimeStateRead``)."""
+    rewritten = {site.surrogate for result in report.results for site in result.call_sites}
+    for qualname in sorted(rewritten):
+        surrogate = analyses.get(qualname)
+        if not isinstance(surrogate, Surrogate) or not surrogate.reads:
+            continue
+        references = [cst.parse_expression(code) for code, _ in surrogate.reads]
+        reads = ", ".join(symbolic.code(ir.display(r)) for r in references)
+        # Only a global read through its module is taken as a constant by TorchScript.
+        globals_only = all(
+            isinstance(r, cst.Attribute) and ir.module_of(r.value) is not None for r in references
+        )
+        script = (
+            "a module scripted with torch.jit.script reads the value it had when scripted"
+            if globals_only
+            else "torch.jit.script cannot compile these reads"
+        )
+        report.diagnostics.append(
+            Diagnostic(
+                codes.RuntimeStateRead,
+                surrogate.location,
+                f"{surrogate.short_name}: the rewrite reads {reads} at run time, as the original "
+                f"does ({script}; the verification checks it in eager mode only)",
+                subject=qualname,
+            )
+        )
+
+
 def function_record(function: FoundFunction, result: Surrogate | Diagnostic) -> FunctionRecord:
     """What the report says about one Function: its extracted f and g, or why it was left."""
     qualname, location = function.qualname, function.location
@@ -212,7 +261,10 @@ def function_record(function: FoundFunction, result: Surrogate | Diagnostic) -> 
     out = next(n for n in ("out", "_out", "__out", "_fgi_out") if n not in params)
     mapping = {OUTPUT: cst.Name(out)}
     grads = tuple(
-        (param, None if grad is None else symbolic.code(symbolic.substitute(grad, mapping)))
+        (
+            param,
+            None if grad is None else symbolic.code(ir.display(symbolic.substitute(grad, mapping))),
+        )
         for param, grad in zip(params, result.grads, strict=False)
     )
     return FunctionRecord(
@@ -220,7 +272,7 @@ def function_record(function: FoundFunction, result: Surrogate | Diagnostic) -> 
         location,
         FunctionVerdict.SURROGATE,
         params=params,
-        f=symbolic.code(symbolic.substitute(result.value, mapping)),
+        f=symbolic.code(ir.display(symbolic.substitute(result.value, mapping))),
         g=grads,
     )
 

@@ -184,6 +184,7 @@ def _process(
         finish.verify(index, context, report, remote)
     _report_uses_left(rewritten, analyses, report)
     finish.add_remote_functions(index, report, remote, context.styles)
+    finish.state_warnings(analyses, report)
     report.diagnostics.extend(finish.form_notes(report, analyses, uses, choice, fileset.root))
     if options.remove_unused:
         finish.remove_unused(index, fileset, analyses, report)

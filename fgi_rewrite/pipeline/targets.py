@@ -7,14 +7,18 @@ that ``run`` merges into the Report in path order, so the result never depends o
 
 from __future__ import annotations
 
+import ast
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import libcst as cst
 
+from fgi_rewrite.analysis import elementwise as ew
 from fgi_rewrite.analysis.analyze import analyze, specialization_key
 from fgi_rewrite.core import codes
+from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.model import Diagnostic, Form, Location, Surrogate
 from fgi_rewrite.core.results import FileResult
 from fgi_rewrite.pipeline.options import Options
@@ -24,9 +28,11 @@ from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.notebook import is_notebook
 from fgi_rewrite.project.prefilter import CalleeNames
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
+from fgi_rewrite.rewrite import hygiene
 from fgi_rewrite.rewrite.call_sites import rewrite_module, skipped_function
 from fgi_rewrite.rewrite.formatting import ProjectStyles
-from fgi_rewrite.rewrite.module_edits import add_functions, ensure_from_import, ensure_imports
+from fgi_rewrite.rewrite.module_edits import add_functions, ensure_from_import
+from fgi_rewrite.rewrite.references import ModuleNames, Unnameable
 
 # ---- analyzing the Functions of a file ---------------------------------------------------------
 
@@ -179,7 +185,51 @@ def _new(context: TargetContext, known: set[str]) -> tuple[tuple[str, Surrogate 
 def rewrite_file(index: ProjectIndex, context: TargetContext, module: ModuleInfo) -> Rewritten:
     """Rewrite one module's call sites, with the generated functions and imports they need.
     A generated function whose Function lives in another target is imported from there (see
-    ``Rewritten.remote``)."""
+    ``Rewritten.remote``). Call sites whose inserted code cannot mean there what it means in
+    the Function's module (``rewrite/hygiene.py``) are left unchanged and reported."""
+    refused: dict[str, tuple[type[codes.Code], str]] = {}
+    for _ in range(MAX_HYGIENE_ROUNDS):
+        rewritten, problems = _rewrite_once(index, context, module, refused)
+        if not problems:
+            break
+        refused.update(problems)
+    else:
+        rewritten = Rewritten(FileResult(module.path, module.tree.bytes, module.tree.bytes))
+    return replace(
+        rewritten,
+        diagnostics=(
+            *rewritten.diagnostics,
+            *(_site_refusal(site, code, why) for site, (code, why) in sorted(refused.items())),
+        ),
+    )
+
+
+MAX_HYGIENE_ROUNDS = 4  # rewrites of one file, each leaving more call sites unchanged
+
+
+_SITE = re.compile(r"(?P<path>.*?):(?:cell_(?P<cell>\d+):)?(?P<line>\d+):(?P<column>\d+)")
+
+
+def _site_refusal(site: str, code: type[codes.Code], why: str) -> Diagnostic:
+    """The refusal at a call site given as ``str(Location)``."""
+    match = _SITE.fullmatch(site)
+    assert match is not None, site
+    cell = match["cell"]
+    where = Location(
+        Path(match["path"]),
+        int(match["line"]),
+        int(match["column"]),
+        int(cell) if cell is not None else None,
+    )
+    return Diagnostic(code, where, f"{why}; left unchanged")
+
+
+def _rewrite_once(
+    index: ProjectIndex,
+    context: TargetContext,
+    module: ModuleInfo,
+    refused: Mapping[str, tuple[type[codes.Code], str]],
+) -> tuple[Rewritten, dict[str, tuple[type[codes.Code], str]]]:
     analyses = context.analyses
     before = module.tree.bytes
 
@@ -198,36 +248,95 @@ def rewrite_file(index: ProjectIndex, context: TargetContext, module: ModuleInfo
 
     layout = context.styles.for_file(module.path)
     tree, rewriter = rewrite_module(
-        index, module, analyses, context.options.style, context.names, specialize, layout
+        index,
+        module,
+        analyses,
+        context.options.style,
+        context.names,
+        specialize,
+        layout,
+        skip={site: why for site, (_, why) in refused.items()},
     )
     diagnostics = tuple(rewriter.diagnostics)
     if not rewriter.call_sites:
-        return Rewritten(FileResult(module.path, before, before), diagnostics)
+        return Rewritten(FileResult(module.path, before, before), diagnostics), {}
     functions = []
     remote = []
+    problems: dict[str, tuple[type[codes.Code], str]] = {}
+    inserted = rewriter.inserted
     for qualname, name in rewriter.functions.items():
         surrogate = analyses[qualname]
         assert isinstance(surrogate, Surrogate)
+        sites = tuple(str(c.location) for c in rewriter.call_sites if c.surrogate == qualname)
         home = surrogate.location.path
         source = _import_from(index, module, home) if home != module.path else None
         if source is not None and home in context.targets:
             # Defined once, beside its Function, and imported here.
+            problem = remote_problem(index, surrogate)
+            if problem:
+                problems.update((site, (codes.ShadowedName, problem)) for site in sites)
+                continue
             remote.append((surrogate, name))
             tree = ensure_from_import(tree, source, name, layout)
+            inserted.own.update(_import_ids(tree, name))
             continue
+        try:
+            rendered = rewriter.references.render(surrogate)
+        except Unnameable as exc:
+            why = f"{surrogate.short_name} reads run-time state this module cannot reach: {exc}"
+            problems.update((site, (codes.StateNotReachable, why)) for site in sites)
+            continue
+        inserted.intents.update(rewriter.references.intents(surrogate))
         anchor = surrogate.short_name if surrogate.location.path == module.path else ""
-        functions.append((anchor, surrogate, name))
-    tree = add_functions(tree, functions, layout)
-    needs = ["torch"]
-    if any(
-        isinstance(analyses[c.surrogate], Surrogate)
-        and analyses[c.surrogate].needs_math  # type: ignore[union-attr]
-        for c in rewriter.call_sites
-    ):
-        needs.append("math")
-    tree = ensure_imports(tree, needs, layout)
-    result = FileResult(module.path, before, tree.bytes, tuple(rewriter.call_sites))
-    return Rewritten(result, diagnostics, tuple(remote))
+        functions.append((anchor, rendered, name, sites))
+    tree = add_functions(tree, [(anchor, s, name) for anchor, s, name, _ in functions], layout)
+    for statement in tree.body:  # the generated functions serve the sites that call them
+        for _, _, name, sites in functions:
+            if isinstance(statement, cst.FunctionDef) and statement.name.value == name:
+                inserted.add(statement, sites)
+                inserted.own.add(id(statement))
+    original = _original_ast(index, module)
+    checked = hygiene.apply(tree, inserted, module.package, original, layout)
+    problems.update((site, (codes.ShadowedName, why)) for site, why in checked.refused.items())
+    result = FileResult(module.path, before, checked.tree.bytes, tuple(rewriter.call_sites))
+    return Rewritten(result, diagnostics, tuple(remote)), problems
+
+
+def _original_ast(index: ProjectIndex, module: ModuleInfo) -> ast.Module | None:
+    try:
+        return index.ast_tree(module.path)
+    except SourceError:
+        return None
+
+
+def remote_problem(index: ProjectIndex, surrogate: Surrogate) -> str:
+    """Why the generated function of ``surrogate``, defined in its Function's module, could not
+    read what the Function reads ('' if it can): a parameter named like a global it reads, or a
+    builtin it uses that the module rebinds (see ``rewrite/hygiene.py``)."""
+    home = index.module(surrogate.location.path)
+    params = {p.name for p in surrogate.params}
+    names = ModuleNames(index, home, lambda: ())
+    for name, intent in names.intents(surrogate).items():
+        if intent.kind == "global" and name in params:
+            return f"'{name}' is both a parameter of the generated function and a global it reads"
+    bound = set(home.assignments) | set(home.functions) | set(home.top_classes) | set(home.imports)
+    used = set().union(*(sym.names_in(e) for e in (surrogate.value, *surrogate.grads) if e))
+    for name in sorted(used & bound & (ew.BUILTINS | {"range"})):
+        return f"'{name}' is rebound in {home.name}, not the builtin"
+    return ""
+
+
+def _import_ids(tree: cst.Module, name: str) -> set[int]:
+    """The ids of the ``from m import name`` statements binding ``name`` at module level."""
+    return {
+        id(small)
+        for statement in tree.body
+        if isinstance(statement, cst.SimpleStatementLine)
+        for small in statement.body
+        if isinstance(small, cst.ImportFrom)
+        and not isinstance(small.names, cst.ImportStar)
+        and any(isinstance(a.name, cst.Name) and a.name.value == name for a in small.names)
+    }
 
 
 def _import_from(index: ProjectIndex, module: ModuleInfo, home: Path) -> str | None:

@@ -44,6 +44,7 @@ from fgi_rewrite.project.notebook import (
 )
 from fgi_rewrite.project.notebook_json import NotebookError, read_notebook
 from fgi_rewrite.project.prefilter import CalleeNames, assigns_apply
+from fgi_rewrite.project.rebinding import RebindingProof
 from fgi_rewrite.project.source_module import (
     FROM_DISK,
     ClassInfo,
@@ -77,6 +78,7 @@ class ProjectIndex:
         self._texts: dict[Path, str] = {}
         self._ast: dict[Path, ast.Module] = {}
         self._notebooks: dict[Path, NotebookModule | SourceError] = {}
+        self._containing: dict[tuple[str, ...], list[Path]] = {}
         self._files = tuple(files)
         self._paths = frozenset(self._files)
         for path in self._files:
@@ -378,13 +380,11 @@ class ProjectIndex:
             return []
         return [c for c in module.classes if self.is_function_class(c)]
 
-    def is_reassigned(self, info: ClassInfo, attribute: str) -> bool:
-        pattern = re.compile(
-            rf"\b{re.escape(info.name)}\.{re.escape(attribute)}\s*(?:[-+*/]?=)(?!=)"
-        )
-        return any(pattern.search(self.text(path)) for path in self._files) or any(
-            pattern.search(self.hidden_text(path)) for path in self._files if is_notebook(path)
-        )
+    def hidden_mentions(self, word: str) -> list[Path]:
+        """The notebooks whose magics or left-out cells (``%time Fn.alpha = 2``) contain the
+        word ``word``: code the analysis cannot read, so may change what it names."""
+        pattern = re.compile(rf"\b{re.escape(word)}\b")
+        return [p for p in self._files if is_notebook(p) and pattern.search(self.hidden_text(p))]
 
     def hidden_text(self, path: Path) -> str:
         """A notebook's magics and the cells its module leaves out (``%time Fn.alpha = 2``)."""
@@ -392,6 +392,34 @@ class ProjectIndex:
             return hidden_code(self.notebook(path))
         except SourceError:
             return ""
+
+    def files_containing(self, words: tuple[str, ...]) -> list[Path]:
+        """The project's files whose text contains any of ``words`` (a substring prefilter;
+        each answer is kept for the run)."""
+        if words not in self._containing:
+            self._containing[words] = [
+                p for p in self._files if any(w in self.text(p) for w in words)
+            ]
+        return self._containing[words]
+
+    @cached_property
+    def rebinding(self) -> RebindingProof:
+        """Whether values read at run time may change (``project/rebinding.py``)."""
+        return RebindingProof(self)
+
+    def module_by_qualifier(self, qualifier: str) -> ModuleInfo | None:
+        """The module a ``ModuleInfo.qualifier`` names (``name`` or ``name@dir``)."""
+        name, _, where = qualifier.partition("@")
+        for path in self._names.get(name, []):
+            relative = (
+                path.parent.relative_to(self.root) if path.is_relative_to(self.root) else path
+            )
+            if not where or relative.as_posix() == where:
+                try:
+                    return self.module(path)
+                except SourceError:
+                    return None
+        return None
 
     # -- resolution -----------------------------------------------------------------------------
     def is_function_class(self, info: ClassInfo, _seen: frozenset[str] = frozenset()) -> bool:

@@ -22,6 +22,7 @@ from fgi_rewrite.project.entities import ApplyRef, ClassRef, Entity, External, F
 from fgi_rewrite.project.index import ProjectIndex, local_entities
 from fgi_rewrite.project.prefilter import CalleeNames, statements_with_candidates
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
+from fgi_rewrite.rewrite.callables import bind_without_callables, passed_callables
 from fgi_rewrite.rewrite.emit import Emission, emit_inline, function_name
 from fgi_rewrite.rewrite.formatting import (
     HEADERS,
@@ -30,6 +31,8 @@ from fgi_rewrite.rewrite.formatting import (
     edited_statement,
     format_statements,
 )
+from fgi_rewrite.rewrite.hygiene import Inserted, Intent, base_intents
+from fgi_rewrite.rewrite.references import ModuleNames, Unnameable, names_of
 
 SKIP_MARKER = "fgi: skip"
 _NEWLINE = re.compile(r"\r\n?|\n")  # line ends as Python counts them (not form feeds)
@@ -76,10 +79,17 @@ class CallSiteRewriter(cst.CSTTransformer):
         names: CalleeNames,
         specialize: Specializer | None = None,
         layout: BlackStyle | None = None,
+        skip: Mapping[str, str] | None = None,
     ) -> None:
         self.index = index
         self.layout = layout  # black's settings for inserted code (None: left unformatted)
         self.specialize = specialize
+        # Call sites (locations as text) left unchanged: their inserted code cannot mean the
+        # same there (``hygiene.py``), said once by the caller.
+        self.skip = skip or {}
+        self.references = ModuleNames(index, module, names_of(index, module))
+        self.inserted = Inserted(intents=base_intents())
+        self.pending_sites: list[list[str]] = []  # call sites of the pending statements
         self.module = module
         self.surrogates = surrogates
         self.style = style
@@ -169,6 +179,7 @@ class CallSiteRewriter(cst.CSTTransformer):
 
     def visit_SimpleStatementLine(self, node: cst.SimpleStatementLine) -> None:
         self.pending.append([])
+        self.pending_sites.append([])
         self.statement.append(node if len(node.body) == 1 else None)
         self.edits_before.append(self.edits)
 
@@ -176,6 +187,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         self, original: cst.SimpleStatementLine, updated: cst.SimpleStatementLine
     ) -> cst.BaseStatement | cst.FlattenSentinel[cst.BaseStatement]:
         lines = self.pending.pop()
+        sites = tuple(self.pending_sites.pop())
         self.statement.pop()
         if self.edits_before.pop() != self.edits and self.layout is not None:
             updated = edited_statement(
@@ -192,9 +204,12 @@ class CallSiteRewriter(cst.CSTTransformer):
                     break
         if self.layout is not None:
             block = format_statements(block, self.layout, "".join(self.indents), self.source)
+        inserted = len(block)
         if not _is_self_assignment(updated):
             block.append(updated.with_changes(leading_lines=()))
         block[0] = block[0].with_changes(leading_lines=updated.leading_lines)
+        for stmt in block[:inserted]:  # as they go into the tree (after the changes above)
+            self.inserted.add(stmt, sites)
         return cst.FlattenSentinel(block)
 
     @property
@@ -241,7 +256,7 @@ class CallSiteRewriter(cst.CSTTransformer):
         name = self.functions.setdefault(result.qualname, function_name(result))
         self.call_sites.append(CallSite(result.qualname, location, CallStyle.REFERENCE))
         self.edits += 1
-        return cst.Name(name)
+        return self.generated(name, location)
 
     def class_parameter_dispatch(
         self, original: cst.Attribute, updated: cst.Attribute
@@ -287,7 +302,7 @@ class CallSiteRewriter(cst.CSTTransformer):
             chosen.append((name, function))
         for name, function in reversed(chosen):
             test = cst.parse_expression(f"{chooser} is {name}")
-            chain = cst.IfExp(test=test, body=cst.Name(function), orelse=chain)
+            chain = cst.IfExp(test=test, body=self.generated(function, location), orelse=chain)
         if not chosen:
             return updated
         self.edits += 1
@@ -348,6 +363,8 @@ class CallSiteRewriter(cst.CSTTransformer):
     def skipped(self, node: cst.CSTNode) -> bool:
         """A ``# fgi: skip`` on any line of ``node`` or of its statement: black moves the
         comment of a statement it wraps over lines after the closing bracket."""
+        if self.skip and str(self.module.location(node)) in self.skip:
+            return True  # its inserted code cannot mean the same here (hygiene.py)
         if not self.skip_tree_lines:
             return False
         statement = self.statement[-1] if self.statement else None
@@ -414,12 +431,25 @@ class CallSiteRewriter(cst.CSTTransformer):
         if not isinstance(result, Surrogate):
             self.left_unchanged(original, info, result or analysis)
             return updated
-        args = self.bind_arguments(result.params, result.short_name, updated, location)
+        args = bind_without_callables(self, info, result, updated, location)
         if args is None:
             return updated
         if self.style is Style.INLINE and self.can_inline(original):
-            emission = self.emit(result, args, original)
+            try:
+                emission = self.emit(result, args, original)
+            except Unnameable as exc:
+                self.diagnostics.append(
+                    Diagnostic(
+                        codes.StateNotReachable,
+                        location,
+                        f"{result.short_name} reads run-time state this module cannot reach: "
+                        f"{exc}; left unchanged",
+                    )
+                )
+                return updated
             self.pending[-1].extend(emission.statements)
+            self.pending_sites[-1].append(str(location))
+            self.inserted.moved.update(emission.moved)
             self.inlined.add(id(original))
             self.call_sites.append(CallSite(result.qualname, location, CallStyle.INLINE))
             self.edits += 1
@@ -427,7 +457,14 @@ class CallSiteRewriter(cst.CSTTransformer):
         name = self.functions.setdefault(result.qualname, function_name(result))
         self.call_sites.append(CallSite(result.qualname, location, CallStyle.FUNCTION))
         self.edits += 1
-        return cst.Call(func=cst.Name(name), args=[cst.Arg(a) for a in args])
+        return cst.Call(func=self.generated(name, location), args=[cst.Arg(a) for a in args])
+
+    def generated(self, name: str, location: Location) -> cst.Name:
+        """A use of a generated function (checked by ``hygiene.py``)."""
+        node = cst.Name(name)
+        self.inserted.add(node, (str(location),))
+        self.inserted.intents[name] = Intent("function", name)
+        return node
 
     # -- uses left as they are ------------------------------------------------------------------
     def left_unchanged(
@@ -502,7 +539,9 @@ class CallSiteRewriter(cst.CSTTransformer):
                 # ``spk = Fn.apply(v)``: compute straight into ``spk``; the then trivial
                 # ``spk = spk`` is dropped when the statement is left.
                 target = small.targets[0].target.value
-        return emit_inline(surrogate, args, self.fresh, target)
+        rendered = self.references.render(surrogate)  # run-time state, as it reads here
+        self.inserted.intents.update(self.references.intents(surrogate))
+        return emit_inline(rendered, args, self.fresh, target, frozenset(self.inserted.intents))
 
     def fresh(self, base: str) -> str:
         """A name no code of the innermost module or function scope uses, nor any generated
@@ -559,6 +598,7 @@ class CallSiteRewriter(cst.CSTTransformer):
             for p, a in zip(params, args, strict=True)
             if sym.literal_value(a) is not NotImplemented
         }
+        constants.update(passed_callables(self, params, args))
         return self.specialize(info, constants, ()) if constants else None
 
     def bind_arguments(
@@ -794,11 +834,13 @@ def rewrite_module(
     names: CalleeNames,
     specialize: Specializer | None = None,
     layout: BlackStyle | None = None,
+    skip: Mapping[str, str] | None = None,
 ) -> tuple[cst.Module, CallSiteRewriter]:
-    """Rewrite the call sites of ``module``; the rewriter says which sites it rewrote, which
-    generated functions they call and what it could not rewrite. Inserted code is formatted with
-    black's ``layout`` (formatting.py) when one is given."""
-    rewriter = CallSiteRewriter(index, module, surrogates, style, names, specialize, layout)
+    """Rewrite the call sites of ``module`` (except those in ``skip``); the rewriter says which
+    sites it rewrote, which generated functions they call, what it inserted (for
+    ``hygiene.py``) and what it could not rewrite. Inserted code is formatted with black's
+    ``layout`` (formatting.py) when one is given."""
+    rewriter = CallSiteRewriter(index, module, surrogates, style, names, specialize, layout, skip)
     body = module.tree.body
     try:
         tree = index.ast_tree(module.path)

@@ -30,6 +30,7 @@ import hashlib
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 import libcst as cst
@@ -48,6 +49,7 @@ INDENT = "    "
 class Emission:
     statements: tuple[str, ...]  # source lines, unindented, to insert before the statement
     result: cst.BaseExpression  # what replaces the call
+    moved: tuple[str, ...] = ()  # temporaries bound to the call's own argument expressions
 
 
 def snake(name: str) -> str:
@@ -341,22 +343,28 @@ def emit_inline(
     args: Sequence[cst.BaseExpression],
     fresh: Callable[[str], str],
     target: str | None,
+    reserved: AbstractSet[str] = frozenset(),
 ) -> Emission:
     """Statements computing the call's result into ``target`` (or a fresh name).
 
     ``args`` has one expression per forward parameter (defaults already filled in). Each
-    non-trivial argument is evaluated once, into a temporary, in the original order.
+    non-trivial argument is evaluated once, into a temporary, in the original order; so is an
+    argument that is one of the ``reserved`` names (those the inserted code itself uses, such as
+    ``torch``), so that the user's name and the inserted one never mix.
     """
     lines: list[str] = []
+    moved: list[str] = []
     value_of: dict[str, cst.BaseExpression] = {}
     for param, arg in zip(surrogate.params, args, strict=True):
-        if _is_literal(arg) or isinstance(arg, cst.Name):
+        if _is_literal(arg) or (isinstance(arg, cst.Name) and arg.value not in reserved):
             value_of[param.name] = arg
         else:
             temp = fresh(f"_fgi_{param.name}")
             lines.append(f"{temp} = {_movable(arg)}")
+            moved.append(temp)
             value_of[param.name] = sym.name(temp)
     mentioned = set().union(*(sym.names_in(v) for v in value_of.values())) if value_of else set()
+    mentioned |= set(reserved)
     output = target if target is not None and target not in mentioned else fresh("_fgi_out")
     value = _clean(sym.substitute(surrogate.value, value_of))
 
@@ -427,7 +435,7 @@ def emit_inline(
 
         block = control_flow.render(control_flow.split(grads), grad_leaf, INDENT)
         lines.extend(f"{INDENT}{line}" for line in block)
-    return Emission(tuple(lines), sym.name(output))
+    return Emission(tuple(lines), sym.name(output), tuple(moved))
 
 
 def _reads_tensor_hyperparameter(

@@ -185,3 +185,28 @@ def _imported(body: Sequence[cst.BaseStatement]) -> set[str]:
                         if alias.asname is None:
                             present.add(sym.code(alias.name).split(".")[0])
     return present
+
+
+def insert_imports(
+    tree: cst.Module, statements: Sequence[str], layout: BlackStyle | None = None
+) -> cst.Module:
+    """Add import statements (source lines), each once, after the last import before the first
+    use of the name each binds."""
+    for code in dict.fromkeys(statements):
+        if any(tree.code_for_node(s).strip() == code.strip() for s in tree.body):
+            continue
+        statement = cst.parse_statement(f"{code}\n")
+        tree = _insert_imports(tree, [statement], layout, _bound_name(statement))
+    return tree
+
+
+def _bound_name(statement: cst.BaseStatement) -> str:
+    """The name an ``import m [as n]`` or ``from m import x [as n]`` statement binds."""
+    assert isinstance(statement, cst.SimpleStatementLine)
+    small = statement.body[0]
+    assert isinstance(small, (cst.Import, cst.ImportFrom))
+    assert not isinstance(small.names, cst.ImportStar)
+    alias = small.names[0]
+    if alias.asname is not None:
+        return sym.code(alias.asname.name)
+    return sym.code(alias.name).split(".")[0]

@@ -513,3 +513,64 @@ def _cut(
     kept = list(configs[:keep]) + [variant for variant, _ in variants]
     kept_used = list(used[:keep]) + [sources for _, sources in variants]
     return kept[:MAX_CONFIGS], kept_used[:MAX_CONFIGS]
+
+
+def with_state(
+    configs: Sequence[HyperConfig], initial: Sequence[tuple[str, str]]
+) -> tuple[list[HyperConfig], str]:
+    """The configurations extended with values of the run-time state the rewrite reads
+    (``initial``: key and its static initial value, '' when unknown): the initial values with
+    every configuration, then the samples (of the initial value's type) with the first; at most
+    ``MAX_CONFIGS``, and a summary of the state's values."""
+    if not initial:
+        return list(configs), ""
+    known = {key: _parsed(value) for key, value in initial}
+    first = [known[key] if known[key] is not None else SAMPLES[0] for key, _ in initial]
+    states: list[tuple[list[object], bool]] = [(first, any(v is None for v in known.values()))]
+    for k in range(len(SAMPLES)):
+        values = [_samples(known[key])[k] for key, _ in initial]
+        if all(v == f and type(v) is type(f) for v, f in zip(values, first, strict=True)):
+            continue
+        states.append((values, True))
+    keys = [key for key, _ in initial]
+    extended = []
+    for config, (values, sampled) in (
+        [(configs[0], states[0])]
+        + [(configs[0], s) for s in states[1:]]
+        + [(c, states[0]) for c in configs[1:]]
+    ):
+        state = dict(zip(keys, values, strict=True))
+        label = ", ".join(x for x in (config.label, _label(state)) if x)
+        extended.append(
+            HyperConfig(
+                {**config.values, **state},
+                label,
+                config.sampled or sampled,
+                config.tensors,
+                config.parameters,
+            )
+        )
+    extended = extended[:MAX_CONFIGS]
+    shown = "; ".join(
+        f"{key}={', '.join(dict.fromkeys(repr(c.values[key]) for c in extended))} (run-time state"
+        + (f", initially {known[key]!r})" if known[key] is not None else ")")
+        for key in keys
+    )
+    return extended, shown
+
+
+def _parsed(code: str) -> object:
+    value = sym.literal_value(cst.parse_expression(code)) if code else NotImplemented
+    return value if isinstance(value, (bool, int, float)) else None
+
+
+def _samples(value: object) -> tuple[object, ...]:
+    if isinstance(value, bool):
+        return BOOL_SAMPLES
+    if isinstance(value, int):
+        return INT_SAMPLES
+    return SAMPLES
+
+
+def _label(state: dict[str, object]) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in state.items())

@@ -14,12 +14,14 @@ time; see ``verify`` for the stage.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import libcst as cst
 
+from fgi_rewrite.analysis import elementwise as ew
+from fgi_rewrite.core import ir
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.model import Style, Surrogate
 from fgi_rewrite.core.names import FreshNames
@@ -28,14 +30,15 @@ from fgi_rewrite.project.notebook import is_notebook
 from fgi_rewrite.project.source_module import (
     ClassInfo,
     ModuleInfo,
+    bound_names,
     dotted_name,
     exported_names,
     imported_module,
     public_names,
 )
 from fgi_rewrite.rewrite.emit import emit_function, emit_inline
-from fgi_rewrite.verify.job import Chunk, HyperConfig, UserImport
-from fgi_rewrite.verify.pure import impure_calls
+from fgi_rewrite.verify.job import Chunk, HyperConfig, StateRead, UserImport
+from fgi_rewrite.verify.pure import PURE_BUILTINS, impure_calls
 
 CANDIDATE = "_fgi_verify_candidate"
 WRAPPERS = {Style.INLINE: "_FgiVerifyInline", Style.FUNCTION: "_FgiVerifyFunction"}
@@ -268,9 +271,14 @@ def _hyper_type(values: Sequence[object]) -> str:
 
 
 def fgi_chunks(
-    surrogate: Surrogate, forms: set[Style], configs: Sequence[HyperConfig]
+    surrogate: Surrogate,
+    forms: set[Style],
+    configs: Sequence[HyperConfig],
+    callables: Mapping[int, str] | None = None,
 ) -> tuple[tuple[Chunk, ...], dict[Style, str]]:
-    """The emitted code, and ``nn.Module`` wrappers that TorchScript/compile/export can take."""
+    """The emitted code, and ``nn.Module`` wrappers that TorchScript/compile/export can take;
+    the original is called with ``callables`` (position -> name of a callable the call sites
+    pass, which the rewrite inlined) among its arguments."""
     params = [p.name for p in surrogate.params]
     grads = set(surrogate.differentiable())
     # Typed as the first configuration passes them: the one the TorchScript check uses.
@@ -299,9 +307,12 @@ def fgi_chunks(
             f"class {WRAPPERS[Style.FUNCTION]}(torch.nn.Module):\n    {signature}\n"
             f"        return {CANDIDATE}({arguments})\n"
         )
+    passed = list(params)
+    for position, name in sorted((callables or {}).items()):
+        passed.insert(position, name)
     original = (
         f"class {ORIGINAL}(torch.nn.Module):\n    {signature}\n"
-        f"        return {surrogate.short_name}.apply({arguments})\n"
+        f"        return {surrogate.short_name}.apply({', '.join(passed)})\n"
     )
     # ``emitted``: kept when the original comes from the user's module instead.
     chunks = (
@@ -337,3 +348,135 @@ def user_import(index: ProjectIndex, info: ClassInfo | None) -> UserImport | Non
         module=module.name,
         attribute=info.qualname[len(prefix) :],
     )
+
+
+# ---- run-time state the rewrite reads ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StateReads:
+    """How the verification module reads the run-time state a surrogate reads (``<M>.ALPHA``,
+    ``<M>.cfg.alpha``: ``core/ir.py``), and how the child sets it to each checked value.
+
+    ``surrogate``: f and g with the reads written for the verification module (bare globals of
+    the Function's module, which the verification module rebuilds; a name linked to the copied
+    namespace of another module). ``reads``: one per read, with its key in the configurations'
+    values and the path the child assigns. ``eager_only``: why the TorchScript, compile and
+    export checks are not run."""
+
+    surrogate: Surrogate
+    chunks: tuple[Chunk, ...]
+    reads: tuple[StateRead, ...]
+    initial: tuple[tuple[str, str], ...]  # key -> initial value as code ('' when unknown)
+    eager_only: str = ""
+
+
+def runtime_state(surrogate: Surrogate, home: str) -> StateReads:
+    """The reads of ``surrogate`` as the verification module of its Function's module
+    (qualifier ``home``) reads them."""
+    if not surrogate.reads:
+        return StateReads(surrogate, (), (), ())
+    links: dict[str, str] = {}  # qualifier -> linked name
+
+    def base(qualifier: str) -> cst.BaseExpression | None:
+        if qualifier == home:
+            return None
+        if qualifier not in links:
+            links[qualifier] = f"_fgi_state_{len(links)}"
+        return cst.Name(links[qualifier])
+
+    def rendered(expression: cst.BaseExpression) -> cst.BaseExpression:
+        return ir.map_references(expression, lambda r: ir.rebase(r, base))
+
+    reads, initial = [], []
+    for code, value in surrogate.reads:
+        reference = cst.parse_expression(code)
+        qualifier = ir.reference_root(reference) or home
+        local = rendered(reference)
+        key = sym.code(local)
+        namespace = "" if qualifier == home else qualifier.split("@", 1)[0]
+        reads.append(StateRead(key, namespace, _steps(ir.rebase(reference, lambda _: None))))
+        initial.append((key, value))
+    chunks = tuple(
+        Chunk(
+            "link",
+            f"# {name} = {qualifier.split('@', 1)[0]} (the module whose state is read)\n",
+            source=qualifier.split("@", 1)[0],
+            names={name: ""},
+        )
+        for qualifier, name in links.items()
+    )
+    verified = replace(
+        surrogate,
+        value=rendered(surrogate.value),
+        grads=tuple(None if g is None else rendered(g) for g in surrogate.grads),
+    )
+    # TorchScript takes a global read through a module (``surrogate.ALPHA``) as the constant it
+    # holds when scripting, rejects a bare one and anything read through an object (FGI113).
+    eager_only = (
+        "the rewrite reads run-time state (" + ", ".join(r.key for r in reads) + "), which "
+        "TorchScript cannot follow: checked in eager mode only"
+    )
+    return StateReads(verified, chunks, tuple(reads), tuple(initial), eager_only)
+
+
+def _steps(reference: cst.BaseExpression) -> tuple[tuple[str, object], ...]:
+    """``cfg.alpha`` -> (("name", "cfg"), ("attr", "alpha")); ``SLOPES[0]`` -> (("name",
+    "SLOPES"), ("item", 0))."""
+    if isinstance(reference, cst.Name):
+        return (("name", reference.value),)
+    if isinstance(reference, cst.Attribute):
+        return (*_steps(reference.value), ("attr", reference.attr.value))
+    if isinstance(reference, cst.Subscript):
+        index = reference.slice[0].slice
+        key = sym.literal_value(index.value) if isinstance(index, cst.Index) else None
+        return (*_steps(reference.value), ("item", key))
+    return ()
+
+
+def callable_chunks(
+    index: ProjectIndex, surrogate: Surrogate
+) -> tuple[tuple[Chunk, ...], dict[int, str]]:
+    """The callables the call sites pass (``Surrogate.callables``), rebuilt in the verification
+    module for the original to call: a lambda's source, a module-level function's definition
+    under a private name. Their free names must be torch, math or builtins (the verification
+    module has no other module's globals); else NotIsolated."""
+    chunks: list[Chunk] = []
+    names: dict[int, str] = {}
+    for position, code in surrogate.callables:
+        parts = ir.callable_parts(cst.parse_expression(code))
+        if parts is None:
+            raise NotIsolated(f"the callable {code} cannot be read")
+        qualifier, target = parts
+        name = f"_fgi_callable_{position}"
+        if isinstance(target, cst.Lambda):
+            node: cst.CSTNode = target
+            text = f"{name} = {sym.code(target)}\n"
+        else:
+            module = index.module_by_qualifier(qualifier)
+            function = module.functions.get(target) if module is not None else None
+            if function is None:
+                raise NotIsolated(f"the function {target} of {qualifier} was not found")
+            node = function.with_changes(name=cst.Name(name), decorators=[])
+            text = cst.Module(body=[]).code_for_node(node)
+        free = _free_names(node) - {"torch", "math", *PURE_BUILTINS, *ew.BUILTINS}
+        if free:
+            raise NotIsolated(
+                f"the callable a call site passes reads {', '.join(sorted(free))} of its module"
+            )
+        chunks.append(Chunk("helper", text, f"the callable {code}"))
+        names[position] = name
+    return tuple(chunks), names
+
+
+def _free_names(node: cst.CSTNode) -> set[str]:
+    """Names a lambda or function reads that it does not bind itself."""
+    params = node.params if isinstance(node, (cst.Lambda, cst.FunctionDef)) else None
+    own = set()
+    if params is not None:
+        own = {
+            p.name.value for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+        }
+    if isinstance(node, cst.FunctionDef):
+        own |= bound_names(node.body) | {node.name.value}
+    return sym.names_in(node) - own

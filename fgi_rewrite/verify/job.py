@@ -77,6 +77,22 @@ class HyperConfig:
 
 
 @dataclass(frozen=True)
+class StateRead:
+    """Run-time state the rewrite reads (a module global, a class attribute, an entry of a
+    container, an attribute of a config object), which the child sets to each configuration's
+    value (under ``key``) before both the original and the rewrite run: ``path`` from the
+    namespace (the verification module, or a copied project module) to it, as ("name", n),
+    ("attr", a) and ("item", k) steps."""
+
+    key: str
+    namespace: str
+    path: tuple[tuple[str, object], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "namespace": self.namespace, "path": [list(s) for s in self.path]}
+
+
+@dataclass(frozen=True)
 class UserImport:
     """Where the child imports the original Function from (``--verify-import-user-code``)."""
 
@@ -107,6 +123,9 @@ class Case:
     user_import: UserImport | None = None
     not_isolated: str = ""  # why the isolated module cannot be built (then user_import)
     second_order: bool = False  # the exact form: second derivatives are compared too
+    reads: tuple[StateRead, ...] = ()  # run-time state set to each configuration's values
+    eager_only: str = ""  # why the TorchScript/compile/export checks are not run ('' if run)
+    callables: tuple[tuple[int, str], ...] = ()  # (position, name) passed to the original
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -125,6 +144,9 @@ class Case:
             "not_isolated": self.not_isolated,
             "hyper": self.hyper,
             "second_order": self.second_order,
+            "reads": [r.to_json() for r in self.reads],
+            "eager_only": self.eager_only,
+            "callables": [list(c) for c in self.callables],
         }
 
 

@@ -61,13 +61,16 @@ from fgi_rewrite.verify.hyper_samples import (
     hyper_configs,
     integer_params,
     probability_params,
+    with_state,
 )
 from fgi_rewrite.verify.isolate import (
     ORIGINAL,
     WRAPPERS,
     NotIsolated,
     build_chunks,
+    callable_chunks,
     fgi_chunks,
+    runtime_state,
     user_import,
 )
 from fgi_rewrite.verify.job import Case, Job
@@ -211,14 +214,23 @@ def verify_rewrites(
                 )
                 continue
             chunks, future, not_isolated = (), False, str(exc)  # the child imports the original
-        fgi, forms = fgi_chunks(surrogate, entry["forms"], configs)
+        state = runtime_state(surrogate, _qualifier(index, surrogate))
+        configs, state_values = with_state(configs, state.initial)
+        hyper = ", ".join(x for x in (hyper, state_values) if x)
+        base = replace(base, hyper=hyper)
+        try:
+            passed, callables = callable_chunks(index, surrogate)
+        except NotIsolated as exc:
+            verdicts[qualname] = _isolation(base, str(exc), surrogate, allow_unverified, outcome)
+            continue
+        fgi, forms = fgi_chunks(state.surrogate, entry["forms"], configs, callables)
         if plot is not None:
             plots[qualname] = str(plot / plot_name(surrogate, taken))
         cases.append(
             Case(
                 id=qualname,
                 class_name=surrogate.short_name,
-                chunks=(*chunks, *fgi),
+                chunks=(*chunks, *state.chunks, *passed, *fgi),
                 future_annotations=future,
                 forms=forms,
                 wrappers=WRAPPERS,
@@ -234,6 +246,9 @@ def verify_rewrites(
                 user_import=importable,  # --verify-import-user-code: when isolation fails
                 not_isolated=not_isolated,  # why the isolated module cannot be built
                 second_order=surrogate.form is not Form.FAST,
+                reads=state.reads,
+                eager_only=state.eager_only,
+                callables=tuple(sorted(callables.items())),
             )
         )
         verdicts[qualname] = base
@@ -275,6 +290,11 @@ def verify_rewrites(
             _plot_problems(child, used, outcome)
     outcome.verifications = list(verdicts.values())
     return outcome
+
+
+def _qualifier(index: ProjectIndex, surrogate: Surrogate) -> str:
+    """The qualifier of the Function's module (whose globals the verification module holds)."""
+    return index.module(surrogate.location.path).qualifier
 
 
 def _plot_directory(directory: Path, used: Mapping[str, dict[str, Any]], outcome: Outcome) -> bool:

@@ -73,6 +73,8 @@ compare_grad_presence, parameter = compare.compare_grad_presence, compare.parame
 # Second derivatives of the exact form (second_order.py, beside this file).
 second_order: Any = sibling("second_order")
 second_order.compare = compare
+# Run-time state the rewrite reads, set for each configuration (state.py, beside this file).
+state: Any = sibling("state")
 
 
 # ---- building a case's module ----------------------------------------------------------------
@@ -97,6 +99,7 @@ def build_module(
     # Definitions copied from the project modules the Function's module imports from, each in
     # a namespace of its own (``verify._foreign``), so that their names cannot collide.
     namespaces: dict[str, types.ModuleType] = {"": module}
+    module.__dict__["__fgi_namespaces__"] = namespaces  # where run-time state is set
     line = 0
     for chunk, text in zip(case["chunks"], texts, strict=True):
         source = "\n" * line + text
@@ -150,6 +153,8 @@ class Checker:
         self.params: list[dict[str, Any]] = case["params"]
         self.diff = [i for i, p in enumerate(self.params) if p["grad"]]
         self.original: Callable[..., Any] = getattr(module, case["class_name"]).apply
+        if case.get("callables"):  # a lambda or function the call sites pass, then inlined
+            self.original = state.with_callables(self.original, module, case["callables"])
         self.forms: dict[str, Callable[..., Any]] = {}
         for form, name in case["forms"].items():
             target = getattr(module, name)
@@ -162,6 +167,7 @@ class Checker:
         self.usable: list[dict[str, Any]] = []  # the configurations compared (grad_check)
 
     def arguments(self, tensors: Sequence[Any], config: dict[str, Any], grad: bool) -> list[Any]:
+        self.set_state(config)
         args: list[Any] = []
         it = iter(tensors)
         for p in self.params:
@@ -174,6 +180,16 @@ class Checker:
             else:
                 args.append(config["values"][p["name"]])
         return args
+
+    def set_state(self, config: dict[str, Any]) -> None:
+        """The run-time state both sides read, at this configuration's values."""
+        if not self.case.get("reads"):
+            return
+        targets = [self.module.__dict__.get("__fgi_namespaces__", {"": self.module})]
+        user = self.module.__dict__.get("__fgi_user__")
+        if user is not None:
+            targets.append({"": user})
+        state.set_state(self.case, config, targets)
 
     def call(self, fn: Callable[..., Any], args: Sequence[Any], what: str) -> Any:
         torch.manual_seed(SEED)  # stochastic forwards draw the same numbers
@@ -602,7 +618,9 @@ def import_original(case: dict[str, Any], workdir: str, index: int) -> types.Mod
     emitted = {**case, "chunks": [c for c in case["chunks"] if c.get("emitted")]}
     namespace = {k: v for k, v in vars(user).items() if not k.startswith("__")}
     namespace[case["class_name"]] = target
-    return build_module(emitted, workdir, index, namespace)
+    module = build_module(emitted, workdir, index, namespace)
+    module.__dict__["__fgi_user__"] = user  # the original reads its run-time state there
+    return module
 
 
 def run_checks(
@@ -620,6 +638,9 @@ def run_checks(
         checks["grad"] = {"ok": False, "detail": str(exc)}
         return result
     steps: list[tuple[str, Callable[[], object]]] = [("grad", checker.grad_check)]
+    if case.get("eager_only"):  # run-time state TorchScript cannot compile: eager checks only
+        checker.notes.add(case["eager_only"])
+        level = "grad"
     if level in ("script", "full"):
         steps.append(("script", checker.script_check))
     if level == "full":
