@@ -18,10 +18,12 @@ original statements back into any rewritten version of the reduced source (they 
 edited), before the result is written, shown or imported.
 
 A statement is kept (conservatively, by its text and its stdlib AST) when it mentions
-``Function``, ``apply`` or ``autograd``, imports, names ``globals``/``setattr``/..., binds a name
-another file of the project mentions (that file may import it), uses a name that a kept
-statement binds (other than an import of the standard library, torch or numpy), or binds a name
-a kept statement uses or binds; to a fixed point. What is left out therefore defines no
+``Function``, ``apply`` or ``autograd`` (or what ``higher_order.py`` scans for:
+``create_graph``, ``torch.func``, ``hvp``, a ``grad(``/``backward(`` call...), imports
+(also inside a module-level ``try``, ``if`` or ``with``), names ``globals``/``setattr``/...,
+binds a name another file of the project mentions (that file may import it), uses a name that a
+kept statement binds (other than an import of the standard library, torch or numpy), or binds a
+name a kept statement uses or binds; to a fixed point. What is left out therefore defines no
 Function, holds no call that may reach one, changes no value the kept statements read, and is
 named nowhere else in the project.
 """
@@ -43,8 +45,13 @@ import libcst as cst
 THRESHOLD = 256 * 1024  # bytes; smaller files are read as they are
 GROUP = 64 * 1024  # bytes of source parsed at a time
 
-# Text that makes a statement relevant by itself.
-_RELEVANT = re.compile(r"Function|apply|autograd|__getattr__|__all__")
+# Text that makes a statement relevant by itself: what may define or reach a Function, and
+# what the higher-order scan (``higher_order.py``) looks for, since it reads the same source.
+_RELEVANT = re.compile(
+    r"Function|apply|autograd|__getattr__|__all__"
+    r"|create_graph|gradgradcheck|\bfunc\b|functorch|hessian|\bhvp\b|\bvhp\b|\bjvp\b|\bvjp\b"
+    r"|jacfwd|jacrev|linearize|forward_ad|grad_and_value|\bgrad\(|\bbackward\("
+)
 # Names that bind or look up names at run time.
 _DYNAMIC = frozenset(
     {"globals", "locals", "vars", "setattr", "delattr", "exec", "eval", "__import__", "__dict__"}
@@ -294,8 +301,18 @@ def _summarize(unit: _Unit, statement: ast.stmt, text: str) -> None:
     unit.keep = (
         unit.keep
         or isinstance(statement, (ast.Import, ast.ImportFrom))
+        or _guarded_import(statement, text)
         or bool(uses & _DYNAMIC)
         or bool(_RELEVANT.search(text))
+    )
+
+
+def _guarded_import(statement: ast.stmt, text: str) -> bool:
+    """An import in a module-level ``try``/``if``/``with`` (``try: from x import *``)."""
+    return (
+        isinstance(statement, (ast.Try, ast.If, ast.With))
+        and "import" in text
+        and any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(statement))
     )
 
 
