@@ -277,7 +277,11 @@ def pure_decorator(module: ModuleInfo, decorator: cst.BaseExpression) -> bool:
     # ``@value.setter`` of a property defined just above in the same class body.
     accessor = attribute in PROPERTY_ACCESSORS and bool(head) and "." not in head
     accessor = accessor and head not in module.imports
-    return (name in PURE_DECORATORS or accessor) and impure_calls(module, decorator) == []
+    if not (name in PURE_DECORATORS or accessor):
+        return False
+    # The decorator's own call (``custom_fwd(device_type=...)``) is known; its arguments are not.
+    arguments = decorator.args if isinstance(decorator, cst.Call) else ()
+    return all(impure_calls(module, argument.value) == [] for argument in arguments)
 
 
 def impure_calls(module: ModuleInfo, node: cst.CSTNode) -> list[str]:
