@@ -23,7 +23,7 @@ from fgi_rewrite.pipeline.targets import form_choice
 from fgi_rewrite.project.higher_order import HigherOrderUses, scan_project, uses_in
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.rewrite import emit
-from tests.fixture_cases import Case, cases, copy_inputs, run_case
+from tests.fixture_cases import FIXTURES, Case, cases, copy_inputs, run_case
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None  # found, not imported
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
@@ -399,6 +399,16 @@ def test_verification_refuses_what_the_exact_form_cannot_match(tmp_path: Path) -
     text = (tmp_path / "surr.py").read_text()
     assert "Symmetric.apply" not in text.replace("Asymmetric.apply", "")
     assert "Asymmetric.apply(v, th)" in text and "NotDifferentiable.apply(v)" in text
+
+
+def test_the_exact_form_keeps_a_parameter_hyperparameter_without_grad() -> None:
+    """The exact form keeps g differentiable; a hyperparameter g reads that may be a tensor (an
+    nn.Parameter the original's backward gives None) is cut from autograd where it is one, so
+    that its .grad stays None (verification checks it as one: test_exact_fixtures_verify)."""
+    text = (FIXTURES / "higher_order_runtime_branch" / "expected.py").read_text()
+    assert "_fgi_width.detach() if isinstance(_fgi_width, torch.Tensor) else _fgi_width" in (
+        " ".join(text.split()).replace("( ", "(").replace(" )", ")")
+    )
 
 
 @needs_torch

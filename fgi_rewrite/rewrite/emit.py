@@ -497,12 +497,15 @@ def exact_injection(
         detached[name], midpoints[name] = sym.name(d), sym.name(m)
         deltas.append(sym.name(delta))
     reads_output = any(sym.mentions(_grad(surrogate, i), OUTPUT) for i in differentiable)
-    at_midpoint = {**value_of, **midpoints}
+    hyper = _detached_hyperparameters(surrogate, value_of, differentiable, fresh)
+    lines += [line for _, line in hyper.values()]
+    fixed = {**value_of, **{name: sym.name(t) for name, (t, _) in hyper.items()}}
+    at_midpoint = {**fixed, **midpoints}
     hats: list[cst.BaseExpression] = []
     if reads_output:
         out_mid = fresh("_fgi_out_mid")
         at_midpoint[OUTPUT] = sym.name(out_mid)
-        at_detached = {**value_of, **detached, OUTPUT: sym.method(sym.name(output), "detach")}
+        at_detached = {**fixed, **detached, OUTPUT: sym.method(sym.name(output), "detach")}
         hats = [_clean(sym.substitute(_grad(surrogate, i), at_detached)) for i in differentiable]
     grads = [_clean(sym.substitute(_grad(surrogate, i), at_midpoint)) for i in differentiable]
     used = set().union(*(sym.names_in(g) for g in grads))
@@ -541,6 +544,30 @@ def exact_injection(
     tree = control_flow.split([*hats, *grads])
     lines.extend(f"{INDENT}{line}" for line in control_flow.render(tree, leaf, INDENT))
     return lines
+
+
+def _detached_hyperparameters(
+    surrogate: Surrogate,
+    value_of: Mapping[str, cst.BaseExpression],
+    differentiable: Sequence[int],
+    fresh: Callable[[str], str],
+) -> dict[str, tuple[str, str]]:
+    """For the exact form: each hyperparameter ``g`` reads that is not a number literal, bound
+    to its value cut from autograd when it is a tensor (``alpha.detach() if isinstance(alpha,
+    torch.Tensor) else alpha``: TorchScript refines the type, a float passes as it is). An
+    ``nn.Parameter`` the original's backward gives ``None`` then keeps ``.grad`` None, as in the
+    fast form (whose detached factor does the same). Name -> (temporary, its line)."""
+    read = set().union(*(sym.names_in(_grad(surrogate, i)) for i in differentiable))
+    found: dict[str, tuple[str, str]] = {}
+    for param, grad in zip(surrogate.params, surrogate.grads, strict=True):
+        value = value_of.get(param.name)
+        if grad is not None or value is None or _is_number(value) or param.name not in read:
+            continue
+        code = sym.code(value)
+        temp = fresh(f"_fgi_{param.name}_detached")
+        line = f"{INDENT}{temp} = {code}.detach() if isinstance({code}, torch.Tensor) else {code}"
+        found[param.name] = (temp, line)
+    return found
 
 
 def _movable(arg: cst.BaseExpression) -> str:
