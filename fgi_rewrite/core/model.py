@@ -72,6 +72,12 @@ class Location:
         return f"{self.path}:{cell}{self.line}:{self.column}"
 
 
+def shown_path(path: Path, root: Path) -> str:
+    """A file named inside a message: relative to the project root, so that the message is
+    the same on every machine (the report's own locations follow the paths as given)."""
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     code: type[Code]

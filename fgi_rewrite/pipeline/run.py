@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from fgi_rewrite.core import codes
-from fgi_rewrite.core.model import Diagnostic, Location, Surrogate, VerifyLevel
+from fgi_rewrite.core.model import Diagnostic, Location, Surrogate, VerifyLevel, shown_path
 from fgi_rewrite.core.results import CallSite
 from fgi_rewrite.pipeline import finish, notebooks, parallel
 from fgi_rewrite.pipeline.options import (
@@ -182,7 +182,7 @@ def _process(
     if options.verify is not VerifyLevel.NONE or options.plot is not None:
         progress(VERIFYING, 0, len({s.surrogate for s in rewritten}))
         finish.verify(index, context, report, remote)
-    _report_uses_left(rewritten, analyses, report)
+    _report_uses_left(rewritten, analyses, report, fileset.root)
     finish.add_remote_functions(index, report, remote, context.styles)
     finish.state_warnings(analyses, report)
     report.diagnostics.extend(finish.form_notes(report, analyses, uses, choice, fileset.root))
@@ -269,7 +269,9 @@ def _report_functions_left(
     )
 
 
-def _report_uses_left(rewritten: Sequence[CallSite], analyses: Analyses, report: Report) -> None:
+def _report_uses_left(
+    rewritten: Sequence[CallSite], analyses: Analyses, report: Report, root: Path
+) -> None:
     """No silent misses: every use of a surrogate the run leaves has a line. The rewriters
     reported theirs (FGI206); here, the sites of surrogates verification refused get theirs,
     a use another line already explains (at the same place) none, and a surrogate with a use
@@ -284,7 +286,7 @@ def _report_uses_left(rewritten: Sequence[CallSite], analyses: Analyses, report:
                 codes.SurrogateUseLeft,
                 site.location,
                 f"use of {refusal.message.split(':', 1)[0]} left unchanged: its rewrite is "
-                f"refused ({refusal.code.code} in {refusal.location.path})",
+                f"refused ({refusal.code.code} in {shown_path(refusal.location.path, root)})",
                 subject=site.surrogate,
             )
         )

@@ -15,7 +15,14 @@ from fgi_rewrite.analysis.analyze import forward_params
 from fgi_rewrite.core import codes
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.codes import Severity
-from fgi_rewrite.core.model import Diagnostic, Location, Param, Style, Surrogate
+from fgi_rewrite.core.model import (
+    Diagnostic,
+    Location,
+    Param,
+    Style,
+    Surrogate,
+    shown_path,
+)
 from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.core.results import CallSite, CallStyle
 from fgi_rewrite.project.entities import ApplyRef, ClassRef, Entity, External, FunctionRef, Unknown
@@ -484,7 +491,7 @@ class CallSiteRewriter(cst.CSTTransformer):
                 codes.SurrogateUseLeft,
                 self.module.location(node),
                 f"{used} left unchanged: {info.name} is refused ({analysis.code.code} in "
-                f"{analysis.location.path}: {analysis.message})",
+                f"{shown_path(analysis.location.path, self.index.root)}: {analysis.message})",
                 subject=info.qualname,
             )
         )
