@@ -6,6 +6,7 @@ rewrite of the reformatted source keeps the original's values and gradients."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -59,15 +60,19 @@ def relayout(root: Path, layout: str) -> None:
 Outcome = tuple[list[tuple[str, str]], list[tuple[str, str, str]], list[str]]
 
 
+_LINE_IN_MESSAGE = re.compile(r"(\w\.(?:py|ipynb)):\d+")
+
+
 def outcome(report: Report, root: Path) -> Outcome:
     """What must not depend on layout: the call sites (by surrogate and style), the diagnostics
-    (by file, code and message; lines move) and the internal errors (none)."""
+    (by file, code and message; lines move, also those a message names: ``meta.py:6``) and the
+    internal errors (none)."""
     sites = sorted((s.surrogate, s.style.value) for r in report.results for s in r.call_sites)
     diagnostics = sorted(
         (
             d.location.path.relative_to(root).as_posix(),
             d.code.code,
-            d.message.replace(f"{root}/", ""),
+            _LINE_IN_MESSAGE.sub(r"\1:N", d.message.replace(f"{root}/", "")),
         )
         for d in report.diagnostics
     )
