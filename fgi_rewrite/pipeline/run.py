@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from fgi_rewrite.core import codes
+from fgi_rewrite.core.codes import Severity
 from fgi_rewrite.core.model import Diagnostic, Location, Surrogate, VerifyLevel, shown_path
 from fgi_rewrite.core.results import CallSite
 from fgi_rewrite.pipeline import finish, notebooks, parallel
@@ -153,9 +154,13 @@ def _process(
             CalleeNames.from_sources(
                 set(index.maybe_function_names()), [index.text(p) for p in index.alias_files()]
             ),
-            # Some Function may be rewritten at all: one of the files given defines a surrogate,
-            # or a Function defined elsewhere may be one (analyzed when a call needs it).
-            rewritable=any(isinstance(r, Surrogate) or r.specializable for r in analyses.values())
+            # Call sites are worth a pass: one of the files given defines a surrogate, or a
+            # refused one whose uses are reported (FGI206), or a Function defined elsewhere may
+            # be one (analyzed when a call needs it).
+            rewritable=any(
+                isinstance(r, Surrogate) or r.specializable or r.code.severity is not Severity.INFO
+                for r in analyses.values()
+            )
             or len(function_files) < len(all_function_files),
             targets=targets,
             options=options,
