@@ -88,7 +88,8 @@ class Receiver:
     of the file, ``dotted``), ``self`` (the instance of a plain method), ``cls`` (the class of a
     classmethod of ``owner``), ``class_of`` (``type(x)``, ``x.__class__``), ``lookup`` (a module
     looked up by name: ``importlib.import_module(...)``, ``sys.modules[...]``, or a local bound
-    to one) or ``unknown`` (a local, a parameter, an attribute of one, a call's result)."""
+    to one), ``local_class`` (a dotted name rooted at a class defined in the enclosing function,
+    ``dotted``) or ``unknown`` (a local, a parameter, an attribute of one, a call's result)."""
 
     kind: str
     dotted: str = ""
@@ -119,6 +120,7 @@ class _Scope:
     cls_name: str = ""
     owner: str = ""
     lookups: set[str] = field(default_factory=set)  # locals bound to a module looked up by name
+    classes: set[str] = field(default_factory=set)  # classes defined in this function's body
 
 
 def _target_names(target: ast.expr) -> set[str]:
@@ -166,6 +168,21 @@ def _locals(func: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> set[st
             names.update((a.asname or a.name).split(".")[0] for a in node.names)
         pending.extend(ast.iter_child_nodes(node))
     return names - declared
+
+
+def _local_classes(func: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> set[str]:
+    """The classes defined in ``func``'s own body (not in nested functions or classes)."""
+    if isinstance(func, ast.Lambda):
+        return set()
+    found: set[str] = set()
+    pending: list[ast.AST] = list(func.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.ClassDef):
+            found.add(node.name)
+        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            pending.extend(ast.iter_child_nodes(node))
+    return found
 
 
 def _decorators(func: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:
@@ -235,7 +252,7 @@ class _Collector(ast.NodeVisitor):
         self.classes.pop()
 
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> None:
-        scope = _Scope(_locals(node))
+        scope = _Scope(_locals(node), classes=_local_classes(node))
         args = [*node.args.posonlyargs, *node.args.args]
         in_class = bool(self.classes) and not isinstance(node, ast.Lambda)
         if in_class and args and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -285,6 +302,10 @@ class _Collector(ast.NodeVisitor):
         if any(head in s.lookups for s in self.scopes) and "." not in dotted:
             return Receiver("lookup")
         if self._is_local(head):
+            # The innermost function binding ``head`` decides what it is: a class it builds?
+            binding = next((s for s in reversed(self.scopes) if head in s.local), None)
+            if binding is not None and head in binding.classes:
+                return Receiver("local_class", dotted)
             return Receiver("unknown")
         return Receiver("global", dotted)
 

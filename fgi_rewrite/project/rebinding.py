@@ -91,6 +91,10 @@ class RebindingProof:
         hidden = self.hidden(attr)
         if hidden:
             return hidden
+        for info in chain:
+            local = self._local_class_writes(info, attr) if info.in_function else None
+            if local:
+                return local
 
         def matches(entity: Entity) -> bool:
             return isinstance(entity, ClassRef) and entity.info in wanted
@@ -135,6 +139,40 @@ class RebindingProof:
                         return f"'{receiver.dotted}' is changed in place in {path.name}"
                     if isinstance(entity, Unknown):
                         return f"'{receiver.dotted}' in {path.name} may be it"
+        return None
+
+    def _local_class_writes(self, info: ClassInfo, attr: str) -> str | None:
+        """A class built inside a function is reached through that function's name for it (and
+        ``cls`` in its classmethods), which no module-level resolution sees: any such write of
+        ``attr`` in its file counts. Where the class object leaves the function (returned,
+        stored), a write through any name the proof cannot resolve counts too."""
+        facts = self.facts(info.path)
+        if facts is None:
+            return f"{info.path.name} cannot be read"
+        writes = [r for r, a in facts.attribute_writes if a == attr]
+        writes += [r for r, a in facts.setattrs if a in (attr, None)]
+        for receiver in writes:
+            if receiver.kind == "local_class" and receiver.dotted == info.name:
+                return f"'{info.name}.{attr}' is written where {info.name} is built"
+            if receiver.kind == "cls" and receiver.owner.rsplit(".", 1)[-1] == info.name:
+                return f"'cls.{attr}' is written in a classmethod of {info.name}"
+        if not _used_as_value(self.index.text(info.path), info.name, (".", "(")):
+            return None
+        for path in self.files_with(f".{attr}", f"'{attr}'", f'"{attr}"'):
+            facts = self.facts(path)
+            if facts is None:
+                return f"{path.name} cannot be read"
+            for receiver, written in [*facts.attribute_writes, *facts.setattrs]:
+                if written != attr or receiver.kind in ("self", "lookup"):
+                    continue
+                if receiver.kind == "global":
+                    entity = self.resolve(path, receiver.dotted)
+                    if isinstance(entity, (ModuleRef, ClassRef)):
+                        continue
+                return (
+                    f"{info.name} leaves the function that builds it and '.{attr}' is "
+                    f"written in {path.name}"
+                )
         return None
 
     def hidden(self, name: str) -> str | None:
