@@ -51,20 +51,21 @@ def analyze(
             try:
                 return _analyze(index, info, module, constants or {}, closure, runtime=True)
             except Refuse as deeper:
-                if deeper.code is not codes.NotSurrogate and (
+                past = (codes.NotSurrogate, codes.ForwardNotElementwise)
+                if deeper.code not in past and (
                     not deeper.specializable or deeper.code is codes.CallableHyperparameter
                 ):
                     # The decisive reason lies past the condition (a callable hyperparameter):
                     # name it; literals at a call site may still fold the condition away.
                     refusal = Refuse(deeper.code, deeper.message, deeper.node, specializable=True)
-                elif deeper.code is codes.NotSurrogate:
+                elif deeper.code in past:
                     refusal = Refuse(
                         refusal.code,
                         f"{refusal.message}; past it, {deeper.message}",
                         refusal.node,
                         specializable=True,
                     )
-        if refusal.code is codes.UnsupportedStatement:
+        if refusal.code in (codes.UnsupportedStatement, codes.ForwardNotElementwise):
             # A generic "cannot read this" may hide the real reason: the body indexes along an
             # axis (a scan over time steps, a time shift), which no call site can make elementwise.
             refusal = _axis_refusal(index, info) or refusal
@@ -198,8 +199,11 @@ def _analyze(
             codes.CallableHyperparameter,
         ):
             raise  # reported when the Function has a surrogate's shape (``analyze``)
+        # A note unless the Function has a surrogate's shape (``analyze``): then FGI112.
         raise Refuse(
-            codes.NotSurrogate, f"forward is not elementwise ({refusal.message})", refusal.node
+            codes.ForwardNotElementwise,
+            f"forward is not elementwise ({refusal.message})",
+            refusal.node,
         ) from None
     if isinstance(value, tuple):
         raise Refuse(codes.SeveralOutputs, "forward returns several values", forward)
@@ -207,7 +211,7 @@ def _analyze(
     try:
         check_elementwise(f, allow_random=True, what="forward", allowed=names)
     except Refuse as refusal:
-        raise Refuse(codes.NotSurrogate, refusal.message, forward) from None
+        raise Refuse(codes.ForwardNotElementwise, refusal.message, forward) from None
     if non_float(f):
         raise Refuse(codes.NonFloatOutput, "forward returns a boolean or integer tensor", forward)
     if setup is not None:
