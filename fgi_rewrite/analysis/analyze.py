@@ -456,11 +456,30 @@ def _axis_loop(node: cst.CSTNode) -> cst.For | None:
         if not isinstance(n, cst.For) or found:
             return
         header = sym.code(n.iter)
-        if any(word in header for word in (".shape", ".size(", "len(")) and _axis_subscript(n.body):
+        over_axis = any(word in header for word in (".shape", ".size(", "len("))
+        if over_axis and (_axis_subscript(n.body) or _indexes_with(n.body, n.target)):
             found.append(n)
 
     sym.walk(node, visit)
     return found[0] if found else None
+
+
+def _indexes_with(body: cst.CSTNode, target: cst.BaseAssignTargetExpression) -> bool:
+    """Whether ``body`` indexes something with the loop variable (``inp[t]``: a time step)."""
+    if not isinstance(target, cst.Name):
+        return False
+    found = False
+
+    def visit(n: cst.CSTNode) -> None:
+        nonlocal found
+        if isinstance(n, cst.Subscript) and any(
+            isinstance(e.slice, cst.Index) and sym.mentions(e.slice.value, target.value)
+            for e in n.slice
+        ):
+            found = True
+
+    sym.walk(body, visit)
+    return found
 
 
 def _surrogate_shaped(index: ProjectIndex, info: ClassInfo) -> bool:
