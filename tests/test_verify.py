@@ -514,6 +514,9 @@ def test_every_fixture_rewrite_verifies(tmp_path: Path) -> None:
     assert not codes_of(report), [d.render() for d in report.diagnostics]
     assert len(report.verifications) >= len(chosen)
     for verdict in report.verifications:
+        if "(run-time state" in verdict.hyper:  # checked in eager mode only (README, FGI113)
+            assert verdict.checks == (("grad", "ok"), ("script", "-")), verdict.line()
+            continue
         assert verdict.checks == (("grad", "ok"), ("script", "ok")), verdict.line()
         assert verdict.original and "fails" in verdict.original[0], verdict.line()
     # Verification blocked nothing: every file is exactly its expected rewrite.
