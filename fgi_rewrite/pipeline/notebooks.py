@@ -32,8 +32,8 @@ from fgi_rewrite.project.entities import ApplyRef
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.notebook import NotebookModule, is_notebook, magics, rewrite_notebook
 from fgi_rewrite.project.notebook_json import NotebookError
+from fgi_rewrite.project.skips import skipped_function
 from fgi_rewrite.project.source_module import ModuleInfo, SourceError
-from fgi_rewrite.rewrite.call_sites import skipped_function
 
 # A dotted name in a magic's text: a callee or an ``apply`` reference to resolve.
 _DOTTED = re.compile(r"(?<![\w.$])[A-Za-z_]\w*(?:\s*\.\s*[A-Za-z_]\w*)*")

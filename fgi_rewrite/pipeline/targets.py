@@ -27,9 +27,10 @@ from fgi_rewrite.project.higher_order import HigherOrderUses
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.notebook import is_notebook
 from fgi_rewrite.project.prefilter import CalleeNames
+from fgi_rewrite.project.skips import skipped_function
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
 from fgi_rewrite.rewrite import hygiene
-from fgi_rewrite.rewrite.call_sites import rewrite_module, skipped_function
+from fgi_rewrite.rewrite.call_sites import rewrite_module
 from fgi_rewrite.rewrite.formatting import ProjectStyles
 from fgi_rewrite.rewrite.module_edits import add_functions, ensure_from_import
 from fgi_rewrite.rewrite.references import ModuleNames, Unnameable

@@ -38,9 +38,8 @@ from pathlib import Path
 
 from fgi_rewrite.core.model import Location
 from fgi_rewrite.project.index import ProjectIndex
+from fgi_rewrite.project.skips import skip_lines
 from fgi_rewrite.project.source_module import SourceError
-
-SKIP_MARKER = "fgi: skip"  # as for call sites (rewrite/call_sites.py)
 
 # A file can only hold a use if its text has one of these (``import func``: ``from torch import
 # func``): plain substrings first (fast), then the same with word boundaries (``torch.functional``
@@ -143,7 +142,7 @@ def scan_project(index: ProjectIndex, paths: Iterable[Path]) -> HigherOrderUses:
             tree = index.ast_tree(path)
         except SourceError:
             continue  # a file Python cannot read differentiates nothing
-        skipped = {i + 1 for i, line in enumerate(text.splitlines()) if SKIP_MARKER in line}
+        skipped = skip_lines(text)
         found.extend(u for u in uses_in(tree, path) if u.location.line not in skipped)
     return HigherOrderUses(tuple(found))
 

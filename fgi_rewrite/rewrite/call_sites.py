@@ -6,7 +6,6 @@ The generated functions and the imports the rewritten sites need are added after
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 
 import libcst as cst
@@ -26,8 +25,10 @@ from fgi_rewrite.core.model import (
 from fgi_rewrite.core.names import FreshNames
 from fgi_rewrite.core.results import CallSite, CallStyle
 from fgi_rewrite.project.entities import ApplyRef, ClassRef, Entity, External, FunctionRef, Unknown
-from fgi_rewrite.project.index import ProjectIndex, local_entities
+from fgi_rewrite.project.index import ProjectIndex
+from fgi_rewrite.project.local_scope import local_entities
 from fgi_rewrite.project.prefilter import CalleeNames, statements_with_candidates
+from fgi_rewrite.project.skips import skip_lines
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError
 from fgi_rewrite.rewrite.callables import bind_without_callables, passed_callables
 from fgi_rewrite.rewrite.emit import Emission, emit_inline, function_name
@@ -41,8 +42,6 @@ from fgi_rewrite.rewrite.formatting import (
 from fgi_rewrite.rewrite.hygiene import Inserted, Intent, base_intents
 from fgi_rewrite.rewrite.references import ModuleNames, Unnameable, names_of
 
-SKIP_MARKER = "fgi: skip"
-_NEWLINE = re.compile(r"\r\n?|\n")  # line ends as Python counts them (not form feeds)
 MAX_DISPATCH = 8  # classes in a run-time dispatch on a class-valued parameter
 
 
@@ -733,45 +732,6 @@ class CallSiteRewriter(cst.CSTTransformer):
 
     def resolve_self_attribute(self, cls: ClassInfo, attr: str) -> Entity:
         return self.index.self_attribute(cls, attr)
-
-
-def skip_lines(source: str) -> set[int]:
-    """The lines that carry ``# fgi: skip``."""
-    if SKIP_MARKER not in source:
-        return set()
-    return {i + 1 for i, line in enumerate(_NEWLINE.split(source)) if SKIP_MARKER in line}
-
-
-def skipped_function(index: ProjectIndex, info: ClassInfo) -> Diagnostic | None:
-    """FGI007 for a Function marked ``# fgi: skip`` on its header (a decorator, the ``class``
-    line or a line of its bases down to the colon): the run takes it for its analysis, so that
-    it is left alone everywhere and nothing else is reported about it."""
-    marked = skip_lines(index.text(info.path))
-    if not marked:
-        return None
-    module = info.defined_in
-    start = getattr(module.positions.get(info.node), "start", None)
-    if start is None:
-        return None
-    first = start.line  # the ``class`` keyword's line in the module's text
-    node = info.node
-    header = node.with_changes(
-        body=cst.SimpleStatementSuite(body=[cst.Pass()]),
-        decorators=(),
-        leading_lines=(),
-        lines_after_decorators=(),
-    )
-    last = first + module.tree.code_for_node(header).count("\n") - 1
-    above = sum(module.tree.code_for_node(d).count("\n") for d in node.decorators)
-    above += len(node.lines_after_decorators)
-    if not marked & set(range(first - above, last + 1)):
-        return None
-    return Diagnostic(
-        codes.SkippedFunction,
-        info.location,
-        f"{info.name}: marked '# {SKIP_MARKER}': left alone, its call sites too",
-        subject=info.qualname,
-    )
 
 
 def _is_candidate(func: cst.BaseExpression, names: CalleeNames) -> bool:
