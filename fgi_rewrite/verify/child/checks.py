@@ -282,8 +282,9 @@ class Checker:
     def usable_configs(self) -> list[dict[str, Any]]:
         """The hyperparameter combinations to compare at. A combination made of sample values
         (nothing at the call sites or in a default says what the value is) at which the original
-        itself raises lies outside the hyperparameter's domain: it is left out, and said so in
-        ``skipped``; values from call sites and defaults are never left out."""
+        itself raises, also when passed as a number rather than a tensor, lies outside the
+        hyperparameter's domain: it is left out, and said so in ``skipped``; values from call
+        sites and defaults are never left out."""
         usable = []
         generator = torch.Generator().manual_seed(3)
         for config in self.case["configs"]:
@@ -292,6 +293,12 @@ class Checker:
                 shapes = variants(main, len(self.diff) - 1, generator, self.domain)
                 tensors = next(t for label, t in shapes if label in SAME_SHAPE)
                 why = self.original_fails(tensors, config)
+                if not why and (config.get("tensors") or config.get("parameters")):
+                    # A value outside the domain as a number (``2 / (alpha - 1)`` at 1.0) is
+                    # outside it as a tensor too, where it gives inf instead of raising.
+                    plain = {**config, "tensors": [], "parameters": []}
+                    why = self.original_fails(tensors, plain)
+                    why = f"{why} (passed as a number)" if why else ""
                 if why:
                     self.skipped.append(f"{config['label']}: the original {why}")
                     continue
