@@ -44,6 +44,10 @@ def test_diff_of_examples_shows_both_call_sites() -> None:
     assert len(changed["model.py"].call_sites) == 2
     assert b"torch.is_grad_enabled()" in changed["model.py"].after
     assert b"fast_sigmoid(" not in changed["model.py"].after
+    # A project of its own (examples/pyproject.toml): the repository's fixtures that
+    # differentiate twice are not part of it, so the fast form, without FGI401.
+    assert b"_fgi_v_mid" not in changed["model.py"].after
+    assert not [d for d in report.diagnostics if d.code.code == "FGI401"]
 
 
 @pytest.mark.parametrize(

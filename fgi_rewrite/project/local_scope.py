@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 import libcst as cst
 
@@ -21,8 +22,20 @@ from fgi_rewrite.project.source_module import (
     import_bindings,
 )
 
-if TYPE_CHECKING:  # the index builds local scopes; they call back into it
-    from fgi_rewrite.project.index import ProjectIndex
+
+class Resolver(Protocol):
+    """What a local scope asks of the project index (``index.ProjectIndex``, which builds the
+    scopes and resolves through them)."""
+
+    def resolve_dotted(self, dotted: str, near: Path | None = None, depth: int = 0) -> Entity: ...
+
+    def resolve_value(
+        self,
+        module: ModuleInfo,
+        value: cst.BaseExpression,
+        depth: int = 0,
+        local: Mapping[str, Entity] | None = None,
+    ) -> Entity: ...
 
 
 @dataclass(frozen=True)
@@ -37,7 +50,7 @@ class LocalScope(Mapping[str, Entity]):
     assignments resolve, local classes are classes."""
 
     def __init__(
-        self, index: ProjectIndex, module: ModuleInfo, func: cst.FunctionDef, depth: int = 0
+        self, index: Resolver, module: ModuleInfo, func: cst.FunctionDef, depth: int = 0
     ) -> None:
         self.index, self.module, self.func, self.depth = index, module, func, depth
         self._resolved: dict[str, Entity] = {}
@@ -116,6 +129,6 @@ class LocalScope(Mapping[str, Entity]):
 
 
 def local_entities(
-    index: ProjectIndex, module: ModuleInfo, func: cst.FunctionDef, depth: int = 0
+    index: Resolver, module: ModuleInfo, func: cst.FunctionDef, depth: int = 0
 ) -> LocalScope:
     return LocalScope(index, module, func, depth)

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import libcst as cst
 
@@ -42,8 +42,31 @@ from fgi_rewrite.project.entities import (
 from fgi_rewrite.project.file_writes import FileWrites, collect, parameter_read_only
 from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo, SourceError, module_name_for
 
-if TYPE_CHECKING:
-    from fgi_rewrite.project.index import ProjectIndex
+
+class ProjectIndex(Protocol):
+    """What the proof asks of the project index (``index.ProjectIndex``, which holds one proof
+    per run and answers its lookups)."""
+
+    def text(self, path: Path) -> str: ...
+
+    def ast_tree(self, path: Path) -> ast.Module: ...
+
+    def module(self, path: Path) -> ModuleInfo: ...
+
+    def files_containing(self, words: tuple[str, ...]) -> list[Path]: ...
+
+    def hidden_mentions(self, word: str) -> list[Path]: ...
+
+    def resolve_dotted(self, dotted: str, near: Path | None = None, depth: int = 0) -> Entity: ...
+
+    def resolve_expr(
+        self,
+        module: ModuleInfo,
+        node: cst.BaseExpression,
+        depth: int = 0,
+        local: Mapping[str, Entity] | None = None,
+    ) -> Entity: ...
+
 
 # Substrings of a file that may write any attribute or name (then its facts are read).
 _ANY_ATTRIBUTE = ("setattr(", "delattr(", "vars(", "__dict__")

@@ -9,8 +9,8 @@ name the call site reads is never rebound.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import libcst as cst
 
@@ -18,11 +18,33 @@ from fgi_rewrite.analysis.analyze import forward_params
 from fgi_rewrite.core import ir
 from fgi_rewrite.core import symbolic as sym
 from fgi_rewrite.core.model import Location, Param, Surrogate
-from fgi_rewrite.project.entities import FunctionRef
-from fgi_rewrite.project.source_module import ClassInfo
+from fgi_rewrite.project.entities import Entity, FunctionRef
+from fgi_rewrite.project.index import ProjectIndex
+from fgi_rewrite.project.source_module import ClassInfo, ModuleInfo
 
-if TYPE_CHECKING:
-    from fgi_rewrite.rewrite.call_sites import CallSiteRewriter
+
+class _Scope(Protocol):
+    @property
+    def names(self) -> Mapping[str, Entity]: ...
+
+
+class CallSiteRewriter(Protocol):
+    """What these rules ask of the call-site rewriter (``call_sites.CallSiteRewriter``)."""
+
+    @property
+    def index(self) -> ProjectIndex: ...
+
+    @property
+    def module(self) -> ModuleInfo: ...
+
+    @property
+    def scopes(self) -> Sequence[_Scope]: ...
+
+    def resolve_entity(self, node: cst.BaseExpression) -> Entity: ...
+
+    def bind_arguments(
+        self, params: Sequence[Param], name: str, call: cst.Call, location: Location | None
+    ) -> list[cst.BaseExpression] | None: ...
 
 
 def passed_callables(
