@@ -112,6 +112,12 @@ class FileWrites:
     local_attributes: set[str] = field(default_factory=set)  # ``f(x.SLOPES)``, x a local
     imports: dict[str, str] = field(default_factory=dict)  # local name -> dotted (resolved)
 
+    def writes_of(self, attr: str) -> list[Receiver]:
+        """What ``.attr`` is written on: assignments, and ``setattr`` with that name or with a
+        name that is not a literal (which may be it)."""
+        written = [receiver for receiver, a in self.attribute_writes if a == attr]
+        return written + [receiver for receiver, a in self.setattrs if a in (attr, None)]
+
 
 @dataclass
 class _Scope:

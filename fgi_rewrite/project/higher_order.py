@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fgi_rewrite.core.model import Location
+from fgi_rewrite.core.model import Location, shown_path
 from fgi_rewrite.project.index import ProjectIndex
 from fgi_rewrite.project.skips import skip_lines
 from fgi_rewrite.project.source_module import SourceError
@@ -103,9 +103,8 @@ class HigherOrderUse:
 
     def render(self, root: Path | None = None) -> str:
         path = self.location.path
-        if root is not None and path.is_relative_to(root):
-            path = path.relative_to(root)
-        return f"{path}:{self.location.line}: {self.what}"
+        shown = shown_path(path, root) if root is not None else str(path)
+        return f"{shown}:{self.location.line}: {self.what}"
 
 
 @dataclass(frozen=True)

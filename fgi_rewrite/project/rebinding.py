@@ -172,9 +172,7 @@ class RebindingProof:
         facts = self.facts(info.path)
         if facts is None:
             return f"{info.path.name} cannot be read"
-        writes = [r for r, a in facts.attribute_writes if a == attr]
-        writes += [r for r, a in facts.setattrs if a in (attr, None)]
-        for receiver in writes:
+        for receiver in facts.writes_of(attr):
             if receiver.kind == "local_class" and receiver.dotted == info.name:
                 return f"'{info.name}.{attr}' is written where {info.name} is built"
             if receiver.kind == "cls" and receiver.owner.rsplit(".", 1)[-1] == info.name:
@@ -223,8 +221,7 @@ class RebindingProof:
             facts = self.facts(path)
             if facts is None:
                 return f"{path.name} cannot be read"
-            written = [r for r, a in facts.attribute_writes if a == attr]
-            written += [r for r, a in facts.setattrs if a in (attr, None)]
+            written = facts.writes_of(attr)
             if classes is None:
                 written += facts.dict_uses
             for receiver in written:

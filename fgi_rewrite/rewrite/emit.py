@@ -445,12 +445,20 @@ def _reads_tensor_hyperparameter(
 ) -> bool:
     """Whether a gradient reads a hyperparameter (an input without a gradient) that is not a
     number literal here, so may be a tensor that requires grad."""
-    names = {
-        sym.code(value_of[p.name])
-        for p, g in zip(surrogate.params, surrogate.grads, strict=True)
-        if g is None and not _is_number(value_of[p.name])
-    }
+    names = {sym.code(value_of[p.name]) for p in _maybe_tensor_hyperparameters(surrogate, value_of)}
     return bool(names) and any(names & sym.names_in(g) for g in grads)
+
+
+def _maybe_tensor_hyperparameters(
+    surrogate: Surrogate, value_of: Mapping[str, cst.BaseExpression]
+) -> list[Param]:
+    """The hyperparameters (inputs without a gradient) whose value here is not a number
+    literal: they may be tensors that require grad."""
+    return [
+        param
+        for param, grad in zip(surrogate.params, surrogate.grads, strict=True)
+        if grad is None and param.name in value_of and not _is_number(value_of[param.name])
+    ]
 
 
 def exact_injection(
@@ -559,11 +567,10 @@ def _detached_hyperparameters(
     fast form (whose detached factor does the same). Name -> (temporary, its line)."""
     read = set().union(*(sym.names_in(_grad(surrogate, i)) for i in differentiable))
     found: dict[str, tuple[str, str]] = {}
-    for param, grad in zip(surrogate.params, surrogate.grads, strict=True):
-        value = value_of.get(param.name)
-        if grad is not None or value is None or _is_number(value) or param.name not in read:
+    for param in _maybe_tensor_hyperparameters(surrogate, value_of):
+        if param.name not in read:
             continue
-        code = sym.code(value)
+        code = sym.code(value_of[param.name])
         temp = fresh(f"_fgi_{param.name}_detached")
         line = f"{INDENT}{temp} = {code}.detach() if isinstance({code}, torch.Tensor) else {code}"
         found[param.name] = (temp, line)
