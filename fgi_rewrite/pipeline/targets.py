@@ -8,7 +8,6 @@ that ``run`` merges into the Report in path order, so the result never depends o
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -189,8 +188,11 @@ def rewrite_file(index: ProjectIndex, context: TargetContext, module: ModuleInfo
     ``Rewritten.remote``). Call sites whose inserted code cannot mean there what it means in
     the Function's module (``rewrite/hygiene.py``) are left unchanged and reported."""
     refused: dict[str, tuple[type[codes.Code], str]] = {}
+    # The call sites are named by ``str(Location)`` in the rewriter's bookkeeping (hygiene.py).
+    locations: dict[str, Location] = {}
     for _ in range(MAX_HYGIENE_ROUNDS):
         rewritten, problems = _rewrite_once(index, context, module, refused)
+        locations.update((str(c.location), c.location) for c in rewritten.result.call_sites)
         if not problems:
             break
         refused.update(problems)
@@ -200,29 +202,15 @@ def rewrite_file(index: ProjectIndex, context: TargetContext, module: ModuleInfo
         rewritten,
         diagnostics=(
             *rewritten.diagnostics,
-            *(_site_refusal(site, code, why) for site, (code, why) in sorted(refused.items())),
+            *(
+                Diagnostic(code, locations[site], f"{why}; left unchanged")
+                for site, (code, why) in sorted(refused.items())
+            ),
         ),
     )
 
 
 MAX_HYGIENE_ROUNDS = 4  # rewrites of one file, each leaving more call sites unchanged
-
-
-_SITE = re.compile(r"(?P<path>.*?):(?:cell_(?P<cell>\d+):)?(?P<line>\d+):(?P<column>\d+)")
-
-
-def _site_refusal(site: str, code: type[codes.Code], why: str) -> Diagnostic:
-    """The refusal at a call site given as ``str(Location)``."""
-    match = _SITE.fullmatch(site)
-    assert match is not None, site
-    cell = match["cell"]
-    where = Location(
-        Path(match["path"]),
-        int(match["line"]),
-        int(match["column"]),
-        int(cell) if cell is not None else None,
-    )
-    return Diagnostic(code, where, f"{why}; left unchanged")
 
 
 def _rewrite_once(
