@@ -74,6 +74,7 @@ class ProjectIndex:
         self._texts: dict[Path, str] = {}
         self._ast: dict[Path, ast.Module] = {}
         self._notebooks: dict[Path, NotebookModule | SourceError] = {}
+        self._hidden: dict[Path, str] = {}
         self._containing: dict[tuple[str, ...], list[Path]] = {}
         self._files = tuple(files)
         self._paths = frozenset(self._files)
@@ -383,11 +384,14 @@ class ProjectIndex:
         return [p for p in self._files if is_notebook(p) and pattern.search(self.hidden_text(p))]
 
     def hidden_text(self, path: Path) -> str:
-        """A notebook's magics and the cells its module leaves out (``%time Fn.alpha = 2``)."""
-        try:
-            return hidden_code(self.notebook(path))
-        except SourceError:
-            return ""
+        """A notebook's magics and the cells its module leaves out (``%time Fn.alpha = 2``);
+        kept for the run, since every rebinding question asks again."""
+        if path not in self._hidden:
+            try:
+                self._hidden[path] = hidden_code(self.notebook(path))
+            except SourceError:
+                self._hidden[path] = ""
+        return self._hidden[path]
 
     def files_containing(self, words: tuple[str, ...]) -> list[Path]:
         """The project's files whose text contains any of ``words`` (a substring prefilter;
